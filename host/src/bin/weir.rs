@@ -1,0 +1,185 @@
+//! The `weir` command: argument parsing and output only; everything else is the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use weir::progress::{BatchProgress, ErrorCounts, ProgressListener};
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Stream processing on Kafka with WebAssembly UDFs over Apache Arrow",
+    after_help = "Examples:\n  \
+        weir validate examples/fraud/pipeline.toml     load the modules, check the schemas, print the plan\n  \
+        weir run examples/fraud/pipeline.toml          run the pipeline (KAFKA_BOOTSTRAP_SERVERS picks the broker)\n  \
+        weir demo examples/fraud/pipeline.toml         run it against an in-process broker with generated data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline until it reaches its endingOffsets or is interrupted (Ctrl-C finishes the batch).
+    Run {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+        /// Progress output: JSON lines on stdout, a status line on the terminal, or both.
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
+    },
+    /// Load the modules, check that the schemas compose from source to sink, and print the plan.
+    Validate {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+    },
+    /// Run a pipeline against an in-process Kafka broker filled with generated transactions, and check the output.
+    Demo {
+        /// The pipeline file (TOML); it reads `transactions` and writes `results`.
+        #[arg(default_value = "examples/fraud/pipeline.toml")]
+        file: PathBuf,
+        /// How many transactions to generate.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressMode {
+    /// A status line when stderr is a terminal, JSON lines otherwise.
+    Auto,
+    /// One JSON object per batch on stdout (Spark's StreamingQueryProgress shape).
+    Json,
+    /// A status line on stderr.
+    Human,
+    /// Both.
+    Both,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::udf=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting tokio");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Validate { file } => {
+            let spec = weir::config::load(&file)?;
+            let pipeline = weir::Pipeline::new(spec)
+                .with_context(|| format!("{}: planning the pipeline", file.display()))?;
+            print!("{}", pipeline.plan().describe());
+            println!("ok: {} is valid", file.display());
+            Ok(())
+        }
+        Command::Run { file, progress } => {
+            let spec = weir::config::load(&file)?;
+            let pipeline = weir::Pipeline::new(spec)
+                .with_context(|| format!("{}: planning the pipeline", file.display()))?;
+            let terminal = std::io::stderr().is_terminal();
+            let (json, human) = match progress {
+                ProgressMode::Auto => (!terminal, terminal),
+                ProgressMode::Json => (true, false),
+                ProgressMode::Human => (false, true),
+                ProgressMode::Both => (true, true),
+            };
+            let mut listener = Printer::new(json, human);
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let summary = pipeline.run_with_progress(shutdown, &mut listener).await?;
+            listener.finish();
+            eprintln!(
+                "done: {} batches, {} records in, {} out, {} dead-lettered, {} dropped",
+                summary.batches,
+                summary.input_rows,
+                summary.output_rows,
+                summary.errors.dead_lettered,
+                summary.errors.deserializer_dropped + summary.errors.transform_dropped
+            );
+            Ok(())
+        }
+        Command::Demo { file, records } => {
+            let report = weir::demo::run_fraud_demo(&file, records).await?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}
+
+/// Prints progress as JSON lines and/or a one-line status.
+struct Printer {
+    json: bool,
+    bar: Option<ProgressBar>,
+    total_rows: u64,
+    errors: ErrorCounts,
+}
+
+impl Printer {
+    fn new(json: bool, human: bool) -> Self {
+        let bar = human.then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+            );
+            bar
+        });
+        Printer {
+            json,
+            bar,
+            total_rows: 0,
+            errors: ErrorCounts::default(),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+impl ProgressListener for Printer {
+    fn on_progress(&mut self, progress: &BatchProgress) {
+        self.total_rows += progress.num_input_rows;
+        self.errors.add(&progress.errors);
+        if self.json {
+            if let Ok(line) = serde_json::to_string(progress) {
+                println!("{line}");
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "batch {} | {} records | {:.0} records/s | {} out | dead-lettered {} dropped {}",
+                progress.batch_id,
+                self.total_rows,
+                progress.processed_rows_per_second,
+                progress.sink.num_output_rows,
+                self.errors.dead_lettered,
+                self.errors.deserializer_dropped + self.errors.transform_dropped
+            ));
+            bar.tick();
+        }
+    }
+}

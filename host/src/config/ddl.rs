@@ -1,0 +1,60 @@
+//! Schemas written as Spark DDL strings (`"name STRING, amount DOUBLE, flag INT"`), as `from_json` takes them.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Parses a Spark DDL schema of named columns into an Arrow schema; every column is nullable, as in Spark.
+///
+/// Types: `STRING`, `BINARY`, `BOOLEAN`, `TINYINT`/`BYTE`, `SMALLINT`/`SHORT`, `INT`/`INTEGER`,
+/// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC, as Spark stores it) and `DATE`.
+///
+/// ```
+/// use weir::config::parse_ddl_schema;
+/// let schema = parse_ddl_schema("name STRING, flag INT").unwrap();
+/// assert_eq!(schema.field(1).name(), "flag");
+/// assert!(parse_ddl_schema("flag NUMBER").unwrap_err().contains("NUMBER"));
+/// ```
+pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
+    let mut fields = Vec::new();
+    for column in ddl.split(',') {
+        let column = column.trim();
+        if column.is_empty() {
+            return Err(format!("empty column in schema {ddl:?}"));
+        }
+        let mut words = column.split_whitespace();
+        let name = words.next().unwrap_or_default().trim_matches('`');
+        let type_name = words
+            .next()
+            .ok_or_else(|| format!("column {name:?} has no type (write e.g. \"{name} STRING\")"))?;
+        if let Some(extra) = words.next() {
+            return Err(format!(
+                "unexpected {extra:?} after the type of column {name:?}"
+            ));
+        }
+        let data_type = match type_name.to_ascii_uppercase().as_str() {
+            "STRING" => DataType::Utf8,
+            "BINARY" => DataType::Binary,
+            "BOOLEAN" => DataType::Boolean,
+            "TINYINT" | "BYTE" => DataType::Int8,
+            "SMALLINT" | "SHORT" => DataType::Int16,
+            "INT" | "INTEGER" => DataType::Int32,
+            "BIGINT" | "LONG" => DataType::Int64,
+            "FLOAT" => DataType::Float32,
+            "DOUBLE" => DataType::Float64,
+            "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            "DATE" => DataType::Date32,
+            other => {
+                return Err(format!(
+                    "column {name:?} has the unsupported type {other:?}; supported: STRING, BINARY, BOOLEAN, \
+                     TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, TIMESTAMP, DATE"
+                ))
+            }
+        };
+        if fields.iter().any(|f: &Field| f.name() == name) {
+            return Err(format!("column {name:?} appears twice"));
+        }
+        fields.push(Field::new(name, data_type, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}

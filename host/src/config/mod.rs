@@ -1,0 +1,446 @@
+//! The pipeline file: a TOML description of source, deserializer, transforms, sink and limits.
+//!
+//! ```toml
+//! name = "fraud"
+//!
+//! [source]
+//! kafka.bootstrap.servers = "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
+//! subscribe = "transactions"
+//! startingOffsets = "earliest"
+//!
+//! [deserializer]
+//! udf = "json_transactions.wasm"      # or format = "json" with schema = "name STRING, flag INT"
+//! on_error = "dead-letter"            # fail (default) | drop | dead-letter
+//! dead_letter_topic = "transactions-dlq"
+//!
+//! [[transform]]
+//! udf = "fraud_flagged.wasm"
+//! config = { threshold = 1 }          # handed to the UDF's init as JSON
+//!
+//! [sink]
+//! kafka.bootstrap.servers = "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
+//! topic = "results"
+//! format = "json"                     # kafka (default: needs a value column) | json
+//!
+//! [trigger]
+//! processingTime = "1s"               # default: as fast as possible
+//!
+//! [limits]                            # for every UDF; a stage may override with its own limits table
+//! memory = "256MiB"
+//! timeout = "10s"
+//! ```
+//!
+//! Strings expand `${VAR}` and `${VAR:-default}` from the environment. Paths are relative to the file.
+//! Every error names the file, the key and what was expected.
+
+mod ddl;
+mod expand;
+mod kafka;
+mod section;
+mod spec;
+mod units;
+
+use std::path::{Path, PathBuf};
+
+pub use ddl::parse_ddl_schema;
+pub use expand::expand;
+pub use kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS};
+pub use spec::{
+    DecodeFormat, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec, TransformSpec,
+    Trigger, UdfSpec,
+};
+pub use units::{parse_duration, parse_size};
+
+use section::Section;
+
+use crate::sink::SinkOptions;
+use crate::source::SourceOptions;
+use crate::udf::UdfLimits;
+
+/// A mistake in a pipeline file: which file, which key, what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: `{key}`: {message}")]
+pub struct ConfigError {
+    /// The pipeline file.
+    pub file: String,
+    /// The dotted key at fault, e.g. `deserializer.on_error`.
+    pub key: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(file: &str, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and checks a pipeline file, expanding `${VAR}` from the process environment.
+pub fn load(path: &Path) -> Result<PipelineSpec, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&file, "", format!("cannot read the pipeline file: {e}")))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let default_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse(&text, &file, &base, &default_name, |name| {
+        std::env::var(name).ok()
+    })
+}
+
+/// Parses pipeline-file text. `file` names it in errors, `base` resolves relative module paths and
+/// `env` answers `${VAR}` lookups.
+pub fn parse(
+    text: &str,
+    file: &str,
+    base: &Path,
+    default_name: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PipelineSpec, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        ConfigError::new(
+            file,
+            format!("line {line}"),
+            format!("not valid TOML: {}", e.message()),
+        )
+    })?;
+    expand_strings(file, "", &mut table, &env)?;
+    let mut root = Section::new(file, "", table);
+
+    let name = root
+        .string("name")?
+        .unwrap_or_else(|| default_name.to_string());
+    let limits = match root.table("limits")? {
+        Some(section) => read_limits(section, UdfLimits::default())?,
+        None => UdfLimits::default(),
+    };
+    let source = root
+        .table("source")?
+        .ok_or_else(|| root.error("source", "missing: expected a [source] table"))?;
+    let source = read_source(source)?;
+    let deserializer = root
+        .table("deserializer")?
+        .ok_or_else(|| root.error("deserializer", "missing: expected a [deserializer] table"))?;
+    let deserializer = read_deserializer(deserializer, base, limits)?;
+    let transforms = root
+        .array_of_tables("transform")?
+        .into_iter()
+        .map(|section| read_transform(section, base, limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sink = root
+        .table("sink")?
+        .ok_or_else(|| root.error("sink", "missing: expected a [sink] table"))?;
+    let sink = read_sink(sink)?;
+    let trigger = match root.table("trigger")? {
+        Some(mut section) => {
+            let interval = section.parsed("processingTime", parse_duration)?;
+            section.finish(&["processingTime"])?;
+            match interval {
+                Some(d) if !d.is_zero() => Trigger::ProcessingTime(d),
+                _ => Trigger::AsFastAsPossible,
+            }
+        }
+        None => Trigger::AsFastAsPossible,
+    };
+    root.finish(&[
+        "name",
+        "source",
+        "deserializer",
+        "transform",
+        "sink",
+        "trigger",
+        "limits",
+    ])?;
+    Ok(PipelineSpec {
+        name,
+        source,
+        deserializer,
+        transforms,
+        sink,
+        trigger,
+    })
+}
+
+fn expand_strings(
+    file: &str,
+    path: &str,
+    table: &mut toml::Table,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let key = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        expand_value(file, &key, value, env)?;
+    }
+    Ok(())
+}
+
+fn expand_value(
+    file: &str,
+    key: &str,
+    value: &mut toml::Value,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            *s = expand(s, env).map_err(|e| ConfigError::new(file, key, e))?
+        }
+        toml::Value::Table(table) => expand_strings(file, key, table, env)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(file, &format!("{key}[{i}]"), item, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn read_limits(mut section: Section, defaults: UdfLimits) -> Result<UdfLimits, ConfigError> {
+    let mut limits = defaults;
+    if let Some(bytes) = section.parsed("memory", parse_size)? {
+        limits.memory_bytes = bytes;
+    }
+    if let Some(timeout) = section.parsed("timeout", parse_duration)? {
+        if timeout.is_zero() {
+            return Err(section.error("timeout", "must be more than zero"));
+        }
+        limits.timeout = timeout;
+    }
+    if let Some(bytes) = section.parsed("max_output", parse_size)? {
+        limits.max_output_bytes = bytes;
+    }
+    if let Some(bytes) = section.parsed("max_log", parse_size)? {
+        limits.max_log_bytes = bytes;
+    }
+    section.finish(&["memory", "timeout", "max_output", "max_log"])?;
+    Ok(limits)
+}
+
+fn read_source(section: Section) -> Result<SourceOptions, ConfigError> {
+    let file = section.file();
+    let key_of = |k: &str| section.key(k);
+    let prefix = key_of("");
+    let options = section.into_options()?;
+    SourceOptions::from_options(options)
+        .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))
+}
+
+fn read_sink(mut section: Section) -> Result<SinkSpec, ConfigError> {
+    let format = match section.string("format")?.as_deref() {
+        None | Some("kafka") => SinkFormat::Kafka,
+        Some("json") => SinkFormat::Json,
+        Some(other) => {
+            return Err(section.error(
+                "format",
+                format!("expected \"kafka\" or \"json\", found {other:?}"),
+            ))
+        }
+    };
+    let file = section.file();
+    let prefix = section.key("");
+    let options = section.into_options()?;
+    let options = SinkOptions::from_options(options)
+        .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))?;
+    Ok(SinkSpec { options, format })
+}
+
+fn read_on_error(section: &mut Section, allow_dead_letter: bool) -> Result<OnError, ConfigError> {
+    let policy = section.string("on_error")?;
+    let topic = section.string("dead_letter_topic")?;
+    let on_error = match policy.as_deref() {
+        None | Some("fail") => OnError::Fail,
+        Some("drop") => OnError::Drop,
+        Some("dead-letter") if allow_dead_letter => OnError::DeadLetter {
+            topic: topic.clone().ok_or_else(|| {
+                section.error(
+                    "dead_letter_topic",
+                    "missing: on_error = \"dead-letter\" needs a topic",
+                )
+            })?,
+        },
+        Some(other) => {
+            let expected = if allow_dead_letter {
+                "fail, drop or dead-letter"
+            } else {
+                "fail or drop"
+            };
+            return Err(section.error("on_error", format!("expected {expected}, found {other:?}")));
+        }
+    };
+    if topic.is_some() && !matches!(on_error, OnError::DeadLetter { .. }) {
+        return Err(section.error(
+            "dead_letter_topic",
+            "only used with on_error = \"dead-letter\"",
+        ));
+    }
+    Ok(on_error)
+}
+
+fn read_udf(
+    section: &mut Section,
+    base: &Path,
+    limits: UdfLimits,
+) -> Result<Option<UdfSpec>, ConfigError> {
+    let Some(path) = section.string("udf")? else {
+        return Ok(None);
+    };
+    if path.is_empty() {
+        return Err(section.error("udf", "expected the path of a .wasm module"));
+    }
+    let path = base.join(PathBuf::from(path));
+    let name = section.string("name")?.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let config = match section.table("config")? {
+        Some(config) => config.into_json(),
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let limits = match section.table("limits")? {
+        Some(own) => read_limits(own, limits)?,
+        None => limits,
+    };
+    Ok(Some(UdfSpec {
+        name,
+        path,
+        config,
+        limits,
+    }))
+}
+
+fn read_deserializer(
+    mut section: Section,
+    base: &Path,
+    limits: UdfLimits,
+) -> Result<DeserializerSpec, ConfigError> {
+    let udf = read_udf(&mut section, base, limits)?;
+    let format_name = section.string("format")?;
+    let mode = section.string("mode")?;
+    let mut on_error = read_on_error(&mut section, true)?;
+    let format = match (udf, format_name.as_deref()) {
+        (Some(udf), None) => DecodeFormat::Udf(udf),
+        (Some(_), Some(_)) => {
+            return Err(section.error("format", "give either `udf` or `format`, not both"))
+        }
+        (None, Some("json")) => {
+            let schema = section.parsed("schema", parse_ddl_schema)?.ok_or_else(|| {
+                section.error(
+                    "schema",
+                    "missing: format = \"json\" needs a schema such as \"name STRING, flag INT\"",
+                )
+            })?;
+            let corrupt_record_column = section.string("columnNameOfCorruptRecord")?;
+            // Spark's `mode` is accepted as another spelling of the error policy.
+            let permissive = match mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                None => false,
+                Some("PERMISSIVE") => true,
+                Some(spark) => {
+                    let implied = match spark {
+                        "DROPMALFORMED" => OnError::Drop,
+                        "FAILFAST" => OnError::Fail,
+                        _ => return Err(section.error(
+                            "mode",
+                            format!(
+                                "expected PERMISSIVE, DROPMALFORMED or FAILFAST, found {spark:?}"
+                            ),
+                        )),
+                    };
+                    if section_sets_policy(&on_error, &implied) {
+                        return Err(
+                            section.error("mode", format!("mode = {spark:?} contradicts on_error"))
+                        );
+                    }
+                    on_error = implied;
+                    false
+                }
+            };
+            if let Some(column) = &corrupt_record_column {
+                if !permissive {
+                    return Err(section.error(
+                        "columnNameOfCorruptRecord",
+                        "only used with mode = \"PERMISSIVE\"",
+                    ));
+                }
+                match schema.field_with_name(column) {
+                    Ok(field) if field.data_type() == &arrow_schema::DataType::Utf8 => {}
+                    _ => {
+                        return Err(section.error(
+                            "columnNameOfCorruptRecord",
+                            format!("the schema needs a STRING column {column:?}"),
+                        ))
+                    }
+                }
+            }
+            DecodeFormat::Json {
+                schema,
+                permissive,
+                corrupt_record_column,
+            }
+        }
+        (None, Some("string")) => DecodeFormat::String,
+        (None, Some("binary")) => DecodeFormat::Binary,
+        (None, Some(other)) => {
+            return Err(section.error(
+                "format",
+                format!("expected \"json\", \"string\" or \"binary\", found {other:?}"),
+            ))
+        }
+        (None, None) => {
+            return Err(section.error(
+                "udf",
+                "missing: expected `udf = \"path.wasm\"` or `format = \"json\"`",
+            ))
+        }
+    };
+    if mode.is_some() && !matches!(format, DecodeFormat::Json { .. }) {
+        return Err(section.error("mode", "only used with format = \"json\""));
+    }
+    section.finish(&[
+        "udf",
+        "name",
+        "config",
+        "limits",
+        "format",
+        "schema",
+        "mode",
+        "columnNameOfCorruptRecord",
+        "on_error",
+        "dead_letter_topic",
+    ])?;
+    Ok(DeserializerSpec { format, on_error })
+}
+
+/// Whether an explicit `on_error` differs from what Spark's `mode` implies (the default `fail` does not count).
+fn section_sets_policy(on_error: &OnError, implied: &OnError) -> bool {
+    on_error != &OnError::Fail && on_error != implied
+}
+
+fn read_transform(
+    mut section: Section,
+    base: &Path,
+    limits: UdfLimits,
+) -> Result<TransformSpec, ConfigError> {
+    let udf = read_udf(&mut section, base, limits)?
+        .ok_or_else(|| section.error("udf", "missing: expected the path of a .wasm transform"))?;
+    let on_error = read_on_error(&mut section, false)?;
+    section.finish(&["udf", "name", "config", "limits", "on_error"])?;
+    Ok(TransformSpec { udf, on_error })
+}
+
+#[cfg(test)]
+mod tests;

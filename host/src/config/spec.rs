@@ -1,0 +1,122 @@
+//! What a pipeline is made of: the typed form of a pipeline file, also built directly by the Rust API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arrow_schema::SchemaRef;
+
+use crate::sink::SinkOptions;
+use crate::source::SourceOptions;
+use crate::udf::UdfLimits;
+
+/// A whole pipeline: source → deserializer → transforms → sink, and how often it triggers.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// A name for logs and progress reports (default: the pipeline file's stem).
+    pub name: String,
+    /// The Kafka source.
+    pub source: SourceOptions,
+    /// How Kafka records become rows.
+    pub deserializer: DeserializerSpec,
+    /// WebAssembly transforms, applied in order.
+    pub transforms: Vec<TransformSpec>,
+    /// The Kafka sink.
+    pub sink: SinkSpec,
+    /// When micro-batches start.
+    pub trigger: Trigger,
+}
+
+/// The deserializer stage.
+#[derive(Debug, Clone)]
+pub struct DeserializerSpec {
+    /// A built-in format or a WebAssembly UDF.
+    pub format: DecodeFormat,
+    /// What happens to a record that cannot be deserialized.
+    pub on_error: OnError,
+}
+
+/// How record values are decoded.
+#[derive(Debug, Clone)]
+pub enum DecodeFormat {
+    /// `format = "json"`: one JSON object per value, read with arrow-json into `schema`.
+    Json {
+        /// The columns to read.
+        schema: SchemaRef,
+        /// `mode = "PERMISSIVE"`: a malformed record becomes a row of nulls (with the raw value in
+        /// `columnNameOfCorruptRecord`, if set) instead of an error.
+        permissive: bool,
+        /// `columnNameOfCorruptRecord`: a string column that receives the raw value of malformed records.
+        corrupt_record_column: Option<String>,
+    },
+    /// `format = "string"`: one `value` string column (key, topic, partition, offset, timestamp kept).
+    String,
+    /// `format = "binary"`: the Kafka records as they are.
+    Binary,
+    /// `udf = "path.wasm"`: a WebAssembly deserializer.
+    Udf(UdfSpec),
+}
+
+/// A WebAssembly transform stage.
+#[derive(Debug, Clone)]
+pub struct TransformSpec {
+    /// The module and its configuration.
+    pub udf: UdfSpec,
+    /// What happens to rows the transform reports as failed: `Fail` or `Drop`.
+    pub on_error: OnError,
+}
+
+/// A WebAssembly module and how to run it.
+#[derive(Debug, Clone)]
+pub struct UdfSpec {
+    /// The stage name in messages (default: the module's file stem).
+    pub name: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// The `config` table, handed to the UDF's init call as JSON.
+    pub config: serde_json::Value,
+    /// Resource limits for each instance.
+    pub limits: UdfLimits,
+}
+
+/// The policy for records or rows that fail on their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop the pipeline with an error naming the record; nothing after it is committed.
+    Fail,
+    /// Skip the record and count it in the progress report.
+    Drop,
+    /// Write the original record, with the error in its headers, to this topic.
+    DeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+/// The sink stage.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    /// Kafka options and the target topic.
+    pub options: SinkOptions,
+    /// How rows become record values.
+    pub format: SinkFormat,
+}
+
+/// How the sink turns rows into Kafka records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// Spark's shape: a `value` column (string or binary) and optional `key`, `headers`, `topic`,
+    /// `partition` columns.
+    Kafka,
+    /// Every column except `key`, `headers`, `topic` and `partition` written as one JSON object per row
+    /// (Spark's `to_json(struct(*))`); those four keep their Kafka meaning.
+    Json,
+}
+
+/// When micro-batches start, as Spark's triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The next batch starts as soon as the previous one is done.
+    AsFastAsPossible,
+    /// `processingTime`: batches start at this interval; a late batch starts the next one at once.
+    ProcessingTime(Duration),
+}

@@ -1,0 +1,119 @@
+//! Pipeline-file errors: each names the file, the key and what was expected.
+
+use super::*;
+
+const GOOD: &str = r#"
+[source]
+kafka.bootstrap.servers = "${BROKER:-localhost:9092}"
+subscribe = "transactions"
+startingOffsets = "earliest"
+
+[deserializer]
+format = "json"
+schema = "name STRING, flag INT"
+on_error = "dead-letter"
+dead_letter_topic = "dlq"
+
+[sink]
+kafka.bootstrap.servers = "localhost:9092"
+topic = "results"
+format = "json"
+"#;
+
+fn parse_text(text: &str) -> Result<PipelineSpec, ConfigError> {
+    parse(text, "p.toml", Path::new("/pipelines"), "p", |name| {
+        (name == "SET").then(|| "value".to_string())
+    })
+}
+
+fn error_of(text: &str) -> ConfigError {
+    parse_text(text).expect_err("the pipeline should be refused")
+}
+
+#[test]
+fn a_good_file_parses_with_defaults_expanded() {
+    let spec = parse_text(GOOD).unwrap();
+    assert_eq!(spec.name, "p");
+    assert_eq!(spec.source.kafka["bootstrap.servers"], "localhost:9092");
+    assert_eq!(
+        spec.deserializer.on_error,
+        OnError::DeadLetter {
+            topic: "dlq".into()
+        }
+    );
+    assert_eq!(spec.sink.format, SinkFormat::Json);
+    assert_eq!(spec.trigger, Trigger::AsFastAsPossible);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_section() {
+    let err = error_of(&GOOD.replace("on_error", "on_eror"));
+    assert_eq!(err.key, "deserializer.on_eror");
+    assert!(
+        err.to_string()
+            .starts_with("p.toml: `deserializer.on_eror`: unknown key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_say_what_was_expected() {
+    let err = error_of(&GOOD.replace("\"dead-letter\"", "\"retry\""));
+    assert_eq!(err.key, "deserializer.on_error");
+    assert!(err.message.contains("fail, drop or dead-letter"));
+
+    let err = error_of(&GOOD.replace(
+        "startingOffsets = \"earliest\"",
+        "startingOffsets = \"first\"",
+    ));
+    assert_eq!(err.key, "source.startingOffsets");
+
+    let err = error_of(&GOOD.replace("flag INT", "flag NUMBER"));
+    assert_eq!(err.key, "deserializer.schema");
+
+    let err = error_of(&format!("{GOOD}\n[trigger]\nprocessingTime = \"soon\"\n"));
+    assert_eq!(err.key, "trigger.processingTime");
+
+    let err = error_of(&format!("{GOOD}\n[limits]\nmemory = 5\n"));
+    assert_eq!(err.key, "limits.memory");
+    assert!(err.message.contains("expected a string"));
+}
+
+#[test]
+fn missing_sections_and_variables_are_named() {
+    let err = error_of(&GOOD.replace("[sink]", "[sunk]"));
+    assert_eq!(err.key, "sink");
+    let err = error_of(&GOOD.replace("${BROKER:-localhost:9092}", "${BROKER}"));
+    assert_eq!(err.key, "source.kafka.bootstrap.servers");
+    assert!(err.message.contains("BROKER is not set"));
+    let err = error_of("[source\n");
+    assert!(err.key.starts_with("line"), "{err}");
+}
+
+#[test]
+fn forbidden_kafka_keys_are_refused() {
+    let err = error_of(&GOOD.replace(
+        "subscribe = ",
+        "kafka.enable.auto.commit = true\nsubscribe = ",
+    ));
+    assert_eq!(err.key, "source.kafka.enable.auto.commit");
+}
+
+#[test]
+fn udf_paths_resolve_against_the_file_and_limits_inherit() {
+    let text = GOOD.replace("format = \"json\"\nschema = \"name STRING, flag INT\"", "udf = \"m/de.wasm\"\nlimits = { timeout = \"2s\" }")
+        + "\n[limits]\nmemory = \"64MiB\"\n\n[[transform]]\nudf = \"t.wasm\"\nname = \"tee\"\nconfig = { threshold = 3 }\n";
+    let spec = parse_text(&text).unwrap();
+    let DecodeFormat::Udf(udf) = &spec.deserializer.format else {
+        panic!("expected a UDF")
+    };
+    assert_eq!(udf.path, Path::new("/pipelines/m/de.wasm"));
+    assert_eq!(udf.name, "de");
+    assert_eq!(udf.limits.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(udf.limits.memory_bytes, 64 << 20);
+    assert_eq!(spec.transforms[0].udf.name, "tee");
+    assert_eq!(
+        spec.transforms[0].udf.config,
+        serde_json::json!({"threshold": 3})
+    );
+}

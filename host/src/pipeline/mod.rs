@@ -1,0 +1,74 @@
+//! The pipeline: a [`PipelineSpec`] built from a file or from code, planned, then run.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use weir::{Pipeline, SinkFormat};
+//! let spec = Pipeline::builder("fraud")
+//!     .source_option("kafka.bootstrap.servers", "localhost:9092")
+//!     .source_option("subscribe", "transactions")
+//!     .source_option("startingOffsets", "earliest")
+//!     .deserializer_udf("udfs/json_transactions.wasm")
+//!     .transform_udf("udfs/fraud_flagged.wasm")
+//!     .sink_option("kafka.bootstrap.servers", "localhost:9092")
+//!     .sink_option("topic", "results")
+//!     .sink_format(SinkFormat::Json)
+//!     .build()?;
+//! let shutdown = async { tokio::signal::ctrl_c().await.ok(); };
+//! let summary = Pipeline::new(spec)?.run(shutdown).await?;
+//! println!("{} records in, {} out", summary.input_rows, summary.output_rows);
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod plan;
+mod run;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use builder::PipelineBuilder;
+pub use plan::{ChunkOutput, Plan};
+pub use run::RunSummary;
+
+use crate::config::PipelineSpec;
+use crate::progress::ProgressListener;
+use crate::udf::UdfRuntime;
+
+/// A planned pipeline, ready to run.
+pub struct Pipeline {
+    plan: Arc<Plan>,
+}
+
+impl Pipeline {
+    /// Starts describing a pipeline in code; see the module example.
+    pub fn builder(name: impl Into<String>) -> PipelineBuilder {
+        PipelineBuilder::new(name)
+    }
+
+    /// Loads the pipeline's modules and checks it end to end (what `weir validate` does).
+    pub fn new(spec: PipelineSpec) -> anyhow::Result<Pipeline> {
+        let runtime = UdfRuntime::new()?;
+        Ok(Pipeline {
+            plan: Arc::new(Plan::new(spec, &runtime)?),
+        })
+    }
+
+    /// The loaded plan, e.g. to print it.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs until the source reaches its `endingOffsets`, `shutdown` completes, or an error stops it.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunSummary> {
+        self.run_with_progress(shutdown, &mut ()).await
+    }
+
+    /// [`Pipeline::run`], reporting each batch's progress to `listener`.
+    pub async fn run_with_progress(
+        self,
+        shutdown: impl Future<Output = ()>,
+        listener: &mut dyn ProgressListener,
+    ) -> anyhow::Result<RunSummary> {
+        run::run(self.plan, shutdown, listener).await
+    }
+}

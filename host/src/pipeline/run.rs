@@ -1,0 +1,234 @@
+//! The micro-batch loop: poll → process partitions in parallel → write → report, on tokio.
+//!
+//! The source and the sink are blocking clients, so each step runs on tokio's blocking pool while the loop
+//! itself stays responsive to shutdown between batches. A batch's source offsets move forward only after
+//! its output (and dead letters) are acknowledged by the broker: a failure never skips records.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+use arrow_select::concat::concat_batches;
+
+use super::plan::{ChunkOutput, Plan};
+use crate::config::{OnError, Trigger};
+use crate::progress::{
+    offsets_json, BatchProgress, Durations, ErrorCounts, ProgressListener, SinkProgress,
+    SourceProgress,
+};
+use crate::sink::{DeadLetter, KafkaSink};
+use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
+
+/// How long one poll waits for the first record when the trigger runs as fast as possible.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Micro-batches with records.
+    pub batches: u64,
+    /// Records read.
+    pub input_rows: u64,
+    /// Records written to the sink.
+    pub output_rows: u64,
+    /// Records and rows that failed alone.
+    pub errors: ErrorCounts,
+}
+
+pub(crate) async fn run(
+    plan: Arc<Plan>,
+    shutdown: impl Future<Output = ()>,
+    listener: &mut dyn ProgressListener,
+) -> anyhow::Result<RunSummary> {
+    let spec = plan.spec().clone();
+    let source_options = spec.source.clone();
+    let mut source = tokio::task::spawn_blocking(move || KafkaSource::open(source_options))
+        .await?
+        .context("starting the Kafka source")?;
+    let sink = Arc::new(
+        KafkaSink::open(spec.sink.options.clone(), spec.sink.format)
+            .context("starting the Kafka sink")?,
+    );
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // A stable query id per pipeline name, until checkpoints give queries their own.
+    let id = format!("weir-{}", spec.name);
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let description = spec.source.description();
+    let mut summary = RunSummary::default();
+    let mut previous_start: Option<Instant> = None;
+    tokio::pin!(shutdown);
+
+    loop {
+        if source.is_finished() {
+            tracing::info!("reached endingOffsets; stopping");
+            break;
+        }
+        let started = Instant::now();
+        let wall_start = SystemTime::now();
+        let wait = match spec.trigger {
+            Trigger::AsFastAsPossible => IDLE_POLL,
+            Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
+        };
+        let polled = tokio::task::spawn_blocking(move || {
+            let batch = source.next_batch(wait);
+            (source, batch)
+        });
+        let (returned, batch) = tokio::select! {
+            joined = polled => joined?,
+            () = &mut shutdown => { tracing::info!("stopping on request"); break; }
+        };
+        source = returned;
+        let batch = batch.context("polling the Kafka source")?;
+        let poll_ms = started.elapsed().as_millis() as u64;
+        if batch.chunks.is_empty() {
+            continue;
+        }
+
+        let process_started = Instant::now();
+        let chunks = Arc::new(batch.chunks);
+        let outputs = process_in_parallel(&plan, &chunks, workers).await?;
+        let process_ms = process_started.elapsed().as_millis() as u64;
+
+        let sink_started = Instant::now();
+        let mut errors = ErrorCounts::default();
+        for output in &outputs {
+            errors.add(&output.errors);
+        }
+        let output_rows = write_batch(&plan, &sink, &chunks, outputs).await?;
+        let sink_ms = sink_started.elapsed().as_millis() as u64;
+
+        let input_rows: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
+        let elapsed = started.elapsed();
+        let since_previous = previous_start.map(|p| started - p).unwrap_or(elapsed);
+        previous_start = Some(started);
+        let progress = BatchProgress {
+            id: id.clone(),
+            run_id: run_id.clone(),
+            name: spec.name.clone(),
+            timestamp: humantime::format_rfc3339_millis(wall_start).to_string(),
+            batch_id: summary.batches,
+            num_input_rows: input_rows,
+            input_rows_per_second: rate(input_rows, since_previous),
+            processed_rows_per_second: rate(input_rows, elapsed),
+            duration_ms: Durations {
+                trigger_execution: elapsed.as_millis() as u64,
+                poll: poll_ms,
+                process: process_ms,
+                sink: sink_ms,
+            },
+            sources: vec![source_progress(
+                &description,
+                &SourceBatch {
+                    chunks: Vec::new(),
+                    ..batch
+                },
+                input_rows,
+            )],
+            sink: SinkProgress {
+                description: sink.description(),
+                num_output_rows: output_rows,
+            },
+            errors: errors.clone(),
+        };
+        listener.on_progress(&progress);
+        summary.batches += 1;
+        summary.input_rows += input_rows;
+        summary.output_rows += output_rows;
+        summary.errors.add(&errors);
+
+        if let Trigger::ProcessingTime(interval) = spec.trigger {
+            let next = started + interval;
+            tokio::select! {
+                () = tokio::time::sleep_until(next.into()) => {}
+                () = &mut shutdown => { tracing::info!("stopping on request"); break; }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn rate(rows: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        (rows as f64 / secs * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+fn source_progress(description: &str, batch: &SourceBatch, rows: u64) -> SourceProgress {
+    SourceProgress {
+        description: description.to_string(),
+        start_offset: offsets_json(&batch.start),
+        end_offset: offsets_json(&batch.end),
+        num_input_rows: rows,
+    }
+}
+
+/// Processes the chunks on up to `workers` blocking threads, each taking every `workers`-th partition, and
+/// returns the outputs in chunk order.
+async fn process_in_parallel(
+    plan: &Arc<Plan>,
+    chunks: &Arc<Vec<PartitionChunk>>,
+    workers: usize,
+) -> anyhow::Result<Vec<ChunkOutput>> {
+    let workers = workers.clamp(1, chunks.len().max(1));
+    let mut tasks = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let (plan, chunks) = (plan.clone(), chunks.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            (worker..chunks.len())
+                .step_by(workers)
+                .map(|i| plan.process_chunk(&chunks[i]).map(|out| (i, out)))
+                .collect::<anyhow::Result<Vec<_>>>()
+        }));
+    }
+    let mut outputs: Vec<(usize, ChunkOutput)> = Vec::with_capacity(chunks.len());
+    for task in tasks {
+        outputs.extend(task.await??);
+    }
+    outputs.sort_by_key(|(i, _)| *i);
+    Ok(outputs.into_iter().map(|(_, out)| out).collect())
+}
+
+/// Writes a batch's rows and dead letters and waits for the broker to acknowledge them all.
+async fn write_batch(
+    plan: &Arc<Plan>,
+    sink: &Arc<KafkaSink>,
+    chunks: &Arc<Vec<PartitionChunk>>,
+    outputs: Vec<ChunkOutput>,
+) -> anyhow::Result<u64> {
+    let (plan, sink, chunks) = (plan.clone(), sink.clone(), chunks.clone());
+    tokio::task::spawn_blocking(move || {
+        let schema = plan.output_schema().clone();
+        let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
+        let rows = concat_batches(&schema, batches).context("joining the partitions' rows")?;
+        let written = sink.write(&rows)?;
+        if let OnError::DeadLetter { topic } = &plan.spec().deserializer.on_error {
+            let stage = match &plan.spec().deserializer.format {
+                crate::config::DecodeFormat::Udf(udf) => udf.name.as_str(),
+                _ => "deserializer",
+            };
+            for (chunk, output) in chunks.iter().zip(&outputs) {
+                for (row, error) in &output.dead_letters {
+                    sink.dead_letter(
+                        topic,
+                        DeadLetter {
+                            chunk,
+                            row: *row,
+                            stage,
+                            error,
+                        },
+                    )?;
+                }
+            }
+        }
+        sink.flush()?;
+        Ok(written as u64)
+    })
+    .await?
+}

@@ -1,0 +1,121 @@
+//! Per-batch progress, modelled on Spark's `StreamingQueryProgress`, so existing dashboards and habits carry
+//! over: the same field names where the concept is the same, plus Weir's error counts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::source::TopicPartition;
+
+/// The progress of one micro-batch.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProgress {
+    /// The query id (stable for a pipeline name).
+    pub id: String,
+    /// The id of this run of the query.
+    pub run_id: String,
+    /// The pipeline name.
+    pub name: String,
+    /// When the batch started, RFC 3339.
+    pub timestamp: String,
+    /// Batch number in this run, from 0.
+    pub batch_id: u64,
+    /// Records read from the source.
+    pub num_input_rows: u64,
+    /// Input rows per second of wall time since the previous batch started.
+    pub input_rows_per_second: f64,
+    /// Input rows per second of this batch's processing time.
+    pub processed_rows_per_second: f64,
+    /// Where the time went, in milliseconds.
+    pub duration_ms: Durations,
+    /// The source and its offsets.
+    pub sources: Vec<SourceProgress>,
+    /// The sink.
+    pub sink: SinkProgress,
+    /// Records that failed, by stage and policy.
+    pub errors: ErrorCounts,
+}
+
+/// Milliseconds spent in each stage of a batch (`triggerExecution` is the whole batch, as in Spark).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Durations {
+    /// The whole batch.
+    pub trigger_execution: u64,
+    /// Polling the source.
+    pub poll: u64,
+    /// Deserializer and transforms (wall time; the partitions run in parallel).
+    pub process: u64,
+    /// Producing and waiting for acknowledgements.
+    pub sink: u64,
+}
+
+/// One source's part of a batch, with offsets as Spark writes them: `{"topic":{"0":42}}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceProgress {
+    /// e.g. `KafkaV2[Subscribe[transactions]]`.
+    pub description: String,
+    /// Offsets before the batch.
+    pub start_offset: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Offsets after the batch.
+    pub end_offset: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Records read.
+    pub num_input_rows: u64,
+}
+
+/// The sink's part of a batch.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkProgress {
+    /// e.g. `KafkaSink[results]`.
+    pub description: String,
+    /// Records written.
+    pub num_output_rows: u64,
+}
+
+/// Records and rows that failed alone, by what happened to them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorCounts {
+    /// Records the deserializer rejected that were dropped (`on_error = "drop"`).
+    pub deserializer_dropped: u64,
+    /// Records the deserializer rejected that went to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Rows transforms rejected that were dropped.
+    pub transform_dropped: u64,
+}
+
+impl ErrorCounts {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: &ErrorCounts) {
+        self.deserializer_dropped += other.deserializer_dropped;
+        self.dead_lettered += other.dead_lettered;
+        self.transform_dropped += other.transform_dropped;
+    }
+}
+
+/// Offsets grouped the way Spark prints them.
+pub fn offsets_json(
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> BTreeMap<String, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for ((topic, partition), offset) in offsets {
+        out.entry(topic.clone())
+            .or_default()
+            .insert(partition.to_string(), *offset);
+    }
+    out
+}
+
+/// Receives each batch's progress: the CLI prints it, an embedding program may do anything.
+pub trait ProgressListener: Send {
+    /// Called after each batch is written.
+    fn on_progress(&mut self, progress: &BatchProgress);
+}
+
+/// A listener that ignores progress.
+impl ProgressListener for () {
+    fn on_progress(&mut self, _: &BatchProgress) {}
+}

@@ -1,0 +1,231 @@
+//! The Kafka sink: produces a batch's rows and returns only once every record is acknowledged.
+//!
+//! Delivery is at-least-once: a batch counts as written when `flush` has returned and no delivery failed,
+//! and only then does the pipeline move past its source offsets. Records that failed to deserialize go to
+//! the dead-letter topic through the same producer, with the reason in their headers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use arrow_array::cast::AsArray;
+use arrow_array::Array;
+use arrow_array::RecordBatch;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::{SinkOptions, SinkRows};
+use crate::config::SinkFormat;
+use crate::source::PartitionChunk;
+
+/// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Counts failed deliveries and keeps the first reason, for the end-of-batch check.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+            if first.is_none() {
+                use rdkafka::message::Message;
+                *first = Some(format!("{error} (topic {})", message.topic()));
+            }
+        }
+    }
+}
+
+/// A record that failed to deserialize, bound for the dead-letter topic.
+pub struct DeadLetter<'a> {
+    /// The records of the partition it came from.
+    pub chunk: &'a PartitionChunk,
+    /// Its row in the chunk.
+    pub row: usize,
+    /// The stage that rejected it.
+    pub stage: &'a str,
+    /// Why.
+    pub error: &'a str,
+}
+
+/// Writes rows to Kafka.
+pub struct KafkaSink {
+    producer: BaseProducer<Deliveries>,
+    options: SinkOptions,
+    format: SinkFormat,
+}
+
+impl KafkaSink {
+    /// Creates the producer; `kafka.*` options pass through to librdkafka.
+    pub fn open(options: SinkOptions, format: SinkFormat) -> anyhow::Result<KafkaSink> {
+        let mut config = ClientConfig::new();
+        config.set("client.id", "weir-sink").set("linger.ms", "5");
+        for (key, value) in &options.kafka {
+            config.set(key, value);
+        }
+        let producer = config
+            .create_with_context(Deliveries::default())
+            .context("creating the Kafka producer")?;
+        Ok(KafkaSink {
+            producer,
+            options,
+            format,
+        })
+    }
+
+    /// Spark's description of the sink, for progress reports.
+    pub fn description(&self) -> String {
+        match &self.options.topic {
+            Some(topic) => format!("KafkaSink[{topic}]"),
+            None => "KafkaSink[topic column]".into(),
+        }
+    }
+
+    /// Queues every row of `batch`; returns the number of records queued. Call [`KafkaSink::flush`] after.
+    pub fn write(&self, batch: &RecordBatch) -> anyhow::Result<usize> {
+        let rows = SinkRows::new(batch, self.format).map_err(anyhow::Error::msg)?;
+        for row in 0..rows.len() {
+            let topic = match (&self.options.topic, rows.topic(row)) {
+                (Some(topic), _) => topic.as_str(),
+                (None, Some(topic)) => topic,
+                (None, None) => {
+                    bail!("row {row} has a null `topic` and the sink has no `topic` option")
+                }
+            };
+            let headers = rows.headers(row);
+            let mut record = BaseRecord::to(topic);
+            if let Some(value) = rows.value(row) {
+                record = record.payload(value);
+            }
+            if let Some(key) = rows.key(row) {
+                record = record.key(key);
+            }
+            if let Some(partition) = rows.partition(row) {
+                record = record.partition(partition);
+            }
+            if !headers.is_empty() {
+                let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+                for (key, value) in headers {
+                    owned = owned.insert(Header { key, value });
+                }
+                record = record.headers(owned);
+            }
+            self.send(record)?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Sends a failed record, unchanged, to `topic` with `weir.error`, `weir.stage` and `weir.source.*`
+    /// headers added to its own.
+    pub fn dead_letter(&self, topic: &str, letter: DeadLetter<'_>) -> anyhow::Result<()> {
+        let batch = &letter.chunk.batch;
+        let (row, chunk) = (letter.row, letter.chunk);
+        let binary = |i: usize| {
+            let column = batch.column(i).as_binary::<i32>();
+            (!column.is_null(row)).then(|| column.value(row))
+        };
+        // Column 4 of the source schema is the offset.
+        let offset = batch
+            .column(4)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .value(row);
+        let partition = chunk.partition.to_string();
+        let offset_text = offset.to_string();
+        let mut headers = OwnedHeaders::new();
+        if batch.num_columns() > 7 {
+            let sink_rows = SinkRows::new(
+                &batch.project(&[1, 7]).context("reading headers")?,
+                SinkFormat::Kafka,
+            )
+            .map_err(anyhow::Error::msg)?;
+            for (key, value) in sink_rows.headers(row) {
+                headers = headers.insert(Header { key, value });
+            }
+        }
+        headers = headers
+            .insert(Header {
+                key: "weir.error",
+                value: Some(letter.error),
+            })
+            .insert(Header {
+                key: "weir.stage",
+                value: Some(letter.stage),
+            })
+            .insert(Header {
+                key: "weir.source.topic",
+                value: Some(&chunk.topic),
+            })
+            .insert(Header {
+                key: "weir.source.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "weir.source.offset",
+                value: Some(&offset_text),
+            });
+        let mut record = BaseRecord::to(topic).headers(headers);
+        if let Some(value) = binary(1) {
+            record = record.payload(value);
+        }
+        if let Some(key) = binary(0) {
+            record = record.key(key);
+        }
+        self.send(record)
+    }
+
+    fn send<K, P>(&self, mut record: BaseRecord<'_, K, P, ()>) -> anyhow::Result<()>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    // The local queue is full: serve delivery reports until there is room.
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((error, returned)) => {
+                    return Err(error)
+                        .with_context(|| format!("producing a record to topic {}", returned.topic))
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued record is acknowledged; fails if any delivery failed.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.producer.flush(FLUSH_TIMEOUT).with_context(|| {
+            format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
+        })?;
+        let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            let first = self
+                .producer
+                .context()
+                .first_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            bail!(
+                "{failed} records of the batch were not delivered; the first error: {}",
+                first.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Sink: rows out to Kafka, in Spark's sink shape (`value`, optional `key`, `headers`, `topic`,
+//! `partition` columns) or serialized as JSON.
+//!
+//! ```toml
+//! [sink]
+//! kafka.bootstrap.servers = "localhost:9092"
+//! topic = "results"      # overrides a `topic` column; required when there is none
+//! format = "json"        # or "kafka" (the default): rows must have a `value` column
+//! ```
+
+mod kafka;
+mod rows;
+
+use std::collections::BTreeMap;
+
+pub use kafka::{DeadLetter, KafkaSink};
+pub use rows::{check_sink_schema, SinkRows};
+
+use crate::config::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
+
+/// The parsed sink options.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// `topic`: the topic every row goes to, overriding a `topic` column.
+    pub topic: Option<String>,
+    /// Everything given as `kafka.*`, prefix removed, for librdkafka.
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl SinkOptions {
+    /// Parses Spark-style sink options.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// let options = BTreeMap::from([
+    ///     ("kafka.bootstrap.servers".to_string(), "localhost:9092".to_string()),
+    ///     ("topic".to_string(), "results".to_string()),
+    /// ]);
+    /// let sink = weir::sink::SinkOptions::from_options(options).unwrap();
+    /// assert_eq!(sink.topic.as_deref(), Some("results"));
+    /// ```
+    pub fn from_options(options: BTreeMap<String, String>) -> Result<SinkOptions, OptionError> {
+        let (kafka, mut rest) = split_kafka_options(options, FORBIDDEN_SINK_KEYS)?;
+        let topic = rest.remove("topic");
+        if let Some(key) = rest.keys().next() {
+            return Err(OptionError::new(
+                key.clone(),
+                "unknown sink option; expected one of: kafka.*, topic, format",
+            ));
+        }
+        Ok(SinkOptions { topic, kafka })
+    }
+}

@@ -1,0 +1,415 @@
+//! The Kafka source: resolves topics and offsets the way Spark does, then polls micro-batches.
+//!
+//! Partitions are *assigned*, never joined through a consumer group, so the source starts at once and its
+//! offsets are Weir's own (Spark keeps them in its checkpoint and commits nothing to Kafka; Weir does the
+//! same). Each micro-batch is split by partition, so partitions can be processed in parallel and the
+//! offsets of each are known exactly.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use arrow_schema::SchemaRef;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::options::{OffsetSpec, SourceOptions, TopicPartition, TopicSelection};
+use super::records::{source_schema, ChunkBuilder, PartitionChunk};
+
+/// Records per micro-batch when `maxOffsetsPerTrigger` is not set: bounds the memory of one batch.
+pub const DEFAULT_MAX_RECORDS_PER_BATCH: u64 = 100_000;
+/// How often subscribed topics are checked for new partitions (and patterns for new topics).
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+/// How long metadata and offset look-ups may take before the source gives up.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One micro-batch of records, split by partition.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    /// The records, one chunk per partition that had any, in topic/partition order.
+    pub chunks: Vec<PartitionChunk>,
+    /// Where each partition stood before the batch (the next offset to read).
+    pub start: BTreeMap<TopicPartition, i64>,
+    /// Where each partition stands after the batch.
+    pub end: BTreeMap<TopicPartition, i64>,
+}
+
+impl SourceBatch {
+    /// Number of records in the batch.
+    pub fn num_rows(&self) -> usize {
+        self.chunks.iter().map(|c| c.batch.num_rows()).sum()
+    }
+}
+
+/// A Kafka source reading assigned partitions from resolved offsets.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    options: SourceOptions,
+    schema: SchemaRef,
+    /// The next offset to read, per assigned partition.
+    positions: BTreeMap<TopicPartition, i64>,
+    /// Where a bounded query stops, per partition.
+    ending: Option<BTreeMap<TopicPartition, i64>>,
+    last_discovery: Instant,
+    bootstrap: String,
+}
+
+impl KafkaSource {
+    /// Connects, resolves the partitions and the starting (and ending) offsets, and assigns them.
+    pub fn open(options: SourceOptions) -> anyhow::Result<KafkaSource> {
+        let mut config = ClientConfig::new();
+        config
+            .set("group.id", format!("weir-source-{}", uuid::Uuid::new_v4()))
+            .set("client.id", "weir-source")
+            .set("enable.partition.eof", "true");
+        for (key, value) in &options.kafka {
+            config.set(key, value);
+        }
+        // Weir owns offsets: never commit, and report out-of-range instead of jumping silently.
+        config
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "error");
+        let bootstrap = options
+            .kafka
+            .get("bootstrap.servers")
+            .cloned()
+            .unwrap_or_default();
+        let consumer: BaseConsumer = config.create().context("creating the Kafka consumer")?;
+        let mut source = KafkaSource {
+            consumer,
+            schema: source_schema(options.include_headers),
+            options,
+            positions: BTreeMap::new(),
+            ending: None,
+            last_discovery: Instant::now(),
+            bootstrap,
+        };
+        let partitions = source.resolve_partitions(true)?;
+        let starting = source.options.starting.clone();
+        let starts = source.resolve_offsets(&partitions, &starting, "startingOffsets")?;
+        if let Some(ending) = source.options.ending.clone() {
+            source.ending = Some(source.resolve_offsets(&partitions, &ending, "endingOffsets")?);
+        }
+        source.assign(starts, false)?;
+        Ok(source)
+    }
+
+    /// The schema of the record batches: Spark's Kafka source schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The next offset to read, per partition.
+    pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.positions
+    }
+
+    /// Whether a bounded query has read everything up to its ending offsets.
+    pub fn is_finished(&self) -> bool {
+        match &self.ending {
+            None => false,
+            Some(ending) => ending
+                .iter()
+                .all(|(tp, end)| self.positions.get(tp).is_some_and(|p| p >= end)),
+        }
+    }
+
+    /// Polls one micro-batch: waits up to `max_wait` for the first record, then takes what has arrived, up
+    /// to `maxOffsetsPerTrigger` records.
+    pub fn next_batch(&mut self, max_wait: Duration) -> anyhow::Result<SourceBatch> {
+        if self.ending.is_none() && self.last_discovery.elapsed() >= DISCOVERY_INTERVAL {
+            self.discover()?;
+        }
+        let start = self.positions.clone();
+        let cap = self
+            .options
+            .max_offsets_per_trigger
+            .unwrap_or(DEFAULT_MAX_RECORDS_PER_BATCH) as usize;
+        let deadline = Instant::now() + max_wait;
+        let mut builders: Vec<ChunkBuilder> = Vec::new();
+        let mut count = 0usize;
+        while count < cap && !self.is_finished() {
+            let timeout = if count == 0 {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let message = match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // Control records (transaction markers) have offsets but are never delivered, so the
+                    // consumer's own position is the truth at the end of a partition.
+                    self.catch_up_positions()?;
+                    continue;
+                }
+                Some(Err(error)) => {
+                    self.handle_error(error)?;
+                    continue;
+                }
+            };
+            let tp = (message.topic().to_string(), message.partition());
+            let offset = message.offset();
+            if let Some(end) = self.ending.as_ref().and_then(|e| e.get(&tp)) {
+                if offset >= *end {
+                    self.pause(&tp)?;
+                    continue;
+                }
+            }
+            let builder = match builders
+                .iter()
+                .position(|b| b.partition == tp.1 && b.topic == tp.0)
+            {
+                Some(i) => &mut builders[i],
+                None => {
+                    builders.push(ChunkBuilder::new(
+                        &tp.0,
+                        tp.1,
+                        self.schema.clone(),
+                        self.options.include_headers,
+                    ));
+                    builders.last_mut().expect("just pushed")
+                }
+            };
+            builder.append(&message);
+            count += 1;
+            self.positions.insert(tp, offset + 1);
+        }
+        let mut chunks: Vec<PartitionChunk> = builders
+            .into_iter()
+            .filter(|b| b.len() > 0)
+            .map(ChunkBuilder::finish)
+            .collect();
+        chunks.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(SourceBatch {
+            chunks,
+            start,
+            end: self.positions.clone(),
+        })
+    }
+
+    /// The partitions the options select, per the broker's metadata now.
+    fn resolve_partitions(&self, at_start: bool) -> anyhow::Result<Vec<TopicPartition>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .with_context(|| format!("fetching topic metadata from {}", self.bootstrap))?;
+        let mut found = Vec::new();
+        let topic_partitions = |name: &str| {
+            metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == name && t.error().is_none())
+                .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+        };
+        match &self.options.topics {
+            TopicSelection::Subscribe(topics) => {
+                for topic in topics {
+                    match topic_partitions(topic) {
+                        Some(ids) => found.extend(ids.into_iter().map(|p| (topic.clone(), p))),
+                        None if at_start => bail!(
+                            "source option `subscribe`: topic {topic:?} does not exist on {}",
+                            self.bootstrap
+                        ),
+                        None => {}
+                    }
+                }
+            }
+            TopicSelection::Pattern(regex) => {
+                for topic in metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && regex.is_match(t.name()))
+                {
+                    found.extend(
+                        topic
+                            .partitions()
+                            .iter()
+                            .map(|p| (topic.name().to_string(), p.id())),
+                    );
+                }
+            }
+            TopicSelection::Assign(assign) => {
+                for (topic, partitions) in assign {
+                    let existing = topic_partitions(topic).unwrap_or_default();
+                    for partition in partitions {
+                        if !existing.contains(partition) {
+                            bail!("source option `assign`: partition {topic}-{partition} does not exist on {}", self.bootstrap);
+                        }
+                        found.push((topic.clone(), *partition));
+                    }
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Turns an offset spec into numeric offsets for `partitions`, checking them against the broker.
+    fn resolve_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        spec: &OffsetSpec,
+        key: &str,
+    ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+        let mut offsets = BTreeMap::new();
+        if let OffsetSpec::Specific(given) = spec {
+            if let Some(extra) = given.keys().find(|tp| !partitions.contains(tp)) {
+                bail!(
+                    "source option `{key}` names {}-{}, which the query does not read",
+                    extra.0,
+                    extra.1
+                );
+            }
+        }
+        for tp in partitions {
+            let (low, high) = self.watermarks(tp)?;
+            let offset = match spec {
+                OffsetSpec::Earliest => low,
+                OffsetSpec::Latest => high,
+                OffsetSpec::Specific(given) => match given.get(tp) {
+                    None => bail!("source option `{key}` has no offset for {}-{} (give every partition, as Spark requires)", tp.0, tp.1),
+                    Some(-2) => low,
+                    Some(-1) => high,
+                    Some(&n) if n < low && key == "startingOffsets" => {
+                        self.data_loss(tp, n, low)?;
+                        low
+                    }
+                    Some(&n) => n,
+                },
+            };
+            offsets.insert(tp.clone(), offset);
+        }
+        Ok(offsets)
+    }
+
+    fn watermarks(&self, tp: &TopicPartition) -> anyhow::Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(&tp.0, tp.1, METADATA_TIMEOUT)
+            .with_context(|| {
+                format!(
+                    "fetching the offsets of {}-{} from {}",
+                    tp.0, tp.1, self.bootstrap
+                )
+            })
+    }
+
+    /// Offsets `from..available` of `tp` are gone: fail, or warn and go on, per `failOnDataLoss`.
+    fn data_loss(&self, tp: &TopicPartition, from: i64, available: i64) -> anyhow::Result<()> {
+        let what = format!(
+            "offsets {from}..{available} of {}-{} are no longer available on the broker (the earliest is {available})",
+            tp.0, tp.1
+        );
+        if self.options.fail_on_data_loss {
+            bail!("{what}; records may have been lost. Set failOnDataLoss = false to continue from the earliest offset");
+        }
+        tracing::warn!("{what}; continuing from {available} because failOnDataLoss = false");
+        Ok(())
+    }
+
+    fn assign(
+        &mut self,
+        starts: BTreeMap<TopicPartition, i64>,
+        incremental: bool,
+    ) -> anyhow::Result<()> {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &starts {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        if incremental {
+            self.consumer
+                .incremental_assign(&list)
+                .context("assigning new partitions")?;
+        } else {
+            self.consumer
+                .assign(&list)
+                .context("assigning partitions")?;
+        }
+        for (tp, offset) in starts {
+            tracing::info!(topic = tp.0, partition = tp.1, offset, "reading partition");
+            self.positions.insert(tp, offset);
+        }
+        Ok(())
+    }
+
+    /// Picks up partitions added to subscribed topics (and topics matching a pattern) since the start.
+    fn discover(&mut self) -> anyhow::Result<()> {
+        self.last_discovery = Instant::now();
+        let partitions = self.resolve_partitions(false)?;
+        let new: Vec<TopicPartition> = partitions
+            .into_iter()
+            .filter(|tp| !self.positions.contains_key(tp))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        // As in Spark, partitions that appear while the query runs are read from their beginning.
+        let starts = self.resolve_offsets(&new, &OffsetSpec::Earliest, "startingOffsets")?;
+        self.assign(starts, true)
+    }
+
+    fn catch_up_positions(&mut self) -> anyhow::Result<()> {
+        let positions = self
+            .consumer
+            .position()
+            .context("reading consumer positions")?;
+        for element in positions.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                let tp = (element.topic().to_string(), element.partition());
+                if let Some(position) = self.positions.get_mut(&tp) {
+                    *position = (*position).max(offset);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&self, tp: &TopicPartition) -> anyhow::Result<()> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&tp.0, tp.1);
+        self.consumer
+            .pause(&list)
+            .context("pausing a finished partition")?;
+        Ok(())
+    }
+
+    fn handle_error(&mut self, error: KafkaError) -> anyhow::Result<()> {
+        match error {
+            KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange) => {
+                // Find the partitions whose position fell out of the retained range and handle each.
+                for (tp, position) in self.positions.clone() {
+                    let (low, high) = self.watermarks(&tp)?;
+                    if position < low || position > high {
+                        let to = if position < low { low } else { high };
+                        self.data_loss(&tp, position, to)?;
+                        self.consumer
+                            .seek(&tp.0, tp.1, Offset::Offset(to), METADATA_TIMEOUT)
+                            .with_context(|| format!("seeking {}-{} to {to}", tp.0, tp.1))?;
+                        self.positions.insert(tp, to);
+                    }
+                }
+                Ok(())
+            }
+            KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopic) => {
+                if self.options.fail_on_data_loss {
+                    bail!("a source topic or partition was deleted while the query ran: {error}; set failOnDataLoss = false to go on without it");
+                }
+                tracing::warn!("a source topic or partition disappeared: {error}");
+                Ok(())
+            }
+            KafkaError::MessageConsumptionFatal(_) => {
+                Err(error).context("the Kafka consumer failed")
+            }
+            other => {
+                // Transport errors and the like: librdkafka retries by itself.
+                tracing::warn!("Kafka consumer: {other}");
+                Ok(())
+            }
+        }
+    }
+}

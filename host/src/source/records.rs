@@ -1,0 +1,202 @@
+//! Kafka records as Arrow: Spark's fixed source schema and the builder that fills it while polling.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+/// The fields of one Kafka header, as Spark types them.
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// Spark's Kafka source schema: `key`, `value` (binary), `topic`, `partition`, `offset`, `timestamp`,
+/// `timestampType` and, with `includeHeaders`, `headers` (list of key/value structs).
+///
+/// ```
+/// let schema = weir::source::source_schema(true);
+/// assert_eq!(schema.field(1).name(), "value");
+/// assert_eq!(schema.fields().len(), 8);
+/// ```
+pub fn source_schema(include_headers: bool) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("timestampType", DataType::Int32, false),
+    ];
+    if include_headers {
+        fields.push(headers_field());
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The `headers` column's field: `array<struct<key string, value binary>>`.
+pub fn headers_field() -> Field {
+    Field::new(
+        "headers",
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(header_fields()),
+            true,
+        ))),
+        true,
+    )
+}
+
+/// The records of one partition in one micro-batch, as an Arrow batch of the source schema.
+#[derive(Debug, Clone)]
+pub struct PartitionChunk {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Offset of the first record.
+    pub first_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The records.
+    pub batch: RecordBatch,
+}
+
+impl PartitionChunk {
+    /// Where these records came from, for errors: ` on tx-0 offsets 100..=199`.
+    pub fn describe(&self) -> String {
+        format!(
+            " on {}-{} offsets {}..={}",
+            self.topic, self.partition, self.first_offset, self.last_offset
+        )
+    }
+}
+
+/// Appends polled messages of one partition to Arrow builders.
+pub(crate) struct ChunkBuilder {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    first_offset: i64,
+    last_offset: i64,
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    offset: Int64Builder,
+    timestamp: TimestampMillisecondBuilder,
+    timestamp_type: Int32Builder,
+    headers: Option<ListBuilder<StructBuilder>>,
+    schema: SchemaRef,
+}
+
+impl ChunkBuilder {
+    pub(crate) fn new(
+        topic: &str,
+        partition: i32,
+        schema: SchemaRef,
+        include_headers: bool,
+    ) -> Self {
+        let headers = include_headers.then(|| {
+            let fields = header_fields();
+            let item = StructBuilder::from_fields(fields.clone(), 0);
+            ListBuilder::new(item).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Struct(fields),
+                true,
+            )))
+        });
+        ChunkBuilder {
+            topic: topic.to_string(),
+            partition,
+            first_offset: -1,
+            last_offset: -1,
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: Int32Builder::new(),
+            headers,
+            schema,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.offset.values_slice().len()
+    }
+
+    pub(crate) fn append(&mut self, message: &BorrowedMessage<'_>) {
+        if self.first_offset < 0 {
+            self.first_offset = message.offset();
+        }
+        self.last_offset = message.offset();
+        self.key.append_option(message.key());
+        self.value.append_option(message.payload());
+        self.offset.append_value(message.offset());
+        // Spark's timestampType: 0 = CreateTime, 1 = LogAppendTime; -1 when the record has none.
+        let (millis, kind) = match message.timestamp() {
+            rdkafka::Timestamp::CreateTime(ms) => (Some(ms), 0),
+            rdkafka::Timestamp::LogAppendTime(ms) => (Some(ms), 1),
+            rdkafka::Timestamp::NotAvailable => (None, -1),
+        };
+        self.timestamp.append_option(millis);
+        self.timestamp_type.append_value(kind);
+        if let Some(headers) = &mut self.headers {
+            if let Some(list) = message.headers() {
+                let items = headers.values();
+                for header in list.iter() {
+                    items
+                        .field_builder::<StringBuilder>(0)
+                        .expect("key builder")
+                        .append_value(header.key);
+                    items
+                        .field_builder::<BinaryBuilder>(1)
+                        .expect("value builder")
+                        .append_option(header.value);
+                    items.append(true);
+                }
+            }
+            headers.append(true);
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> PartitionChunk {
+        let rows = self.offset.values_slice().len();
+        let mut topic = StringBuilder::with_capacity(rows, rows * self.topic.len());
+        let mut partition = Int32Builder::with_capacity(rows);
+        for _ in 0..rows {
+            topic.append_value(&self.topic);
+            partition.append_value(self.partition);
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(topic.finish()),
+            Arc::new(partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+        ];
+        if let Some(headers) = &mut self.headers {
+            columns.push(Arc::new(headers.finish()));
+        }
+        let batch =
+            RecordBatch::try_new(self.schema, columns).expect("columns match the source schema");
+        PartitionChunk {
+            topic: self.topic,
+            partition: self.partition,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            batch,
+        }
+    }
+}

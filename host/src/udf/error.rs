@@ -1,0 +1,64 @@
+//! Errors of UDF calls, each naming the UDF, its module file and the records it was working on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A UDF failed: which one, doing what, on which records, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("UDF `{udf}` ({path}) failed {operation}{records}: {cause}")]
+pub struct UdfError {
+    /// The stage name.
+    pub udf: String,
+    /// The module file.
+    pub path: PathBuf,
+    /// What the host was doing: "loading", "in init", "in process".
+    pub operation: &'static str,
+    /// The input records, e.g. " on transactions-0 offsets 100..=199"; empty when not about records.
+    pub records: String,
+    /// Why.
+    pub cause: UdfFailure,
+}
+
+/// Why a UDF call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UdfFailure {
+    /// The module file could not be read or compiled.
+    #[error("cannot load the module: {0}")]
+    Load(String),
+    /// The module does not follow ABI v1 (version marker, exports, imports, kind, status codes).
+    #[error("{0}")]
+    Abi(String),
+    /// The guest trapped (a panic, an `unreachable`, a stack overflow, a bad memory access).
+    #[error("the guest trapped: {message}{printed}")]
+    Trap {
+        /// wasmtime's description of the trap, with the guest backtrace when there is one.
+        message: String,
+        /// The end of what the guest printed, to show a panic message.
+        printed: String,
+    },
+    /// The call ran past the time limit and was interrupted.
+    #[error("the call ran longer than the {0:?} limit (limits.timeout) and was interrupted")]
+    Timeout(Duration),
+    /// The guest tried to grow its memory past the cap.
+    #[error("the guest tried to grow its memory to {desired} bytes, past the {cap}-byte cap (limits.memory)")]
+    MemoryCap {
+        /// The size it asked for.
+        desired: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The guest returned more bytes than allowed.
+    #[error("the guest returned {len} bytes, more than the {cap}-byte cap (limits.max_output)")]
+    OutputTooLarge {
+        /// Bytes returned.
+        len: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The guest's result could not be read: bad pointers, bad envelope, bad Arrow IPC, wrong schema.
+    #[error("malformed output: {0}")]
+    MalformedOutput(String),
+    /// The guest reported an error with its status code and message.
+    #[error("the UDF reported: {0}")]
+    Guest(String),
+}

@@ -1,0 +1,377 @@
+//! One running instance of a UDF module: its store, its limits, and the ABI v1 calls.
+//!
+//! An instance serves one worker at a time. It copies each input batch into guest memory once and each
+//! result out once; everything it reads back from the guest is bounds-checked, so a hostile module can make
+//! a call fail but cannot make the host panic.
+
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::WasiCtxBuilder;
+use weir_guest::abi::{self, Kind, RowError};
+use weir_guest::ipc;
+
+use super::log::GuestLog;
+use super::{UdfFailure, UdfLimits, EPOCH_TICK};
+
+/// The host side of a store: WASI with no files, network or environment, the guest's log and its limits.
+pub(crate) struct GuestState {
+    wasi: WasiP1Ctx,
+    limiter: MemoryCap,
+}
+
+impl GuestState {
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
+/// Refuses memory growth past the cap, remembering that it did so the error can say why.
+struct MemoryCap {
+    cap: u64,
+    refused: Option<u64>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.refused = Some(desired as u64);
+            // Trapping (rather than returning -1 from memory.grow) stops a guest that ignores failed growth.
+            wasmtime::bail!("memory cap reached");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// An instantiated module with its ABI functions looked up once.
+pub(crate) struct UdfInstance {
+    store: Store<GuestState>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<(i32, i32), ()>,
+    init: TypedFunc<(i32, i32, i32, i32, i32), i32>,
+    process: TypedFunc<(i32, i32, i32), i32>,
+    log: GuestLog,
+    limits: UdfLimits,
+    /// Where the guest writes each result's pointer and length.
+    result_slot: i32,
+}
+
+/// A successful process call.
+pub struct UdfOutput {
+    /// The rows the UDF returned.
+    pub batch: RecordBatch,
+    /// Input rows the UDF reported as failed, by index in the input batch.
+    pub row_errors: Vec<RowError>,
+}
+
+impl UdfInstance {
+    /// Instantiates the module and checks its kind; `init` is a separate step.
+    pub(crate) fn new(
+        pre: &InstancePre<GuestState>,
+        limits: UdfLimits,
+        expected: Kind,
+    ) -> Result<Self, UdfFailure> {
+        let log = GuestLog::new(limits.max_log_bytes);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .build_p1();
+        let state = GuestState {
+            wasi,
+            limiter: MemoryCap {
+                cap: limits.memory_bytes,
+                refused: None,
+            },
+        };
+        let mut store = Store::new(pre.module().engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(limits.timeout));
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&mut store, &log, limits, e))?;
+        let abi_error = |e: wasmtime::Error| UdfFailure::Abi(format!("{e:#}"));
+        let memory = instance
+            .get_memory(&mut store, abi::MEMORY_EXPORT)
+            .ok_or_else(|| UdfFailure::Abi("no exported memory".into()))?;
+        let alloc = instance
+            .get_typed_func(&mut store, abi::ALLOC_EXPORT)
+            .map_err(abi_error)?;
+        let free = instance
+            .get_typed_func(&mut store, abi::FREE_EXPORT)
+            .map_err(abi_error)?;
+        let init = instance
+            .get_typed_func(&mut store, abi::INIT_EXPORT)
+            .map_err(abi_error)?;
+        let process = instance
+            .get_typed_func(&mut store, abi::PROCESS_EXPORT)
+            .map_err(abi_error)?;
+        let kind: TypedFunc<(), i32> = instance
+            .get_typed_func(&mut store, abi::KIND_EXPORT)
+            .map_err(abi_error)?;
+        let mut this = UdfInstance {
+            store,
+            memory,
+            alloc,
+            free,
+            init,
+            process,
+            log,
+            limits,
+            result_slot: 0,
+        };
+        // WASI reactors (Rust and C cdylibs among them) run their constructors in `_initialize`.
+        if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut this.store, "_initialize") {
+            this.call(|store| initialize.call(store, ()))?;
+        }
+        let code = this.call(|store| kind.call(store, ()))?;
+        match Kind::from_code(code) {
+            Some(kind) if kind == expected => {}
+            Some(kind) => {
+                return Err(UdfFailure::Abi(format!(
+                    "the module is a {}, but it is used as a {}",
+                    kind.name(),
+                    expected.name()
+                )))
+            }
+            None => {
+                return Err(UdfFailure::Abi(format!(
+                    "`weir_kind` returned {code}, which ABI v1 does not define"
+                )))
+            }
+        }
+        this.result_slot = this.alloc_bytes(abi::RESULT_SLOT_LEN)?;
+        Ok(this)
+    }
+
+    /// Calls `weir_init` with the configuration JSON and the input schema; returns the output schema.
+    pub(crate) fn init(
+        &mut self,
+        config: &str,
+        input: &SchemaRef,
+    ) -> Result<SchemaRef, UdfFailure> {
+        let schema = ipc::schema_to_ipc(input)
+            .map_err(|e| UdfFailure::Abi(format!("encoding the input schema: {e}")))?;
+        let config_ptr = self.write_bytes(config.as_bytes())?;
+        let schema_ptr = self.write_bytes(&schema)?;
+        let (init, slot) = (self.init.clone(), self.result_slot);
+        let status = self.call(|store| {
+            init.call(
+                store,
+                (
+                    config_ptr,
+                    config.len() as i32,
+                    schema_ptr,
+                    schema.len() as i32,
+                    slot,
+                ),
+            )
+        })?;
+        self.free_bytes(config_ptr, config.len())?;
+        self.free_bytes(schema_ptr, schema.len())?;
+        let result = self.take_result()?;
+        match status {
+            abi::STATUS_OK => ipc::schema_from_ipc(&result).map_err(|e| {
+                UdfFailure::MalformedOutput(format!(
+                    "the output schema is not an Arrow IPC stream: {e}"
+                ))
+            }),
+            abi::STATUS_ERROR => Err(UdfFailure::Guest(
+                String::from_utf8_lossy(&result).into_owned(),
+            )),
+            other => Err(UdfFailure::Abi(format!(
+                "`weir_init` returned status {other}, which ABI v1 does not define"
+            ))),
+        }
+    }
+
+    /// Calls `weir_process` on one batch; checks the result against the declared output schema.
+    pub(crate) fn process(
+        &mut self,
+        batch: &RecordBatch,
+        output: &SchemaRef,
+    ) -> Result<UdfOutput, UdfFailure> {
+        let input = ipc::batch_to_ipc(batch)
+            .map_err(|e| UdfFailure::Abi(format!("encoding the input batch: {e}")))?;
+        let input_ptr = self.write_bytes(&input)?;
+        let (process, slot) = (self.process.clone(), self.result_slot);
+        let status =
+            self.call(|store| process.call(store, (input_ptr, input.len() as i32, slot)))?;
+        self.free_bytes(input_ptr, input.len())?;
+        let result = self.take_result()?;
+        match status {
+            abi::STATUS_OK => {}
+            abi::STATUS_ERROR => {
+                return Err(UdfFailure::Guest(
+                    String::from_utf8_lossy(&result).into_owned(),
+                ))
+            }
+            other => {
+                return Err(UdfFailure::Abi(format!(
+                    "`weir_process` returned status {other}, which ABI v1 does not define"
+                )))
+            }
+        }
+        let (ipc_bytes, row_errors) = abi::decode_process_result(&result)
+            .map_err(|e| UdfFailure::MalformedOutput(e.to_string()))?;
+        let out = ipc::batch_from_ipc(ipc_bytes).map_err(|e| {
+            UdfFailure::MalformedOutput(format!("the output is not an Arrow IPC stream: {e}"))
+        })?;
+        if out.schema().fields() != output.fields() {
+            return Err(UdfFailure::MalformedOutput(format!(
+                "the output batch has the schema {:?}, but init declared {:?}",
+                out.schema(),
+                output
+            )));
+        }
+        if let Some(bad) = row_errors
+            .iter()
+            .find(|e| e.row as usize >= batch.num_rows())
+        {
+            return Err(UdfFailure::MalformedOutput(format!(
+                "a row error names row {}, but the input had {} rows",
+                bad.row,
+                batch.num_rows()
+            )));
+        }
+        Ok(UdfOutput {
+            batch: out,
+            row_errors,
+        })
+    }
+
+    /// What the guest printed since the last call, for the host's log.
+    pub(crate) fn take_printed(&self) -> super::log::Printed {
+        self.log.take()
+    }
+
+    /// Runs one guest call under the time limit, turning traps into [`UdfFailure`]s.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, UdfFailure> {
+        self.store.set_epoch_deadline(ticks(self.limits.timeout));
+        let result = f(&mut self.store);
+        result.map_err(|e| classify(&mut self.store, &self.log, self.limits, e))
+    }
+
+    fn alloc_bytes(&mut self, len: usize) -> Result<i32, UdfFailure> {
+        let alloc = self.alloc.clone();
+        let len32 = i32::try_from(len)
+            .map_err(|_| UdfFailure::Abi(format!("{len} bytes do not fit a 32-bit guest")))?;
+        let ptr = self.call(|store| alloc.call(store, len32))?;
+        if ptr == 0 && len > 0 {
+            return Err(UdfFailure::Abi(format!(
+                "`weir_alloc` could not allocate {len} bytes"
+            )));
+        }
+        Ok(ptr)
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<i32, UdfFailure> {
+        let ptr = self.alloc_bytes(bytes.len())?;
+        if !bytes.is_empty() {
+            self.memory
+                .write(&mut self.store, ptr as u32 as usize, bytes)
+                .map_err(|_| {
+                    UdfFailure::Abi(format!(
+                        "`weir_alloc` returned {ptr}, outside the guest's memory"
+                    ))
+                })?;
+        }
+        Ok(ptr)
+    }
+
+    fn free_bytes(&mut self, ptr: i32, len: usize) -> Result<(), UdfFailure> {
+        let free = self.free.clone();
+        self.call(|store| free.call(store, (ptr, len as i32)))
+    }
+
+    /// Reads the result slot, copies the result out of guest memory and frees it in the guest.
+    fn take_result(&mut self) -> Result<Vec<u8>, UdfFailure> {
+        let mut slot = [0u8; abi::RESULT_SLOT_LEN];
+        self.memory
+            .read(&self.store, self.result_slot as u32 as usize, &mut slot)
+            .map_err(|_| {
+                UdfFailure::MalformedOutput("the result slot is outside the guest's memory".into())
+            })?;
+        let ptr = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]);
+        let len = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
+        if u64::from(len) > self.limits.max_output_bytes {
+            return Err(UdfFailure::OutputTooLarge {
+                len: len.into(),
+                cap: self.limits.max_output_bytes,
+            });
+        }
+        let data = self.memory.data(&self.store);
+        let bytes = data
+            .get(ptr as usize..ptr as usize + len as usize)
+            .ok_or_else(|| {
+                UdfFailure::MalformedOutput(format!(
+                    "the result ({len} bytes at {ptr}) lies outside the guest's {} bytes of memory",
+                    data.len()
+                ))
+            })?
+            .to_vec();
+        self.free_bytes(ptr as i32, len as usize)?;
+        Ok(bytes)
+    }
+}
+
+/// Epoch ticks for a time limit, rounding up so a limit is never shorter than asked.
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
+}
+
+fn classify(
+    store: &mut Store<GuestState>,
+    log: &GuestLog,
+    limits: UdfLimits,
+    error: wasmtime::Error,
+) -> UdfFailure {
+    if let Some(desired) = store.data_mut().limiter.refused.take() {
+        return UdfFailure::MemoryCap {
+            desired,
+            cap: limits.memory_bytes,
+        };
+    }
+    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return UdfFailure::Timeout(limits.timeout);
+    }
+    let printed = log.take();
+    let tail: String = {
+        let text = printed.text.trim_end();
+        let start = text.len().saturating_sub(2000);
+        let start = (start..=text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_string()
+    };
+    let printed = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; the guest printed: {tail}")
+    };
+    UdfFailure::Trap {
+        message: format!("{error:#}"),
+        printed,
+    }
+}

@@ -1,0 +1,38 @@
+//! The resource limits of one UDF instance, each settable in the pipeline file.
+
+use std::time::Duration;
+
+/// Limits that keep an untrusted UDF from taking the host down with it.
+///
+/// Pipeline files set them in `[limits]` (for every UDF) or in a stage's own `limits` table:
+///
+/// ```toml
+/// [limits]
+/// memory = "256MiB"      # linear memory cap per instance
+/// timeout = "10s"        # wall time per call
+/// max_output = "64MiB"   # bytes a call may return
+/// max_log = "64KiB"      # guest stdout/stderr kept per call
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UdfLimits {
+    /// The most linear memory an instance may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// The most wall time one `init` or `process` call may take; the call is interrupted past it.
+    pub timeout: Duration,
+    /// The most bytes one call may return.
+    pub max_output_bytes: u64,
+    /// The most guest stdout/stderr bytes kept per call; the rest is counted and dropped.
+    pub max_log_bytes: u64,
+}
+
+impl Default for UdfLimits {
+    fn default() -> Self {
+        UdfLimits {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 64 << 20,
+            max_log_bytes: 64 << 10,
+        }
+    }
+}

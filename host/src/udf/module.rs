@@ -1,0 +1,121 @@
+//! Loading a UDF module: compile once, check it against ABI v1 before anything runs, pre-instantiate.
+//!
+//! All checks that can be made on the module's declared exports and imports are made here, so that a wrong
+//! file, an old ABI or a missing export is refused with a precise message before any guest code runs.
+
+use std::path::Path;
+
+use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ValType};
+use weir_guest::abi;
+
+use super::instance::GuestState;
+use super::UdfFailure;
+
+/// Checks the module's exports and imports against ABI v1.
+pub(crate) fn check_abi(module: &Module) -> Result<(), UdfFailure> {
+    let versions: Vec<&str> = module
+        .exports()
+        .map(|e| e.name())
+        .filter(|name| name.starts_with(abi::VERSION_EXPORT_PREFIX))
+        .collect();
+    match versions.as_slice() {
+        [] => {
+            let names: Vec<&str> = module.exports().map(|e| e.name()).collect();
+            return Err(UdfFailure::Abi(format!(
+                "not a Weir UDF: it has no `{}` version export (its exports: {})",
+                abi::VERSION_EXPORT,
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )));
+        }
+        [one] if *one == abi::VERSION_EXPORT => {}
+        [one] => {
+            return Err(UdfFailure::Abi(format!(
+                "the module is built for Weir UDF ABI {} (export `{one}`), but this host supports v{}; \
+                 rebuild it with a matching guest SDK",
+                &one[abi::VERSION_EXPORT_PREFIX.len() - 1..],
+                abi::MAJOR
+            )))
+        }
+        many => {
+            return Err(UdfFailure::Abi(format!("the module declares several ABI versions: {}", many.join(", "))))
+        }
+    }
+    let i32s = |n: usize| vec![ValType::I32; n];
+    let functions: [(&str, Vec<ValType>, Vec<ValType>); 6] = [
+        (abi::VERSION_EXPORT, vec![], i32s(1)),
+        (abi::KIND_EXPORT, vec![], i32s(1)),
+        (abi::ALLOC_EXPORT, i32s(1), i32s(1)),
+        (abi::FREE_EXPORT, i32s(2), vec![]),
+        (abi::INIT_EXPORT, i32s(5), i32s(1)),
+        (abi::PROCESS_EXPORT, i32s(3), i32s(1)),
+    ];
+    for (name, params, results) in functions {
+        let expected = FuncType::new(module.engine(), params, results);
+        match module.get_export(name) {
+            None => {
+                return Err(UdfFailure::Abi(format!(
+                    "missing export `{name}`: ABI v1 requires a function {}",
+                    describe(&expected)
+                )))
+            }
+            Some(ExternType::Func(found)) if FuncType::eq(&found, &expected) => {}
+            Some(ExternType::Func(found)) => {
+                return Err(UdfFailure::Abi(format!(
+                    "export `{name}` is a function {}, but ABI v1 requires {}",
+                    describe(&found),
+                    describe(&expected)
+                )))
+            }
+            Some(other) => {
+                return Err(UdfFailure::Abi(format!(
+                    "export `{name}` is a {other:?}, but ABI v1 requires a function"
+                )))
+            }
+        }
+    }
+    if !matches!(
+        module.get_export(abi::MEMORY_EXPORT),
+        Some(ExternType::Memory(_))
+    ) {
+        return Err(UdfFailure::Abi(format!(
+            "missing export `{}`: ABI v1 requires the linear memory",
+            abi::MEMORY_EXPORT
+        )));
+    }
+    for import in module.imports() {
+        if import.module() != "wasi_snapshot_preview1" {
+            return Err(UdfFailure::Abi(format!(
+                "the module imports `{}::{}`, which the host does not provide (only WASI preview 1 is available)",
+                import.module(),
+                import.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe(ty: &FuncType) -> String {
+    let list = |types: &mut dyn Iterator<Item = ValType>| {
+        types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "({}) -> ({})",
+        list(&mut ty.params()),
+        list(&mut ty.results())
+    )
+}
+
+/// Compiles the module at `path`, checks it and pre-instantiates it with the host's WASI imports.
+pub(crate) fn load(
+    linker: &Linker<GuestState>,
+    path: &Path,
+) -> Result<InstancePre<GuestState>, UdfFailure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| UdfFailure::Load(format!("reading {}: {e}", path.display())))?;
+    let module =
+        Module::new(linker.engine(), &bytes).map_err(|e| UdfFailure::Load(format!("{e:#}")))?;
+    check_abi(&module)?;
+    linker
+        .instantiate_pre(&module)
+        .map_err(|e| UdfFailure::Abi(format!("cannot link the module's imports: {e:#}")))
+}
