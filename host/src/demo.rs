@@ -73,28 +73,35 @@ pub fn produce(
 
 /// Reads every record of `topic` that is there now (up to each partition's high watermark).
 pub fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "weir-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("creating a reader")?;
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().context("creating a reader")?;
     let timeout = Duration::from_secs(30);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .context("reading topic metadata")?;
-    let partitions: Vec<i32> = metadata
+    let mut listed = BTreeMap::new();
+    for p in metadata
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    {
+        listed.insert(
+            (topic.to_string(), p),
+            consumer.fetch_watermarks(topic, p, timeout)?,
+        );
+    }
+    let latest = crate::source::latest_offsets(&config, &listed)?;
     let mut ends = BTreeMap::new();
     let mut list = TopicPartitionList::new();
-    for p in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
-        if high > low {
-            ends.insert(p, high);
-            list.add_partition_offset(topic, p, Offset::Offset(low))?;
+    for ((_, p), (low, _)) in &listed {
+        let high = latest[&(topic.to_string(), *p)];
+        if high > *low {
+            ends.insert(*p, high);
+            list.add_partition_offset(topic, *p, Offset::Offset(*low))?;
         }
     }
     consumer.assign(&list)?;

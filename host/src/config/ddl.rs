@@ -7,7 +7,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 /// Parses a Spark DDL schema of named columns into an Arrow schema; every column is nullable, as in Spark.
 ///
 /// Types: `STRING`, `BINARY`, `BOOLEAN`, `TINYINT`/`BYTE`, `SMALLINT`/`SHORT`, `INT`/`INTEGER`,
-/// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC, as Spark stores it) and `DATE`.
+/// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC as `+00:00`, as Spark stores it) and `DATE`.
 ///
 /// ```
 /// use weir::config::parse_ddl_schema;
@@ -42,7 +42,7 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
             "BIGINT" | "LONG" => DataType::Int64,
             "FLOAT" => DataType::Float32,
             "DOUBLE" => DataType::Float64,
-            "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             "DATE" => DataType::Date32,
             other => {
                 return Err(format!(

@@ -353,12 +353,14 @@ fn read_deserializer(
                     let implied = match spark {
                         "DROPMALFORMED" => OnError::Drop,
                         "FAILFAST" => OnError::Fail,
-                        _ => return Err(section.error(
-                            "mode",
-                            format!(
+                        _ => {
+                            return Err(section.error(
+                                "mode",
+                                format!(
                                 "expected PERMISSIVE, DROPMALFORMED or FAILFAST, found {spark:?}"
                             ),
-                        )),
+                            ))
+                        }
                     };
                     if section_sets_policy(&on_error, &implied) {
                         return Err(

@@ -16,6 +16,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::latest::latest_offsets;
 use super::options::{OffsetSpec, SourceOptions, TopicPartition, TopicSelection};
 use super::records::{source_schema, ChunkBuilder, PartitionChunk};
 
@@ -55,6 +56,8 @@ pub struct KafkaSource {
     ending: Option<BTreeMap<TopicPartition, i64>>,
     last_discovery: Instant,
     bootstrap: String,
+    /// The consumer's configuration, for the `latest` probe.
+    config: ClientConfig,
 }
 
 impl KafkaSource {
@@ -78,6 +81,7 @@ impl KafkaSource {
             .cloned()
             .unwrap_or_default();
         let consumer: BaseConsumer = config.create().context("creating the Kafka consumer")?;
+        let client_config = config.clone();
         let mut source = KafkaSource {
             consumer,
             schema: source_schema(options.include_headers),
@@ -86,6 +90,7 @@ impl KafkaSource {
             ending: None,
             last_discovery: Instant::now(),
             bootstrap,
+            config: client_config,
         };
         let partitions = source.resolve_partitions(true)?;
         let starting = source.options.starting.clone();
@@ -265,23 +270,37 @@ impl KafkaSource {
                 );
             }
         }
+        let mut listed = BTreeMap::new();
         for tp in partitions {
-            let (low, high) = self.watermarks(tp)?;
+            listed.insert(tp.clone(), self.watermarks(tp)?);
+        }
+        let needs_latest = match spec {
+            OffsetSpec::Latest => true,
+            OffsetSpec::Specific(given) => given.values().any(|o| *o == -1),
+            OffsetSpec::Earliest => false,
+        };
+        let latest = if needs_latest {
+            latest_offsets(&self.config, &listed)?
+        } else {
+            BTreeMap::new()
+        };
+        for (tp, (low, _)) in listed {
+            let high = latest.get(&tp).copied().unwrap_or(low);
             let offset = match spec {
                 OffsetSpec::Earliest => low,
                 OffsetSpec::Latest => high,
-                OffsetSpec::Specific(given) => match given.get(tp) {
+                OffsetSpec::Specific(given) => match given.get(&tp) {
                     None => bail!("source option `{key}` has no offset for {}-{} (give every partition, as Spark requires)", tp.0, tp.1),
                     Some(-2) => low,
                     Some(-1) => high,
                     Some(&n) if n < low && key == "startingOffsets" => {
-                        self.data_loss(tp, n, low)?;
+                        self.data_loss(&tp, n, low)?;
                         low
                     }
                     Some(&n) => n,
                 },
             };
-            offsets.insert(tp.clone(), offset);
+            offsets.insert(tp, offset);
         }
         Ok(offsets)
     }
@@ -382,9 +401,11 @@ impl KafkaSource {
             | KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange) => {
                 // Find the partitions whose position fell out of the retained range and handle each.
                 for (tp, position) in self.positions.clone() {
-                    let (low, high) = self.watermarks(&tp)?;
-                    if position < low || position > high {
-                        let to = if position < low { low } else { high };
+                    // Only records below the earliest retained offset can be lost; ListOffsets' "latest"
+                    // is not trusted here (see `latest.rs`).
+                    let (low, _) = self.watermarks(&tp)?;
+                    if position < low {
+                        let to = low;
                         self.data_loss(&tp, position, to)?;
                         self.consumer
                             .seek(&tp.0, tp.1, Offset::Offset(to), METADATA_TIMEOUT)

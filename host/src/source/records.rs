@@ -35,7 +35,7 @@ pub fn source_schema(include_headers: bool) -> SchemaRef {
         Field::new("offset", DataType::Int64, false),
         Field::new(
             "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
             true,
         ),
         Field::new("timestampType", DataType::Int32, false),
@@ -123,7 +123,7 @@ impl ChunkBuilder {
             key: BinaryBuilder::new(),
             value: BinaryBuilder::new(),
             offset: Int64Builder::new(),
-            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            timestamp: TimestampMillisecondBuilder::new().with_timezone("+00:00"),
             timestamp_type: Int32Builder::new(),
             headers,
             schema,

@@ -1,0 +1,156 @@
+//! The fraud example end to end: exact output, dead letters, and the native JSON path.
+
+use weir::demo::{demo_records, MALFORMED_EVERY};
+use weir::workload;
+use weir_tests::*;
+
+fn expected_results(n: u64) -> Vec<String> {
+    let mut expected: Vec<String> = workload::transactions(n)
+        .filter_map(|t| t.fraud_result())
+        .collect();
+    expected.sort();
+    expected
+}
+
+fn example(file: &str, bootstrap: &str) -> weir::PipelineSpec {
+    let path = workspace().join("examples/fraud").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    weir::config::parse(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap(),
+        "fraud",
+        |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wasm_fraud_pipeline_on_tansu_is_exact_over_100k_records() {
+    udf_module("json_transactions");
+    let broker = tansu();
+    broker.create_topic("transactions", 4);
+    broker.create_topic("results", 1);
+    broker.create_topic("transactions-dead-letter", 1);
+    let n = 100_000;
+    let produced = produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
+    assert_eq!(produced, n + n / MALFORMED_EVERY);
+
+    let summary = run_pipeline(example("pipeline.toml", &broker.bootstrap))
+        .await
+        .unwrap();
+    assert_eq!(summary.input_rows, produced);
+    assert_eq!(summary.errors.dead_lettered, n / MALFORMED_EVERY);
+
+    let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
+    results.sort();
+    let expected = expected_results(n);
+    assert_eq!(results.len(), expected.len());
+    assert!(
+        results == expected,
+        "the results differ from the offline computation"
+    );
+    assert_eq!(summary.output_rows, expected.len() as u64);
+
+    // Each malformed record reaches the dead-letter topic unchanged, with the reason and its origin.
+    let dead = read_topic(&broker.bootstrap, "transactions-dead-letter").unwrap();
+    assert_eq!(dead.len() as u64, n / MALFORMED_EVERY);
+    for record in &dead {
+        let value = String::from_utf8(record.value.clone().unwrap()).unwrap();
+        assert!(
+            value.starts_with("{\"name\": \"truncated record"),
+            "{value}"
+        );
+        let header = |k: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.clone())
+                .map(|v| String::from_utf8(v).unwrap())
+        };
+        assert!(header("weir.error").unwrap().contains("not a transaction"));
+        assert_eq!(header("weir.stage").unwrap(), "json_transactions");
+        assert_eq!(header("weir.source.topic").unwrap(), "transactions");
+        let offset: i64 = header("weir.source.offset").unwrap().parse().unwrap();
+        assert!(offset >= 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_json_path_gives_the_same_results() {
+    udf_module("fraud_flagged");
+    let broker = mock_cluster();
+    broker.create_topic("transactions", 4);
+    broker.create_topic("results", 1);
+    broker.create_topic("transactions-dead-letter", 1);
+    let n = 30_000;
+    produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
+    let summary = run_pipeline(example("pipeline-native.toml", &broker.bootstrap))
+        .await
+        .unwrap();
+    assert_eq!(summary.errors.dead_lettered, n / MALFORMED_EVERY);
+    let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
+    results.sort();
+    assert!(
+        results == expected_results(n),
+        "the native path's results differ"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_records_fail_or_drop_as_configured() {
+    let broker = mock_cluster();
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let good = r#"{"name":"a","surname":"b","amount":"1","delta_t":"2","flag":1}"#.to_string();
+    produce_to(
+        &broker.bootstrap,
+        "in",
+        0,
+        &[good.clone(), "nope".into(), good],
+        &[],
+    );
+    let dir = scratch_dir();
+    let module = udf_module("json_transactions");
+    let pipeline = |policy: &str| {
+        format!(
+            r#"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "in"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+[deserializer]
+udf = "{}"
+on_error = "{policy}"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+"#,
+            module.display()
+        )
+    };
+    let error = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &pipeline("fail")).unwrap())
+        .await
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("record in-0 offset 1 could not be deserialized"),
+        "{message}"
+    );
+    assert!(message.contains("not a transaction"), "{message}");
+    assert!(
+        read_topic(&broker.bootstrap, "out").unwrap().is_empty(),
+        "nothing of a failed batch is written"
+    );
+
+    let summary = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &pipeline("drop")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.output_rows, summary.errors.deserializer_dropped),
+        (2, 1)
+    );
+}

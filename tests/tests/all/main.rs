@@ -1,0 +1,8 @@
+//! Weir's integration tests, one binary with a module per area (as wasmtime's `tests/all`).
+//!
+//! They need the UDF modules built for wasm32-wasip1 and the tansu binary; `bash .ci/run` prepares both.
+
+mod cli;
+mod fraud;
+mod source;
+mod udf_errors;

@@ -1,0 +1,186 @@
+//! Source semantics on a real broker: startingOffsets / endingOffsets / assign / subscribePattern,
+//! maxOffsetsPerTrigger, and headers through to the sink.
+
+use weir_tests::*;
+
+/// Produces `p{partition}-{i}` (as key and value) for i in 0..n to each partition.
+fn fill(broker: &Broker, topic: &str, partitions: i32, n: usize) {
+    broker.create_topic(topic, partitions);
+    for p in 0..partitions {
+        let values: Vec<String> = (0..n).map(|i| format!("p{p}-{i}")).collect();
+        produce_to(&broker.bootstrap, topic, p, &values, &[]);
+    }
+}
+
+/// A pipeline that copies records (as strings) from `source` options to topic `out`, keeping partitions.
+fn copy_pipeline(source: &str, sink_format: &str) -> String {
+    format!(
+        r#"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+{source}
+[deserializer]
+format = "string"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "{sink_format}"
+"#
+    )
+}
+
+async fn copy(broker: &Broker, source: &str) -> anyhow::Result<(weir::RunSummary, Vec<String>)> {
+    let dir = scratch_dir();
+    let spec = pipeline_spec(&dir, &broker.bootstrap, &copy_pipeline(source, "json"))?;
+    let summary = run_pipeline(spec).await?;
+    let mut keys: Vec<String> = read_topic(&broker.bootstrap, "out")?
+        .into_iter()
+        .map(|r| String::from_utf8(r.key.unwrap_or_default()).unwrap())
+        .collect();
+    keys.sort();
+    Ok((summary, keys))
+}
+
+fn keys(partition: i32, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("p{partition}-{i}")).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starting_and_ending_offsets_as_json() {
+    let broker = tansu();
+    fill(&broker, "t", 2, 10);
+    broker.create_topic("out", 2);
+    let (summary, got) = copy(
+        &broker,
+        r#"subscribe = "t"
+startingOffsets = '{"t":{"0":3,"1":-2}}'
+endingOffsets = '{"t":{"0":7,"1":-1}}'"#,
+    )
+    .await
+    .unwrap();
+    let mut expected = keys(0, 3..7);
+    expected.extend(keys(1, 0..10));
+    assert_eq!(got, sorted(expected));
+    assert_eq!(summary.input_rows, 14);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assign_reads_only_the_given_partitions_and_latest_reads_nothing() {
+    let broker = tansu();
+    fill(&broker, "t", 2, 5);
+    broker.create_topic("out", 2);
+    let (_, got) = copy(
+        &broker,
+        "assign = '{\"t\":[1]}'\nstartingOffsets = \"earliest\"\nendingOffsets = \"latest\"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(got, keys(1, 0..5));
+
+    let (summary, _) = copy(
+        &broker,
+        "subscribe = \"t\"\nstartingOffsets = \"latest\"\nendingOffsets = \"latest\"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.input_rows, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribe_pattern_matches_whole_topic_names() {
+    let broker = tansu();
+    fill(&broker, "pat-a", 1, 3);
+    fill(&broker, "pat-b", 1, 2);
+    fill(&broker, "pat-a-other", 1, 4);
+    fill(&broker, "other", 1, 4);
+    broker.create_topic("out", 1);
+    let (summary, _) =
+        copy(&broker, "subscribePattern = \"pat-[a-z]\"\nstartingOffsets = \"earliest\"\nendingOffsets = \"latest\"")
+            .await
+            .unwrap();
+    assert_eq!(summary.input_rows, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_offsets_per_trigger_splits_batches() {
+    let broker = tansu();
+    fill(&broker, "t", 1, 20);
+    broker.create_topic("out", 1);
+    let (summary, got) = copy(
+        &broker,
+        "subscribe = \"t\"\nstartingOffsets = \"earliest\"\nendingOffsets = \"latest\"\nmaxOffsetsPerTrigger = 5",
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.len(), 20);
+    assert_eq!(summary.batches, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_round_trip_through_the_sink() {
+    let broker = tansu();
+    broker.create_topic("t", 1);
+    broker.create_topic("out", 1);
+    let headers = [
+        ("trace", Some("abc")),
+        ("empty", None),
+        ("trace", Some("second")),
+    ];
+    produce_to(
+        &broker.bootstrap,
+        "t",
+        0,
+        &["v1".into(), "v2".into()],
+        &headers,
+    );
+    let dir = scratch_dir();
+    let source = "subscribe = \"t\"\nstartingOffsets = \"earliest\"\nendingOffsets = \"latest\"\nincludeHeaders = true";
+    let spec = pipeline_spec(&dir, &broker.bootstrap, &copy_pipeline(source, "kafka")).unwrap();
+    run_pipeline(spec).await.unwrap();
+    let out = read_topic(&broker.bootstrap, "out").unwrap();
+    assert_eq!(values(&out), ["v1", "v2"]);
+    let expected: Vec<(String, Option<Vec<u8>>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.map(|v| v.as_bytes().to_vec())))
+        .collect();
+    for record in out {
+        assert_eq!(record.headers, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_topics_and_offsets_are_named() {
+    let broker = tansu();
+    fill(&broker, "t", 2, 1);
+    broker.create_topic("out", 1);
+    let error = copy(
+        &broker,
+        "subscribe = \"missing\"\nendingOffsets = \"latest\"",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("topic \"missing\" does not exist"),
+        "{error:#}"
+    );
+    let error = copy(
+        &broker,
+        "subscribe = \"t\"\nstartingOffsets = '{\"t\":{\"0\":0}}'",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("has no offset for t-1"),
+        "{error:#}"
+    );
+    let error = copy(&broker, "assign = '{\"t\":[7]}'").await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("partition t-7 does not exist"),
+        "{error:#}"
+    );
+}

@@ -1,0 +1,221 @@
+//! Every UDF failure the core data path must report clearly: the message names the UDF, its module file,
+//! the records (topic-partition and offsets) and the cause, and nothing of the failed batch is written.
+
+use std::path::Path;
+
+use weir_tests::*;
+
+struct Setup {
+    broker: Broker,
+    dir: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
+    let broker = mock_cluster();
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let values: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
+    produce_to(&broker.bootstrap, "in", 0, &values, &[]);
+    Setup {
+        broker,
+        dir: scratch_dir(),
+    }
+}
+
+fn pipeline(transform: &Path, limits: &str) -> String {
+    format!(
+        r#"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "in"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+[deserializer]
+format = "string"
+[[transform]]
+udf = "{}"
+name = "hostile"
+{limits}
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+"#,
+        transform.display()
+    )
+}
+
+/// Runs the transform and returns the error message, checking that nothing was written.
+async fn failure(setup: &Setup, module: &Path, limits: &str) -> String {
+    let spec = pipeline_spec(
+        &setup.dir,
+        &setup.broker.bootstrap,
+        &pipeline(module, limits),
+    )
+    .unwrap();
+    let error = run_pipeline(spec)
+        .await
+        .expect_err("the pipeline should fail");
+    assert!(
+        read_topic(&setup.broker.bootstrap, "out")
+            .unwrap()
+            .is_empty(),
+        "a failed batch wrote output"
+    );
+    format!("{error:#}")
+}
+
+fn hostile(setup: &Setup, name: &str, body: &str) -> std::path::PathBuf {
+    wat_module(
+        &setup.dir,
+        name,
+        &echo_transform_wat("weir_abi_v1", 2, body),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_echo_module_itself_works() {
+    let setup = setup();
+    let module = hostile(&setup, "echo", "");
+    let spec = pipeline_spec(&setup.dir, &setup.broker.bootstrap, &pipeline(&module, "")).unwrap();
+    let summary = run_pipeline(spec).await.unwrap();
+    assert_eq!(summary.output_rows, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_module_is_named() {
+    let setup = setup();
+    let message = failure(&setup, &setup.dir.join("nope.wasm"), "").await;
+    assert!(
+        message.contains("UDF `hostile`") && message.contains("nope.wasm"),
+        "{message}"
+    );
+    assert!(message.contains("cannot load the module"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_abi_version_is_refused_before_instantiation() {
+    let setup = setup();
+    let module = wat_module(&setup.dir, "v2", &echo_transform_wat("weir_abi_v2", 2, ""));
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains("built for Weir UDF ABI v2") && message.contains("supports v1"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_export_and_a_wrong_kind_are_named() {
+    let setup = setup();
+    let wat = echo_transform_wat("weir_abi_v1", 2, "")
+        .replace("(export \"weir_process\")", "(export \"weir_proc\")");
+    let module = wat_module(&setup.dir, "no-process", &wat);
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains("missing export `weir_process`"),
+        "{message}"
+    );
+
+    let module = wat_module(
+        &setup.dir,
+        "deserializer",
+        &echo_transform_wat("weir_abi_v1", 1, ""),
+    );
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains("is a deserializer, but it is used as a transform"),
+        "{message}"
+    );
+
+    let module = wat_module(
+        &setup.dir,
+        "not-weir",
+        "(module (memory (export \"memory\") 1))",
+    );
+    let message = failure(&setup, &module, "").await;
+    assert!(message.contains("not a Weir UDF"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_names_the_udf_and_the_offsets() {
+    let setup = setup();
+    let module = hostile(&setup, "trap", "(unreachable)");
+    let message = failure(&setup, &module, "").await;
+    assert!(message.contains("UDF `hostile`"), "{message}");
+    assert!(message.contains("on in-0 offsets 0..=4"), "{message}");
+    assert!(message.contains("trapped"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_loop_is_interrupted_by_the_timeout() {
+    let setup = setup();
+    let module = hostile(&setup, "loop", "(loop $forever (br $forever))");
+    let started = std::time::Instant::now();
+    let message = failure(&setup, &module, "limits = { timeout = \"300ms\" }").await;
+    assert!(message.contains("longer than the 300ms limit"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_hits_the_cap() {
+    let setup = setup();
+    let module = hostile(
+        &setup,
+        "bomb",
+        "(loop $more (drop (memory.grow (i32.const 16))) (br $more))",
+    );
+    let message = failure(&setup, &module, "limits = { memory = \"8MiB\" }").await;
+    assert!(
+        message.contains("past the 8388608-byte cap (limits.memory)"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_errors_and_malformed_output_are_reported() {
+    let setup = setup();
+    let says_no = "(i32.store (local.get $ret) (i32.const 512)) (i32.store offset=4 (local.get $ret) (i32.const 17)) (return (i32.const 1))";
+    let message = failure(&setup, &hostile(&setup, "no", says_no), "").await;
+    assert!(
+        message.contains("the UDF reported: the guest says no"),
+        "{message}"
+    );
+
+    let garbage = "(i32.store (local.get $ret) (i32.const 512)) (i32.store offset=4 (local.get $ret) (i32.const 17)) (return (i32.const 0))";
+    let message = failure(&setup, &hostile(&setup, "garbage", garbage), "").await;
+    assert!(message.contains("malformed output"), "{message}");
+
+    let huge = "(i32.store (local.get $ret) (i32.const 0)) (i32.store offset=4 (local.get $ret) (i32.const 2000000000)) (return (i32.const 0))";
+    let message = failure(&setup, &hostile(&setup, "huge", huge), "").await;
+    assert!(message.contains("(limits.max_output)"), "{message}");
+
+    let status = "(i32.store (local.get $ret) (i32.const 0)) (i32.store offset=4 (local.get $ret) (i32.const 0)) (return (i32.const 7))";
+    let message = failure(&setup, &hostile(&setup, "status", status), "").await;
+    assert!(message.contains("returned status 7"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemas_that_do_not_compose_are_refused_at_plan_time() {
+    let setup = setup();
+    // fraud_flagged needs name/surname/flag; the string deserializer gives key/value/...
+    let message = failure(&setup, &udf_module("fraud_flagged"), "").await;
+    assert!(
+        message.contains("failed in init") && message.contains("no `name` column"),
+        "{message}"
+    );
+
+    // The Kafka sink format needs a `value` column.
+    let module = hostile(&setup, "echo", "");
+    let text = pipeline(&module, "")
+        .replace("format = \"json\"", "format = \"kafka\"")
+        .replace(
+            "format = \"string\"",
+            "format = \"json\"\nschema = \"a STRING\"",
+        );
+    let spec = pipeline_spec(&setup.dir, &setup.broker.bootstrap, &text).unwrap();
+    let error = run_pipeline(spec).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("no `value` column"),
+        "{error:#}"
+    );
+}
