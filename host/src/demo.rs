@@ -156,7 +156,7 @@ pub const MALFORMED_EVERY: u64 = 10_000;
 pub fn demo_records(n: u64) -> impl Iterator<Item = (String, String)> {
     workload::transactions(n).enumerate().flat_map(|(i, tx)| {
         let mut records = vec![(tx.key(), tx.value())];
-        if (i as u64 + 1) % MALFORMED_EVERY == 0 {
+        if (i as u64 + 1).is_multiple_of(MALFORMED_EVERY) {
             records.push((tx.key(), format!("{{\"name\": \"truncated record {i}")));
         }
         records

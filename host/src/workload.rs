@@ -66,7 +66,7 @@ pub fn transactions(n: u64) -> impl Iterator<Item = Transaction> {
             surname: format!("sur{}", user % 97),
             amount: format!("{}.{:02}", cents / 100, cents % 100),
             delta_t: (r % 3600).to_string(),
-            flag: i32::from((r >> 8) % 10 == 0),
+            flag: i32::from((r >> 8).is_multiple_of(10)),
             ts: 1_700_000_000_000 + i as i64 - ((r >> 16) % 2000) as i64,
         }
     })
@@ -84,7 +84,7 @@ mod tests {
             x = (x * 6364136223846793005 + 1442695040888963407) % (1u128 << 64);
             let r = (x >> 33) as u64;
             assert_eq!(tx.name, format!("name{}", r % 10000));
-            assert_eq!(tx.flag == 1, (r >> 8) % 10 == 0);
+            assert_eq!(tx.flag == 1, (r >> 8).is_multiple_of(10));
             let amount: f64 = tx.amount.parse().unwrap();
             assert!((amount - (r % 100000) as f64 / 100.0).abs() < 1e-9);
             assert_eq!(

@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+/// Option keys and values, as written in the pipeline file.
+pub type Options = BTreeMap<String, String>;
+
 /// Keys Spark refuses on the source, because the engine owns offsets and deserialization.
 pub const FORBIDDEN_SOURCE_KEYS: &[&str] = &[
     "auto.offset.reset",
@@ -63,9 +66,9 @@ impl std::error::Error for OptionError {}
 /// assert!(split_kafka_options(bad, FORBIDDEN_SOURCE_KEYS).is_err());
 /// ```
 pub fn split_kafka_options(
-    options: BTreeMap<String, String>,
+    options: Options,
     forbidden: &[&str],
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), OptionError> {
+) -> Result<(Options, Options), OptionError> {
     let mut kafka = BTreeMap::new();
     let mut rest = BTreeMap::new();
     for (key, value) in options {

@@ -44,7 +44,9 @@ use std::path::{Path, PathBuf};
 
 pub use ddl::parse_ddl_schema;
 pub use expand::expand;
-pub use kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS};
+pub use kafka::{
+    split_kafka_options, OptionError, Options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS,
+};
 pub use spec::{
     DecodeFormat, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec, TransformSpec,
     Trigger, UdfSpec,

@@ -47,7 +47,11 @@ fn a_good_file_parses_with_defaults_expanded() {
 
 #[test]
 fn unknown_keys_are_named_with_their_section() {
-    let err = error_of(&GOOD.replace("on_error", "on_eror"));
+    let typo = GOOD.replace(
+        "dead_letter_topic = \"dlq\"",
+        "dead_letter_topic = \"dlq\"\non_eror = \"drop\"",
+    );
+    let err = error_of(&typo);
     assert_eq!(err.key, "deserializer.on_eror");
     assert!(
         err.to_string()

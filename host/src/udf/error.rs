@@ -15,8 +15,8 @@ pub struct UdfError {
     pub operation: &'static str,
     /// The input records, e.g. " on transactions-0 offsets 100..=199"; empty when not about records.
     pub records: String,
-    /// Why.
-    pub cause: UdfFailure,
+    /// Why (boxed: errors travel through every stage's `Result`, so they are kept small).
+    pub cause: Box<UdfFailure>,
 }
 
 /// Why a UDF call failed.

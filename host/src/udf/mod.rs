@@ -72,7 +72,7 @@ impl UdfRuntime {
             path: spec.path.clone(),
             operation,
             records: String::new(),
-            cause,
+            cause: Box::new(cause),
         };
         let pre =
             module::load(&self.linker, &spec.path).map_err(|cause| error("loading", cause))?;
@@ -142,7 +142,7 @@ impl UdfStage {
             path: self.path.clone(),
             operation,
             records: records.to_string(),
-            cause,
+            cause: Box::new(cause),
         };
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut instance = match pooled {

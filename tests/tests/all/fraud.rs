@@ -154,3 +154,58 @@ format = "json"
         (2, 1)
     );
 }
+
+/// The acceptance run: `weir run examples/fraud/pipeline.toml` (the binary) over 1,000,000 records
+/// on tansu, for the WebAssembly path and the built-in JSON path, each checked exactly. Prints throughput;
+/// asserts only correctness. Run with `cargo test --release -p weir-tests -- --ignored one_million`
+/// (`WEIR_N` changes the record count).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement run of about a minute; see docs/benchmarks.md"]
+async fn one_million_records_through_the_weir_binary() {
+    let n: u64 = std::env::var("WEIR_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let expected = expected_results(n);
+    for file in ["pipeline.toml", "pipeline-native.toml"] {
+        let broker = tansu();
+        broker.create_topic("transactions", 4);
+        broker.create_topic("results", 1);
+        broker.create_topic("transactions-dead-letter", 1);
+        let records = workload::transactions(n).map(|t| (t.key(), t.value()));
+        produce(&broker.bootstrap, "transactions", records).unwrap();
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new(workspace().join("target/release/weir"))
+            .args([
+                "run",
+                &format!("examples/fraud/{file}"),
+                "--progress",
+                "json",
+            ])
+            .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
+        results.sort();
+        assert!(
+            results == expected,
+            "{file}: {} results, expected {}",
+            results.len(),
+            expected.len()
+        );
+        let batches = String::from_utf8_lossy(&output.stdout).lines().count();
+        println!(
+            "{file}: {n} records -> {} results (exact) in {:.2} s = {:.0} records/s, {batches} batches",
+            results.len(),
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+}

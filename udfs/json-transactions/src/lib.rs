@@ -116,7 +116,7 @@ weir_guest::export_deserializer!(Transactions);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_guest::arrow_array::{Int32Array, Int64Array, StringArray};
+    use weir_guest::arrow_array::{Array, Int32Array, Int64Array, StringArray};
 
     fn records(values: &[&[u8]]) -> RecordBatch {
         let value: BinaryArray = values.iter().map(|v| Some(*v)).collect();
