@@ -44,9 +44,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<RunSummary> {
     let spec = plan.spec().clone();
     let source_options = spec.source.clone();
+    let opening = Instant::now();
     let mut source = tokio::task::spawn_blocking(move || KafkaSource::open(source_options))
         .await?
         .context("starting the Kafka source")?;
+    tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
     let sink = Arc::new(
         KafkaSink::open(spec.sink.options.clone(), spec.sink.format)
             .context("starting the Kafka sink")?,
@@ -64,7 +66,7 @@ pub(crate) async fn run(
 
     loop {
         if source.is_finished() {
-            tracing::info!("reached endingOffsets; stopping");
+            tracing::info!(since_start = ?opening.elapsed(), "reached endingOffsets; stopping");
             break;
         }
         let started = Instant::now();

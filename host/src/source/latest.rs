@@ -14,6 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::kafka::SourceContext;
 use super::TopicPartition;
 
 /// How long the probe waits for every partition's first fetch response.
@@ -36,7 +37,9 @@ pub fn latest_offsets(
     config
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false");
-    let probe: BaseConsumer = config.create().context("creating the offset probe")?;
+    let probe: BaseConsumer<SourceContext> = config
+        .create_with_context(SourceContext::default())
+        .context("creating the offset probe")?;
     let mut list = TopicPartitionList::new();
     for ((topic, partition), (low, high)) in listed {
         list.add_partition_offset(topic, *partition, Offset::Offset((*high - 1).max(*low)))?;
@@ -65,7 +68,10 @@ pub fn latest_offsets(
 }
 
 /// The high watermark librdkafka cached from the last fetch response for `tp`, if one arrived.
-fn fetched_high_watermark(consumer: &BaseConsumer, tp: &TopicPartition) -> Option<i64> {
+fn fetched_high_watermark(
+    consumer: &BaseConsumer<SourceContext>,
+    tp: &TopicPartition,
+) -> Option<i64> {
     let topic = CString::new(tp.0.as_str()).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime; the out-pointers are valid locals.

@@ -183,10 +183,18 @@ async fn one_million_records_through_the_weir_binary() {
                 "json",
             ])
             .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
+            .env("WEIR_LOG", "warn,weir=info")
             .current_dir(workspace())
             .output()
             .unwrap();
         let elapsed = started.elapsed();
+        // Where the time outside batches went (start-up, end detection), from the binary's log.
+        for line in String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.contains("ready") || l.contains("reached"))
+        {
+            println!("  {line}");
+        }
         assert!(
             output.status.success(),
             "{}",
@@ -200,12 +208,26 @@ async fn one_million_records_through_the_weir_binary() {
             results.len(),
             expected.len()
         );
-        let batches = String::from_utf8_lossy(&output.stdout).lines().count();
+        let progress: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let total = |stage: &str| -> u64 {
+            progress
+                .iter()
+                .map(|p| p["durationMs"][stage].as_u64().unwrap())
+                .sum()
+        };
         println!(
-            "{file}: {n} records -> {} results (exact) in {:.2} s = {:.0} records/s, {batches} batches",
+            "{file}: {n} records -> {} results (exact) in {:.2} s = {:.0} records/s, {} batches; \
+             time in batches: poll {} ms, process {} ms, sink {} ms",
             results.len(),
             elapsed.as_secs_f64(),
-            n as f64 / elapsed.as_secs_f64()
+            n as f64 / elapsed.as_secs_f64(),
+            progress.len(),
+            total("poll"),
+            total("process"),
+            total("sink")
         );
     }
 }
