@@ -19,7 +19,7 @@ use crate::progress::{
     SourceProgress,
 };
 use crate::sink::{DeadLetter, KafkaSink};
-use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
+use crate::source::{KafkaSource, PartitionChunk};
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -122,14 +122,12 @@ pub(crate) async fn run(
                 process: process_ms,
                 sink: sink_ms,
             },
-            sources: vec![source_progress(
-                &description,
-                &SourceBatch {
-                    chunks: Vec::new(),
-                    ..batch
-                },
-                input_rows,
-            )],
+            sources: vec![SourceProgress {
+                description: description.clone(),
+                start_offset: offsets_json(&batch.start),
+                end_offset: offsets_json(&batch.end),
+                num_input_rows: input_rows,
+            }],
             sink: SinkProgress {
                 description: sink.description(),
                 num_output_rows: output_rows,
@@ -159,15 +157,6 @@ fn rate(rows: u64, elapsed: Duration) -> f64 {
         (rows as f64 / secs * 10.0).round() / 10.0
     } else {
         0.0
-    }
-}
-
-fn source_progress(description: &str, batch: &SourceBatch, rows: u64) -> SourceProgress {
-    SourceProgress {
-        description: description.to_string(),
-        start_offset: offsets_json(&batch.start),
-        end_offset: offsets_json(&batch.end),
-        num_input_rows: rows,
     }
 }
 

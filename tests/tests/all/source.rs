@@ -184,3 +184,55 @@ async fn bad_topics_and_offsets_are_named() {
         "{error:#}"
     );
 }
+
+/// An unbounded run with `subscribePattern` picks up a topic created after it started (Spark: new topics
+/// and partitions are read from their beginning), triggers on `processingTime`, and stops on request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_query_picks_up_new_topics_and_stops_on_request() {
+    let broker = tansu();
+    fill(&broker, "live-a", 1, 3);
+    broker.create_topic("out", 1);
+    let dir = scratch_dir();
+    let source = "subscribePattern = \"live-.*\"\nstartingOffsets = \"earliest\"";
+    let text = copy_pipeline(source, "json") + "\n[trigger]\nprocessingTime = \"200ms\"\n";
+    let pipeline =
+        weir::Pipeline::new(pipeline_spec(&dir, &broker.bootstrap, &text).unwrap()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(pipeline.run(async {
+        let _ = stopped.await;
+    }));
+
+    let wait_for = |count: usize| {
+        let bootstrap = broker.bootstrap.clone();
+        async move {
+            for _ in 0..300 {
+                if read_topic(&bootstrap, "out").unwrap().len() >= count {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("fewer than {count} records reached `out` in 30 s");
+        }
+    };
+    wait_for(3).await;
+    fill(&broker, "live-b", 1, 4);
+    wait_for(7).await;
+
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("the query stops on request")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.input_rows, 7);
+    let mut keys: Vec<String> = read_topic(&broker.bootstrap, "out")
+        .unwrap()
+        .into_iter()
+        .map(|r| String::from_utf8(r.key.unwrap()).unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["p0-0", "p0-0", "p0-1", "p0-1", "p0-2", "p0-2", "p0-3"]
+    );
+}

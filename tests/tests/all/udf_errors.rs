@@ -219,3 +219,37 @@ async fn schemas_that_do_not_compose_are_refused_at_plan_time() {
         "{error:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_guest_printed_before_a_trap_is_in_the_error() {
+    let setup = setup();
+    let print_then_trap = "(i32.store (i32.const 600) (i32.const 512)) (i32.store (i32.const 604) (i32.const 17)) \
+                           (drop (call $fd_write (i32.const 2) (i32.const 600) (i32.const 1) (i32.const 620))) \
+                           (unreachable)";
+    let wat = echo_transform_wat("weir_abi_v1", 2, print_then_trap).replacen(
+        "(module\n",
+        "(module\n  (import \"wasi_snapshot_preview1\" \"fd_write\" (func $fd_write (param i32 i32 i32 i32) (result i32)))\n",
+        1,
+    );
+    let module = wat_module(&setup.dir, "printer", &wat);
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains("the guest printed: the guest says no"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_other_than_wasi_are_refused() {
+    let setup = setup();
+    let wat = echo_transform_wat("weir_abi_v1", 2, "").replacen(
+        "(module\n",
+        "(module\n  (import \"env\" \"open_socket\" (func (param i32) (result i32)))\n",
+        1,
+    );
+    let message = failure(&setup, &wat_module(&setup.dir, "socket", &wat), "").await;
+    assert!(
+        message.contains("imports `env::open_socket`, which the host does not provide"),
+        "{message}"
+    );
+}
