@@ -163,6 +163,26 @@ pub fn demo_records(n: u64) -> impl Iterator<Item = (String, String)> {
     })
 }
 
+/// The mock cluster keeps at most 5 MiB (and 100,000 records) per partition and drops the oldest beyond
+/// that, so a large demo would lose input before the pipeline starts; this says so instead of letting the
+/// check fail later.
+fn check_nothing_dropped(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a reader")?;
+    for partition in 0..partitions {
+        let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+        if low > 0 {
+            bail!(
+                "the in-process broker dropped the oldest {low} records of {topic}-{partition} (it keeps 5 MiB per \
+                 partition): use fewer --records (at most about 150,000), or run against a real broker"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the fraud demo: starts a mock cluster, generates `n` records, runs the pipeline file against it and
 /// checks `results` and the dead-letter topic. Returns a report for the terminal.
 pub async fn run_fraud_demo(pipeline_file: &Path, n: u64) -> anyhow::Result<String> {
@@ -173,6 +193,7 @@ pub async fn run_fraud_demo(pipeline_file: &Path, n: u64) -> anyhow::Result<Stri
     cluster.create_topic("transactions-dead-letter", 1, 1)?;
     println!("demo: in-process Kafka broker at {bootstrap}; generating {n} transactions");
     let produced = produce(&bootstrap, "transactions", demo_records(n))?;
+    check_nothing_dropped(&bootstrap, "transactions", 4)?;
 
     let file = pipeline_file.display().to_string();
     let text = std::fs::read_to_string(pipeline_file).with_context(|| format!("reading {file}"))?;
@@ -205,9 +226,11 @@ pub async fn run_fraud_demo(pipeline_file: &Path, n: u64) -> anyhow::Result<Stri
     let malformed = n / MALFORMED_EVERY;
     let ok = results == expected_sorted && dead.len() as u64 == malformed;
     let report = format!(
-        "demo: {produced} records in {:.2}s ({:.0} records/s); {} results (expected {}), {} dead letters (expected {malformed}): {}",
+        "demo: {produced} records produced, {} read in {:.2}s ({:.0} records/s); {} written, {} results read back (expected {}), {} dead letters (expected {malformed}): {}",
+        summary.input_rows,
         elapsed.as_secs_f64(),
         summary.input_rows as f64 / elapsed.as_secs_f64(),
+        summary.output_rows,
         results.len(),
         expected.len(),
         dead.len(),

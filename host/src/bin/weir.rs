@@ -43,8 +43,8 @@ enum Command {
         /// The pipeline file (TOML); it reads `transactions` and writes `results`.
         #[arg(default_value = "examples/fraud/pipeline.toml")]
         file: PathBuf,
-        /// How many transactions to generate.
-        #[arg(long, default_value_t = 200_000)]
+        /// How many transactions to generate (the in-process broker holds about 150,000).
+        #[arg(long, default_value_t = 100_000)]
         records: u64,
     },
 }

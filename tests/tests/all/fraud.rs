@@ -25,13 +25,18 @@ fn example(file: &str, bootstrap: &str) -> weir::PipelineSpec {
     .unwrap()
 }
 
+/// The topics of `examples/fraud`: 4 input partitions, as in the reference workload.
+fn create_fraud_topics(broker: &Broker) {
+    broker.create_topic("transactions", 4);
+    broker.create_topic("results", 1);
+    broker.create_topic("transactions-dead-letter", 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn wasm_fraud_pipeline_on_tansu_is_exact_over_100k_records() {
     udf_module("json_transactions");
     let broker = tansu();
-    broker.create_topic("transactions", 4);
-    broker.create_topic("results", 1);
-    broker.create_topic("transactions-dead-letter", 1);
+    create_fraud_topics(&broker);
     let n = 100_000;
     let produced = produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
     assert_eq!(produced, n + n / MALFORMED_EVERY);
@@ -81,9 +86,7 @@ async fn wasm_fraud_pipeline_on_tansu_is_exact_over_100k_records() {
 async fn native_json_path_gives_the_same_results() {
     udf_module("fraud_flagged");
     let broker = mock_cluster();
-    broker.create_topic("transactions", 4);
-    broker.create_topic("results", 1);
-    broker.create_topic("transactions-dead-letter", 1);
+    create_fraud_topics(&broker);
     let n = 30_000;
     produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
     let summary = run_pipeline(example("pipeline-native.toml", &broker.bootstrap))
@@ -169,9 +172,7 @@ async fn one_million_records_through_the_weir_binary() {
     let expected = expected_results(n);
     for file in ["pipeline.toml", "pipeline-native.toml"] {
         let broker = tansu();
-        broker.create_topic("transactions", 4);
-        broker.create_topic("results", 1);
-        broker.create_topic("transactions-dead-letter", 1);
+        create_fraud_topics(&broker);
         let records = workload::transactions(n).map(|t| (t.key(), t.value()));
         produce(&broker.bootstrap, "transactions", records).unwrap();
         let started = std::time::Instant::now();
