@@ -108,7 +108,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            let summary = pipeline.run_with_progress(shutdown, &mut listener).await?;
+            let summary = pipeline
+                .run_with_progress(shutdown, &mut listener)
+                .await
+                .with_context(|| format!("{}: running the pipeline", file.display()))?;
             listener.finish();
             eprintln!(
                 "done: {} batches, {} records in, {} out, {} dead-lettered, {} dropped",

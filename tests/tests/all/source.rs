@@ -236,3 +236,33 @@ async fn a_running_query_picks_up_new_topics_and_stops_on_request() {
         ["p0-0", "p0-0", "p0-1", "p0-1", "p0-2", "p0-2", "p0-3"]
     );
 }
+
+/// librdkafka's mock cluster keeps 5 MiB per partition and drops the oldest records beyond it, which is
+/// exactly the data loss `failOnDataLoss` is about: offsets asked for that are gone from the broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_on_data_loss_fails_or_skips_ahead() {
+    let broker = mock_cluster();
+    broker.create_topic("t", 1);
+    broker.create_topic("out", 1);
+    let big = "x".repeat(1000);
+    let values: Vec<String> = (0..6000).map(|i| format!("{i}-{big}")).collect();
+    produce_to(&broker.bootstrap, "t", 0, &values, &[]);
+    let source =
+        "subscribe = \"t\"\nstartingOffsets = '{\"t\":{\"0\":0}}'\nendingOffsets = \"latest\"";
+    let error = copy(&broker, source).await.unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("of t-0 are no longer available on the broker"),
+        "{message}"
+    );
+    assert!(message.contains("failOnDataLoss = false"), "{message}");
+
+    let (summary, _) = copy(&broker, &format!("{source}\nfailOnDataLoss = false"))
+        .await
+        .unwrap();
+    assert!(
+        summary.input_rows > 0 && summary.input_rows < 6000,
+        "{}",
+        summary.input_rows
+    );
+}
