@@ -31,6 +31,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod config;
 pub mod decode;
 pub mod demo;
@@ -38,7 +39,9 @@ pub mod pipeline;
 pub mod progress;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod udf;
+pub mod window;
 pub mod workload;
 
 pub use config::{PipelineSpec, SinkFormat};

@@ -35,6 +35,37 @@ pub struct BatchProgress {
     pub sink: SinkProgress,
     /// Records that failed, by stage and policy.
     pub errors: ErrorCounts,
+    /// The watermark after the batch, when the pipeline has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<EventTimeProgress>,
+    /// The aggregation's state, as Spark's `stateOperators`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub state_operators: Vec<crate::aggregate::StateOperatorProgress>,
+}
+
+/// Spark's `eventTime` block: the watermark, as an RFC 3339 time and in ms.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTimeProgress {
+    /// RFC 3339, absent until the watermark is known.
+    pub watermark: Option<String>,
+    /// Milliseconds since the epoch.
+    pub watermark_ms: Option<i64>,
+}
+
+impl EventTimeProgress {
+    /// The block for a watermark in ms.
+    pub fn new(watermark_ms: Option<i64>) -> Self {
+        let watermark = watermark_ms.and_then(|ms| {
+            let time = std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_millis(u64::try_from(ms).ok()?))?;
+            Some(humantime::format_rfc3339_millis(time).to_string())
+        });
+        EventTimeProgress {
+            watermark,
+            watermark_ms,
+        }
+    }
 }
 
 /// Milliseconds spent in each stage of a batch (`triggerExecution` is the whole batch, as in Spark).

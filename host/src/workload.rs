@@ -72,6 +72,81 @@ pub fn transactions(n: u64) -> impl Iterator<Item = Transaction> {
     })
 }
 
+/// Event time of the first record.
+pub const BASE_TS: i64 = 1_700_000_000_000;
+/// Partitions of topic `tx`.
+pub const PARTITIONS: i32 = 4;
+/// The tumbling window of the job, in ms.
+pub const WINDOW_MS: i64 = 10_000;
+
+/// The closing record of each partition: `name = "close"`, `surname = partition`, `flag = 0` and an event
+/// time past every window, so the watermark of every partition closes every window. Returns
+/// (partition, record).
+pub fn closing_records(n: u64) -> Vec<(i32, Transaction)> {
+    (0..PARTITIONS)
+        .map(|partition| {
+            let tx = Transaction {
+                name: "close".into(),
+                surname: partition.to_string(),
+                amount: "0.00".into(),
+                delta_t: "0".into(),
+                flag: 0,
+                ts: BASE_TS + n as i64 + 60_000,
+            };
+            (partition, tx)
+        })
+        .collect()
+}
+
+/// One alert of the fraud-window job: a user with more than one flagged transaction in a window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Alert {
+    /// `name || surname`.
+    pub id: String,
+    /// Window start, ms.
+    pub window_start: i64,
+    /// Flagged transactions in the window.
+    pub count: i64,
+}
+
+impl Alert {
+    /// The alert as the job writes it: `{"id":…,"window_start":…,"window_end":…,"count":…}`.
+    pub fn json(&self) -> String {
+        format!(
+            r#"{{"id":"{}","window_start":{},"window_end":{},"count":{}}}"#,
+            self.id,
+            self.window_start,
+            self.window_start + WINDOW_MS,
+            self.count
+        )
+    }
+}
+
+/// The exact alerts of the fraud-window job over the first `n` transactions, computed offline: count the
+/// flagged transactions per (id, 10 s window) and keep the counts above one.
+///
+/// ```
+/// let alerts = weir::workload::fraud_window_alerts(100_000);
+/// assert!(alerts.iter().all(|a| a.count > 1));
+/// ```
+pub fn fraud_window_alerts(n: u64) -> Vec<Alert> {
+    let mut counts: std::collections::BTreeMap<(String, i64), i64> =
+        std::collections::BTreeMap::new();
+    for tx in transactions(n).filter(|t| t.flag == 1) {
+        let start = tx.ts - tx.ts.rem_euclid(WINDOW_MS);
+        *counts.entry((tx.key(), start)).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|((id, window_start), count)| Alert {
+            id,
+            window_start,
+            count,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

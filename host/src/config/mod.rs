@@ -49,7 +49,7 @@ pub use kafka::{
 };
 pub use spec::{
     DecodeFormat, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec, TransformSpec,
-    Trigger, UdfSpec,
+    Trigger, UdfSpec, WatermarkSpec,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -139,6 +139,16 @@ pub fn parse(
         .into_iter()
         .map(|section| read_transform(section, base, limits))
         .collect::<Result<Vec<_>, _>>()?;
+    let watermark = root.table("watermark")?.map(read_watermark).transpose()?;
+    let aggregate = root.table("aggregate")?.map(read_aggregate).transpose()?;
+    let after_aggregate = root
+        .array_of_tables("after_aggregate")?
+        .into_iter()
+        .map(|section| read_transform(section, base, limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    if aggregate.is_none() && !after_aggregate.is_empty() {
+        return Err(root.error("after_aggregate", "only used with an [aggregate] section"));
+    }
     let sink = root
         .table("sink")?
         .ok_or_else(|| root.error("sink", "missing: expected a [sink] table"))?;
@@ -159,6 +169,9 @@ pub fn parse(
         "source",
         "deserializer",
         "transform",
+        "watermark",
+        "aggregate",
+        "after_aggregate",
         "sink",
         "trigger",
         "limits",
@@ -168,6 +181,9 @@ pub fn parse(
         source,
         deserializer,
         transforms,
+        watermark,
+        aggregate,
+        after_aggregate,
         sink,
         trigger,
     })
@@ -209,6 +225,111 @@ fn expand_value(
         _ => {}
     }
     Ok(())
+}
+
+/// Default for `watermark.idle_timeout`.
+const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
+    let column = section.string("column")?.ok_or_else(|| {
+        section.error(
+            "column",
+            "missing: expected the event-time column, e.g. \"ts\"",
+        )
+    })?;
+    let delay = section.parsed("delay", parse_duration)?.ok_or_else(|| {
+        section.error(
+            "delay",
+            "missing: expected how late records may be, e.g. \"5s\"",
+        )
+    })?;
+    let idle_timeout = section
+        .parsed("idle_timeout", parse_duration)?
+        .unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    section.finish(&["column", "delay", "idle_timeout"])?;
+    Ok(WatermarkSpec {
+        column,
+        delay_ms: delay.as_millis() as i64,
+        idle_timeout,
+    })
+}
+
+fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpec, ConfigError> {
+    use crate::aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy};
+    use crate::window::WindowSpec;
+    let group_by = section.strings("group_by")?.unwrap_or_default();
+    let window = match section.table("window")? {
+        None => None,
+        Some(mut window) => {
+            let column = window
+                .string("column")?
+                .ok_or_else(|| window.error("column", "missing: expected the event-time column"))?;
+            let millis = |d: std::time::Duration| d.as_millis() as i64;
+            let size = window.parsed("size", parse_duration)?.ok_or_else(|| {
+                window.error("size", "missing: expected the window length, e.g. \"10s\"")
+            })?;
+            let slide = window.parsed("slide", parse_duration)?.unwrap_or(size);
+            let offset = window.parsed("offset", parse_duration)?.unwrap_or_default();
+            let spec = WindowSpec {
+                size_ms: millis(size),
+                slide_ms: millis(slide),
+                offset_ms: millis(offset),
+            };
+            spec.validate().map_err(|e| window.error("size", e))?;
+            window.finish(&["column", "size", "slide", "offset"])?;
+            Some(WindowBy { column, spec })
+        }
+    };
+    let mut aggregates = Vec::new();
+    for mut item in section.array_of_tables("aggregates")? {
+        let function = item
+            .parsed("function", Function::parse)?
+            .ok_or_else(|| item.error("function", "missing: expected e.g. \"count\""))?;
+        let column = item.string("column")?;
+        let alias = item.string("as")?.unwrap_or_else(|| match &column {
+            Some(column) => format!("{}_{column}", function_name(function)),
+            None => function_name(function).to_string(),
+        });
+        let max_items = item.integer("max_items")?.unwrap_or(100) as usize;
+        item.finish(&["function", "column", "as", "max_items"])?;
+        aggregates.push(AggregateExpr {
+            function,
+            column,
+            alias,
+            max_items,
+        });
+    }
+    if aggregates.is_empty() {
+        return Err(section.error(
+            "aggregates",
+            "missing: expected e.g. [{ function = \"count\" }]",
+        ));
+    }
+    let output_mode = section
+        .parsed("output_mode", OutputMode::parse)?
+        .unwrap_or(OutputMode::Append);
+    section.finish(&["group_by", "window", "aggregates", "output_mode"])?;
+    Ok(AggregateSpec {
+        group_by,
+        window,
+        aggregates,
+        output_mode,
+    })
+}
+
+fn function_name(function: crate::aggregate::Function) -> &'static str {
+    use crate::aggregate::Function::*;
+    match function {
+        Count => "count",
+        Sum => "sum",
+        Min => "min",
+        Max => "max",
+        Avg => "avg",
+        CountDistinct => "count_distinct",
+        First => "first",
+        Last => "last",
+        CollectList => "collect_list",
+    }
 }
 
 fn read_limits(mut section: Section, defaults: UdfLimits) -> Result<UdfLimits, ConfigError> {

@@ -64,6 +64,43 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A list of strings; a single string is taken as a list of one.
+    pub(crate) fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(vec![s])),
+            Some(toml::Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(self.error(
+                        key,
+                        format!(
+                            "expected a list of strings, found {} in it",
+                            other.type_str()
+                        ),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.error(
+                key,
+                format!("expected a list of strings, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    /// An optional positive integer.
+    pub(crate) fn integer(&mut self, key: &str) -> Result<Option<i64>, ConfigError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) if i > 0 => Ok(Some(i)),
+            Some(other) => {
+                Err(self.error(key, format!("expected a positive integer, found {other}")))
+            }
+        }
+    }
+
     pub(crate) fn table(&mut self, key: &str) -> Result<Option<Section<'a>>, ConfigError> {
         match self.table.remove(key) {
             None => Ok(None),

@@ -20,10 +20,28 @@ pub struct PipelineSpec {
     pub deserializer: DeserializerSpec,
     /// WebAssembly transforms, applied in order.
     pub transforms: Vec<TransformSpec>,
+    /// Event time and the watermark, taken from the deserialized rows of each partition.
+    pub watermark: Option<WatermarkSpec>,
+    /// A stateful aggregation after the transforms.
+    pub aggregate: Option<crate::aggregate::AggregateSpec>,
+    /// WebAssembly transforms applied to the aggregation's output (e.g. `count > 1`).
+    pub after_aggregate: Vec<TransformSpec>,
     /// The Kafka sink.
     pub sink: SinkSpec,
     /// When micro-batches start.
     pub trigger: Trigger,
+}
+
+/// `[watermark]`: which column holds event time, how late records may be, when a silent partition stops
+/// holding the watermark back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkSpec {
+    /// The event-time column of the deserialized rows (Int64 milliseconds or a timestamp).
+    pub column: String,
+    /// The watermark delay (Spark's `withWatermark` threshold) in ms.
+    pub delay_ms: i64,
+    /// A partition that sends nothing for this long stops holding the watermark back.
+    pub idle_timeout: Duration,
 }
 
 /// The deserializer stage.

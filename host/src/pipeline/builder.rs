@@ -134,6 +134,9 @@ impl PipelineBuilder {
                 on_error: self.on_error,
             },
             transforms: self.transforms,
+            watermark: None,
+            aggregate: None,
+            after_aggregate: Vec::new(),
             sink: SinkSpec {
                 options: sink,
                 format: self.sink_format,

@@ -1,20 +1,24 @@
 //! The plan: every stage loaded and checked to compose, before a single record is read.
 //!
 //! `weir validate` stops here and prints the plan; `weir run` goes on to run it. Processing one partition's
-//! records through the stages is [`Plan::process_chunk`], a function of its input, so workers can run it
-//! in parallel on different partitions.
+//! records through the stateless stages is [`Plan::process_chunk`], a function of its input, so workers
+//! can run it in parallel on different partitions; the aggregation then sees the whole batch at once
+//! ([`Plan::aggregate`]), because its state is shared by all partitions.
 
 use std::fmt::Write;
+use std::sync::Mutex;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use crate::aggregate::{event_times, Aggregator, StateOperatorProgress};
 use crate::config::{OnError, PipelineSpec, TransformSpec};
 use crate::decode::Deserializer;
 use crate::progress::ErrorCounts;
 use crate::sink::check_sink_schema;
 use crate::source::{source_schema, PartitionChunk};
+use crate::state::StateStore;
 use crate::udf::{Kind, UdfRuntime, UdfStage};
 
 /// A pipeline with its stages loaded.
@@ -23,6 +27,12 @@ pub struct Plan {
     source_schema: SchemaRef,
     deserializer: Deserializer,
     transforms: Vec<(TransformSpec, UdfStage)>,
+    /// The event-time column in the deserialized rows, when there is a watermark.
+    event_time: Option<usize>,
+    /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
+    aggregator: Option<Mutex<Aggregator>>,
+    after_aggregate: Vec<(TransformSpec, UdfStage)>,
+    output: SchemaRef,
 }
 
 /// What one partition's records became.
@@ -33,6 +43,9 @@ pub struct ChunkOutput {
     pub dead_letters: Vec<(usize, String)>,
     /// Records and rows that failed alone.
     pub errors: ErrorCounts,
+    /// The largest event time among the partition's deserialized records (before any filter), when the
+    /// pipeline has a watermark.
+    pub max_event_time: Option<i64>,
 }
 
 impl Plan {
@@ -40,14 +53,40 @@ impl Plan {
     pub fn new(spec: PipelineSpec, runtime: &UdfRuntime) -> anyhow::Result<Plan> {
         let source_schema = source_schema(spec.source.include_headers);
         let deserializer = Deserializer::new(&spec.deserializer.format, runtime, &source_schema)?;
-        let mut schema = deserializer.output_schema().clone();
-        let mut transforms = Vec::new();
-        for transform in &spec.transforms {
-            let stage = runtime.load(&transform.udf, Kind::Transform, schema.clone())?;
-            schema = stage.output_schema().clone();
-            transforms.push((transform.clone(), stage));
-        }
-        check_sink_schema(&schema, spec.sink.format, spec.sink.options.topic.is_some())
+        let event_time = match &spec.watermark {
+            None => None,
+            Some(watermark) => {
+                let decoded = deserializer.output_schema();
+                Some(decoded.index_of(&watermark.column).map_err(|_| {
+                    anyhow::anyhow!(
+                        "watermark.column `{}` is not a column of the deserialized rows ({})",
+                        watermark.column,
+                        decoded
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?)
+            }
+        };
+        let transforms = load_transforms(runtime, &spec.transforms, deserializer.output_schema())?;
+        let mut schema = last_schema(&transforms, deserializer.output_schema());
+        let (aggregator, after_aggregate) = match &spec.aggregate {
+            None => (None, Vec::new()),
+            Some(aggregate) => {
+                let table = StateStore::temporary()?.table("aggregate")?;
+                let aggregator =
+                    Aggregator::new(aggregate.clone(), &schema, spec.watermark.is_some(), table)
+                        .context("planning the aggregation")?;
+                let after =
+                    load_transforms(runtime, &spec.after_aggregate, aggregator.output_schema())?;
+                schema = last_schema(&after, aggregator.output_schema());
+                (Some(Mutex::new(aggregator)), after)
+            }
+        };
+        check_sink_schema(&schema, spec.sink.format, &spec.sink.options)
             .map_err(anyhow::Error::msg)
             .context("the rows reaching the sink do not fit it")?;
         Ok(Plan {
@@ -55,6 +94,10 @@ impl Plan {
             source_schema,
             deserializer,
             transforms,
+            event_time,
+            aggregator,
+            after_aggregate,
+            output: schema,
         })
     }
 
@@ -65,10 +108,17 @@ impl Plan {
 
     /// The schema of the rows that reach the sink.
     pub fn output_schema(&self) -> &SchemaRef {
-        match self.transforms.last() {
-            Some((_, stage)) => stage.output_schema(),
-            None => self.deserializer.output_schema(),
-        }
+        &self.output
+    }
+
+    /// The schema of the rows that come out of the stateless stages (the partitions' part of the work).
+    pub fn processed_schema(&self) -> SchemaRef {
+        last_schema(&self.transforms, self.deserializer.output_schema())
+    }
+
+    /// Whether the pipeline has an aggregation.
+    pub fn has_aggregation(&self) -> bool {
+        self.aggregator.is_some()
     }
 
     /// A human-readable plan: each stage with the schema it produces.
@@ -105,6 +155,44 @@ impl Plan {
             );
             let _ = writeln!(out, "               -> {}", schema(stage.output_schema()));
         }
+        if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
+            let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
+            let window = match &spec.window {
+                Some(w) => format!(
+                    ", window {} ms sliding {} ms on `{}`",
+                    w.spec.size_ms, w.spec.slide_ms, w.column
+                ),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  aggregate    group by [{}]{window}, {:?} mode, state in sled",
+                spec.group_by.join(", "),
+                spec.output_mode
+            );
+            let _ = writeln!(
+                out,
+                "               -> {}",
+                schema(aggregator.output_schema())
+            );
+        }
+        if let Some(watermark) = &self.spec.watermark {
+            let _ = writeln!(
+                out,
+                "  watermark    per partition on `{}`, delay {} ms, idle after {:?}",
+                watermark.column, watermark.delay_ms, watermark.idle_timeout
+            );
+        }
+        for (spec, stage) in &self.after_aggregate {
+            let _ = writeln!(
+                out,
+                "  transform    WebAssembly `{}` ({}, on_error: {})",
+                stage.name(),
+                spec.udf.path.display(),
+                policy(&spec.on_error)
+            );
+            let _ = writeln!(out, "               -> {}", schema(stage.output_schema()));
+        }
         let format = match self.spec.sink.format {
             crate::config::SinkFormat::Kafka => "value column",
             crate::config::SinkFormat::Json => "rows as JSON",
@@ -127,7 +215,7 @@ impl Plan {
     /// record's topic, partition and offset.
     pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
         let mut errors = ErrorCounts::default();
-        let (mut rows, failures) = self.deserializer.decode(chunk)?;
+        let (rows, failures) = self.deserializer.decode(chunk)?;
         let mut dead_letters = Vec::new();
         if let Some(first) = failures.first() {
             match &self.spec.deserializer.on_error {
@@ -157,28 +245,89 @@ impl Plan {
                 }
             }
         }
-        for (spec, stage) in &self.transforms {
-            let output = stage.process(&rows, &chunk.describe())?;
-            if let Some(first) = output.row_errors.first() {
-                if spec.on_error == OnError::Fail {
-                    anyhow::bail!(
-                        "UDF `{}` rejected row {} of the batch{}: {}; set its on_error to \"drop\" to go on without such rows",
-                        stage.name(),
-                        first.row,
-                        chunk.describe(),
-                        first.message
-                    );
-                }
-                errors.transform_dropped += output.row_errors.len() as u64;
-            }
-            rows = output.batch;
-        }
+        let max_event_time = match self.event_time {
+            Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
+            None => None,
+        };
+        let (rows, dropped) = run_transforms(&self.transforms, rows, &chunk.describe())?;
+        errors.transform_dropped += dropped;
         Ok(ChunkOutput {
             rows,
             dead_letters,
             errors,
+            max_event_time,
         })
     }
+
+    /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
+    /// watermark as it stood before the batch, emits what the output mode calls for at the watermark after
+    /// it, and runs the transforms that follow. Without an aggregation, returns the rows as they are.
+    pub fn aggregate(
+        &self,
+        rows: RecordBatch,
+        watermark_before: Option<i64>,
+        watermark_after: Option<i64>,
+    ) -> anyhow::Result<(RecordBatch, Option<StateOperatorProgress>, u64)> {
+        let Some(aggregator) = &self.aggregator else {
+            return Ok((rows, None, 0));
+        };
+        let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
+        aggregator.update(&rows, watermark_before)?;
+        let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
+        drop(aggregator);
+        let (rows, dropped) = run_transforms(
+            &self.after_aggregate,
+            emitted,
+            " on the aggregation's output",
+        )?;
+        Ok((rows, Some(progress), dropped))
+    }
+}
+
+fn load_transforms(
+    runtime: &UdfRuntime,
+    specs: &[TransformSpec],
+    input: &SchemaRef,
+) -> anyhow::Result<Vec<(TransformSpec, UdfStage)>> {
+    let mut schema = input.clone();
+    let mut stages = Vec::new();
+    for spec in specs {
+        let stage = runtime.load(&spec.udf, Kind::Transform, schema.clone())?;
+        schema = stage.output_schema().clone();
+        stages.push((spec.clone(), stage));
+    }
+    Ok(stages)
+}
+
+fn last_schema(stages: &[(TransformSpec, UdfStage)], input: &SchemaRef) -> SchemaRef {
+    stages
+        .last()
+        .map_or_else(|| input.clone(), |(_, stage)| stage.output_schema().clone())
+}
+
+/// Runs `rows` through a chain of transforms; returns the rows and how many rows were dropped as failed.
+fn run_transforms(
+    stages: &[(TransformSpec, UdfStage)],
+    mut rows: RecordBatch,
+    records: &str,
+) -> anyhow::Result<(RecordBatch, u64)> {
+    let mut dropped = 0;
+    for (spec, stage) in stages {
+        let output = stage.process(&rows, records)?;
+        if let Some(first) = output.row_errors.first() {
+            if spec.on_error == OnError::Fail {
+                anyhow::bail!(
+                    "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
+                    stage.name(),
+                    first.row,
+                    first.message
+                );
+            }
+            dropped += output.row_errors.len() as u64;
+        }
+        rows = output.batch;
+    }
+    Ok((rows, dropped))
 }
 
 fn policy(on_error: &OnError) -> String {

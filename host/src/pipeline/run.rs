@@ -13,13 +13,15 @@ use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 
 use super::plan::{ChunkOutput, Plan};
+use crate::aggregate::StateOperatorProgress;
 use crate::config::{OnError, Trigger};
 use crate::progress::{
-    offsets_json, BatchProgress, Durations, ErrorCounts, ProgressListener, SinkProgress,
-    SourceProgress,
+    offsets_json, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
+    SinkProgress, SourceProgress,
 };
 use crate::sink::{DeadLetter, KafkaSink};
 use crate::source::{KafkaSource, PartitionChunk};
+use crate::window::WatermarkTracker;
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -62,6 +64,13 @@ pub(crate) async fn run(
     let description = spec.source.description();
     let mut summary = RunSummary::default();
     let mut previous_start: Option<Instant> = None;
+    let mut watermarks = spec.watermark.as_ref().map(|w| {
+        let mut tracker = WatermarkTracker::new(w.delay_ms, w.idle_timeout);
+        for partition in source.positions().keys() {
+            tracker.add_partition(partition, Instant::now());
+        }
+        tracker
+    });
     tokio::pin!(shutdown);
 
     loop {
@@ -86,21 +95,50 @@ pub(crate) async fn run(
         source = returned;
         let batch = batch.context("polling the Kafka source")?;
         let poll_ms = started.elapsed().as_millis() as u64;
+        let watermark_before = watermarks.as_ref().and_then(WatermarkTracker::watermark);
         if batch.chunks.is_empty() {
-            continue;
+            // With no records, only an idle partition timing out can move the watermark and close windows.
+            let moved = match watermarks.as_mut() {
+                Some(tracker) => tracker.advance(Instant::now()) != watermark_before,
+                None => false,
+            };
+            if !(plan.has_aggregation() && moved) {
+                continue;
+            }
         }
 
         let process_started = Instant::now();
         let chunks = Arc::new(batch.chunks);
         let outputs = process_in_parallel(&plan, &chunks, workers).await?;
         let process_ms = process_started.elapsed().as_millis() as u64;
+        let watermark_after = watermarks.as_mut().and_then(|tracker| {
+            let now = Instant::now();
+            for (chunk, output) in chunks.iter().zip(&outputs) {
+                tracker.observe(
+                    &(chunk.topic.clone(), chunk.partition),
+                    output.max_event_time,
+                    now,
+                );
+            }
+            tracker.advance(now)
+        });
 
         let sink_started = Instant::now();
         let mut errors = ErrorCounts::default();
         for output in &outputs {
             errors.add(&output.errors);
         }
-        let output_rows = write_batch(&plan, &sink, &chunks, outputs).await?;
+        let written = write_batch(
+            &plan,
+            &sink,
+            &chunks,
+            outputs,
+            watermark_before,
+            watermark_after,
+        )
+        .await?;
+        errors.transform_dropped += written.transform_dropped;
+        let output_rows = written.rows;
         let sink_ms = sink_started.elapsed().as_millis() as u64;
 
         let input_rows: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
@@ -133,6 +171,10 @@ pub(crate) async fn run(
                 num_output_rows: output_rows,
             },
             errors: errors.clone(),
+            event_time: watermarks
+                .as_ref()
+                .map(|_| EventTimeProgress::new(watermark_after)),
+            state_operators: written.state.into_iter().collect(),
         };
         listener.on_progress(&progress);
         summary.batches += 1;
@@ -186,18 +228,30 @@ async fn process_in_parallel(
     Ok(outputs.into_iter().map(|(_, out)| out).collect())
 }
 
-/// Writes a batch's rows and dead letters and waits for the broker to acknowledge them all.
+/// What writing a batch did.
+struct Written {
+    rows: u64,
+    state: Option<StateOperatorProgress>,
+    transform_dropped: u64,
+}
+
+/// Runs the batch's stateful part, writes its rows and dead letters, and waits for the broker to
+/// acknowledge them all.
 async fn write_batch(
     plan: &Arc<Plan>,
     sink: &Arc<KafkaSink>,
     chunks: &Arc<Vec<PartitionChunk>>,
     outputs: Vec<ChunkOutput>,
-) -> anyhow::Result<u64> {
+    watermark_before: Option<i64>,
+    watermark_after: Option<i64>,
+) -> anyhow::Result<Written> {
     let (plan, sink, chunks) = (plan.clone(), sink.clone(), chunks.clone());
     tokio::task::spawn_blocking(move || {
-        let schema = plan.output_schema().clone();
         let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
-        let rows = concat_batches(&schema, batches).context("joining the partitions' rows")?;
+        let rows = concat_batches(&plan.processed_schema(), batches)
+            .context("joining the partitions' rows")?;
+        let (rows, state, transform_dropped) =
+            plan.aggregate(rows, watermark_before, watermark_after)?;
         let written = sink.write(&rows)?;
         if let OnError::DeadLetter { topic } = &plan.spec().deserializer.on_error {
             let stage = match &plan.spec().deserializer.format {
@@ -219,7 +273,11 @@ async fn write_batch(
             }
         }
         sink.flush()?;
-        Ok(written as u64)
+        Ok(Written {
+            rows: written as u64,
+            state,
+            transform_dropped,
+        })
     })
     .await?
 }

@@ -96,7 +96,8 @@ impl KafkaSink {
 
     /// Queues every row of `batch`; returns the number of records queued. Call [`KafkaSink::flush`] after.
     pub fn write(&self, batch: &RecordBatch) -> anyhow::Result<usize> {
-        let rows = SinkRows::new(batch, self.format).map_err(anyhow::Error::msg)?;
+        let rows = SinkRows::new(batch, self.format, self.options.key_column.as_deref())
+            .map_err(anyhow::Error::msg)?;
         for row in 0..rows.len() {
             let topic = match (&self.options.topic, rows.topic(row)) {
                 (Some(topic), _) => topic.as_str(),
@@ -149,6 +150,7 @@ impl KafkaSink {
             let sink_rows = SinkRows::new(
                 &batch.project(&[1, 7]).context("reading headers")?,
                 SinkFormat::Kafka,
+                None,
             )
             .map_err(anyhow::Error::msg)?;
             for (key, value) in sink_rows.headers(row) {

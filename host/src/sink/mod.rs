@@ -5,6 +5,7 @@
 //! [sink]
 //! kafka.bootstrap.servers = "localhost:9092"
 //! topic = "results"      # overrides a `topic` column; required when there is none
+//! key_column = "id"      # the record key comes from this column instead of `key`
 //! format = "json"        # or "kafka" (the default): rows must have a `value` column
 //! ```
 
@@ -23,6 +24,8 @@ use crate::config::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
 pub struct SinkOptions {
     /// `topic`: the topic every row goes to, overriding a `topic` column.
     pub topic: Option<String>,
+    /// `key_column`: the column whose value is the record key (default: the `key` column).
+    pub key_column: Option<String>,
     /// Everything given as `kafka.*`, prefix removed, for librdkafka.
     pub kafka: BTreeMap<String, String>,
 }
@@ -42,12 +45,17 @@ impl SinkOptions {
     pub fn from_options(options: BTreeMap<String, String>) -> Result<SinkOptions, OptionError> {
         let (kafka, mut rest) = split_kafka_options(options, FORBIDDEN_SINK_KEYS)?;
         let topic = rest.remove("topic");
+        let key_column = rest.remove("key_column");
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
-                "unknown sink option; expected one of: kafka.*, topic, format",
+                "unknown sink option; expected one of: kafka.*, topic, key_column, format",
             ));
         }
-        Ok(SinkOptions { topic, kafka })
+        Ok(SinkOptions {
+            topic,
+            key_column,
+            kafka,
+        })
     }
 }

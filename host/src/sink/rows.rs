@@ -7,6 +7,7 @@ use arrow_array::{Array, ArrayRef, GenericListArray, Int32Array, RecordBatch, St
 use arrow_json::writer::{LineDelimited, WriterBuilder};
 use arrow_schema::{DataType, Schema};
 
+use super::SinkOptions;
 use crate::config::SinkFormat;
 
 const KAFKA_COLUMNS: [&str; 4] = ["key", "headers", "topic", "partition"];
@@ -15,8 +16,9 @@ const KAFKA_COLUMNS: [&str; 4] = ["key", "headers", "topic", "partition"];
 pub fn check_sink_schema(
     schema: &Schema,
     format: SinkFormat,
-    topic_option: bool,
+    options: &SinkOptions,
 ) -> Result<(), String> {
+    let topic_option = options.topic.is_some();
     let bytes_like = |name: &str| -> Result<bool, String> {
         match schema.field_with_name(name) {
             Err(_) => Ok(false),
@@ -37,7 +39,16 @@ pub fn check_sink_schema(
     if format == SinkFormat::Kafka && !bytes_like("value")? {
         return Err("the rows have no `value` column; add one in a transform or set the sink's format = \"json\"".into());
     }
-    bytes_like("key")?;
+    match &options.key_column {
+        None => {
+            bytes_like("key")?;
+        }
+        Some(column) => {
+            if !bytes_like(column)? {
+                return Err(format!("key_column `{column}` is not a column of the rows"));
+            }
+        }
+    }
     match schema.field_with_name("topic") {
         Ok(f) if f.data_type() != &DataType::Utf8 => {
             return Err(format!(
@@ -90,7 +101,11 @@ enum Values {
 
 impl SinkRows {
     /// Resolves the columns of `batch` (checked with [`check_sink_schema`] when the plan was made).
-    pub fn new(batch: &RecordBatch, format: SinkFormat) -> Result<SinkRows, String> {
+    pub fn new(
+        batch: &RecordBatch,
+        format: SinkFormat,
+        key_column: Option<&str>,
+    ) -> Result<SinkRows, String> {
         let column = |name: &str| batch.column_by_name(name).cloned();
         let values = match format {
             SinkFormat::Kafka => {
@@ -128,7 +143,7 @@ impl SinkRows {
         };
         Ok(SinkRows {
             values,
-            keys: column("key"),
+            keys: column(key_column.unwrap_or("key")),
             topics: column("topic"),
             partitions: column("partition")
                 .and_then(|c| c.as_any().downcast_ref::<Int32Array>().cloned()),

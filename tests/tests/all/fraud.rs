@@ -176,7 +176,9 @@ async fn one_million_records_through_the_weir_binary() {
         let records = workload::transactions(n).map(|t| (t.key(), t.value()));
         produce(&broker.bootstrap, "transactions", records).unwrap();
         let started = std::time::Instant::now();
-        let output = std::process::Command::new(workspace().join("target/release/weir"))
+        let output = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "peak-rss-kib %M"])
+            .arg(workspace().join("target/release/weir"))
             .args([
                 "run",
                 &format!("examples/fraud/{file}"),
@@ -209,6 +211,13 @@ async fn one_million_records_through_the_weir_binary() {
             results.len(),
             expected.len()
         );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let rss = stderr
+            .split("peak-rss-kib ")
+            .nth(1)
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string();
         let progress: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -221,7 +230,7 @@ async fn one_million_records_through_the_weir_binary() {
         };
         println!(
             "{file}: {n} records -> {} results (exact) in {:.2} s = {:.0} records/s, {} batches; \
-             time in batches: poll {} ms, process {} ms, sink {} ms",
+             time in batches: poll {} ms, process {} ms, sink {} ms; peak RSS {rss} KiB",
             results.len(),
             elapsed.as_secs_f64(),
             n as f64 / elapsed.as_secs_f64(),

@@ -6,3 +6,4 @@ mod cli;
 mod fraud;
 mod source;
 mod udf_errors;
+mod window;

@@ -1,0 +1,471 @@
+//! Aggregate functions: their accumulators, the batch-at-a-time update kernels, and the output arrays.
+//!
+//! An update takes one input column and a list of (row, group) pairs and folds the whole batch into the
+//! groups' accumulators in one typed loop per aggregate, so the per-row cost is an index and an add.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, Field};
+use serde::{Deserialize, Serialize};
+
+/// An aggregate function, as named in the pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `count`: rows (or non-null values of `column`).
+    Count,
+    /// `sum` of a numeric column.
+    Sum,
+    /// `min` of a numeric or string column.
+    Min,
+    /// `max` of a numeric or string column.
+    Max,
+    /// `avg` of a numeric column.
+    Avg,
+    /// `count_distinct` values of a column.
+    CountDistinct,
+    /// `first` value seen.
+    First,
+    /// `last` value seen.
+    Last,
+    /// `collect_list`: the values, up to a bound.
+    CollectList,
+}
+
+impl Function {
+    /// Parses a function name from the pipeline file.
+    pub fn parse(name: &str) -> Result<Function, String> {
+        Ok(match name {
+            "count" => Function::Count,
+            "sum" => Function::Sum,
+            "min" => Function::Min,
+            "max" => Function::Max,
+            "avg" => Function::Avg,
+            "count_distinct" => Function::CountDistinct,
+            "first" => Function::First,
+            "last" => Function::Last,
+            "collect_list" => Function::CollectList,
+            other => {
+                return Err(format!(
+                    "unknown aggregate {other:?}; expected count, sum, min, max, avg, count_distinct, first, last or collect_list"
+                ))
+            }
+        })
+    }
+}
+
+/// The kind of values an aggregate reads, after widening (all integers to Int64, floats to Float64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// 64-bit integers (and timestamps, as their integer value).
+    Int,
+    /// 64-bit floats.
+    Float,
+    /// UTF-8 strings.
+    Str,
+}
+
+impl ValueKind {
+    /// The kind for an input column type, if aggregates can read it.
+    pub fn of(data_type: &DataType) -> Option<ValueKind> {
+        match data_type {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::Timestamp(_, _)
+            | DataType::Date32 => Some(ValueKind::Int),
+            DataType::Float32 | DataType::Float64 => Some(ValueKind::Float),
+            DataType::Utf8 | DataType::LargeUtf8 => Some(ValueKind::Str),
+            _ => None,
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            ValueKind::Int => DataType::Int64,
+            ValueKind::Float => DataType::Float64,
+            ValueKind::Str => DataType::Utf8,
+        }
+    }
+}
+
+/// One value held in state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Scalar {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+}
+
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Scalar {}
+
+impl PartialOrd for Scalar {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scalar {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Scalar::Int(a), Scalar::Int(b)) => a.cmp(b),
+            (Scalar::Float(a), Scalar::Float(b)) => a.total_cmp(b),
+            (Scalar::Str(a), Scalar::Str(b)) => a.cmp(b),
+            // One aggregate only ever sees one kind; order kinds for totality.
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl Scalar {
+    fn rank(&self) -> u8 {
+        match self {
+            Scalar::Int(_) => 0,
+            Scalar::Float(_) => 1,
+            Scalar::Str(_) => 2,
+        }
+    }
+}
+
+/// The running state of one aggregate for one group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Accumulator {
+    /// `count`.
+    Count(i64),
+    /// `sum` of integers.
+    SumInt(Option<i64>),
+    /// `sum` of floats.
+    SumFloat(Option<f64>),
+    /// `avg`.
+    Avg {
+        /// Sum of the values.
+        sum: f64,
+        /// Number of values.
+        count: i64,
+    },
+    /// `min`, `max`, `first`, `last`: one value.
+    Value(Option<Scalar>),
+    /// `count_distinct`.
+    Distinct(BTreeSet<Scalar>),
+    /// `collect_list`.
+    List(Vec<Scalar>),
+}
+
+/// One aggregate of an aggregation: function, input column index and output.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// The function.
+    pub function: Function,
+    /// The input column, `None` for `count` of rows.
+    pub column: Option<usize>,
+    /// What the input column holds.
+    pub kind: Option<ValueKind>,
+    /// The output column name.
+    pub name: String,
+    /// For `collect_list`: the most values kept per group.
+    pub max_items: usize,
+}
+
+impl Aggregate {
+    /// A fresh accumulator.
+    pub fn start(&self) -> Accumulator {
+        match (self.function, self.kind) {
+            (Function::Count, _) => Accumulator::Count(0),
+            (Function::Sum, Some(ValueKind::Float)) => Accumulator::SumFloat(None),
+            (Function::Sum, _) => Accumulator::SumInt(None),
+            (Function::Avg, _) => Accumulator::Avg { sum: 0.0, count: 0 },
+            (Function::CountDistinct, _) => Accumulator::Distinct(BTreeSet::new()),
+            (Function::CollectList, _) => Accumulator::List(Vec::new()),
+            _ => Accumulator::Value(None),
+        }
+    }
+
+    /// Checks that the function can read the input kind.
+    pub fn check(&self) -> Result<(), String> {
+        let numeric = matches!(self.kind, Some(ValueKind::Int | ValueKind::Float));
+        match self.function {
+            Function::Sum | Function::Avg if !numeric => {
+                Err(format!("`{}` needs a numeric column", self.name))
+            }
+            Function::Count => Ok(()),
+            _ if self.column.is_none() => Err(format!("`{}` needs a column", self.name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The output field.
+    pub fn field(&self) -> Field {
+        let value = self
+            .kind
+            .map(ValueKind::data_type)
+            .unwrap_or(DataType::Int64);
+        let data_type = match self.function {
+            Function::Count | Function::CountDistinct => DataType::Int64,
+            Function::Sum => value,
+            Function::Avg => DataType::Float64,
+            Function::Min | Function::Max | Function::First | Function::Last => value,
+            Function::CollectList => DataType::List(Arc::new(Field::new("item", value, true))),
+        };
+        Field::new(&self.name, data_type, true)
+    }
+
+    /// Folds `column` into the accumulators: `pairs` holds (row, group) and `accumulators[group]` is the
+    /// group's accumulator for this aggregate.
+    pub fn update(
+        &self,
+        column: Option<&ArrayRef>,
+        pairs: &[(u32, u32)],
+        accumulators: &mut [Accumulator],
+    ) {
+        let Some(column) = column else {
+            // count of rows
+            for (_, group) in pairs {
+                if let Accumulator::Count(n) = &mut accumulators[*group as usize] {
+                    *n += 1;
+                }
+            }
+            return;
+        };
+        let value = |row: usize| -> Option<Scalar> {
+            if column.is_null(row) {
+                return None;
+            }
+            Some(match self.kind {
+                Some(ValueKind::Int) => Scalar::Int(column.as_primitive::<Int64Type>().value(row)),
+                Some(ValueKind::Float) => {
+                    Scalar::Float(column.as_primitive::<Float64Type>().value(row))
+                }
+                _ => Scalar::Str(column.as_string::<i32>().value(row).to_string()),
+            })
+        };
+        match self.function {
+            Function::Count => {
+                for (row, group) in pairs {
+                    if let (false, Accumulator::Count(n)) = (
+                        column.is_null(*row as usize),
+                        &mut accumulators[*group as usize],
+                    ) {
+                        *n += 1;
+                    }
+                }
+            }
+            Function::Sum if self.kind == Some(ValueKind::Int) => {
+                let ints = column.as_primitive::<Int64Type>();
+                for (row, group) in pairs {
+                    if let (false, Accumulator::SumInt(sum)) = (
+                        ints.is_null(*row as usize),
+                        &mut accumulators[*group as usize],
+                    ) {
+                        *sum = Some(sum.unwrap_or(0).wrapping_add(ints.value(*row as usize)));
+                    }
+                }
+            }
+            Function::Sum => {
+                let floats = column.as_primitive::<Float64Type>();
+                for (row, group) in pairs {
+                    if let (false, Accumulator::SumFloat(sum)) = (
+                        floats.is_null(*row as usize),
+                        &mut accumulators[*group as usize],
+                    ) {
+                        *sum = Some(sum.unwrap_or(0.0) + floats.value(*row as usize));
+                    }
+                }
+            }
+            Function::Avg => {
+                for (row, group) in pairs {
+                    let v = match value(*row as usize) {
+                        Some(Scalar::Int(i)) => i as f64,
+                        Some(Scalar::Float(f)) => f,
+                        _ => continue,
+                    };
+                    if let Accumulator::Avg { sum, count } = &mut accumulators[*group as usize] {
+                        *sum += v;
+                        *count += 1;
+                    }
+                }
+            }
+            Function::Min | Function::Max | Function::First | Function::Last => {
+                for (row, group) in pairs {
+                    let Some(v) = value(*row as usize) else {
+                        continue;
+                    };
+                    if let Accumulator::Value(current) = &mut accumulators[*group as usize] {
+                        let replace = match (&current, self.function) {
+                            (None, _) => true,
+                            (Some(c), Function::Min) => v < *c,
+                            (Some(c), Function::Max) => v > *c,
+                            (Some(_), Function::Last) => true,
+                            _ => false,
+                        };
+                        if replace {
+                            *current = Some(v);
+                        }
+                    }
+                }
+            }
+            Function::CountDistinct => {
+                for (row, group) in pairs {
+                    if let (Some(v), Accumulator::Distinct(set)) =
+                        (value(*row as usize), &mut accumulators[*group as usize])
+                    {
+                        set.insert(v);
+                    }
+                }
+            }
+            Function::CollectList => {
+                for (row, group) in pairs {
+                    if let (Some(v), Accumulator::List(list)) =
+                        (value(*row as usize), &mut accumulators[*group as usize])
+                    {
+                        if list.len() < self.max_items {
+                            list.push(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output column for `accumulators`, in order.
+    pub fn finish<'a>(&self, accumulators: impl Iterator<Item = &'a Accumulator>) -> ArrayRef {
+        let kind = self.kind.unwrap_or(ValueKind::Int);
+        match self.function {
+            Function::Count | Function::CountDistinct => {
+                let mut out = Int64Builder::new();
+                for acc in accumulators {
+                    out.append_option(match acc {
+                        Accumulator::Count(n) => Some(*n),
+                        Accumulator::Distinct(set) => Some(set.len() as i64),
+                        _ => None,
+                    });
+                }
+                Arc::new(out.finish())
+            }
+            Function::Avg => {
+                let mut out = Float64Builder::new();
+                for acc in accumulators {
+                    out.append_option(match acc {
+                        Accumulator::Avg { sum, count } if *count > 0 => Some(sum / *count as f64),
+                        _ => None,
+                    });
+                }
+                Arc::new(out.finish())
+            }
+            Function::CollectList => {
+                let mut out = ListBuilder::new(ScalarBuilder::new(kind));
+                for acc in accumulators {
+                    if let Accumulator::List(items) = acc {
+                        for item in items {
+                            out.values().append(Some(item));
+                        }
+                    }
+                    out.append(true);
+                }
+                let array = out.finish();
+                Arc::new(array)
+            }
+            _ => {
+                let mut out = ScalarBuilder::new(kind);
+                for acc in accumulators {
+                    match acc {
+                        Accumulator::SumInt(v) => out.append(v.map(Scalar::Int).as_ref()),
+                        Accumulator::SumFloat(v) => out.append(v.map(Scalar::Float).as_ref()),
+                        Accumulator::Value(v) => out.append(v.as_ref()),
+                        _ => out.append(None),
+                    }
+                }
+                out.finish()
+            }
+        }
+    }
+}
+
+/// Builds an array of one value kind from scalars.
+struct ScalarBuilder {
+    ints: Int64Builder,
+    floats: Float64Builder,
+    strings: StringBuilder,
+    kind: ValueKind,
+}
+
+impl ScalarBuilder {
+    fn new(kind: ValueKind) -> Self {
+        ScalarBuilder {
+            ints: Int64Builder::new(),
+            floats: Float64Builder::new(),
+            strings: StringBuilder::new(),
+            kind,
+        }
+    }
+
+    fn append(&mut self, value: Option<&Scalar>) {
+        match (self.kind, value) {
+            (ValueKind::Int, Some(Scalar::Int(i))) => self.ints.append_value(*i),
+            (ValueKind::Float, Some(Scalar::Float(f))) => self.floats.append_value(*f),
+            (ValueKind::Str, Some(Scalar::Str(s))) => self.strings.append_value(s),
+            (ValueKind::Int, _) => self.ints.append_null(),
+            (ValueKind::Float, _) => self.floats.append_null(),
+            (ValueKind::Str, _) => self.strings.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self.kind {
+            ValueKind::Int => Arc::new(self.ints.finish()),
+            ValueKind::Float => Arc::new(self.floats.finish()),
+            ValueKind::Str => Arc::new(self.strings.finish()),
+        }
+    }
+}
+
+impl arrow_array::builder::ArrayBuilder for ScalarBuilder {
+    fn len(&self) -> usize {
+        match self.kind {
+            ValueKind::Int => self.ints.len(),
+            ValueKind::Float => self.floats.len(),
+            ValueKind::Str => self.strings.len(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        ScalarBuilder::finish(self)
+    }
+
+    fn finish_cloned(&self) -> ArrayRef {
+        match self.kind {
+            ValueKind::Int => Arc::new(self.ints.finish_cloned()),
+            ValueKind::Float => Arc::new(self.floats.finish_cloned()),
+            ValueKind::Str => Arc::new(self.strings.finish_cloned()),
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn into_box_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}

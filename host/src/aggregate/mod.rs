@@ -1,0 +1,531 @@
+//! Stateful aggregation: `groupBy(keys[, window]).agg(...)` with Spark's output modes.
+//!
+//! Each batch is folded into per-group accumulators (see [`accumulator`]) kept in memory for the open
+//! groups and written to sled once per batch. Which rows come out depends on the output mode:
+//! - **append**: a window's row, once, when the watermark passes the window's end; then it is evicted;
+//! - **update**: the rows a batch changed; windows are evicted once the watermark passes them;
+//! - **complete**: every row, every batch; nothing is evicted.
+
+pub mod accumulator;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde::Serialize;
+
+pub use accumulator::{Accumulator, Aggregate, Function, ValueKind};
+
+use crate::state::StateTable;
+use crate::window::WindowSpec;
+
+/// Spark's output modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Final rows only, once.
+    Append,
+    /// Changed rows, every batch.
+    Update,
+    /// All rows, every batch.
+    Complete,
+}
+
+impl OutputMode {
+    /// Parses `append`, `update` or `complete`.
+    pub fn parse(text: &str) -> Result<OutputMode, String> {
+        match text {
+            "append" => Ok(OutputMode::Append),
+            "update" => Ok(OutputMode::Update),
+            "complete" => Ok(OutputMode::Complete),
+            other => Err(format!(
+                "expected append, update or complete, found {other:?}"
+            )),
+        }
+    }
+}
+
+/// An aggregate as written in the pipeline file: `{ function = "sum", column = "amount", as = "total" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateExpr {
+    /// The function.
+    pub function: Function,
+    /// The input column (none for `count` of rows).
+    pub column: Option<String>,
+    /// The output column name.
+    pub alias: String,
+    /// For `collect_list`: the most values kept per group (default 100).
+    pub max_items: usize,
+}
+
+/// The window of an aggregation: a tumbling or sliding window over an event-time column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowBy {
+    /// The event-time column (Int64 milliseconds or a timestamp).
+    pub column: String,
+    /// Sizes.
+    pub spec: WindowSpec,
+}
+
+/// The `[aggregate]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    /// Grouping columns.
+    pub group_by: Vec<String>,
+    /// Optional event-time window.
+    pub window: Option<WindowBy>,
+    /// The aggregates.
+    pub aggregates: Vec<AggregateExpr>,
+    /// The output mode.
+    pub output_mode: OutputMode,
+}
+
+/// Counts for the progress report, as Spark's `stateOperators`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOperatorProgress {
+    /// Groups held.
+    pub num_rows_total: u64,
+    /// Groups changed by the batch.
+    pub num_rows_updated: u64,
+    /// Groups evicted by the watermark.
+    pub num_rows_removed: u64,
+    /// Input rows dropped because they were older than the watermark.
+    pub num_rows_dropped_by_watermark: u64,
+    /// Approximate bytes of the groups held in memory.
+    pub memory_used_bytes: u64,
+    /// Bytes of the sled store on disk.
+    pub state_on_disk_bytes: u64,
+}
+
+struct Group {
+    accumulators: Vec<Accumulator>,
+    /// (start, end) of the window, when windowed.
+    window: Option<(i64, i64)>,
+}
+
+/// The aggregation operator.
+pub struct Aggregator {
+    spec: AggregateSpec,
+    keys: RowConverter,
+    key_columns: Vec<usize>,
+    time_column: Option<usize>,
+    time_is_timestamp: Option<DataType>,
+    aggregates: Vec<Aggregate>,
+    output: SchemaRef,
+    /// Open groups by state key: window end and start (big-endian, sign flipped) then the group key, so
+    /// windows sort by end and eviction is a range; without a window, a bucket byte then the group key.
+    groups: BTreeMap<Vec<u8>, Group>,
+    /// Keys changed by the current batch.
+    dirty: BTreeSet<Vec<u8>>,
+    table: StateTable,
+    progress: StateOperatorProgress,
+}
+
+impl Aggregator {
+    /// Plans the aggregation over batches of `input`, with its state in `table`. Checks Spark's rules on
+    /// output modes: append needs a window and a watermark.
+    pub fn new(
+        spec: AggregateSpec,
+        input: &SchemaRef,
+        watermark: bool,
+        table: StateTable,
+    ) -> anyhow::Result<Aggregator> {
+        let index = |name: &str, what: &str| {
+            input.index_of(name).map_err(|_| {
+                anyhow::anyhow!(
+                    "{what} `{name}` is not a column of the rows reaching the aggregation ({})",
+                    names(input)
+                )
+            })
+        };
+        if spec.output_mode == OutputMode::Append && (spec.window.is_none() || !watermark) {
+            anyhow::bail!(
+                "output_mode = \"append\" needs an event-time window and a [watermark]: without them no group is ever \
+                 final (Spark refuses this too); use \"update\" or \"complete\""
+            );
+        }
+        let key_columns = spec
+            .group_by
+            .iter()
+            .map(|c| index(c, "group_by column"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let fields: Vec<SortField> = key_columns
+            .iter()
+            .map(|i| SortField::new(input.field(*i).data_type().clone()))
+            .collect();
+        let keys = RowConverter::new(fields).context("grouping by these column types")?;
+        let (time_column, time_is_timestamp) = match &spec.window {
+            None => (None, None),
+            Some(window) => {
+                window.spec.validate().map_err(anyhow::Error::msg)?;
+                let i = index(&window.column, "window column")?;
+                let data_type = input.field(i).data_type().clone();
+                match &data_type {
+                    DataType::Int64 => (Some(i), None),
+                    DataType::Timestamp(_, _) => (Some(i), Some(data_type)),
+                    other => anyhow::bail!(
+                        "window column `{}` is {other}; expected Int64 milliseconds or a timestamp",
+                        window.column
+                    ),
+                }
+            }
+        };
+        let mut aggregates = Vec::new();
+        for expr in &spec.aggregates {
+            let column = expr
+                .column
+                .as_deref()
+                .map(|c| index(c, "aggregate column"))
+                .transpose()?;
+            let kind = match column {
+                None => None,
+                Some(i) => Some(ValueKind::of(input.field(i).data_type()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "aggregate `{}` reads column `{}` of type {}, which it cannot aggregate",
+                        expr.alias,
+                        input.field(i).name(),
+                        input.field(i).data_type()
+                    )
+                })?),
+            };
+            let aggregate = Aggregate {
+                function: expr.function,
+                column,
+                kind,
+                name: expr.alias.clone(),
+                max_items: expr.max_items,
+            };
+            aggregate.check().map_err(anyhow::Error::msg)?;
+            aggregates.push(aggregate);
+        }
+        let mut fields: Vec<Field> = key_columns
+            .iter()
+            .map(|i| input.field(*i).clone())
+            .collect();
+        if let Some(window) = &spec.window {
+            let data_type = input
+                .field(input.index_of(&window.column)?)
+                .data_type()
+                .clone();
+            fields.push(Field::new("window_start", data_type.clone(), false));
+            fields.push(Field::new("window_end", data_type, false));
+        }
+        fields.extend(aggregates.iter().map(Aggregate::field));
+        let output = Arc::new(Schema::new(fields));
+        Ok(Aggregator {
+            spec,
+            keys,
+            key_columns,
+            time_column,
+            time_is_timestamp,
+            aggregates,
+            output,
+            groups: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            table,
+            progress: StateOperatorProgress::default(),
+        })
+    }
+
+    /// The schema of emitted rows: group columns, `window_start`/`window_end`, then the aggregates.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    /// The output mode.
+    pub fn output_mode(&self) -> OutputMode {
+        self.spec.output_mode
+    }
+
+    /// Folds a batch into the state. Rows whose event time is at or below `watermark` are late: dropped
+    /// and counted, as in Spark.
+    pub fn update(&mut self, batch: &RecordBatch, watermark: Option<i64>) -> anyhow::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let key_arrays: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
+        let rows = self
+            .keys
+            .convert_columns(&key_arrays)
+            .context("encoding group keys")?;
+        let times = match self.time_column {
+            Some(i) => Some(event_times(batch.column(i))?),
+            None => None,
+        };
+        // (row, group) pairs, and the groups' keys by index, for the column-at-a-time updates below.
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(batch.num_rows());
+        let mut batch_keys: Vec<Vec<u8>> = Vec::new();
+        let mut slot_of: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+        let mut starts = Vec::new();
+        let mut key = Vec::new();
+        for row in 0..batch.num_rows() {
+            let group_key = rows.row(row);
+            let windows: &[i64] = match (&times, &self.spec.window) {
+                (Some(times), Some(window)) => {
+                    let Some(ts) = times.get(row).copied().flatten() else {
+                        continue;
+                    };
+                    if watermark.is_some_and(|w| ts <= w) {
+                        self.progress.num_rows_dropped_by_watermark += 1;
+                        continue;
+                    }
+                    starts.clear();
+                    window.spec.starts(ts, &mut starts);
+                    &starts
+                }
+                _ => &[i64::MIN],
+            };
+            for start in windows {
+                key.clear();
+                if let Some(window) = &self.spec.window {
+                    key.extend_from_slice(&ordered(start + window.spec.size_ms));
+                    key.extend_from_slice(&ordered(*start));
+                }
+                if self.spec.window.is_none() {
+                    key.push(bucket(group_key.as_ref()));
+                }
+                key.extend_from_slice(group_key.as_ref());
+                let slot = match slot_of.get(&key) {
+                    Some(slot) => *slot,
+                    None => {
+                        let slot = batch_keys.len() as u32;
+                        slot_of.insert(key.clone(), slot);
+                        batch_keys.push(key.clone());
+                        slot
+                    }
+                };
+                pairs.push((row as u32, slot));
+            }
+        }
+        // Take the touched groups out, one column of accumulators per aggregate, fold each aggregate over
+        // the whole batch, and put them back.
+        let window_size = self.spec.window.as_ref().map(|w| w.spec.size_ms);
+        let mut columns: Vec<Vec<Accumulator>> = self
+            .aggregates
+            .iter()
+            .map(|_| Vec::with_capacity(batch_keys.len()))
+            .collect();
+        let mut windows = Vec::with_capacity(batch_keys.len());
+        for key in &batch_keys {
+            let group = self.groups.remove(key).unwrap_or_else(|| Group {
+                accumulators: self.aggregates.iter().map(Aggregate::start).collect(),
+                window: window_size.map(|size| {
+                    let end = unordered(&key[0..8]);
+                    (end - size, end)
+                }),
+            });
+            windows.push(group.window);
+            for (column, accumulator) in columns.iter_mut().zip(group.accumulators) {
+                column.push(accumulator);
+            }
+        }
+        for (aggregate, accumulators) in self.aggregates.iter().zip(columns.iter_mut()) {
+            let input = aggregate
+                .column
+                .map(|c| widen(batch.column(c), aggregate.kind))
+                .transpose()?;
+            aggregate.update(input.as_ref(), &pairs, accumulators);
+        }
+        let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+        for (key, window) in batch_keys.iter().zip(windows) {
+            let accumulators = columns
+                .iter_mut()
+                .map(|c| c.next().expect("one per group"))
+                .collect();
+            self.groups.insert(
+                key.clone(),
+                Group {
+                    accumulators,
+                    window,
+                },
+            );
+        }
+        self.progress.num_rows_updated += batch_keys.len() as u64;
+        self.dirty.extend(batch_keys);
+        Ok(())
+    }
+
+    /// Ends a batch: emits the rows the output mode calls for at `watermark`, evicts what the watermark
+    /// closed, writes the batch's state changes to sled, and returns the rows and the state counts.
+    pub fn finish_batch(
+        &mut self,
+        watermark: Option<i64>,
+    ) -> anyhow::Result<(RecordBatch, StateOperatorProgress)> {
+        let closed: Vec<Vec<u8>> = match (watermark, &self.spec.window, self.spec.output_mode) {
+            (Some(w), Some(_), OutputMode::Append | OutputMode::Update) => {
+                // Window end ≤ watermark: the first 8 key bytes are the end, so this is a range.
+                let upper = ordered(w.saturating_add(1));
+                self.groups
+                    .range(..upper.to_vec())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let emit: Vec<Vec<u8>> = match self.spec.output_mode {
+            OutputMode::Append => closed.clone(),
+            OutputMode::Update => self.dirty.iter().cloned().collect(),
+            OutputMode::Complete => self.groups.keys().cloned().collect(),
+        };
+        let rows = self.rows(&emit)?;
+        // sled holds one entry per window (per bucket of groups without a window): few keys, rewritten
+        // when the batch touched them, removed in one go when the window closes.
+        let prefix = self.blob_prefix_len();
+        let closed_blobs: BTreeSet<Vec<u8>> = closed.iter().map(|k| k[..prefix].to_vec()).collect();
+        for key in &closed {
+            self.groups.remove(key);
+        }
+        let touched: BTreeSet<Vec<u8>> = self
+            .dirty
+            .iter()
+            .map(|k| k[..prefix].to_vec())
+            .filter(|b| !closed_blobs.contains(b))
+            .collect();
+        let mut upserts = Vec::with_capacity(touched.len());
+        for blob in touched {
+            let groups: Vec<(&[u8], &Vec<Accumulator>)> = self
+                .groups
+                .range(blob.clone()..)
+                .take_while(|(k, _)| k.starts_with(&blob))
+                .map(|(k, g)| (&k[prefix..], &g.accumulators))
+                .collect();
+            upserts.push((blob, serde_json::to_vec(&groups).context("encoding state")?));
+        }
+        self.table.apply(upserts, closed_blobs)?;
+        self.dirty.clear();
+        let mut progress = std::mem::take(&mut self.progress);
+        progress.num_rows_removed = closed.len() as u64;
+        progress.num_rows_total = self.groups.len() as u64;
+        progress.memory_used_bytes = self
+            .groups
+            .keys()
+            .map(|k| k.len() as u64 + 64 * self.aggregates.len() as u64)
+            .sum();
+        progress.state_on_disk_bytes = self.table.size_on_disk();
+        Ok((rows, progress))
+    }
+
+    /// Bytes of a state key that name its sled entry: the window (end, start), or the bucket.
+    fn blob_prefix_len(&self) -> usize {
+        if self.spec.window.is_some() {
+            16
+        } else {
+            1
+        }
+    }
+
+    /// Output rows for the given state keys.
+    fn rows(&self, keys: &[Vec<u8>]) -> anyhow::Result<RecordBatch> {
+        let parser = self.keys.parser();
+        let skip = self.blob_prefix_len();
+        let parsed: Vec<_> = keys.iter().map(|k| parser.parse(&k[skip..])).collect();
+        let mut columns = self
+            .keys
+            .convert_rows(parsed)
+            .context("decoding group keys")?;
+        if self.spec.window.is_some() {
+            let (starts, ends): (Vec<i64>, Vec<i64>) = keys
+                .iter()
+                .map(|k| self.groups[k].window.unwrap_or_default())
+                .unzip();
+            for values in [starts, ends] {
+                let array: ArrayRef = Arc::new(Int64Array::from(values));
+                columns.push(match &self.time_is_timestamp {
+                    None => array,
+                    Some(data_type) => from_millis(&array, data_type)?,
+                });
+            }
+        }
+        for (i, aggregate) in self.aggregates.iter().enumerate() {
+            columns.push(aggregate.finish(keys.iter().map(|k| &self.groups[k].accumulators[i])));
+        }
+        RecordBatch::try_new(self.output.clone(), columns)
+            .context("building the aggregation's output")
+    }
+}
+
+fn names(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Groups without a window are spread over this many sled entries.
+const BUCKETS: u32 = 64;
+
+/// The sled entry of a group without a window: FNV-1a of its key, so it is the same in every run.
+fn bucket(key: &[u8]) -> u8 {
+    let hash = key.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    });
+    (hash % BUCKETS) as u8
+}
+
+/// Big-endian with the sign bit flipped, so byte order is numeric order.
+fn ordered(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn unordered(bytes: &[u8]) -> i64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[..8]);
+    (u64::from_be_bytes(raw) ^ (1 << 63)) as i64
+}
+
+/// The event time of each row in milliseconds.
+pub fn event_times(column: &ArrayRef) -> anyhow::Result<Vec<Option<i64>>> {
+    let millis = match column.data_type() {
+        DataType::Int64 => column.clone(),
+        DataType::Timestamp(_, tz) => arrow_cast::cast(
+            column,
+            &DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz.clone()),
+        )
+        .and_then(|c| arrow_cast::cast(&c, &DataType::Int64))
+        .context("reading event times")?,
+        other => anyhow::bail!(
+            "event-time column of type {other}; expected Int64 milliseconds or a timestamp"
+        ),
+    };
+    Ok(millis.as_primitive::<Int64Type>().iter().collect())
+}
+
+fn from_millis(array: &ArrayRef, data_type: &DataType) -> anyhow::Result<ArrayRef> {
+    let DataType::Timestamp(unit, tz) = data_type else {
+        return Ok(array.clone());
+    };
+    let millis = arrow_cast::cast(
+        array,
+        &DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz.clone()),
+    )?;
+    let _ = unit;
+    Ok(arrow_cast::cast(&millis, data_type)?)
+}
+
+/// The input column as the aggregate's widened kind.
+fn widen(column: &ArrayRef, kind: Option<ValueKind>) -> anyhow::Result<ArrayRef> {
+    let target = match kind {
+        Some(ValueKind::Int) => DataType::Int64,
+        Some(ValueKind::Float) => DataType::Float64,
+        Some(ValueKind::Str) => DataType::Utf8,
+        None => return Ok(column.clone()),
+    };
+    if column.data_type() == &target {
+        return Ok(column.clone());
+    }
+    arrow_cast::cast(column, &target).context("widening an aggregate's input")
+}
+
+#[cfg(test)]
+mod tests;

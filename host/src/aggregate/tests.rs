@@ -1,0 +1,295 @@
+//! The aggregation trigger by trigger: what each output mode emits, windows, late rows, the aggregates.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+
+use super::*;
+use crate::state::StateStore;
+
+fn batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
+    RecordBatch::try_from_iter([
+        (
+            "user",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "ts",
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "amount",
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+    ])
+    .unwrap()
+}
+
+fn count() -> AggregateExpr {
+    AggregateExpr {
+        function: Function::Count,
+        column: None,
+        alias: "count".into(),
+        max_items: 100,
+    }
+}
+
+fn aggregator(
+    window: Option<WindowSpec>,
+    mode: OutputMode,
+    aggregates: Vec<AggregateExpr>,
+) -> Aggregator {
+    let spec = AggregateSpec {
+        group_by: vec!["user".into()],
+        window: window.map(|spec| WindowBy {
+            column: "ts".into(),
+            spec,
+        }),
+        aggregates,
+        output_mode: mode,
+    };
+    let table = StateStore::temporary().unwrap().table("t").unwrap();
+    Aggregator::new(spec, &batch(&[]).schema(), true, table).unwrap()
+}
+
+/// The emitted rows as (user, window_start or -1, count) triples, sorted.
+fn rows(out: &RecordBatch) -> Vec<(String, i64, i64)> {
+    let users = out.column_by_name("user").unwrap().as_string::<i32>();
+    let counts = out
+        .column_by_name("count")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let starts = out
+        .column_by_name("window_start")
+        .map(|c| c.as_primitive::<Int64Type>().clone());
+    let mut rows: Vec<_> = (0..out.num_rows())
+        .map(|i| {
+            (
+                users.value(i).to_string(),
+                starts.as_ref().map_or(-1, |s| s.value(i)),
+                counts.value(i),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn r(user: &str, start: i64, count: i64) -> (String, i64, i64) {
+    (user.to_string(), start, count)
+}
+
+#[test]
+fn append_emits_a_window_once_when_the_watermark_passes_its_end() {
+    let mut agg = aggregator(
+        Some(WindowSpec::tumbling(10)),
+        OutputMode::Append,
+        vec![count()],
+    );
+    agg.update(&batch(&[("a", 1, 0), ("a", 5, 0), ("b", 12, 0)]), None)
+        .unwrap();
+    let (out, state) = agg.finish_batch(Some(5)).unwrap();
+    assert!(rows(&out).is_empty());
+    assert_eq!((state.num_rows_total, state.num_rows_updated), (2, 2));
+
+    agg.update(&batch(&[("a", 9, 0)]), Some(5)).unwrap();
+    let (out, state) = agg.finish_batch(Some(10)).unwrap();
+    assert_eq!(rows(&out), [r("a", 0, 3)]);
+    assert_eq!((state.num_rows_removed, state.num_rows_total), (1, 1));
+
+    let (out, _) = agg.finish_batch(Some(25)).unwrap();
+    assert_eq!(rows(&out), [r("b", 10, 1)]);
+    let (out, state) = agg.finish_batch(Some(100)).unwrap();
+    assert!(rows(&out).is_empty(), "a window is emitted once");
+    assert_eq!(state.num_rows_total, 0);
+}
+
+#[test]
+fn rows_at_or_below_the_watermark_are_dropped_and_counted() {
+    let mut agg = aggregator(
+        Some(WindowSpec::tumbling(10)),
+        OutputMode::Append,
+        vec![count()],
+    );
+    agg.update(
+        &batch(&[("a", 20, 0), ("a", 15, 0), ("a", 16, 0)]),
+        Some(15),
+    )
+    .unwrap();
+    let (out, state) = agg.finish_batch(Some(30)).unwrap();
+    assert_eq!(rows(&out), [r("a", 10, 1), r("a", 20, 1)]);
+    assert_eq!(state.num_rows_dropped_by_watermark, 1);
+}
+
+#[test]
+fn update_emits_the_rows_each_batch_changed() {
+    let mut agg = aggregator(None, OutputMode::Update, vec![count()]);
+    agg.update(&batch(&[("a", 0, 0), ("b", 0, 0)]), None)
+        .unwrap();
+    assert_eq!(
+        rows(&agg.finish_batch(None).unwrap().0),
+        [r("a", -1, 1), r("b", -1, 1)]
+    );
+    agg.update(&batch(&[("a", 0, 0)]), None).unwrap();
+    assert_eq!(rows(&agg.finish_batch(None).unwrap().0), [r("a", -1, 2)]);
+    assert!(rows(&agg.finish_batch(None).unwrap().0).is_empty());
+}
+
+#[test]
+fn update_with_windows_evicts_closed_windows() {
+    let mut agg = aggregator(
+        Some(WindowSpec::tumbling(10)),
+        OutputMode::Update,
+        vec![count()],
+    );
+    agg.update(&batch(&[("a", 1, 0)]), None).unwrap();
+    assert_eq!(rows(&agg.finish_batch(Some(0)).unwrap().0), [r("a", 0, 1)]);
+    let (out, state) = agg.finish_batch(Some(10)).unwrap();
+    assert!(rows(&out).is_empty());
+    assert_eq!((state.num_rows_removed, state.num_rows_total), (1, 0));
+}
+
+#[test]
+fn complete_emits_everything_every_batch_and_keeps_it() {
+    let mut agg = aggregator(
+        Some(WindowSpec::tumbling(10)),
+        OutputMode::Complete,
+        vec![count()],
+    );
+    agg.update(&batch(&[("a", 1, 0), ("b", 11, 0)]), None)
+        .unwrap();
+    assert_eq!(
+        rows(&agg.finish_batch(Some(50)).unwrap().0),
+        [r("a", 0, 1), r("b", 10, 1)]
+    );
+    agg.update(&batch(&[("b", 12, 0)]), None).unwrap();
+    let (out, state) = agg.finish_batch(Some(100)).unwrap();
+    assert_eq!(rows(&out), [r("a", 0, 1), r("b", 10, 2)]);
+    assert_eq!(state.num_rows_total, 2);
+}
+
+#[test]
+fn sliding_windows_count_a_row_in_every_window_holding_it() {
+    let sliding = WindowSpec {
+        size_ms: 10,
+        slide_ms: 5,
+        offset_ms: 0,
+    };
+    let mut agg = aggregator(Some(sliding), OutputMode::Append, vec![count()]);
+    agg.update(&batch(&[("a", 7, 0), ("a", 12, 0)]), None)
+        .unwrap();
+    let (out, _) = agg.finish_batch(Some(100)).unwrap();
+    // 7 is in [0,10) and [5,15); 12 is in [5,15) and [10,20)
+    assert_eq!(rows(&out), [r("a", 0, 1), r("a", 5, 2), r("a", 10, 1)]);
+}
+
+#[test]
+fn every_aggregate_function() {
+    let expr = |function, alias: &str| AggregateExpr {
+        function,
+        column: Some("amount".into()),
+        alias: alias.into(),
+        max_items: 2,
+    };
+    let mut agg = aggregator(
+        None,
+        OutputMode::Complete,
+        vec![
+            count(),
+            expr(Function::Sum, "sum"),
+            expr(Function::Min, "min"),
+            expr(Function::Max, "max"),
+            expr(Function::Avg, "avg"),
+            expr(Function::CountDistinct, "distinct"),
+            expr(Function::First, "first"),
+            expr(Function::Last, "last"),
+            expr(Function::CollectList, "list"),
+        ],
+    );
+    agg.update(&batch(&[("a", 0, 5), ("a", 0, 3)]), None)
+        .unwrap();
+    agg.update(&batch(&[("a", 0, 5), ("a", 0, 7)]), None)
+        .unwrap();
+    let (out, _) = agg.finish_batch(None).unwrap();
+    let int = |name: &str| {
+        out.column_by_name(name)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(0)
+    };
+    assert_eq!(int("count"), 4);
+    assert_eq!(int("sum"), 20);
+    assert_eq!((int("min"), int("max")), (3, 7));
+    assert_eq!(
+        out.column_by_name("avg")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        5.0
+    );
+    assert_eq!(int("distinct"), 3);
+    assert_eq!((int("first"), int("last")), (5, 7));
+    let list = out
+        .column_by_name("list")
+        .unwrap()
+        .as_list::<i32>()
+        .value(0);
+    assert_eq!(
+        list.as_primitive::<Int64Type>().values(),
+        &[5, 3],
+        "bounded by max_items"
+    );
+}
+
+#[test]
+fn append_without_a_watermark_is_refused() {
+    let spec = AggregateSpec {
+        group_by: vec!["user".into()],
+        window: Some(WindowBy {
+            column: "ts".into(),
+            spec: WindowSpec::tumbling(10),
+        }),
+        aggregates: vec![count()],
+        output_mode: OutputMode::Append,
+    };
+    let table = StateStore::temporary().unwrap().table("t").unwrap();
+    let error = Aggregator::new(spec, &batch(&[]).schema(), false, table)
+        .err()
+        .unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("needs an event-time window and a [watermark]"),
+        "{error}"
+    );
+}
+
+#[test]
+fn state_is_written_to_sled_and_evicted_from_it() {
+    let store = StateStore::temporary().unwrap();
+    let spec = AggregateSpec {
+        group_by: vec!["user".into()],
+        window: Some(WindowBy {
+            column: "ts".into(),
+            spec: WindowSpec::tumbling(10),
+        }),
+        aggregates: vec![count()],
+        output_mode: OutputMode::Append,
+    };
+    let mut agg =
+        Aggregator::new(spec, &batch(&[]).schema(), true, store.table("t").unwrap()).unwrap();
+    agg.update(&batch(&[("a", 1, 0), ("b", 11, 0)]), None)
+        .unwrap();
+    agg.finish_batch(Some(0)).unwrap();
+    assert_eq!(store.table("t").unwrap().len(), 2);
+    agg.finish_batch(Some(10)).unwrap();
+    assert_eq!(store.table("t").unwrap().len(), 1);
+}

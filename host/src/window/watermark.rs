@@ -1,0 +1,145 @@
+//! The watermark: the event time below which no more records are expected.
+//!
+//! Weir tracks the largest event time seen **per source partition** and takes the minimum over partitions,
+//! minus the delay. A fast partition therefore cannot make a slow one's records late (Spark keeps one
+//! maximum for the whole stream, so it can). A partition that has sent nothing for `idle_timeout` stops
+//! holding the watermark back until it sends again. The watermark never moves backwards.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::source::TopicPartition;
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionClock {
+    max_event_ms: Option<i64>,
+    last_active: Instant,
+}
+
+/// Per-partition event-time clocks and the watermark they give.
+#[derive(Debug, Clone)]
+pub struct WatermarkTracker {
+    delay_ms: i64,
+    idle_timeout: Duration,
+    partitions: BTreeMap<TopicPartition, PartitionClock>,
+    watermark: Option<i64>,
+}
+
+impl WatermarkTracker {
+    /// A tracker with the `watermark` delay and idle timeout.
+    pub fn new(delay_ms: i64, idle_timeout: Duration) -> Self {
+        WatermarkTracker {
+            delay_ms,
+            idle_timeout,
+            partitions: BTreeMap::new(),
+            watermark: None,
+        }
+    }
+
+    /// The current watermark, `None` until every active partition has sent an event time.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// Declares a partition the source reads, so that it holds the watermark back until it sends data or
+    /// goes idle.
+    pub fn add_partition(&mut self, partition: &TopicPartition, now: Instant) {
+        self.partitions
+            .entry(partition.clone())
+            .or_insert(PartitionClock {
+                max_event_ms: None,
+                last_active: now,
+            });
+    }
+
+    /// Records the largest event time in a batch of one partition.
+    pub fn observe(&mut self, partition: &TopicPartition, max_event_ms: Option<i64>, now: Instant) {
+        let clock = self
+            .partitions
+            .entry(partition.clone())
+            .or_insert(PartitionClock {
+                max_event_ms: None,
+                last_active: now,
+            });
+        clock.last_active = now;
+        if let Some(ts) = max_event_ms {
+            clock.max_event_ms = Some(clock.max_event_ms.map_or(ts, |m| m.max(ts)));
+        }
+    }
+
+    /// Recomputes the watermark at `now` and returns it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use weir::window::WatermarkTracker;
+    /// let now = Instant::now();
+    /// let (fast, slow) = (("tx".to_string(), 0), ("tx".to_string(), 1));
+    /// let mut tracker = WatermarkTracker::new(5_000, Duration::from_secs(60));
+    /// tracker.observe(&fast, Some(100_000), now);
+    /// tracker.observe(&slow, Some(20_000), now);
+    /// // the slow partition holds the watermark back
+    /// assert_eq!(tracker.advance(now), Some(15_000));
+    /// ```
+    pub fn advance(&mut self, now: Instant) -> Option<i64> {
+        let mut lowest: Option<i64> = None;
+        for clock in self.partitions.values() {
+            let idle = now.duration_since(clock.last_active) >= self.idle_timeout;
+            match (clock.max_event_ms, idle) {
+                (_, true) => continue,
+                // An active partition that has sent no event time yet: nothing can be final.
+                (None, false) => return self.watermark,
+                (Some(ts), false) => lowest = Some(lowest.map_or(ts, |l| l.min(ts))),
+            }
+        }
+        if let Some(lowest) = lowest {
+            let candidate = lowest - self.delay_ms;
+            self.watermark = Some(self.watermark.map_or(candidate, |w| w.max(candidate)));
+        }
+        self.watermark
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        ("t".to_string(), p)
+    }
+
+    #[test]
+    fn a_partition_without_data_holds_the_watermark_until_idle() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(5, Duration::from_secs(10));
+        tracker.add_partition(&tp(0), start);
+        tracker.add_partition(&tp(1), start);
+        tracker.observe(&tp(0), Some(100), start);
+        assert_eq!(tracker.advance(start), None);
+        // partition 1 idle: partition 0 alone decides
+        assert_eq!(tracker.advance(start + Duration::from_secs(11)), Some(95));
+    }
+
+    #[test]
+    fn the_watermark_never_goes_back() {
+        let now = Instant::now();
+        let mut tracker = WatermarkTracker::new(0, Duration::from_secs(10));
+        tracker.observe(&tp(0), Some(100), now);
+        assert_eq!(tracker.advance(now), Some(100));
+        // a new partition with older data joins: the watermark stays
+        tracker.observe(&tp(1), Some(50), now);
+        assert_eq!(tracker.advance(now), Some(100));
+    }
+
+    #[test]
+    fn idle_partitions_rejoin_when_they_send_again() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(0, Duration::from_secs(1));
+        tracker.observe(&tp(0), Some(10), start);
+        tracker.observe(&tp(1), Some(50), start);
+        let later = start + Duration::from_secs(2);
+        tracker.observe(&tp(1), Some(60), later);
+        assert_eq!(tracker.advance(later), Some(60));
+        tracker.observe(&tp(0), Some(20), later);
+        assert_eq!(tracker.advance(later), Some(60));
+    }
+}

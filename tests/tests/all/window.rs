@@ -1,0 +1,171 @@
+//! Stateful pipelines end to end: the reference fraud-window workload with exact alerts over 4
+//! partitions, and the seeds' running count in update mode.
+
+use std::collections::BTreeMap;
+
+use weir::workload::{self, closing_records, fraud_window_alerts};
+use weir_tests::*;
+
+fn example(path: &str, bootstrap: &str) -> weir::PipelineSpec {
+    let path = workspace().join("examples").join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    weir::config::parse(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap(),
+        "example",
+        |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
+    )
+    .unwrap()
+}
+
+/// Produces the fraud-window workload: `n` transactions keyed by user, then one closing record per partition.
+pub fn produce_workload(broker: &Broker, n: u64) {
+    broker.create_topic("tx", workload::PARTITIONS);
+    let records = workload::transactions(n).map(|t| (t.key(), t.value()));
+    produce(&broker.bootstrap, "tx", records).unwrap();
+    for (partition, tx) in closing_records(n) {
+        produce_to(&broker.bootstrap, "tx", partition, &[tx.value()], &[]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fraud_window_alerts_are_exact_over_four_partitions() {
+    udf_module("threshold");
+    let broker = tansu();
+    let n = 200_000;
+    produce_workload(&broker, n);
+    broker.create_topic("alerts", 1);
+    // Small batches make the partitions advance unevenly, as the reference workload demands.
+    let mut spec = example("fraud-window/pipeline.toml", &broker.bootstrap);
+    spec.source.max_offsets_per_trigger = Some(7_000);
+    let summary = run_pipeline(spec).await.unwrap();
+    assert_eq!(summary.input_rows, n + 4);
+
+    let alerts = read_topic(&broker.bootstrap, "alerts").unwrap();
+    let mut got = values(&alerts);
+    got.sort();
+    let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "alerts: got {}, expected {}",
+        got.len(),
+        expected.len()
+    );
+    assert!(
+        got == expected,
+        "the alerts differ from the offline computation"
+    );
+    for alert in &alerts {
+        let value = String::from_utf8(alert.value.clone().unwrap()).unwrap();
+        let key = String::from_utf8(alert.key.clone().unwrap()).unwrap();
+        assert!(
+            value.starts_with(&format!("{{\"id\":\"{key}\"")),
+            "key {key} for {value}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_counts_in_update_mode_end_at_each_users_total() {
+    let broker = mock_cluster();
+    broker.create_topic("transactions", 4);
+    broker.create_topic("alerts", 1);
+    broker.create_topic("transactions-dead-letter", 1);
+    let n = 50_000;
+    produce(
+        &broker.bootstrap,
+        "transactions",
+        workload::transactions(n).map(|t| (t.key(), t.value())),
+    )
+    .unwrap();
+    let mut spec = example("fraud/alerts.toml", &broker.bootstrap);
+    spec.source.max_offsets_per_trigger = Some(10_000);
+    let summary = run_pipeline(spec).await.unwrap();
+    assert!(summary.batches >= 5);
+
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for tx in workload::transactions(n).filter(|t| t.flag == 1) {
+        *totals.entry(tx.key()).or_default() += 1;
+    }
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for record in read_topic(&broker.bootstrap, "alerts").unwrap() {
+        let value = String::from_utf8(record.value.unwrap()).unwrap();
+        let (id, count) = value
+            .strip_prefix("{\"id\":\"")
+            .and_then(|rest| rest.split_once("\",\"count\":"))
+            .map(|(id, count)| {
+                (
+                    id.to_string(),
+                    count.trim_end_matches('}').parse::<i64>().unwrap(),
+                )
+            })
+            .unwrap_or_else(|| panic!("unexpected alert {value}"));
+        assert!(count > 1);
+        let previous = last.insert(id, count);
+        assert!(previous.is_none_or(|p| p < count), "counts only grow");
+    }
+    let expected: BTreeMap<String, i64> = totals.into_iter().filter(|(_, c)| *c > 1).collect();
+    assert_eq!(last, expected);
+}
+
+/// A measurement run: `weir run examples/fraud-window/pipeline.toml` (the binary) over 1,000,000 records
+/// on tansu, alerts checked exactly; prints records/s and the process's peak RSS. Run with
+/// `cargo test --release -p weir-tests -- --ignored fraud_window_one_million --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement run; see docs/benchmarks.md"]
+async fn fraud_window_one_million_through_the_weir_binary() {
+    let n: u64 = std::env::var("WEIR_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
+    expected.sort();
+    let broker = tansu();
+    produce_workload(&broker, n);
+    broker.create_topic("alerts", 1);
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib %M"])
+        .arg(workspace().join("target/release/weir"))
+        .args([
+            "run",
+            "examples/fraud-window/pipeline.toml",
+            "--progress",
+            "json",
+        ])
+        .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let mut got = values(&read_topic(&broker.bootstrap, "alerts").unwrap());
+    got.sort();
+    assert!(
+        got == expected,
+        "{} alerts, expected {}",
+        got.len(),
+        expected.len()
+    );
+    let rss = stderr
+        .split("peak-rss-kib ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or("?");
+    let last = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "fraud-window: {n} records -> {} alerts (exact) in {:.2} s = {:.0} records/s, peak RSS {rss} KiB\nlast progress: {last}",
+        got.len(),
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+}
