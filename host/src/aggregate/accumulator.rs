@@ -344,6 +344,50 @@ impl Aggregate {
         }
     }
 
+    /// Merges the accumulator of a later session into an earlier one (session windows joining).
+    pub fn merge(&self, earlier: &mut Accumulator, later: Accumulator) {
+        match (earlier, later) {
+            (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
+            (Accumulator::SumInt(a), Accumulator::SumInt(b)) => {
+                *a = match (*a, b) {
+                    (None, b) => b,
+                    (a, None) => a,
+                    (Some(a), Some(b)) => Some(a.wrapping_add(b)),
+                }
+            }
+            (Accumulator::SumFloat(a), Accumulator::SumFloat(b)) => {
+                *a = match (*a, b) {
+                    (None, b) => b,
+                    (a, None) => a,
+                    (Some(a), Some(b)) => Some(a + b),
+                }
+            }
+            (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s, count: c }) => {
+                *sum += s;
+                *count += c;
+            }
+            (Accumulator::Value(a), Accumulator::Value(b)) => {
+                let take = match (&*a, &b, self.function) {
+                    (_, None, _) => false,
+                    (None, Some(_), _) => true,
+                    (Some(x), Some(y), Function::Min) => y < x,
+                    (Some(x), Some(y), Function::Max) => y > x,
+                    (Some(_), Some(_), Function::Last) => true,
+                    _ => false,
+                };
+                if take {
+                    *a = b;
+                }
+            }
+            (Accumulator::Distinct(a), Accumulator::Distinct(b)) => a.extend(b),
+            (Accumulator::List(a), Accumulator::List(b)) => {
+                let room = self.max_items.saturating_sub(a.len());
+                a.extend(b.into_iter().take(room));
+            }
+            _ => {}
+        }
+    }
+
     /// The output column for `accumulators`, in order.
     pub fn finish<'a>(&self, accumulators: impl Iterator<Item = &'a Accumulator>) -> ArrayRef {
         let kind = self.kind.unwrap_or(ValueKind::Int);

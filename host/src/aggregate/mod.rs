@@ -8,7 +8,7 @@
 
 pub mod accumulator;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -62,13 +62,26 @@ pub struct AggregateExpr {
     pub max_items: usize,
 }
 
-/// The window of an aggregation: a tumbling or sliding window over an event-time column.
+/// The window of an aggregation over an event-time column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowBy {
     /// The event-time column (Int64 milliseconds or a timestamp).
     pub column: String,
-    /// Sizes.
-    pub spec: WindowSpec,
+    /// Which windows.
+    pub kind: WindowKind,
+}
+
+/// Fixed windows or sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Tumbling or sliding windows.
+    Fixed(WindowSpec),
+    /// Session windows (Spark's `session_window(col, gap)`): a group's events closer than `gap_ms` to each
+    /// other form one session `[first event, last event + gap)`; sessions that come to overlap merge.
+    Session {
+        /// The gap in ms.
+        gap_ms: i64,
+    },
 }
 
 /// The `[aggregate]` section.
@@ -122,6 +135,10 @@ pub struct Aggregator {
     groups: BTreeMap<Vec<u8>, Group>,
     /// Keys changed by the current batch.
     dirty: BTreeSet<Vec<u8>>,
+    /// Session windows: each group's open sessions, as (start, end).
+    sessions: BTreeMap<Vec<u8>, BTreeSet<(i64, i64)>>,
+    /// Keys of sessions merged into others during the current batch (their sled entries change too).
+    removed_keys: Vec<Vec<u8>>,
     table: StateTable,
     progress: StateOperatorProgress,
 }
@@ -162,7 +179,13 @@ impl Aggregator {
         let (time_column, time_is_timestamp) = match &spec.window {
             None => (None, None),
             Some(window) => {
-                window.spec.validate().map_err(anyhow::Error::msg)?;
+                match window.kind {
+                    WindowKind::Fixed(spec) => spec.validate().map_err(anyhow::Error::msg)?,
+                    WindowKind::Session { gap_ms } if gap_ms <= 0 => {
+                        anyhow::bail!("the session gap must be more than zero")
+                    }
+                    WindowKind::Session { .. } => {}
+                }
                 let i = index(&window.column, "window column")?;
                 let data_type = input.field(i).data_type().clone();
                 match &data_type {
@@ -227,6 +250,8 @@ impl Aggregator {
             output,
             groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            removed_keys: Vec::new(),
             table,
             progress: StateOperatorProgress::default(),
         })
@@ -264,9 +289,11 @@ impl Aggregator {
         // (row, group) pairs, and the groups' keys by index, for the column-at-a-time updates below.
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(batch.num_rows());
         let mut batch_keys: Vec<Vec<u8>> = Vec::new();
-        let mut slot_of: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+        let mut slot_of: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut starts = Vec::new();
         let mut key = Vec::new();
+        // Session windows: each group's (event time, row), resolved into sessions after the loop.
+        let mut session_rows: BTreeMap<Vec<u8>, Vec<(i64, u32)>> = BTreeMap::new();
         for row in 0..batch.num_rows() {
             let group_key = rows.row(row);
             let windows: &[i64] = match (&times, &self.spec.window) {
@@ -278,37 +305,60 @@ impl Aggregator {
                         self.progress.num_rows_dropped_by_watermark += 1;
                         continue;
                     }
-                    starts.clear();
-                    window.spec.starts(ts, &mut starts);
-                    &starts
+                    match window.kind {
+                        WindowKind::Fixed(spec) => {
+                            starts.clear();
+                            spec.starts(ts, &mut starts);
+                            &starts
+                        }
+                        WindowKind::Session { .. } => {
+                            session_rows
+                                .entry(group_key.as_ref().to_vec())
+                                .or_default()
+                                .push((ts, row as u32));
+                            continue;
+                        }
+                    }
                 }
                 _ => &[i64::MIN],
             };
             for start in windows {
                 key.clear();
-                if let Some(window) = &self.spec.window {
-                    key.extend_from_slice(&ordered(start + window.spec.size_ms));
-                    key.extend_from_slice(&ordered(*start));
-                }
-                if self.spec.window.is_none() {
-                    key.push(bucket(group_key.as_ref()));
+                match &self.spec.window {
+                    Some(WindowBy {
+                        kind: WindowKind::Fixed(spec),
+                        ..
+                    }) => {
+                        key.extend_from_slice(&ordered(start + spec.size_ms));
+                        key.extend_from_slice(&ordered(*start));
+                    }
+                    _ => key.push(bucket(group_key.as_ref())),
                 }
                 key.extend_from_slice(group_key.as_ref());
-                let slot = match slot_of.get(&key) {
-                    Some(slot) => *slot,
-                    None => {
-                        let slot = batch_keys.len() as u32;
-                        slot_of.insert(key.clone(), slot);
-                        batch_keys.push(key.clone());
-                        slot
-                    }
-                };
+                let slot = slot_for(&mut slot_of, &mut batch_keys, &key);
                 pairs.push((row as u32, slot));
+            }
+        }
+        if let Some(WindowBy {
+            kind: WindowKind::Session { gap_ms },
+            ..
+        }) = self.spec.window
+        {
+            for (group_key, mut events) in session_rows {
+                events.sort_unstable();
+                self.assign_sessions(
+                    &group_key,
+                    &events,
+                    gap_ms,
+                    &mut slot_of,
+                    &mut batch_keys,
+                    &mut pairs,
+                );
             }
         }
         // Take the touched groups out, one column of accumulators per aggregate, fold each aggregate over
         // the whole batch, and put them back.
-        let window_size = self.spec.window.as_ref().map(|w| w.spec.size_ms);
+        let windowed = self.spec.window.is_some();
         let mut columns: Vec<Vec<Accumulator>> = self
             .aggregates
             .iter()
@@ -318,10 +368,7 @@ impl Aggregator {
         for key in &batch_keys {
             let group = self.groups.remove(key).unwrap_or_else(|| Group {
                 accumulators: self.aggregates.iter().map(Aggregate::start).collect(),
-                window: window_size.map(|size| {
-                    let end = unordered(&key[0..8]);
-                    (end - size, end)
-                }),
+                window: windowed.then(|| (unordered(&key[8..16]), unordered(&key[0..8]))),
             });
             windows.push(group.window);
             for (column, accumulator) in columns.iter_mut().zip(group.accumulators) {
@@ -377,20 +424,21 @@ impl Aggregator {
             OutputMode::Complete => self.groups.keys().cloned().collect(),
         };
         let rows = self.rows(&emit)?;
-        // sled holds one entry per window (per bucket of groups without a window): few keys, rewritten
-        // when the batch touched them, removed in one go when the window closes.
+        // sled holds one entry per window (per bucket of groups without a window): few keys. Every entry the
+        // batch touched is rewritten from the groups still open in it, or removed when none are left.
         let prefix = self.blob_prefix_len();
-        let closed_blobs: BTreeSet<Vec<u8>> = closed.iter().map(|k| k[..prefix].to_vec()).collect();
         for key in &closed {
             self.groups.remove(key);
+            self.forget_session(key);
         }
         let touched: BTreeSet<Vec<u8>> = self
             .dirty
             .iter()
+            .chain(&closed)
+            .chain(&self.removed_keys)
             .map(|k| k[..prefix].to_vec())
-            .filter(|b| !closed_blobs.contains(b))
             .collect();
-        let mut upserts = Vec::with_capacity(touched.len());
+        let (mut upserts, mut removals) = (Vec::new(), Vec::new());
         for blob in touched {
             let groups: Vec<(&[u8], &Vec<Accumulator>)> = self
                 .groups
@@ -398,9 +446,14 @@ impl Aggregator {
                 .take_while(|(k, _)| k.starts_with(&blob))
                 .map(|(k, g)| (&k[prefix..], &g.accumulators))
                 .collect();
-            upserts.push((blob, serde_json::to_vec(&groups).context("encoding state")?));
+            if groups.is_empty() {
+                removals.push(blob);
+            } else {
+                upserts.push((blob, serde_json::to_vec(&groups).context("encoding state")?));
+            }
         }
-        self.table.apply(upserts, closed_blobs)?;
+        self.table.apply(upserts, removals)?;
+        self.removed_keys.clear();
         self.dirty.clear();
         let mut progress = std::mem::take(&mut self.progress);
         progress.num_rows_removed = closed.len() as u64;
@@ -412,6 +465,109 @@ impl Aggregator {
             .sum();
         progress.state_on_disk_bytes = self.table.size_on_disk();
         Ok((rows, progress))
+    }
+
+    /// Places a group's events of this batch (sorted by time) into sessions: each event opens
+    /// `[ts, ts + gap)`; overlapping intervals, including the group's open sessions, merge. Merged open
+    /// sessions have their accumulators merged under the new session's key; the events become (row, slot)
+    /// pairs of the resulting sessions.
+    fn assign_sessions(
+        &mut self,
+        group_key: &[u8],
+        events: &[(i64, u32)],
+        gap_ms: i64,
+        slot_of: &mut HashMap<Vec<u8>, u32>,
+        batch_keys: &mut Vec<Vec<u8>>,
+        pairs: &mut Vec<(u32, u32)>,
+    ) {
+        let open: Vec<(i64, i64)> = self
+            .sessions
+            .get(group_key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        // Sweep over open sessions and new events together, in start order.
+        let mut items: Vec<(i64, i64, Option<u32>)> =
+            open.iter().map(|(s, e)| (*s, *e, None)).collect();
+        items.extend(
+            events
+                .iter()
+                .map(|(ts, row)| (*ts, ts + gap_ms, Some(*row))),
+        );
+        items.sort_unstable_by_key(|(start, end, row)| (*start, *end, row.is_some()));
+        let mut merged: Vec<((i64, i64), Vec<(i64, i64)>, Vec<u32>)> = Vec::new();
+        for (start, end, row) in items {
+            match merged.last_mut() {
+                Some(((_, current_end), _, _)) if start < *current_end => {
+                    *current_end = (*current_end).max(end)
+                }
+                _ => merged.push(((start, end), Vec::new(), Vec::new())),
+            }
+            let (_, old, rows) = merged.last_mut().expect("just pushed");
+            match row {
+                Some(row) => rows.push(row),
+                None => old.push((start, end)),
+            }
+        }
+        let sessions = self.sessions.entry(group_key.to_vec()).or_default();
+        for ((start, end), old, rows) in merged {
+            if rows.is_empty() {
+                continue;
+            }
+            let key = session_key(start, end, group_key);
+            // Fold the open sessions this one swallowed into one accumulator set, earliest first.
+            let mut accumulators: Option<Vec<Accumulator>> = None;
+            for (old_start, old_end) in old {
+                sessions.remove(&(old_start, old_end));
+                let old_key = session_key(old_start, old_end, group_key);
+                self.dirty.remove(&old_key);
+                if let Some(group) = self.groups.remove(&old_key) {
+                    self.progress.num_rows_removed += 1;
+                    self.removed_keys.push(old_key);
+                    match &mut accumulators {
+                        None => accumulators = Some(group.accumulators),
+                        Some(into) => {
+                            for ((aggregate, into), from) in self
+                                .aggregates
+                                .iter()
+                                .zip(into.iter_mut())
+                                .zip(group.accumulators)
+                            {
+                                aggregate.merge(into, from);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(accumulators) = accumulators {
+                self.groups.insert(
+                    key.clone(),
+                    Group {
+                        accumulators,
+                        window: Some((start, end)),
+                    },
+                );
+            }
+            sessions.insert((start, end));
+            let slot = slot_for(slot_of, batch_keys, &key);
+            pairs.extend(rows.into_iter().map(|row| (row, slot)));
+        }
+    }
+
+    /// Drops a closed session from the group's index of open sessions.
+    fn forget_session(&mut self, key: &[u8]) {
+        if let Some(WindowBy {
+            kind: WindowKind::Session { .. },
+            ..
+        }) = self.spec.window
+        {
+            let group_key = &key[16..];
+            if let Some(sessions) = self.sessions.get_mut(group_key) {
+                sessions.remove(&(unordered(&key[8..16]), unordered(&key[0..8])));
+                if sessions.is_empty() {
+                    self.sessions.remove(group_key);
+                }
+            }
+        }
     }
 
     /// Bytes of a state key that name its sled entry: the window (end, start), or the bucket.
@@ -460,6 +616,26 @@ fn names(schema: &SchemaRef) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The slot of `key` among the groups a batch touches, adding it if new.
+fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, key: &[u8]) -> u32 {
+    if let Some(slot) = slot_of.get(key) {
+        return *slot;
+    }
+    let slot = batch_keys.len() as u32;
+    slot_of.insert(key.to_vec(), slot);
+    batch_keys.push(key.to_vec());
+    slot
+}
+
+/// The state key of a session: end, start, group key (the layout of every window).
+fn session_key(start: i64, end: i64, group_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + group_key.len());
+    key.extend_from_slice(&ordered(end));
+    key.extend_from_slice(&ordered(start));
+    key.extend_from_slice(group_key);
+    key
 }
 
 /// Groups without a window are spread over this many sled entries.

@@ -43,15 +43,15 @@ fn count() -> AggregateExpr {
 }
 
 fn aggregator(
-    window: Option<WindowSpec>,
+    window: Option<WindowKind>,
     mode: OutputMode,
     aggregates: Vec<AggregateExpr>,
 ) -> Aggregator {
     let spec = AggregateSpec {
         group_by: vec!["user".into()],
-        window: window.map(|spec| WindowBy {
+        window: window.map(|kind| WindowBy {
+            kind,
             column: "ts".into(),
-            spec,
         }),
         aggregates,
         output_mode: mode,
@@ -90,7 +90,7 @@ fn r(user: &str, start: i64, count: i64) -> (String, i64, i64) {
 #[test]
 fn append_emits_a_window_once_when_the_watermark_passes_its_end() {
     let mut agg = aggregator(
-        Some(WindowSpec::tumbling(10)),
+        Some(WindowKind::Fixed(WindowSpec::tumbling(10))),
         OutputMode::Append,
         vec![count()],
     );
@@ -115,7 +115,7 @@ fn append_emits_a_window_once_when_the_watermark_passes_its_end() {
 #[test]
 fn rows_at_or_below_the_watermark_are_dropped_and_counted() {
     let mut agg = aggregator(
-        Some(WindowSpec::tumbling(10)),
+        Some(WindowKind::Fixed(WindowSpec::tumbling(10))),
         OutputMode::Append,
         vec![count()],
     );
@@ -146,7 +146,7 @@ fn update_emits_the_rows_each_batch_changed() {
 #[test]
 fn update_with_windows_evicts_closed_windows() {
     let mut agg = aggregator(
-        Some(WindowSpec::tumbling(10)),
+        Some(WindowKind::Fixed(WindowSpec::tumbling(10))),
         OutputMode::Update,
         vec![count()],
     );
@@ -160,7 +160,7 @@ fn update_with_windows_evicts_closed_windows() {
 #[test]
 fn complete_emits_everything_every_batch_and_keeps_it() {
     let mut agg = aggregator(
-        Some(WindowSpec::tumbling(10)),
+        Some(WindowKind::Fixed(WindowSpec::tumbling(10))),
         OutputMode::Complete,
         vec![count()],
     );
@@ -183,7 +183,11 @@ fn sliding_windows_count_a_row_in_every_window_holding_it() {
         slide_ms: 5,
         offset_ms: 0,
     };
-    let mut agg = aggregator(Some(sliding), OutputMode::Append, vec![count()]);
+    let mut agg = aggregator(
+        Some(WindowKind::Fixed(sliding)),
+        OutputMode::Append,
+        vec![count()],
+    );
     agg.update(&batch(&[("a", 7, 0), ("a", 12, 0)]), None)
         .unwrap();
     let (out, _) = agg.finish_batch(Some(100)).unwrap();
@@ -255,7 +259,7 @@ fn append_without_a_watermark_is_refused() {
         group_by: vec!["user".into()],
         window: Some(WindowBy {
             column: "ts".into(),
-            spec: WindowSpec::tumbling(10),
+            kind: WindowKind::Fixed(WindowSpec::tumbling(10)),
         }),
         aggregates: vec![count()],
         output_mode: OutputMode::Append,
@@ -279,7 +283,7 @@ fn state_is_written_to_sled_and_evicted_from_it() {
         group_by: vec!["user".into()],
         window: Some(WindowBy {
             column: "ts".into(),
-            spec: WindowSpec::tumbling(10),
+            kind: WindowKind::Fixed(WindowSpec::tumbling(10)),
         }),
         aggregates: vec![count()],
         output_mode: OutputMode::Append,
@@ -292,4 +296,77 @@ fn state_is_written_to_sled_and_evicted_from_it() {
     assert_eq!(store.table("t").unwrap().len(), 2);
     agg.finish_batch(Some(10)).unwrap();
     assert_eq!(store.table("t").unwrap().len(), 1);
+}
+
+#[test]
+fn session_windows_grow_merge_and_close() {
+    let session = WindowKind::Session { gap_ms: 10 };
+    let mut agg = aggregator(Some(session), OutputMode::Append, vec![count()]);
+    // a: events at 0 and 5 form [0, 15); 40 opens [40, 50). b: one event.
+    agg.update(
+        &batch(&[("a", 0, 0), ("a", 40, 0), ("a", 5, 0), ("b", 3, 0)]),
+        None,
+    )
+    .unwrap();
+    assert!(rows(&agg.finish_batch(Some(0)).unwrap().0).is_empty());
+    // a: 22 opens [22, 32); 14 bridges [0,15) and [22,32) (14 + 10 = 24 > 22): one session [0, 32)
+    agg.update(&batch(&[("a", 22, 0)]), Some(0)).unwrap();
+    agg.finish_batch(Some(0)).unwrap();
+    agg.update(&batch(&[("a", 14, 0)]), Some(0)).unwrap();
+    let (out, state) = agg.finish_batch(Some(13)).unwrap();
+    assert_eq!(
+        rows(&out),
+        [r("b", 3, 1)],
+        "b's session [3, 13) closed at watermark 13"
+    );
+    assert_eq!(
+        state.num_rows_total, 2,
+        "a's merged session and a's [40, 50)"
+    );
+    let (out, _) = agg.finish_batch(Some(100)).unwrap();
+    assert_eq!(rows(&out), [r("a", 0, 4), r("a", 40, 1)]);
+    let ends = out
+        .column_by_name("window_end")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let mut ends: Vec<i64> = ends.values().to_vec();
+    ends.sort();
+    assert_eq!(ends, [32, 50]);
+}
+
+#[test]
+fn merged_sessions_combine_every_aggregate() {
+    let expr = |function, alias: &str| AggregateExpr {
+        function,
+        column: Some("amount".into()),
+        alias: alias.into(),
+        max_items: 10,
+    };
+    let mut agg = aggregator(
+        Some(WindowKind::Session { gap_ms: 10 }),
+        OutputMode::Complete,
+        vec![
+            count(),
+            expr(Function::Sum, "sum"),
+            expr(Function::Min, "min"),
+            expr(Function::First, "first"),
+            expr(Function::Last, "last"),
+        ],
+    );
+    // [0, 10) and [15, 25), then 8 opens [8, 18), which overlaps both: one session [0, 25)
+    agg.update(&batch(&[("a", 0, 7), ("a", 15, 2)]), None)
+        .unwrap();
+    assert_eq!(agg.finish_batch(None).unwrap().0.num_rows(), 2);
+    agg.update(&batch(&[("a", 8, 5)]), None).unwrap();
+    let (out, _) = agg.finish_batch(None).unwrap();
+    assert_eq!(out.num_rows(), 1);
+    let int = |name: &str| {
+        out.column_by_name(name)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(0)
+    };
+    assert_eq!((int("count"), int("sum"), int("min")), (3, 14, 2));
+    // first and last are in arrival order, as Spark's: merging keeps the earliest session's first.
+    assert_eq!((int("first"), int("last")), (7, 5));
 }

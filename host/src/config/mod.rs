@@ -255,7 +255,9 @@ fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
 }
 
 fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpec, ConfigError> {
-    use crate::aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy};
+    use crate::aggregate::{
+        AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind,
+    };
     use crate::window::WindowSpec;
     let group_by = section.strings("group_by")?.unwrap_or_default();
     let window = match section.table("window")? {
@@ -265,19 +267,43 @@ fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpe
                 .string("column")?
                 .ok_or_else(|| window.error("column", "missing: expected the event-time column"))?;
             let millis = |d: std::time::Duration| d.as_millis() as i64;
-            let size = window.parsed("size", parse_duration)?.ok_or_else(|| {
-                window.error("size", "missing: expected the window length, e.g. \"10s\"")
-            })?;
-            let slide = window.parsed("slide", parse_duration)?.unwrap_or(size);
-            let offset = window.parsed("offset", parse_duration)?.unwrap_or_default();
-            let spec = WindowSpec {
-                size_ms: millis(size),
-                slide_ms: millis(slide),
-                offset_ms: millis(offset),
+            let kind = match window.parsed("gap", parse_duration)? {
+                Some(gap) => {
+                    if gap.is_zero() {
+                        return Err(window.error("gap", "must be more than zero"));
+                    }
+                    WindowKind::Session {
+                        gap_ms: millis(gap),
+                    }
+                }
+                None => {
+                    let size = window.parsed("size", parse_duration)?.ok_or_else(|| {
+                        window.error(
+                            "size",
+                            "missing: expected the window length, e.g. \"10s\" (or gap = \"30s\" for sessions)",
+                        )
+                    })?;
+                    let slide = window.parsed("slide", parse_duration)?.unwrap_or(size);
+                    let offset = window.parsed("offset", parse_duration)?.unwrap_or_default();
+                    let spec = WindowSpec {
+                        size_ms: millis(size),
+                        slide_ms: millis(slide),
+                        offset_ms: millis(offset),
+                    };
+                    spec.validate().map_err(|e| window.error("size", e))?;
+                    WindowKind::Fixed(spec)
+                }
             };
-            spec.validate().map_err(|e| window.error("size", e))?;
-            window.finish(&["column", "size", "slide", "offset"])?;
-            Some(WindowBy { column, spec })
+            if matches!(kind, WindowKind::Session { .. })
+                && (window.has_any(&["size", "slide", "offset"]))
+            {
+                return Err(window.error(
+                    "gap",
+                    "a session window takes `gap` only, not size, slide or offset",
+                ));
+            }
+            window.finish(&["column", "size", "slide", "offset", "gap"])?;
+            Some(WindowBy { column, kind })
         }
     };
     let mut aggregates = Vec::new();

@@ -40,6 +40,11 @@ impl<'a> Section<'a> {
         self.file
     }
 
+    /// Whether any of `keys` is still unread.
+    pub(crate) fn has_any(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|k| self.table.contains_key(*k))
+    }
+
     /// An optional string; numbers and booleans are refused so that `timeout = 5` cannot mean five what.
     pub(crate) fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.table.remove(key) {

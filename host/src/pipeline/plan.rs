@@ -158,10 +158,17 @@ impl Plan {
         if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
             let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
             let window = match &spec.window {
-                Some(w) => format!(
-                    ", window {} ms sliding {} ms on `{}`",
-                    w.spec.size_ms, w.spec.slide_ms, w.column
-                ),
+                Some(w) => match w.kind {
+                    crate::aggregate::WindowKind::Fixed(f) => {
+                        format!(
+                            ", window {} ms sliding {} ms on `{}`",
+                            f.size_ms, f.slide_ms, w.column
+                        )
+                    }
+                    crate::aggregate::WindowKind::Session { gap_ms } => {
+                        format!(", session window gap {gap_ms} ms on `{}`", w.column)
+                    }
+                },
                 None => String::new(),
             };
             let _ = writeln!(
