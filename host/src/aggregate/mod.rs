@@ -494,22 +494,31 @@ impl Aggregator {
                 .map(|(ts, row)| (*ts, ts + gap_ms, Some(*row))),
         );
         items.sort_unstable_by_key(|(start, end, row)| (*start, *end, row.is_some()));
-        let mut merged: Vec<((i64, i64), Vec<(i64, i64)>, Vec<u32>)> = Vec::new();
+        let mut merged: Vec<MergedSession> = Vec::new();
         for (start, end, row) in items {
             match merged.last_mut() {
-                Some(((_, current_end), _, _)) if start < *current_end => {
-                    *current_end = (*current_end).max(end)
-                }
-                _ => merged.push(((start, end), Vec::new(), Vec::new())),
+                Some(session) if start < session.end => session.end = session.end.max(end),
+                _ => merged.push(MergedSession {
+                    start,
+                    end,
+                    open: Vec::new(),
+                    rows: Vec::new(),
+                }),
             }
-            let (_, old, rows) = merged.last_mut().expect("just pushed");
+            let session = merged.last_mut().expect("just pushed");
             match row {
-                Some(row) => rows.push(row),
-                None => old.push((start, end)),
+                Some(row) => session.rows.push(row),
+                None => session.open.push((start, end)),
             }
         }
         let sessions = self.sessions.entry(group_key.to_vec()).or_default();
-        for ((start, end), old, rows) in merged {
+        for MergedSession {
+            start,
+            end,
+            open: old,
+            rows,
+        } in merged
+        {
             if rows.is_empty() {
                 continue;
             }
@@ -616,6 +625,16 @@ fn names(schema: &SchemaRef) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A session after a batch's events and the group's open sessions were swept together.
+struct MergedSession {
+    start: i64,
+    end: i64,
+    /// The open sessions it swallowed, as (start, end).
+    open: Vec<(i64, i64)>,
+    /// The batch's rows that fall in it.
+    rows: Vec<u32>,
 }
 
 /// The slot of `key` among the groups a batch touches, adding it if new.

@@ -115,8 +115,10 @@ mod tests {
         tracker.add_partition(&tp(1), start);
         tracker.observe(&tp(0), Some(100), start);
         assert_eq!(tracker.advance(start), None);
-        // partition 1 idle: partition 0 alone decides
-        assert_eq!(tracker.advance(start + Duration::from_secs(11)), Some(95));
+        // partition 0 still sends; partition 1 has been silent past the timeout: partition 0 alone decides
+        let later = start + Duration::from_secs(11);
+        tracker.observe(&tp(0), Some(100), later);
+        assert_eq!(tracker.advance(later), Some(95));
     }
 
     #[test]
