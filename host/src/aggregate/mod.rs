@@ -268,10 +268,15 @@ impl Aggregator {
     }
 
     /// Folds a batch into the state. Rows whose event time is at or below `watermark` are late: dropped
-    /// and counted, as in Spark.
-    pub fn update(&mut self, batch: &RecordBatch, watermark: Option<i64>) -> anyhow::Result<()> {
+    /// and counted, as in Spark; their indexes are returned so they can be sent elsewhere.
+    pub fn update(
+        &mut self,
+        batch: &RecordBatch,
+        watermark: Option<i64>,
+    ) -> anyhow::Result<Vec<u32>> {
+        let mut late = Vec::new();
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(late);
         }
         let key_arrays: Vec<ArrayRef> = self
             .key_columns
@@ -303,6 +308,7 @@ impl Aggregator {
                     };
                     if watermark.is_some_and(|w| ts <= w) {
                         self.progress.num_rows_dropped_by_watermark += 1;
+                        late.push(row as u32);
                         continue;
                     }
                     match window.kind {
@@ -398,7 +404,7 @@ impl Aggregator {
         }
         self.progress.num_rows_updated += batch_keys.len() as u64;
         self.dirty.extend(batch_keys);
-        Ok(())
+        Ok(late)
     }
 
     /// Ends a batch: emits the rows the output mode calls for at `watermark`, evicts what the watermark

@@ -246,11 +246,13 @@ fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
     let idle_timeout = section
         .parsed("idle_timeout", parse_duration)?
         .unwrap_or(DEFAULT_IDLE_TIMEOUT);
-    section.finish(&["column", "delay", "idle_timeout"])?;
+    let late_data_topic = section.string("late_data_topic")?;
+    section.finish(&["column", "delay", "idle_timeout", "late_data_topic"])?;
     Ok(WatermarkSpec {
         column,
         delay_ms: delay.as_millis() as i64,
         idle_timeout,
+        late_data_topic,
     })
 }
 

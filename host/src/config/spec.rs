@@ -42,6 +42,8 @@ pub struct WatermarkSpec {
     pub delay_ms: i64,
     /// A partition that sends nothing for this long stops holding the watermark back.
     pub idle_timeout: Duration,
+    /// Where rows that arrive behind the watermark go (as JSON), besides being counted.
+    pub late_data_topic: Option<String>,
 }
 
 /// The deserializer stage.

@@ -13,7 +13,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::aggregate::{event_times, Aggregator, StateOperatorProgress};
-use crate::config::{OnError, PipelineSpec, TransformSpec};
+use crate::config::{OnError, PipelineSpec, TransformSpec, WatermarkSpec};
 use crate::decode::Deserializer;
 use crate::progress::ErrorCounts;
 use crate::sink::check_sink_schema;
@@ -33,6 +33,18 @@ pub struct Plan {
     aggregator: Option<Mutex<Aggregator>>,
     after_aggregate: Vec<(TransformSpec, UdfStage)>,
     output: SchemaRef,
+}
+
+/// What the stateful part of a batch produced.
+pub struct Aggregated {
+    /// Rows for the sink.
+    pub rows: RecordBatch,
+    /// The aggregation's state counts, when there is an aggregation.
+    pub state: Option<StateOperatorProgress>,
+    /// Rows the transforms after the aggregation dropped as failed.
+    pub transform_dropped: u64,
+    /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
+    pub late: Option<RecordBatch>,
 }
 
 /// What one partition's records became.
@@ -274,20 +286,43 @@ impl Plan {
         rows: RecordBatch,
         watermark_before: Option<i64>,
         watermark_after: Option<i64>,
-    ) -> anyhow::Result<(RecordBatch, Option<StateOperatorProgress>, u64)> {
+    ) -> anyhow::Result<Aggregated> {
         let Some(aggregator) = &self.aggregator else {
-            return Ok((rows, None, 0));
+            return Ok(Aggregated {
+                rows,
+                state: None,
+                transform_dropped: 0,
+                late: None,
+            });
         };
         let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
-        aggregator.update(&rows, watermark_before)?;
+        let late_rows = aggregator.update(&rows, watermark_before)?;
         let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
         drop(aggregator);
+        let late = match &self.spec.watermark {
+            Some(WatermarkSpec {
+                late_data_topic: Some(_),
+                ..
+            }) if !late_rows.is_empty() => {
+                let indices = arrow_array::UInt32Array::from(late_rows);
+                Some(
+                    arrow_select::take::take_record_batch(&rows, &indices)
+                        .context("selecting late rows")?,
+                )
+            }
+            _ => None,
+        };
         let (rows, dropped) = run_transforms(
             &self.after_aggregate,
             emitted,
             " on the aggregation's output",
         )?;
-        Ok((rows, Some(progress), dropped))
+        Ok(Aggregated {
+            rows,
+            state: Some(progress),
+            transform_dropped: dropped,
+            late,
+        })
     }
 }
 

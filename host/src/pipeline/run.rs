@@ -250,9 +250,13 @@ async fn write_batch(
         let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
         let rows = concat_batches(&plan.processed_schema(), batches)
             .context("joining the partitions' rows")?;
-        let (rows, state, transform_dropped) =
-            plan.aggregate(rows, watermark_before, watermark_after)?;
-        let written = sink.write(&rows)?;
+        let aggregated = plan.aggregate(rows, watermark_before, watermark_after)?;
+        let written = sink.write(&aggregated.rows)?;
+        if let (Some(late), Some(watermark)) = (&aggregated.late, &plan.spec().watermark) {
+            if let Some(topic) = &watermark.late_data_topic {
+                sink.write_json(topic, late)?;
+            }
+        }
         if let OnError::DeadLetter { topic } = &plan.spec().deserializer.on_error {
             let stage = match &plan.spec().deserializer.format {
                 crate::config::DecodeFormat::Udf(udf) => udf.name.as_str(),
@@ -275,8 +279,8 @@ async fn write_batch(
         sink.flush()?;
         Ok(Written {
             rows: written as u64,
-            state,
-            transform_dropped,
+            state: aggregated.state,
+            transform_dropped: aggregated.transform_dropped,
         })
     })
     .await?

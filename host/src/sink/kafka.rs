@@ -98,9 +98,20 @@ impl KafkaSink {
     pub fn write(&self, batch: &RecordBatch) -> anyhow::Result<usize> {
         let rows = SinkRows::new(batch, self.format, self.options.key_column.as_deref())
             .map_err(anyhow::Error::msg)?;
+        self.produce(&rows, self.options.topic.as_deref())
+    }
+
+    /// Queues every row of `batch` as a JSON object to `topic` (e.g. late rows); call
+    /// [`KafkaSink::flush`] after.
+    pub fn write_json(&self, topic: &str, batch: &RecordBatch) -> anyhow::Result<usize> {
+        let rows = SinkRows::new(batch, SinkFormat::Json, None).map_err(anyhow::Error::msg)?;
+        self.produce(&rows, Some(topic))
+    }
+
+    fn produce(&self, rows: &SinkRows, topic_option: Option<&str>) -> anyhow::Result<usize> {
         for row in 0..rows.len() {
-            let topic = match (&self.options.topic, rows.topic(row)) {
-                (Some(topic), _) => topic.as_str(),
+            let topic = match (topic_option, rows.topic(row)) {
+                (Some(topic), _) => topic,
                 (None, Some(topic)) => topic,
                 (None, None) => {
                     bail!("row {row} has a null `topic` and the sink has no `topic` option")

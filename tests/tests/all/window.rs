@@ -169,3 +169,53 @@ async fn fraud_window_one_million_through_the_weir_binary() {
         n as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// One record per micro-batch, so the watermark moves between records: a record behind it is dropped
+/// from the aggregation, counted, and written to the late-data topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_records_go_to_the_late_data_topic() {
+    let broker = mock_cluster();
+    broker.create_topic("events", 1);
+    broker.create_topic("out", 1);
+    broker.create_topic("late", 1);
+    let records: Vec<String> = [("a", 1_000), ("a", 20_000), ("a", 5_000), ("b", 21_000)]
+        .iter()
+        .map(|(user, ts)| format!(r#"{{"user":"{user}","ts":{ts}}}"#))
+        .collect();
+    produce_to(&broker.bootstrap, "events", 0, &records, &[]);
+    let text = r#"
+[source]
+kafka.bootstrap.servers = "${BROKER}"
+subscribe = "events"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+maxOffsetsPerTrigger = 1
+[deserializer]
+format = "json"
+schema = "user STRING, ts BIGINT"
+[watermark]
+column = "ts"
+delay = "0s"
+late_data_topic = "late"
+[aggregate]
+group_by = ["user"]
+window = { column = "ts", size = "10s" }
+aggregates = [{ function = "count" }]
+output_mode = "append"
+[sink]
+kafka.bootstrap.servers = "${BROKER}"
+topic = "out"
+format = "json"
+"#;
+    let spec = pipeline_spec(&scratch_dir(), &broker.bootstrap, text).unwrap();
+    let summary = run_pipeline(spec).await.unwrap();
+    assert_eq!(summary.batches, 4);
+    assert_eq!(
+        values(&read_topic(&broker.bootstrap, "out").unwrap()),
+        [r#"{"user":"a","window_start":0,"window_end":10000,"count":1}"#]
+    );
+    assert_eq!(
+        values(&read_topic(&broker.bootstrap, "late").unwrap()),
+        [r#"{"user":"a","ts":5000}"#]
+    );
+}
