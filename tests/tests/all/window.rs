@@ -31,7 +31,7 @@ pub fn produce_workload(broker: &Broker, n: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fraud_window_alerts_are_exact_over_four_partitions() {
-    udf_module("threshold");
+    udf_module("filter");
     let broker = tansu();
     let n = 200_000;
     produce_workload(&broker, n);
@@ -218,4 +218,49 @@ format = "json"
         values(&read_topic(&broker.bootstrap, "late").unwrap()),
         [r#"{"user":"a","ts":5000}"#]
     );
+}
+
+/// The Nest example: nested JSON exploded by a WebAssembly deserializer, person sightings counted per
+/// device and hour in complete mode. Every batch writes the whole current result, so the last batch's
+/// rows must equal the offline counts exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn nest_camera_sightings_per_device_and_hour_in_complete_mode() {
+    udf_module("nest_cameras");
+    let broker = mock_cluster();
+    broker.create_topic("nest-devices", 2);
+    broker.create_topic("camera-sightings", 1);
+    let n = 20_000;
+    let records = workload::nest_records(n)
+        .enumerate()
+        .map(|(i, (_, json))| (format!("home{}", i % 50), json));
+    produce(&broker.bootstrap, "nest-devices", records).unwrap();
+    let mut spec = example("nest-cameras/pipeline.toml", &broker.bootstrap);
+    spec.source.max_offsets_per_trigger = Some(6_000);
+    let summary = run_pipeline(spec).await.unwrap();
+    assert!(summary.batches >= 4, "{} batches", summary.batches);
+
+    let expected = workload::nest_hourly_person_counts(n);
+    let output = read_topic(&broker.bootstrap, "camera-sightings").unwrap();
+    assert!(
+        output.len() > expected.len(),
+        "complete mode rewrites the result every batch"
+    );
+    let last = &output[output.len() - expected.len()..];
+    let mut got = std::collections::BTreeMap::new();
+    for record in last {
+        let row: serde_json::Value =
+            serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+        let start = row["window_start"].as_str().unwrap().replace("+00:00", "Z");
+        let start = humantime::parse_rfc3339(&start)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let device = row["device_id"].as_str().unwrap().to_string();
+        assert_eq!(record.key.as_deref(), Some(device.as_bytes()));
+        got.insert(
+            (device, start.as_millis() as i64),
+            row["sightings"].as_i64().unwrap(),
+        );
+    }
+    assert_eq!(got, expected);
 }
