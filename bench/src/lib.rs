@@ -1,0 +1,1 @@
+//! Weir's criterion micro-benchmarks live in `benches/`; see `docs/benchmarks.md`.
