@@ -4,11 +4,11 @@
 //! Kafka, with Spark Structured Streaming's model and option names. The data path is the module tree:
 //!
 //! ```text
-//!   source ──▶ decode ──▶ udf (transforms) ──▶ sink
-//!   Kafka      json /     WebAssembly,         Kafka
-//!   records    string /   Arrow IPC in         (value / key /
-//!   → Arrow    binary /   linear memory        headers / topic)
-//!              WASM UDF
+//!   source ──▶ decode ──▶ udf (transforms) ──▶ aggregate ──▶ udf ──▶ sink
+//!   Kafka      json /     WebAssembly,         windows,       (after     Kafka
+//!   records    string /   Arrow IPC in         watermark      aggregate) (value / key /
+//!   → Arrow    binary /   linear memory        per partition,            headers / topic)
+//!              WASM UDF                        state in sled
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
 //! ```
 //!
@@ -16,6 +16,8 @@
 //! - [`source`]: Kafka source options and polling into Spark's source schema.
 //! - [`decode`]: built-in deserializers and the WebAssembly deserializer stage.
 //! - [`udf`]: the WebAssembly runtime: ABI v1 checks, instances, limits.
+//! - [`window`]: window assignment and the per-partition watermark; [`aggregate`]: grouping, aggregates
+//!   and output modes; [`state`]: operator state in sled.
 //! - [`sink`]: the Kafka sink.
 //! - [`pipeline`]: planning and the micro-batch loop; [`progress`]: per-batch reports.
 //! - [`workload`] and [`demo`]: the transaction generator and the self-contained demo.

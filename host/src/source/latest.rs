@@ -30,7 +30,7 @@ pub fn latest_offsets(
         .iter()
         .map(|(tp, (_, high))| (tp.clone(), *high))
         .collect();
-    if listed.is_empty() {
+    if listed.values().all(|(low, high)| high <= low) {
         return Ok(ends);
     }
     let mut config = config.clone();
@@ -41,11 +41,16 @@ pub fn latest_offsets(
         .create_with_context(SourceContext::default())
         .context("creating the offset probe")?;
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), (low, high)) in listed {
+    for ((topic, partition), (low, high)) in listed.iter().filter(|(_, (low, high))| high > low) {
         list.add_partition_offset(topic, *partition, Offset::Offset((*high - 1).max(*low)))?;
     }
     probe.assign(&list).context("assigning the offset probe")?;
-    let mut unknown: Vec<TopicPartition> = listed.keys().cloned().collect();
+    // An empty partition's listed end is exact (the gap needs a record batch), so only the others are probed.
+    let mut unknown: Vec<TopicPartition> = listed
+        .iter()
+        .filter(|(_, (low, high))| high > low)
+        .map(|(tp, _)| tp.clone())
+        .collect();
     let deadline = Instant::now() + PROBE_TIMEOUT;
     while !unknown.is_empty() && Instant::now() < deadline {
         let _ = probe.poll(Duration::from_millis(50));

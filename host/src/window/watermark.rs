@@ -3,7 +3,8 @@
 //! Weir tracks the largest event time seen **per source partition** and takes the minimum over partitions,
 //! minus the delay. A fast partition therefore cannot make a slow one's records late (Spark keeps one
 //! maximum for the whole stream, so it can). A partition that has sent nothing for `idle_timeout` stops
-//! holding the watermark back until it sends again. The watermark never moves backwards.
+//! holding the watermark back until it sends again; when every partition is silent, the largest event time
+//! seen decides. The watermark never moves backwards.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -81,18 +82,23 @@ impl WatermarkTracker {
     /// assert_eq!(tracker.advance(now), Some(15_000));
     /// ```
     pub fn advance(&mut self, now: Instant) -> Option<i64> {
-        let mut lowest: Option<i64> = None;
+        let mut lowest_active: Option<i64> = None;
+        let mut highest: Option<i64> = None;
         for clock in self.partitions.values() {
             let idle = now.duration_since(clock.last_active) >= self.idle_timeout;
+            if let Some(ts) = clock.max_event_ms {
+                highest = Some(highest.map_or(ts, |h| h.max(ts)));
+            }
             match (clock.max_event_ms, idle) {
                 (_, true) => continue,
                 // An active partition that has sent no event time yet: nothing can be final.
                 (None, false) => return self.watermark,
-                (Some(ts), false) => lowest = Some(lowest.map_or(ts, |l| l.min(ts))),
+                (Some(ts), false) => lowest_active = Some(lowest_active.map_or(ts, |l| l.min(ts))),
             }
         }
-        if let Some(lowest) = lowest {
-            let candidate = lowest - self.delay_ms;
+        // When every partition is idle, none holds the watermark back: what has been seen is all there is.
+        if let Some(time) = lowest_active.or(highest) {
+            let candidate = time - self.delay_ms;
             self.watermark = Some(self.watermark.map_or(candidate, |w| w.max(candidate)));
         }
         self.watermark
@@ -119,6 +125,16 @@ mod tests {
         let later = start + Duration::from_secs(11);
         tracker.observe(&tp(0), Some(100), later);
         assert_eq!(tracker.advance(later), Some(95));
+    }
+
+    #[test]
+    fn when_every_partition_is_idle_the_largest_event_time_decides() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(5, Duration::from_secs(1));
+        tracker.add_partition(&tp(1), start);
+        tracker.observe(&tp(0), Some(100), start);
+        assert_eq!(tracker.advance(start), None);
+        assert_eq!(tracker.advance(start + Duration::from_secs(2)), Some(95));
     }
 
     #[test]

@@ -264,3 +264,68 @@ async fn nest_camera_sightings_per_device_and_hour_in_complete_mode() {
     }
     assert_eq!(got, expected);
 }
+
+/// A running query over two partitions where only one receives data: the silent partition holds the
+/// watermark back until `idle_timeout`, then stops counting, and the window closes without new records.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_partition_stops_holding_the_watermark_back() {
+    let broker = tansu();
+    broker.create_topic("events", 2);
+    broker.create_topic("out", 1);
+    let records: Vec<String> = [1_000, 2_000, 30_000]
+        .iter()
+        .map(|ts| format!(r#"{{"user":"a","ts":{ts}}}"#))
+        .collect();
+    produce_to(&broker.bootstrap, "events", 0, &records, &[]);
+    let text = r#"
+[source]
+kafka.bootstrap.servers = "${BROKER}"
+subscribe = "events"
+startingOffsets = "earliest"
+[deserializer]
+format = "json"
+schema = "user STRING, ts BIGINT"
+[watermark]
+column = "ts"
+delay = "1s"
+idle_timeout = "2s"
+[aggregate]
+group_by = ["user"]
+window = { column = "ts", size = "10s" }
+aggregates = [{ function = "count" }]
+output_mode = "append"
+[sink]
+kafka.bootstrap.servers = "${BROKER}"
+topic = "out"
+format = "json"
+[trigger]
+processingTime = "200ms"
+"#;
+    let pipeline =
+        weir::Pipeline::new(pipeline_spec(&scratch_dir(), &broker.bootstrap, text).unwrap())
+            .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = std::time::Instant::now();
+    let run = tokio::spawn(pipeline.run(async {
+        let _ = stopped.await;
+    }));
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        out = values(&read_topic(&broker.bootstrap, "out").unwrap());
+        if !out.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let waited = started.elapsed();
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    assert_eq!(
+        out,
+        [r#"{"user":"a","window_start":0,"window_end":10000,"count":2}"#]
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "the empty partition held the window for its idle timeout"
+    );
+}
