@@ -260,3 +260,17 @@ pub fn produce_to(
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
+
+/// Parses `examples/<path>` as the `weir` binary would, with `KAFKA_BOOTSTRAP_SERVERS` set to `bootstrap`.
+pub fn example_spec(path: &str, bootstrap: &str) -> weir::PipelineSpec {
+    let path = workspace().join("examples").join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    weir::config::parse(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap(),
+        "example",
+        |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
+    )
+    .unwrap()
+}

@@ -136,13 +136,7 @@ impl Plan {
     /// A human-readable plan: each stage with the schema it produces.
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        let schema = |s: &SchemaRef| {
-            s.fields()
-                .iter()
-                .map(|f| format!("{}: {}", f.name(), f.data_type()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let schema = column_list;
         let _ = writeln!(out, "pipeline `{}`", self.spec.name);
         let _ = writeln!(out, "  source       {}", self.spec.source.description());
         let _ = writeln!(out, "               -> {}", schema(&self.source_schema));
@@ -157,16 +151,7 @@ impl Plan {
             "               -> {}",
             schema(self.deserializer.output_schema())
         );
-        for (spec, stage) in &self.transforms {
-            let _ = writeln!(
-                out,
-                "  transform    WebAssembly `{}` ({}, on_error: {})",
-                stage.name(),
-                spec.udf.path.display(),
-                policy(&spec.on_error)
-            );
-            let _ = writeln!(out, "               -> {}", schema(stage.output_schema()));
-        }
+        describe_transforms(&mut out, &self.transforms);
         if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
             let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
             let window = match &spec.window {
@@ -202,16 +187,7 @@ impl Plan {
                 watermark.column, watermark.delay_ms, watermark.idle_timeout
             );
         }
-        for (spec, stage) in &self.after_aggregate {
-            let _ = writeln!(
-                out,
-                "  transform    WebAssembly `{}` ({}, on_error: {})",
-                stage.name(),
-                spec.udf.path.display(),
-                policy(&spec.on_error)
-            );
-            let _ = writeln!(out, "               -> {}", schema(stage.output_schema()));
-        }
+        describe_transforms(&mut out, &self.after_aggregate);
         let format = match self.spec.sink.format {
             crate::config::SinkFormat::Kafka => "value column",
             crate::config::SinkFormat::Json => "rows as JSON",
@@ -370,6 +346,34 @@ fn run_transforms(
         rows = output.batch;
     }
     Ok((rows, dropped))
+}
+
+/// The plan's lines for a chain of transforms.
+fn describe_transforms(out: &mut String, stages: &[(TransformSpec, UdfStage)]) {
+    for (spec, stage) in stages {
+        let _ = writeln!(
+            out,
+            "  transform    WebAssembly `{}` ({}, on_error: {})",
+            stage.name(),
+            spec.udf.path.display(),
+            policy(&spec.on_error)
+        );
+        let _ = writeln!(
+            out,
+            "               -> {}",
+            column_list(stage.output_schema())
+        );
+    }
+}
+
+/// `name: type, ...` of a schema, for the plan and for errors.
+pub(crate) fn column_list(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn policy(on_error: &OnError) -> String {

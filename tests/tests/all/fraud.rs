@@ -12,19 +12,6 @@ fn expected_results(n: u64) -> Vec<String> {
     expected
 }
 
-fn example(file: &str, bootstrap: &str) -> weir::PipelineSpec {
-    let path = workspace().join("examples/fraud").join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    weir::config::parse(
-        &text,
-        &path.display().to_string(),
-        path.parent().unwrap(),
-        "fraud",
-        |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
-    )
-    .unwrap()
-}
-
 /// The topics of `examples/fraud`: 4 input partitions, as in the reference workload.
 fn create_fraud_topics(broker: &Broker) {
     broker.create_topic("transactions", 4);
@@ -41,7 +28,7 @@ async fn wasm_fraud_pipeline_on_tansu_is_exact_over_100k_records() {
     let produced = produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
     assert_eq!(produced, n + n / MALFORMED_EVERY);
 
-    let summary = run_pipeline(example("pipeline.toml", &broker.bootstrap))
+    let summary = run_pipeline(example_spec("fraud/pipeline.toml", &broker.bootstrap))
         .await
         .unwrap();
     assert_eq!(summary.input_rows, produced);
@@ -89,9 +76,12 @@ async fn native_json_path_gives_the_same_results() {
     create_fraud_topics(&broker);
     let n = 30_000;
     produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
-    let summary = run_pipeline(example("pipeline-native.toml", &broker.bootstrap))
-        .await
-        .unwrap();
+    let summary = run_pipeline(example_spec(
+        "fraud/pipeline-native.toml",
+        &broker.bootstrap,
+    ))
+    .await
+    .unwrap();
     assert_eq!(summary.errors.dead_lettered, n / MALFORMED_EVERY);
     let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
     results.sort();

@@ -6,19 +6,6 @@ use std::collections::BTreeMap;
 use weir::workload::{self, closing_records, fraud_window_alerts};
 use weir_tests::*;
 
-fn example(path: &str, bootstrap: &str) -> weir::PipelineSpec {
-    let path = workspace().join("examples").join(path);
-    let text = std::fs::read_to_string(&path).unwrap();
-    weir::config::parse(
-        &text,
-        &path.display().to_string(),
-        path.parent().unwrap(),
-        "example",
-        |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
-    )
-    .unwrap()
-}
-
 /// Produces the fraud-window workload: `n` transactions keyed by user, then one closing record per partition.
 pub fn produce_workload(broker: &Broker, n: u64) {
     broker.create_topic("tx", workload::PARTITIONS);
@@ -37,7 +24,7 @@ async fn fraud_window_alerts_are_exact_over_four_partitions() {
     produce_workload(&broker, n);
     broker.create_topic("alerts", 1);
     // Small batches make the partitions advance unevenly, as the reference workload demands.
-    let mut spec = example("fraud-window/pipeline.toml", &broker.bootstrap);
+    let mut spec = example_spec("fraud-window/pipeline.toml", &broker.bootstrap);
     spec.source.max_offsets_per_trigger = Some(7_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert_eq!(summary.input_rows, n + 4);
@@ -82,7 +69,7 @@ async fn running_counts_in_update_mode_end_at_each_users_total() {
         workload::transactions(n).map(|t| (t.key(), t.value())),
     )
     .unwrap();
-    let mut spec = example("fraud/alerts.toml", &broker.bootstrap);
+    let mut spec = example_spec("fraud/alerts.toml", &broker.bootstrap);
     spec.source.max_offsets_per_trigger = Some(10_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert!(summary.batches >= 5);
@@ -234,7 +221,7 @@ async fn nest_camera_sightings_per_device_and_hour_in_complete_mode() {
         .enumerate()
         .map(|(i, (_, json))| (format!("home{}", i % 50), json));
     produce(&broker.bootstrap, "nest-devices", records).unwrap();
-    let mut spec = example("nest-cameras/pipeline.toml", &broker.bootstrap);
+    let mut spec = example_spec("nest-cameras/pipeline.toml", &broker.bootstrap);
     spec.source.max_offsets_per_trigger = Some(6_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert!(summary.batches >= 4, "{} batches", summary.batches);
