@@ -16,7 +16,9 @@ use weir::progress::{BatchProgress, ErrorCounts, ProgressListener};
     after_help = "Examples:\n  \
         weir validate examples/fraud/pipeline.toml     load the modules, check the schemas, print the plan\n  \
         weir run examples/fraud/pipeline.toml          run the pipeline (KAFKA_BOOTSTRAP_SERVERS picks the broker)\n  \
-        weir demo examples/fraud/pipeline.toml         run it against an in-process broker with generated data"
+        weir demo examples/fraud/pipeline.toml         run it against an in-process broker with generated data\n  \
+        weir udf inspect target/wasm32-wasip1/release/filter.wasm --input-schema \"count BIGINT\"\n  \
+        weir udf test json_transactions.wasm --input sample.jsonl   run a module on sample records"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +40,11 @@ enum Command {
         /// The pipeline file (TOML).
         file: PathBuf,
     },
+    /// Tools for UDF authors: what a module declares, and what it does to sample data.
+    Udf {
+        #[command(subcommand)]
+        command: UdfCommand,
+    },
     /// Run a pipeline against an in-process Kafka broker filled with generated transactions, and check the output.
     Demo {
         /// The pipeline file (TOML); it reads `transactions` and writes `results`.
@@ -46,6 +53,35 @@ enum Command {
         /// How many transactions to generate (the in-process broker holds about 150,000).
         #[arg(long, default_value_t = 100_000)]
         records: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UdfCommand {
+    /// Print a module's ABI version, kind, exports, imports and declared schemas.
+    Inspect {
+        /// The `.wasm` module.
+        module: PathBuf,
+        /// The input schema for a transform, as Spark DDL ("name STRING, count BIGINT").
+        #[arg(long)]
+        input_schema: Option<String>,
+        /// The UDF's configuration, as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
+    },
+    /// Run a module on sample data and print the rows it returns, or the error with the row at fault.
+    Test {
+        /// The `.wasm` module.
+        module: PathBuf,
+        /// One record per line: raw values for a deserializer, JSON objects for a transform.
+        #[arg(long)]
+        input: PathBuf,
+        /// The schema of a transform's JSON lines, as Spark DDL.
+        #[arg(long)]
+        input_schema: Option<String>,
+        /// The UDF's configuration, as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
     },
 }
 
@@ -120,6 +156,34 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 summary.output_rows,
                 summary.errors.dead_lettered,
                 summary.errors.deserializer_dropped + summary.errors.transform_dropped
+            );
+            Ok(())
+        }
+        Command::Udf {
+            command:
+                UdfCommand::Inspect {
+                    module,
+                    input_schema,
+                    config,
+                },
+        } => {
+            let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
+            print!("{}", weir::udf::tool::inspect(&module, schema, &config)?);
+            Ok(())
+        }
+        Command::Udf {
+            command:
+                UdfCommand::Test {
+                    module,
+                    input,
+                    input_schema,
+                    config,
+                },
+        } => {
+            let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
+            print!(
+                "{}",
+                weir::udf::tool::test(&module, &input, schema, &config)?
             );
             Ok(())
         }

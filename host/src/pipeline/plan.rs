@@ -367,7 +367,7 @@ fn describe_transforms(out: &mut String, stages: &[(TransformSpec, UdfStage)]) {
 }
 
 /// `name: type, ...` of a schema, for the plan and for errors.
-pub(crate) fn column_list(schema: &SchemaRef) -> String {
+pub fn column_list(schema: &SchemaRef) -> String {
     schema
         .fields()
         .iter()

@@ -84,6 +84,40 @@ impl PartitionChunk {
     }
 }
 
+/// Sample records as if read from partition 0 of `topic`, offsets from 0, no key or timestamp: for running
+/// a deserializer on sample data (`weir udf test`).
+///
+/// ```
+/// let chunk = weir::source::sample_records("sample", &[b"{}".to_vec(), b"[]".to_vec()]);
+/// assert_eq!((chunk.batch.num_rows(), chunk.last_offset), (2, 1));
+/// ```
+pub fn sample_records(topic: &str, values: &[Vec<u8>]) -> PartitionChunk {
+    let rows = values.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(arrow_array::BinaryArray::new_null(rows)),
+        Arc::new(
+            values
+                .iter()
+                .map(|v| Some(v.as_slice()))
+                .collect::<arrow_array::BinaryArray>(),
+        ),
+        Arc::new(arrow_array::StringArray::from(vec![topic; rows])),
+        Arc::new(arrow_array::Int32Array::from(vec![0; rows])),
+        Arc::new(arrow_array::Int64Array::from_iter_values(0..rows as i64)),
+        Arc::new(arrow_array::TimestampMillisecondArray::new_null(rows).with_timezone("+00:00")),
+        Arc::new(arrow_array::Int32Array::from(vec![-1; rows])),
+    ];
+    let batch = RecordBatch::try_new(source_schema(false), columns)
+        .expect("columns match the source schema");
+    PartitionChunk {
+        topic: topic.to_string(),
+        partition: 0,
+        first_offset: 0,
+        last_offset: rows as i64 - 1,
+        batch,
+    }
+}
+
 /// Appends polled messages of one partition to Arrow builders.
 pub(crate) struct ChunkBuilder {
     pub(crate) topic: String,

@@ -68,6 +68,10 @@ pub(crate) struct UdfInstance {
     free: TypedFunc<(i32, i32), ()>,
     init: TypedFunc<(i32, i32, i32, i32, i32), i32>,
     process: TypedFunc<(i32, i32, i32), i32>,
+    /// What the module says it is (`weir_kind`).
+    pub(crate) kind: Kind,
+    /// The ABI minor version the module was built for (`weir_abi_v1`).
+    pub(crate) minor: i32,
     log: GuestLog,
     limits: UdfLimits,
     /// Where the guest writes each result's pointer and length.
@@ -83,11 +87,12 @@ pub struct UdfOutput {
 }
 
 impl UdfInstance {
-    /// Instantiates the module and checks its kind; `init` is a separate step.
+    /// Instantiates the module and checks its kind against `expected` (any kind when `None`); `init` is a
+    /// separate step.
     pub(crate) fn new(
         pre: &InstancePre<GuestState>,
         limits: UdfLimits,
-        expected: Kind,
+        expected: Option<Kind>,
     ) -> Result<Self, UdfFailure> {
         let log = GuestLog::new(limits.max_log_bytes);
         let wasi = WasiCtxBuilder::new()
@@ -137,22 +142,30 @@ impl UdfInstance {
             log,
             limits,
             result_slot: 0,
+            // Both are read from the module just below.
+            kind: Kind::Transform,
+            minor: 0,
         };
         // WASI reactors (Rust and C cdylibs among them) run their constructors in `_initialize`.
         if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut this.store, "_initialize") {
             this.call(|store| initialize.call(store, ()))?;
         }
+        let version: TypedFunc<(), i32> = instance
+            .get_typed_func(&mut this.store, abi::VERSION_EXPORT)
+            .map_err(abi_error)?;
+        this.minor = this.call(|store| version.call(store, ()))?;
         let code = this.call(|store| kind.call(store, ()))?;
-        match Kind::from_code(code) {
-            Some(kind) if kind == expected => {}
-            Some(kind) => {
+        match (Kind::from_code(code), expected) {
+            (Some(kind), None) => this.kind = kind,
+            (Some(kind), Some(expected)) if kind == expected => this.kind = kind,
+            (Some(kind), Some(expected)) => {
                 return Err(UdfFailure::Abi(format!(
                     "the module is a {}, but it is used as a {}",
                     kind.name(),
                     expected.name()
                 )))
             }
-            None => {
+            (None, _) => {
                 return Err(UdfFailure::Abi(format!(
                     "`weir_kind` returned {code}, which ABI v1 does not define"
                 )))

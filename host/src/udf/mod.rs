@@ -13,6 +13,7 @@ mod instance;
 mod limits;
 mod log;
 mod module;
+pub mod tool;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -27,6 +28,7 @@ pub use error::{UdfError, UdfFailure};
 pub use instance::UdfOutput;
 use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
+pub use module::ModuleInfo;
 
 use crate::config::UdfSpec;
 
@@ -64,6 +66,33 @@ impl UdfRuntime {
         Ok(UdfRuntime { linker })
     }
 
+    /// Lists what the module at `path` declares and, when it follows ABI v1, its kind and ABI minor
+    /// version (read by instantiating it; nothing else runs).
+    pub fn inspect(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(ModuleInfo, Option<(Kind, i32)>), UdfError> {
+        let error = |operation, cause| UdfError {
+            udf: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            operation,
+            records: String::new(),
+            cause: Box::new(cause),
+        };
+        let info = module::describe_file(self.linker.engine(), path)
+            .map_err(|cause| error("loading", cause))?;
+        if info.abi.is_err() {
+            return Ok((info, None));
+        }
+        let pre = module::load(&self.linker, path).map_err(|cause| error("loading", cause))?;
+        let instance = UdfInstance::new(&pre, UdfLimits::default(), None)
+            .map_err(|cause| error("instantiating", cause))?;
+        Ok((info, Some((instance.kind, instance.minor))))
+    }
+
     /// Loads the module of `spec` as a stage of `kind` taking batches of `input`: compiles it, checks the ABI,
     /// creates a first instance and calls its init, which declares the output schema.
     pub fn load(&self, spec: &UdfSpec, kind: Kind, input: SchemaRef) -> Result<UdfStage, UdfError> {
@@ -77,8 +106,8 @@ impl UdfRuntime {
         let pre =
             module::load(&self.linker, &spec.path).map_err(|cause| error("loading", cause))?;
         let config = spec.config.to_string();
-        let mut first =
-            UdfInstance::new(&pre, spec.limits, kind).map_err(|cause| error("loading", cause))?;
+        let mut first = UdfInstance::new(&pre, spec.limits, Some(kind))
+            .map_err(|cause| error("loading", cause))?;
         let output = first
             .init(&config, &input)
             .map_err(|cause| error("in init", cause))?;
@@ -148,7 +177,7 @@ impl UdfStage {
         let mut instance = match pooled {
             Some(instance) => instance,
             None => {
-                let mut fresh = UdfInstance::new(&self.pre, self.limits, self.kind)
+                let mut fresh = UdfInstance::new(&self.pre, self.limits, Some(self.kind))
                     .map_err(|cause| error("instantiating", cause))?;
                 let output = fresh
                     .init(&self.config, &self.input)

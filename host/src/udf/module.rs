@@ -108,6 +108,44 @@ fn describe(ty: &FuncType) -> String {
     )
 }
 
+/// What a module file declares, for `weir udf inspect`.
+pub struct ModuleInfo {
+    /// Size of the file in bytes.
+    pub size_bytes: u64,
+    /// Every export, as `name: type`.
+    pub exports: Vec<String>,
+    /// Every import, as `module::name: type`.
+    pub imports: Vec<String>,
+    /// Whether it follows ABI v1, and if not, why.
+    pub abi: Result<(), String>,
+}
+
+/// Compiles the module at `path` and lists what it declares, without running it.
+pub(crate) fn describe_file(engine: &Engine, path: &Path) -> Result<ModuleInfo, UdfFailure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| UdfFailure::Load(format!("reading {}: {e}", path.display())))?;
+    let module = compile_cached(engine, &bytes)?;
+    let describe_extern = |ty: ExternType| match ty {
+        ExternType::Func(f) => format!("func {}", describe(&f)),
+        ExternType::Memory(m) => format!("memory ({} pages minimum)", m.minimum()),
+        ExternType::Global(g) => format!("global {}", g.content()),
+        ExternType::Table(_) => "table".to_string(),
+        ExternType::Tag(_) => "tag".to_string(),
+    };
+    Ok(ModuleInfo {
+        size_bytes: bytes.len() as u64,
+        exports: module
+            .exports()
+            .map(|e| format!("{}: {}", e.name(), describe_extern(e.ty())))
+            .collect(),
+        imports: module
+            .imports()
+            .map(|i| format!("{}::{}: {}", i.module(), i.name(), describe_extern(i.ty())))
+            .collect(),
+        abi: check_abi(&module).map_err(|e| e.to_string()),
+    })
+}
+
 /// Compiles the module at `path` (or takes it from the compile cache), checks it and pre-instantiates it
 /// with the host's WASI imports.
 pub(crate) fn load(
