@@ -121,6 +121,8 @@ pub fn sample_records(topic: &str, values: &[Vec<u8>]) -> PartitionChunk {
 /// Appends polled messages of one partition to Arrow builders.
 pub(crate) struct ChunkBuilder {
     pub(crate) topic: String,
+    /// Where a bounded query stops reading this partition.
+    pub(crate) end: Option<i64>,
     pub(crate) partition: i32,
     first_offset: i64,
     last_offset: i64,
@@ -139,6 +141,7 @@ impl ChunkBuilder {
         partition: i32,
         schema: SchemaRef,
         include_headers: bool,
+        end: Option<i64>,
     ) -> Self {
         let headers = include_headers.then(|| {
             let fields = header_fields();
@@ -151,6 +154,7 @@ impl ChunkBuilder {
         });
         ChunkBuilder {
             topic: topic.to_string(),
+            end,
             partition,
             first_offset: -1,
             last_offset: -1,
@@ -162,6 +166,11 @@ impl ChunkBuilder {
             headers,
             schema,
         }
+    }
+
+    /// Offset of the last record appended.
+    pub(crate) fn last_offset(&self) -> i64 {
+        self.last_offset
     }
 
     pub(crate) fn len(&self) -> usize {
