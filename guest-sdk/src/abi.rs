@@ -8,11 +8,14 @@
 //! - **v1.0**: first version: `weir_abi_v1`, `weir_kind`, `weir_alloc`, `weir_free`, `weir_init`,
 //!   `weir_process`; results as a pointer/length pair written to a host-provided slot; row errors in the
 //!   process envelope.
+//! - **v1.1**: the row interface ([`rows`]): `weir_init_rows` and `weir_process_rows` instead of `weir_init`
+//!   and `weir_process`, with values passed one by one through `weir::*` host imports, for languages
+//!   without an Arrow library. Modules built for v1.0 keep working unchanged.
 
 /// Major version of the ABI. A module declares it by exporting a function named [`VERSION_EXPORT`].
 pub const MAJOR: u32 = 1;
 /// Minor version of the ABI: returned by the version export. Minor versions only add optional features.
-pub const MINOR: u32 = 0;
+pub const MINOR: u32 = 1;
 
 /// Prefix of the version marker export: a module built for ABI vN exports `weir_abi_vN: () -> i32`,
 /// returning its minor version. The host reads the major version from the export's *name*, so it can refuse
@@ -32,6 +35,20 @@ pub const INIT_EXPORT: &str = "weir_init";
 pub const PROCESS_EXPORT: &str = "weir_process";
 /// The linear memory every module exports.
 pub const MEMORY_EXPORT: &str = "memory";
+
+/// The row interface: a module that cannot build Arrow batches itself reads input values and appends output
+/// values through host imports, and the host builds the Arrow arrays. `docs/abi.md` section 6 describes
+/// every import; the host checks each by name and signature.
+pub mod rows {
+    /// `weir_init_rows: () -> i32`: configure (reading `weir::config_get`), then declare the output schema
+    /// with `weir::output_schema`; returns a status.
+    pub const INIT_EXPORT: &str = "weir_init_rows";
+    /// `weir_process_rows: (rows: i32) -> i32`: read the input batch's `rows` rows, append output rows;
+    /// returns a status.
+    pub const PROCESS_EXPORT: &str = "weir_process_rows";
+    /// The import module that holds the row interface's host functions.
+    pub const IMPORT_MODULE: &str = "weir";
+}
 
 /// Status returned by `weir_init` and `weir_process`: the call succeeded and the result is the payload.
 pub const STATUS_OK: i32 = 0;

@@ -58,3 +58,38 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
     }
     Ok(Arc::new(Schema::new(fields)))
 }
+
+/// Writes an Arrow schema as a Spark DDL string, the inverse of [`parse_ddl_schema`] for the types it knows.
+///
+/// Other types are written with their Arrow name (e.g. `headers List(...)`), which no DDL parser accepts, so a
+/// guest that copies such a column into its declared output gets a clear error at init.
+///
+/// ```
+/// use weir::config::{format_ddl_schema, parse_ddl_schema};
+/// let ddl = "name STRING, flag INT, at TIMESTAMP";
+/// assert_eq!(format_ddl_schema(&parse_ddl_schema(ddl).unwrap()), ddl);
+/// ```
+pub fn format_ddl_schema(schema: &Schema) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let type_name = match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 => "STRING".to_string(),
+                DataType::Binary | DataType::LargeBinary => "BINARY".to_string(),
+                DataType::Boolean => "BOOLEAN".to_string(),
+                DataType::Int8 => "TINYINT".to_string(),
+                DataType::Int16 => "SMALLINT".to_string(),
+                DataType::Int32 => "INT".to_string(),
+                DataType::Int64 => "BIGINT".to_string(),
+                DataType::Float32 => "FLOAT".to_string(),
+                DataType::Float64 => "DOUBLE".to_string(),
+                DataType::Timestamp(..) => "TIMESTAMP".to_string(),
+                DataType::Date32 => "DATE".to_string(),
+                other => other.to_string(),
+            };
+            format!("{} {type_name}", field.name())
+        })
+        .collect();
+    columns.join(", ")
+}

@@ -42,7 +42,7 @@ mod units;
 
 use std::path::{Path, PathBuf};
 
-pub use ddl::parse_ddl_schema;
+pub use ddl::{format_ddl_schema, parse_ddl_schema};
 pub use expand::expand;
 pub use kafka::{
     split_kafka_options, OptionError, Options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS,

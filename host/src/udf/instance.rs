@@ -1,8 +1,9 @@
 //! One running instance of a UDF module: its store, its limits, and the ABI v1 calls.
 //!
-//! An instance serves one worker at a time. It copies each input batch into guest memory once and each
-//! result out once; everything it reads back from the guest is bounds-checked, so a hostile module can make
-//! a call fail but cannot make the host panic.
+//! An instance serves one worker at a time. Through the Arrow IPC interface it copies each input batch into
+//! guest memory once and each result out once; through the row interface ([`super::rows`]) the guest pulls
+//! values and the host builds the output. Everything read back from the guest is bounds-checked, so a hostile
+//! module can make a call fail but cannot make the host panic.
 
 use std::time::Duration;
 
@@ -15,12 +16,15 @@ use weir_guest::abi::{self, Kind, RowError};
 use weir_guest::ipc;
 
 use super::log::GuestLog;
+use super::rows::RowIo;
 use super::{UdfFailure, UdfLimits, EPOCH_TICK};
 
 /// The host side of a store: WASI with no files, network or environment, the guest's log and its limits.
 pub(crate) struct GuestState {
     wasi: WasiP1Ctx,
     limiter: MemoryCap,
+    /// The row interface's input, output and declarations.
+    pub(crate) rows: RowIo,
 }
 
 impl GuestState {
@@ -60,22 +64,38 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// An instantiated module with its ABI functions looked up once.
-pub(crate) struct UdfInstance {
-    store: Store<GuestState>,
-    memory: Memory,
+/// The functions of the interface a module implements, looked up once.
+enum Calls {
+    /// Arrow IPC batches in guest memory (`weir_init`, `weir_process`).
+    Ipc(IpcCalls),
+    /// Values through the `weir::*` host imports (`weir_init_rows`, `weir_process_rows`).
+    Rows {
+        init: TypedFunc<(), i32>,
+        process: TypedFunc<i32, i32>,
+    },
+}
+
+#[derive(Clone)]
+struct IpcCalls {
     alloc: TypedFunc<i32, i32>,
     free: TypedFunc<(i32, i32), ()>,
     init: TypedFunc<(i32, i32, i32, i32, i32), i32>,
     process: TypedFunc<(i32, i32, i32), i32>,
+    /// Where the guest writes each result's pointer and length.
+    result_slot: i32,
+}
+
+/// An instantiated module with its ABI functions looked up once.
+pub(crate) struct UdfInstance {
+    store: Store<GuestState>,
+    memory: Memory,
+    calls: Calls,
     /// What the module says it is (`weir_kind`).
     pub(crate) kind: Kind,
     /// The ABI minor version the module was built for (`weir_abi_v1`).
     pub(crate) minor: i32,
     log: GuestLog,
     limits: UdfLimits,
-    /// Where the guest writes each result's pointer and length.
-    result_slot: i32,
 }
 
 /// A successful process call.
@@ -105,6 +125,7 @@ impl UdfInstance {
                 cap: limits.memory_bytes,
                 refused: None,
             },
+            rows: RowIo::new(log.clone(), limits.max_output_bytes),
         };
         let mut store = Store::new(pre.module().engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -117,31 +138,42 @@ impl UdfInstance {
         let memory = instance
             .get_memory(&mut store, abi::MEMORY_EXPORT)
             .ok_or_else(|| UdfFailure::Abi("no exported memory".into()))?;
-        let alloc = instance
-            .get_typed_func(&mut store, abi::ALLOC_EXPORT)
-            .map_err(abi_error)?;
-        let free = instance
-            .get_typed_func(&mut store, abi::FREE_EXPORT)
-            .map_err(abi_error)?;
-        let init = instance
-            .get_typed_func(&mut store, abi::INIT_EXPORT)
-            .map_err(abi_error)?;
-        let process = instance
-            .get_typed_func(&mut store, abi::PROCESS_EXPORT)
-            .map_err(abi_error)?;
+        store.data_mut().rows.memory = Some(memory);
+        let calls = if pre.module().get_export(abi::rows::PROCESS_EXPORT).is_some() {
+            Calls::Rows {
+                init: instance
+                    .get_typed_func(&mut store, abi::rows::INIT_EXPORT)
+                    .map_err(abi_error)?,
+                process: instance
+                    .get_typed_func(&mut store, abi::rows::PROCESS_EXPORT)
+                    .map_err(abi_error)?,
+            }
+        } else {
+            Calls::Ipc(IpcCalls {
+                alloc: instance
+                    .get_typed_func(&mut store, abi::ALLOC_EXPORT)
+                    .map_err(abi_error)?,
+                free: instance
+                    .get_typed_func(&mut store, abi::FREE_EXPORT)
+                    .map_err(abi_error)?,
+                init: instance
+                    .get_typed_func(&mut store, abi::INIT_EXPORT)
+                    .map_err(abi_error)?,
+                process: instance
+                    .get_typed_func(&mut store, abi::PROCESS_EXPORT)
+                    .map_err(abi_error)?,
+                result_slot: 0,
+            })
+        };
         let kind: TypedFunc<(), i32> = instance
             .get_typed_func(&mut store, abi::KIND_EXPORT)
             .map_err(abi_error)?;
         let mut this = UdfInstance {
             store,
             memory,
-            alloc,
-            free,
-            init,
-            process,
+            calls,
             log,
             limits,
-            result_slot: 0,
             // Both are read from the module just below.
             kind: Kind::Transform,
             minor: 0,
@@ -171,7 +203,12 @@ impl UdfInstance {
                 )))
             }
         }
-        this.result_slot = this.alloc_bytes(abi::RESULT_SLOT_LEN)?;
+        if let Calls::Ipc(ipc) = &this.calls {
+            let slot = this.alloc_bytes(&ipc.clone(), abi::RESULT_SLOT_LEN)?;
+            if let Calls::Ipc(ipc) = &mut this.calls {
+                ipc.result_slot = slot;
+            }
+        }
         Ok(this)
     }
 
@@ -181,11 +218,36 @@ impl UdfInstance {
         config: &str,
         input: &SchemaRef,
     ) -> Result<SchemaRef, UdfFailure> {
+        let ipc = match &self.calls {
+            Calls::Ipc(ipc) => ipc.clone(),
+            Calls::Rows { init, .. } => {
+                let init = init.clone();
+                self.store
+                    .data_mut()
+                    .rows
+                    .begin_init(config, input)
+                    .map_err(UdfFailure::Guest)?;
+                let status = self.call(|store| init.call(store, ()))?;
+                let rows = &mut self.store.data_mut().rows;
+                return match status {
+                    abi::STATUS_OK => rows.declared.take().ok_or_else(|| {
+                        UdfFailure::Abi(
+                            "`weir_init_rows` returned 0 without declaring the output schema with weir::output_schema"
+                                .into(),
+                        )
+                    }),
+                    abi::STATUS_ERROR => Err(UdfFailure::Guest(guest_message(rows.error.take()))),
+                    other => Err(UdfFailure::Abi(format!(
+                        "`weir_init_rows` returned status {other}, which ABI v1 does not define"
+                    ))),
+                };
+            }
+        };
         let schema = ipc::schema_to_ipc(input)
             .map_err(|e| UdfFailure::Abi(format!("encoding the input schema: {e}")))?;
-        let config_ptr = self.write_bytes(config.as_bytes())?;
-        let schema_ptr = self.write_bytes(&schema)?;
-        let (init, slot) = (self.init.clone(), self.result_slot);
+        let config_ptr = self.write_bytes(&ipc, config.as_bytes())?;
+        let schema_ptr = self.write_bytes(&ipc, &schema)?;
+        let (init, slot) = (ipc.init.clone(), ipc.result_slot);
         let status = self.call(|store| {
             init.call(
                 store,
@@ -198,9 +260,9 @@ impl UdfInstance {
                 ),
             )
         })?;
-        self.free_bytes(config_ptr, config.len())?;
-        self.free_bytes(schema_ptr, schema.len())?;
-        let result = self.take_result()?;
+        self.free_bytes(&ipc, config_ptr, config.len())?;
+        self.free_bytes(&ipc, schema_ptr, schema.len())?;
+        let result = self.take_result(&ipc)?;
         match status {
             abi::STATUS_OK => ipc::schema_from_ipc(&result).map_err(|e| {
                 UdfFailure::MalformedOutput(format!(
@@ -222,14 +284,20 @@ impl UdfInstance {
         batch: &RecordBatch,
         output: &SchemaRef,
     ) -> Result<UdfOutput, UdfFailure> {
+        let ipc = match &self.calls {
+            Calls::Ipc(ipc) => ipc.clone(),
+            Calls::Rows { process, .. } => {
+                return self.process_rows(process.clone(), batch, output)
+            }
+        };
         let input = ipc::batch_to_ipc(batch)
             .map_err(|e| UdfFailure::Abi(format!("encoding the input batch: {e}")))?;
-        let input_ptr = self.write_bytes(&input)?;
-        let (process, slot) = (self.process.clone(), self.result_slot);
+        let input_ptr = self.write_bytes(&ipc, &input)?;
+        let (process, slot) = (ipc.process.clone(), ipc.result_slot);
         let status =
             self.call(|store| process.call(store, (input_ptr, input.len() as i32, slot)))?;
-        self.free_bytes(input_ptr, input.len())?;
-        let result = self.take_result()?;
+        self.free_bytes(&ipc, input_ptr, input.len())?;
+        let result = self.take_result(&ipc)?;
         match status {
             abi::STATUS_OK => {}
             abi::STATUS_ERROR => {
@@ -271,6 +339,49 @@ impl UdfInstance {
         })
     }
 
+    /// `weir_process_rows`: the guest reads `batch` and appends rows through the row interface.
+    fn process_rows(
+        &mut self,
+        process: TypedFunc<i32, i32>,
+        batch: &RecordBatch,
+        output: &SchemaRef,
+    ) -> Result<UdfOutput, UdfFailure> {
+        let rows = i32::try_from(batch.num_rows()).map_err(|_| {
+            UdfFailure::Abi(format!(
+                "{} rows do not fit a 32-bit guest",
+                batch.num_rows()
+            ))
+        })?;
+        self.store.data_mut().rows.begin_process(batch, output);
+        let status = self.call(|store| process.call(store, rows));
+        let state = &mut self.store.data_mut().rows;
+        let status = match status {
+            Ok(status) => status,
+            Err(failure) => {
+                state.abandon();
+                return Err(failure);
+            }
+        };
+        match status {
+            abi::STATUS_OK => {
+                let (batch, row_errors) = state
+                    .finish_process(output)
+                    .map_err(UdfFailure::MalformedOutput)?;
+                Ok(UdfOutput { batch, row_errors })
+            }
+            abi::STATUS_ERROR => {
+                state.abandon();
+                Err(UdfFailure::Guest(guest_message(state.error.take())))
+            }
+            other => {
+                state.abandon();
+                Err(UdfFailure::Abi(format!(
+                    "`weir_process_rows` returned status {other}, which ABI v1 does not define"
+                )))
+            }
+        }
+    }
+
     /// What the guest printed since the last call, for the host's log.
     pub(crate) fn take_printed(&self) -> super::log::Printed {
         self.log.take()
@@ -286,8 +397,8 @@ impl UdfInstance {
         result.map_err(|e| classify(&mut self.store, &self.log, self.limits, e))
     }
 
-    fn alloc_bytes(&mut self, len: usize) -> Result<i32, UdfFailure> {
-        let alloc = self.alloc.clone();
+    fn alloc_bytes(&mut self, ipc: &IpcCalls, len: usize) -> Result<i32, UdfFailure> {
+        let alloc = ipc.alloc.clone();
         let len32 = i32::try_from(len)
             .map_err(|_| UdfFailure::Abi(format!("{len} bytes do not fit a 32-bit guest")))?;
         let ptr = self.call(|store| alloc.call(store, len32))?;
@@ -299,8 +410,8 @@ impl UdfInstance {
         Ok(ptr)
     }
 
-    fn write_bytes(&mut self, bytes: &[u8]) -> Result<i32, UdfFailure> {
-        let ptr = self.alloc_bytes(bytes.len())?;
+    fn write_bytes(&mut self, ipc: &IpcCalls, bytes: &[u8]) -> Result<i32, UdfFailure> {
+        let ptr = self.alloc_bytes(ipc, bytes.len())?;
         if !bytes.is_empty() {
             self.memory
                 .write(&mut self.store, ptr as u32 as usize, bytes)
@@ -313,16 +424,16 @@ impl UdfInstance {
         Ok(ptr)
     }
 
-    fn free_bytes(&mut self, ptr: i32, len: usize) -> Result<(), UdfFailure> {
-        let free = self.free.clone();
+    fn free_bytes(&mut self, ipc: &IpcCalls, ptr: i32, len: usize) -> Result<(), UdfFailure> {
+        let free = ipc.free.clone();
         self.call(|store| free.call(store, (ptr, len as i32)))
     }
 
     /// Reads the result slot, copies the result out of guest memory and frees it in the guest.
-    fn take_result(&mut self) -> Result<Vec<u8>, UdfFailure> {
+    fn take_result(&mut self, ipc: &IpcCalls) -> Result<Vec<u8>, UdfFailure> {
         let mut slot = [0u8; abi::RESULT_SLOT_LEN];
         self.memory
-            .read(&self.store, self.result_slot as u32 as usize, &mut slot)
+            .read(&self.store, ipc.result_slot as u32 as usize, &mut slot)
             .map_err(|_| {
                 UdfFailure::MalformedOutput("the result slot is outside the guest's memory".into())
             })?;
@@ -344,9 +455,14 @@ impl UdfInstance {
                 ))
             })?
             .to_vec();
-        self.free_bytes(ptr as i32, len as usize)?;
+        self.free_bytes(ipc, ptr as i32, len as usize)?;
         Ok(bytes)
     }
+}
+
+/// The message a guest gave with `weir::error`, or a note that it gave none.
+fn guest_message(message: Option<String>) -> String {
+    message.unwrap_or_else(|| "(no message: call weir::error before returning status 1)".into())
 }
 
 /// Epoch ticks for a time limit, rounding up so a limit is never shorter than asked.
@@ -364,6 +480,12 @@ fn classify(
         return UdfFailure::MemoryCap {
             desired,
             cap: limits.memory_bytes,
+        };
+    }
+    if let Some(len) = store.data_mut().rows.too_large.take() {
+        return UdfFailure::OutputTooLarge {
+            len,
+            cap: limits.max_output_bytes,
         };
     }
     if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {

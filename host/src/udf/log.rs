@@ -41,7 +41,7 @@ impl GuestLog {
         }
     }
 
-    fn append(&self, bytes: &[u8]) {
+    pub(crate) fn append(&self, bytes: &[u8]) {
         let mut buffer = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let room = buffer.cap.saturating_sub(buffer.kept.len());
         let kept = bytes.len().min(room);

@@ -13,6 +13,7 @@ mod instance;
 mod limits;
 mod log;
 mod module;
+mod rows;
 pub mod tool;
 
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ pub use error::{UdfError, UdfFailure};
 pub use instance::UdfOutput;
 use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
-pub use module::ModuleInfo;
+pub use module::{Interface, ModuleInfo};
 
 use crate::config::UdfSpec;
 
@@ -53,6 +54,8 @@ impl UdfRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| state.wasi())
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e:#}"))?;
+        rows::add_to_linker(&mut linker)
+            .map_err(|e| anyhow::anyhow!("adding the row interface to the linker: {e:#}"))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("weir-udf-epoch".into())

@@ -12,10 +12,30 @@ use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValTyp
 use weir_guest::abi;
 
 use super::instance::GuestState;
+use super::rows;
 use super::UdfFailure;
 
-/// Checks the module's exports and imports against ABI v1.
-pub(crate) fn check_abi(module: &Module) -> Result<(), UdfFailure> {
+/// How a module exchanges data with the host; both are ABI v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// Arrow IPC batches in guest memory: `weir_init` and `weir_process` (v1.0).
+    ArrowIpc,
+    /// Values one at a time through the `weir::*` host imports: `weir_init_rows` and `weir_process_rows` (v1.1).
+    Rows,
+}
+
+impl Interface {
+    /// How `weir udf inspect` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interface::ArrowIpc => "Arrow IPC (weir_init, weir_process)",
+            Interface::Rows => "rows (weir_init_rows, weir_process_rows, weir::* imports)",
+        }
+    }
+}
+
+/// Checks the module's exports and imports against ABI v1; says which interface it implements.
+pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
     let versions: Vec<&str> = module
         .exports()
         .map(|e| e.name())
@@ -44,14 +64,29 @@ pub(crate) fn check_abi(module: &Module) -> Result<(), UdfFailure> {
         }
     }
     let i32s = |n: usize| vec![ValType::I32; n];
-    let functions: [(&str, Vec<ValType>, Vec<ValType>); 6] = [
+    let interface = if module.get_export(abi::rows::PROCESS_EXPORT).is_some()
+        || module.get_export(abi::rows::INIT_EXPORT).is_some()
+    {
+        Interface::Rows
+    } else {
+        Interface::ArrowIpc
+    };
+    let mut functions: Vec<(&str, Vec<ValType>, Vec<ValType>)> = vec![
         (abi::VERSION_EXPORT, vec![], i32s(1)),
         (abi::KIND_EXPORT, vec![], i32s(1)),
-        (abi::ALLOC_EXPORT, i32s(1), i32s(1)),
-        (abi::FREE_EXPORT, i32s(2), vec![]),
-        (abi::INIT_EXPORT, i32s(5), i32s(1)),
-        (abi::PROCESS_EXPORT, i32s(3), i32s(1)),
     ];
+    match interface {
+        Interface::ArrowIpc => functions.extend([
+            (abi::ALLOC_EXPORT, i32s(1), i32s(1)),
+            (abi::FREE_EXPORT, i32s(2), vec![]),
+            (abi::INIT_EXPORT, i32s(5), i32s(1)),
+            (abi::PROCESS_EXPORT, i32s(3), i32s(1)),
+        ]),
+        Interface::Rows => functions.extend([
+            (abi::rows::INIT_EXPORT, vec![], i32s(1)),
+            (abi::rows::PROCESS_EXPORT, i32s(1), i32s(1)),
+        ]),
+    }
     for (name, params, results) in functions {
         let expected = FuncType::new(module.engine(), params, results);
         match module.get_export(name) {
@@ -86,15 +121,42 @@ pub(crate) fn check_abi(module: &Module) -> Result<(), UdfFailure> {
         )));
     }
     for import in module.imports() {
-        if import.module() != "wasi_snapshot_preview1" {
-            return Err(UdfFailure::Abi(format!(
-                "the module imports `{}::{}`, which the host does not provide (only WASI preview 1 is available)",
-                import.module(),
-                import.name()
-            )));
+        if import.module() == "wasi_snapshot_preview1" {
+            continue;
         }
+        if import.module() == abi::rows::IMPORT_MODULE {
+            let Some(expected) = rows::import_type(module.engine(), import.name()) else {
+                return Err(UdfFailure::Abi(format!(
+                    "the module imports `weir::{}`, which the row interface does not have (it has: {})",
+                    import.name(),
+                    rows::IMPORTS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            match import.ty() {
+                ExternType::Func(found) if FuncType::eq(&found, &expected) => continue,
+                ExternType::Func(found) => {
+                    return Err(UdfFailure::Abi(format!(
+                        "the module imports `weir::{}` as a function {}, but the host's is {}",
+                        import.name(),
+                        describe(&found),
+                        describe(&expected)
+                    )))
+                }
+                other => {
+                    return Err(UdfFailure::Abi(format!(
+                        "the module imports `weir::{}` as a {other:?}, but it is a function",
+                        import.name()
+                    )))
+                }
+            }
+        }
+        return Err(UdfFailure::Abi(format!(
+            "the module imports `{}::{}`, which the host does not provide (only WASI preview 1 and the `weir` row interface are available)",
+            import.module(),
+            import.name()
+        )));
     }
-    Ok(())
+    Ok(interface)
 }
 
 fn describe(ty: &FuncType) -> String {
@@ -116,8 +178,8 @@ pub struct ModuleInfo {
     pub exports: Vec<String>,
     /// Every import, as `module::name: type`.
     pub imports: Vec<String>,
-    /// Whether it follows ABI v1, and if not, why.
-    pub abi: Result<(), String>,
+    /// Which ABI v1 interface it implements, or why it does not follow ABI v1.
+    pub abi: Result<Interface, String>,
 }
 
 /// Compiles the module at `path` and lists what it declares, without running it.

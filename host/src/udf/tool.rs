@@ -32,14 +32,15 @@ pub fn inspect(
         info.size_bytes
     );
     match (&info.abi, abi) {
-        (Ok(()), Some((kind, minor))) => {
+        (Ok(interface), Some((kind, minor))) => {
             let _ = writeln!(out, "ABI      v1.{minor}");
             let _ = writeln!(out, "kind     {}", kind.name());
+            let _ = writeln!(out, "data     {}", interface.name());
         }
         (Err(why), _) => {
             let _ = writeln!(out, "ABI      not usable: {why}");
         }
-        (Ok(()), None) => {}
+        (Ok(_), None) => {}
     }
     let _ = writeln!(out, "exports");
     for export in &info.exports {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod fraud;
+mod polyglot;
 mod source;
 mod udf_errors;
 mod window;
