@@ -116,6 +116,8 @@ pub struct ErrorCounts {
     pub dead_lettered: u64,
     /// Rows transforms rejected that were dropped.
     pub transform_dropped: u64,
+    /// UDF calls that failed as a whole and whose records went to a dead-letter topic (`on_failure`).
+    pub failed_calls: u64,
 }
 
 impl ErrorCounts {
@@ -124,6 +126,7 @@ impl ErrorCounts {
         self.deserializer_dropped += other.deserializer_dropped;
         self.dead_lettered += other.dead_lettered;
         self.transform_dropped += other.transform_dropped;
+        self.failed_calls += other.failed_calls;
     }
 }
 

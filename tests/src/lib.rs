@@ -137,6 +137,17 @@ pub fn udf_module(name: &str) -> PathBuf {
     path
 }
 
+/// The `weir` binary of this workspace (`cargo build --release --bin weir` first).
+pub fn weir_command() -> std::process::Command {
+    let path = workspace().join("target/release/weir");
+    assert!(
+        path.exists(),
+        "{} is missing: build with `cargo build --release --bin weir`",
+        path.display()
+    );
+    std::process::Command::new(path)
+}
+
 /// A fresh folder for one test's files.
 pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-test-{}", uuid::Uuid::new_v4()));

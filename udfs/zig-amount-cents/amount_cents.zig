@@ -24,6 +24,7 @@ var output_buf: [16 * 1024 + 64]u8 = undefined;
 
 export fn weir_init_rows() i32 {
     amount_col = weir.column("amount") orelse return weir.fail("the input has no `amount` column");
+    if (weir.column("amount_cents") != null) return weir.fail("the input already has an `amount_cents` column");
     const input = weir.inputSchema(&schema_buf) orelse return weir.fail("the input schema is over 16 KiB");
     input_columns = @intCast(std.mem.count(u8, input, ",") + 1);
     const ddl = std.fmt.bufPrint(&output_buf, "{s}, amount_cents BIGINT", .{input}) catch unreachable;

@@ -48,8 +48,8 @@ pub use kafka::{
     split_kafka_options, OptionError, Options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS,
 };
 pub use spec::{
-    DecodeFormat, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec, TransformSpec,
-    Trigger, UdfSpec, WatermarkSpec,
+    DecodeFormat, DeserializerSpec, OnError, OnFailure, PipelineSpec, SinkFormat, SinkSpec,
+    TransformSpec, Trigger, UdfSpec, WatermarkSpec,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -137,14 +137,14 @@ pub fn parse(
     let transforms = root
         .array_of_tables("transform")?
         .into_iter()
-        .map(|section| read_transform(section, base, limits))
+        .map(|section| read_transform(section, base, limits, true))
         .collect::<Result<Vec<_>, _>>()?;
     let watermark = root.table("watermark")?.map(read_watermark).transpose()?;
     let aggregate = root.table("aggregate")?.map(read_aggregate).transpose()?;
     let after_aggregate = root
         .array_of_tables("after_aggregate")?
         .into_iter()
-        .map(|section| read_transform(section, base, limits))
+        .map(|section| read_transform(section, base, limits, false))
         .collect::<Result<Vec<_>, _>>()?;
     if aggregate.is_none() && !after_aggregate.is_empty() {
         return Err(root.error("after_aggregate", "only used with an [aggregate] section"));
@@ -409,9 +409,42 @@ fn read_sink(mut section: Section) -> Result<SinkSpec, ConfigError> {
     Ok(SinkSpec { options, format })
 }
 
-fn read_on_error(section: &mut Section, allow_dead_letter: bool) -> Result<OnError, ConfigError> {
+/// Reads `on_error`, `on_failure` and `dead_letter_topic` together, since both policies may use the topic.
+///
+/// `allow_dead_letter` says whether records can be traced back to the source (not after an aggregation);
+/// `udf` is the stage's module, which receives `on_failure`.
+fn read_policies(
+    section: &mut Section,
+    allow_dead_letter: bool,
+    udf: Option<&mut UdfSpec>,
+) -> Result<OnError, ConfigError> {
     let policy = section.string("on_error")?;
     let topic = section.string("dead_letter_topic")?;
+    let on_failure = match (section.string("on_failure")?.as_deref(), &udf) {
+        (None | Some("fail"), _) => OnFailure::Fail,
+        (Some(_), None) => {
+            return Err(section.error("on_failure", "only used with a UDF (`udf = \"...\"`)"))
+        }
+        (Some("dead-letter"), Some(_)) if allow_dead_letter => OnFailure::DeadLetter {
+            topic: topic.clone().ok_or_else(|| {
+                section.error(
+                    "dead_letter_topic",
+                    "missing: on_failure = \"dead-letter\" needs a topic",
+                )
+            })?,
+        },
+        (Some(other), Some(_)) => {
+            let expected = if allow_dead_letter {
+                "fail or dead-letter"
+            } else {
+                "fail (after an aggregation there are no source records to dead-letter)"
+            };
+            return Err(section.error(
+                "on_failure",
+                format!("expected {expected}, found {other:?}"),
+            ));
+        }
+    };
     let on_error = match policy.as_deref() {
         None | Some("fail") => OnError::Fail,
         Some("drop") => OnError::Drop,
@@ -432,11 +465,17 @@ fn read_on_error(section: &mut Section, allow_dead_letter: bool) -> Result<OnErr
             return Err(section.error("on_error", format!("expected {expected}, found {other:?}")));
         }
     };
-    if topic.is_some() && !matches!(on_error, OnError::DeadLetter { .. }) {
+    if topic.is_some()
+        && !matches!(on_error, OnError::DeadLetter { .. })
+        && !matches!(on_failure, OnFailure::DeadLetter { .. })
+    {
         return Err(section.error(
             "dead_letter_topic",
-            "only used with on_error = \"dead-letter\"",
+            "only used with on_error = \"dead-letter\" or on_failure = \"dead-letter\"",
         ));
+    }
+    if let Some(udf) = udf {
+        udf.on_failure = on_failure;
     }
     Ok(on_error)
 }
@@ -471,6 +510,7 @@ fn read_udf(
         path,
         config,
         limits,
+        on_failure: OnFailure::Fail,
     }))
 }
 
@@ -479,10 +519,10 @@ fn read_deserializer(
     base: &Path,
     limits: UdfLimits,
 ) -> Result<DeserializerSpec, ConfigError> {
-    let udf = read_udf(&mut section, base, limits)?;
+    let mut udf = read_udf(&mut section, base, limits)?;
     let format_name = section.string("format")?;
     let mode = section.string("mode")?;
-    let mut on_error = read_on_error(&mut section, true)?;
+    let mut on_error = read_policies(&mut section, true, udf.as_mut())?;
     let format = match (udf, format_name.as_deref()) {
         (Some(udf), None) => DecodeFormat::Udf(udf),
         (Some(_), Some(_)) => {
@@ -573,6 +613,7 @@ fn read_deserializer(
         "mode",
         "columnNameOfCorruptRecord",
         "on_error",
+        "on_failure",
         "dead_letter_topic",
     ])?;
     Ok(DeserializerSpec { format, on_error })
@@ -583,15 +624,31 @@ fn section_sets_policy(on_error: &OnError, implied: &OnError) -> bool {
     on_error != &OnError::Fail && on_error != implied
 }
 
+/// A `[[transform]]` (`from_source`: its rows trace back to Kafka records) or `[[after_aggregate]]` stage.
 fn read_transform(
     mut section: Section,
     base: &Path,
     limits: UdfLimits,
+    from_source: bool,
 ) -> Result<TransformSpec, ConfigError> {
-    let udf = read_udf(&mut section, base, limits)?
+    let mut udf = read_udf(&mut section, base, limits)?
         .ok_or_else(|| section.error("udf", "missing: expected the path of a .wasm transform"))?;
-    let on_error = read_on_error(&mut section, false)?;
-    section.finish(&["udf", "name", "config", "limits", "on_error"])?;
+    let on_error = read_policies(&mut section, from_source, Some(&mut udf))?;
+    if let OnError::DeadLetter { .. } = on_error {
+        return Err(section.error(
+            "on_error",
+            "a transform's rows are dropped or fail the pipeline (\"drop\" or \"fail\"); use on_failure = \"dead-letter\" to dead-letter the records of a failed call",
+        ));
+    }
+    section.finish(&[
+        "udf",
+        "name",
+        "config",
+        "limits",
+        "on_error",
+        "on_failure",
+        "dead_letter_topic",
+    ])?;
     Ok(TransformSpec { udf, on_error })
 }
 

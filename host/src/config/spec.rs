@@ -96,6 +96,29 @@ pub struct UdfSpec {
     pub config: serde_json::Value,
     /// Resource limits for each instance.
     pub limits: UdfLimits,
+    /// What happens when a call fails as a whole (trap, timeout, limit, malformed output, the UDF's own
+    /// error): `on_failure` in the pipeline file.
+    pub on_failure: OnFailure,
+}
+
+/// The policy for a UDF call that fails as a whole, rather than for single rows.
+///
+/// ```toml
+/// [[transform]]
+/// udf = "enrich.wasm"
+/// on_failure = "dead-letter"              # or "fail" (the default)
+/// dead_letter_topic = "enrich-failures"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop the pipeline with the error; nothing of the batch is committed.
+    #[default]
+    Fail,
+    /// Write every source record of the failed call to this topic, with the error in its headers, and go on.
+    DeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+    },
 }
 
 /// The policy for records or rows that fail on their own.

@@ -90,6 +90,16 @@ impl Deserializer {
         }
     }
 
+    /// The stage name in dead-letter headers: the UDF's name, or the built-in format's.
+    pub fn stage_name(&self) -> &str {
+        match self {
+            Deserializer::Json(_) => "json",
+            Deserializer::String(_) => "string",
+            Deserializer::Binary(_) => "binary",
+            Deserializer::Udf(udf) => udf.name(),
+        }
+    }
+
     /// A one-line description for the plan.
     pub fn describe(&self) -> String {
         match self {

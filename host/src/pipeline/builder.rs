@@ -116,6 +116,7 @@ impl PipelineBuilder {
             path,
             config: serde_json::json!({}),
             limits: self.limits,
+            on_failure: Default::default(),
         }
     }
 

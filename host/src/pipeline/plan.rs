@@ -13,13 +13,13 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::aggregate::{event_times, Aggregator, StateOperatorProgress};
-use crate::config::{OnError, PipelineSpec, TransformSpec, WatermarkSpec};
-use crate::decode::Deserializer;
+use crate::config::{DecodeFormat, OnError, OnFailure, PipelineSpec, TransformSpec, WatermarkSpec};
+use crate::decode::{DecodeError, Deserializer};
 use crate::progress::ErrorCounts;
 use crate::sink::check_sink_schema;
 use crate::source::{source_schema, PartitionChunk};
 use crate::state::StateStore;
-use crate::udf::{Kind, UdfRuntime, UdfStage};
+use crate::udf::{Kind, UdfError, UdfRuntime, UdfStage};
 
 /// A pipeline with its stages loaded.
 pub struct Plan {
@@ -51,13 +51,34 @@ pub struct Aggregated {
 pub struct ChunkOutput {
     /// Rows for the sink.
     pub rows: RecordBatch,
-    /// Records for the dead-letter topic: row in the chunk, and why.
-    pub dead_letters: Vec<(usize, String)>,
+    /// Records for a dead-letter topic.
+    pub dead_letters: Vec<DeadLetterRecord>,
     /// Records and rows that failed alone.
     pub errors: ErrorCounts,
     /// The largest event time among the partition's deserialized records (before any filter), when the
     /// pipeline has a watermark.
     pub max_event_time: Option<i64>,
+}
+
+/// A source record on its way to a dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetterRecord {
+    /// Its row in the chunk.
+    pub row: usize,
+    /// The dead-letter topic.
+    pub topic: String,
+    /// The stage that failed on it.
+    pub stage: String,
+    /// Why.
+    pub error: String,
+}
+
+/// Why a transform stage stopped.
+enum TransformError {
+    /// The call failed as a whole; the stage's `on_failure` decides.
+    Call(UdfError),
+    /// A row failed and the stage's `on_error` is `fail`.
+    Row(anyhow::Error),
 }
 
 impl Plan {
@@ -210,7 +231,19 @@ impl Plan {
     /// record's topic, partition and offset.
     pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
         let mut errors = ErrorCounts::default();
-        let (rows, failures) = self.deserializer.decode(chunk)?;
+        let (rows, failures) = match self.deserializer.decode(chunk) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::Udf(error)) => match &self.spec.deserializer.format {
+                DecodeFormat::Udf(udf) => match &udf.on_failure {
+                    OnFailure::DeadLetter { topic } => {
+                        return Ok(self.dead_letter_chunk(chunk, topic, &error, None))
+                    }
+                    OnFailure::Fail => return Err(error.into()),
+                },
+                _ => return Err(error.into()),
+            },
+            Err(error) => return Err(error.into()),
+        };
         let mut dead_letters = Vec::new();
         if let Some(first) = failures.first() {
             match &self.spec.deserializer.on_error {
@@ -234,9 +267,18 @@ impl Plan {
                         chunk.describe()
                     );
                 }
-                OnError::DeadLetter { .. } => {
+                OnError::DeadLetter { topic } => {
                     errors.dead_lettered += failures.len() as u64;
-                    dead_letters = failures.into_iter().map(|f| (f.row, f.message)).collect();
+                    let stage = self.deserializer.stage_name();
+                    dead_letters = failures
+                        .into_iter()
+                        .map(|f| DeadLetterRecord {
+                            row: f.row,
+                            topic: topic.clone(),
+                            stage: stage.to_string(),
+                            error: f.message,
+                        })
+                        .collect();
                 }
             }
         }
@@ -244,14 +286,63 @@ impl Plan {
             Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
             None => None,
         };
-        let (rows, dropped) = run_transforms(&self.transforms, rows, &chunk.describe())?;
-        errors.transform_dropped += dropped;
+        let records = chunk.describe();
+        let mut rows = rows;
+        for (spec, stage) in &self.transforms {
+            match run_transform(spec, stage, &rows, &records) {
+                Ok((output, dropped)) => {
+                    rows = output;
+                    errors.transform_dropped += dropped;
+                }
+                Err(TransformError::Call(error)) => match &spec.udf.on_failure {
+                    OnFailure::DeadLetter { topic } => {
+                        return Ok(self.dead_letter_chunk(chunk, topic, &error, max_event_time))
+                    }
+                    OnFailure::Fail => return Err(error.into()),
+                },
+                Err(TransformError::Row(error)) => return Err(error),
+            }
+        }
         Ok(ChunkOutput {
             rows,
             dead_letters,
             errors,
             max_event_time,
         })
+    }
+
+    /// `on_failure = "dead-letter"`: every record of the chunk goes to `topic` with the call's error, and the
+    /// chunk yields no rows. Records are dead-lettered once, even those an earlier stage had rejected.
+    fn dead_letter_chunk(
+        &self,
+        chunk: &PartitionChunk,
+        topic: &str,
+        error: &UdfError,
+        max_event_time: Option<i64>,
+    ) -> ChunkOutput {
+        let message = error.to_string();
+        tracing::warn!(
+            "{message}; its {} records go to the dead-letter topic {topic} (on_failure = \"dead-letter\")",
+            chunk.batch.num_rows()
+        );
+        let dead_letters = (0..chunk.batch.num_rows())
+            .map(|row| DeadLetterRecord {
+                row,
+                topic: topic.to_string(),
+                stage: error.udf.clone(),
+                error: message.clone(),
+            })
+            .collect::<Vec<_>>();
+        ChunkOutput {
+            rows: RecordBatch::new_empty(self.processed_schema()),
+            errors: ErrorCounts {
+                dead_lettered: dead_letters.len() as u64,
+                failed_calls: 1,
+                ..ErrorCounts::default()
+            },
+            dead_letters,
+            max_event_time,
+        }
     }
 
     /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
@@ -323,7 +414,30 @@ fn last_schema(stages: &[(TransformSpec, UdfStage)], input: &SchemaRef) -> Schem
         .map_or_else(|| input.clone(), |(_, stage)| stage.output_schema().clone())
 }
 
-/// Runs `rows` through a chain of transforms; returns the rows and how many rows were dropped as failed.
+/// Runs `rows` through one transform; returns its rows and how many rows it dropped as failed.
+fn run_transform(
+    spec: &TransformSpec,
+    stage: &UdfStage,
+    rows: &RecordBatch,
+    records: &str,
+) -> Result<(RecordBatch, u64), TransformError> {
+    let output = stage.process(rows, records).map_err(TransformError::Call)?;
+    let Some(first) = output.row_errors.first() else {
+        return Ok((output.batch, 0));
+    };
+    if spec.on_error == OnError::Fail {
+        return Err(TransformError::Row(anyhow::anyhow!(
+            "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
+            stage.name(),
+            first.row,
+            first.message
+        )));
+    }
+    Ok((output.batch, output.row_errors.len() as u64))
+}
+
+/// Runs `rows` through a chain of transforms that must not fail (after the aggregation, where no source
+/// records remain to dead-letter); returns the rows and how many rows were dropped as failed.
 fn run_transforms(
     stages: &[(TransformSpec, UdfStage)],
     mut rows: RecordBatch,
@@ -331,19 +445,12 @@ fn run_transforms(
 ) -> anyhow::Result<(RecordBatch, u64)> {
     let mut dropped = 0;
     for (spec, stage) in stages {
-        let output = stage.process(&rows, records)?;
-        if let Some(first) = output.row_errors.first() {
-            if spec.on_error == OnError::Fail {
-                anyhow::bail!(
-                    "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
-                    stage.name(),
-                    first.row,
-                    first.message
-                );
-            }
-            dropped += output.row_errors.len() as u64;
-        }
-        rows = output.batch;
+        let (output, failed) = run_transform(spec, stage, &rows, records).map_err(|e| match e {
+            TransformError::Call(error) => anyhow::Error::from(error),
+            TransformError::Row(error) => error,
+        })?;
+        rows = output;
+        dropped += failed;
     }
     Ok((rows, dropped))
 }

@@ -14,7 +14,7 @@ use arrow_select::concat::concat_batches;
 
 use super::plan::{ChunkOutput, Plan};
 use crate::aggregate::StateOperatorProgress;
-use crate::config::{OnError, Trigger};
+use crate::config::Trigger;
 use crate::progress::{
     offsets_json, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
     SinkProgress, SourceProgress,
@@ -257,23 +257,17 @@ async fn write_batch(
                 sink.write_json(topic, late)?;
             }
         }
-        if let OnError::DeadLetter { topic } = &plan.spec().deserializer.on_error {
-            let stage = match &plan.spec().deserializer.format {
-                crate::config::DecodeFormat::Udf(udf) => udf.name.as_str(),
-                _ => "deserializer",
-            };
-            for (chunk, output) in chunks.iter().zip(&outputs) {
-                for (row, error) in &output.dead_letters {
-                    sink.dead_letter(
-                        topic,
-                        DeadLetter {
-                            chunk,
-                            row: *row,
-                            stage,
-                            error,
-                        },
-                    )?;
-                }
+        for (chunk, output) in chunks.iter().zip(&outputs) {
+            for letter in &output.dead_letters {
+                sink.dead_letter(
+                    &letter.topic,
+                    DeadLetter {
+                        chunk,
+                        row: letter.row,
+                        stage: &letter.stage,
+                        error: &letter.error,
+                    },
+                )?;
             }
         }
         sink.flush()?;

@@ -75,6 +75,13 @@ impl UdfRuntime {
         &self,
         path: &std::path::Path,
     ) -> Result<(ModuleInfo, Option<(Kind, i32)>), UdfError> {
+        off_async_thread(|| self.inspect_here(path))
+    }
+
+    fn inspect_here(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(ModuleInfo, Option<(Kind, i32)>), UdfError> {
         let error = |operation, cause| UdfError {
             udf: path
                 .file_stem()
@@ -99,6 +106,15 @@ impl UdfRuntime {
     /// Loads the module of `spec` as a stage of `kind` taking batches of `input`: compiles it, checks the ABI,
     /// creates a first instance and calls its init, which declares the output schema.
     pub fn load(&self, spec: &UdfSpec, kind: Kind, input: SchemaRef) -> Result<UdfStage, UdfError> {
+        off_async_thread(|| self.load_here(spec, kind, input))
+    }
+
+    fn load_here(
+        &self,
+        spec: &UdfSpec,
+        kind: Kind,
+        input: SchemaRef,
+    ) -> Result<UdfStage, UdfError> {
         let error = |operation, cause| UdfError {
             udf: spec.name.clone(),
             path: spec.path.clone(),
@@ -169,6 +185,10 @@ impl UdfStage {
     /// guest's own error status; after a trap, timeout, cap or malformed output it is dropped, and the next
     /// call gets a fresh one.
     pub fn process(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
+        off_async_thread(|| self.process_here(batch, records))
+    }
+
+    fn process_here(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
         let error = |operation, cause| UdfError {
             udf: self.name.clone(),
             path: self.path.clone(),
@@ -216,6 +236,23 @@ impl UdfStage {
             }
             Err(cause) => Err(error("in process", cause)),
         }
+    }
+}
+
+/// Runs guest code where WASI may block: wasmtime-wasi's synchronous calls (a guest printing, say) block on
+/// the ambient tokio runtime, which panics on an async worker thread. Callers may be anywhere (the CLI's
+/// async main, an embedding application's task, a blocking thread), so this leaves the worker first.
+fn off_async_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|scope| {
+            scope
+                .spawn(f)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Ok(_) => tokio::task::block_in_place(f),
     }
 }
 

@@ -137,6 +137,7 @@ fn spec(path: &Path, config: &str) -> anyhow::Result<UdfSpec> {
         path: path.to_path_buf(),
         config,
         limits: UdfLimits::default(),
+        on_failure: Default::default(),
     })
 }
 

@@ -5,13 +5,7 @@ use std::process::Command;
 use weir_tests::*;
 
 fn weir() -> Command {
-    let path = workspace().join("target/release/weir");
-    assert!(
-        path.exists(),
-        "{} is missing: build with `cargo build --release`",
-        path.display()
-    );
-    Command::new(path)
+    weir_command()
 }
 
 #[test]
@@ -64,34 +58,62 @@ fn help_shows_examples() {
 
 #[test]
 fn udf_inspect_works_on_every_module_in_udfs() {
-    for (module, kind) in [
-        ("json_transactions", "deserializer"),
-        ("nest_cameras", "deserializer"),
-        ("fraud_flagged", "transform"),
-        ("filter", "transform"),
-    ] {
+    // (folder in udfs/, kind, data interface, config)
+    let modules = [
+        ("json-transactions", "deserializer", "Arrow IPC", "{}"),
+        ("nest-cameras", "deserializer", "Arrow IPC", "{}"),
+        ("fraud-flagged", "transform", "Arrow IPC", "{}"),
+        (
+            "filter",
+            "transform",
+            "Arrow IPC",
+            r#"{"column":"count","greater_than":1}"#,
+        ),
+        ("c-transactions", "deserializer", "rows", "{}"),
+        ("zig-amount-cents", "transform", "rows", "{}"),
+        ("as-threshold", "transform", "rows", r#"{"min_cents":100}"#),
+    ];
+    // A transform's input: the transaction columns, plus `amount_cents` for the one that reads it.
+    let schema = |folder: &str| {
+        let base = "name STRING, surname STRING, amount STRING, flag INT, count BIGINT";
+        if folder == "as-threshold" {
+            format!("{base}, amount_cents BIGINT")
+        } else {
+            base.to_string()
+        }
+    };
+    let mut folders: Vec<String> = std::fs::read_dir(workspace().join("udfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut listed: Vec<String> = modules.iter().map(|m| m.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(folders, listed, "every folder in udfs/ is inspected here");
+    for (folder, kind, interface, config) in modules {
         let output = weir()
             .args(["udf", "inspect"])
-            .arg(udf_module(module))
-            .args([
-                "--input-schema",
-                "name STRING, surname STRING, flag INT, count BIGINT",
-            ])
-            .args(["--config", r#"{"column":"count","greater_than":1}"#])
+            .arg(udf_module(&folder.replace('-', "_")))
+            .args(["--input-schema", &schema(folder)])
+            .args(["--config", config])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
-            "{module}: {stdout}{}",
+            "{folder}: {stdout}{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(stdout.contains("ABI      v1.0"), "{module}: {stdout}");
+        assert!(stdout.contains("ABI      v1."), "{folder}: {stdout}");
         assert!(
             stdout.contains(&format!("kind     {kind}")),
-            "{module}: {stdout}"
+            "{folder}: {stdout}"
         );
-        assert!(stdout.contains("output   "), "{module}: {stdout}");
+        assert!(
+            stdout.contains(&format!("data     {interface}")),
+            "{folder}: {stdout}"
+        );
+        assert!(stdout.contains("output   "), "{folder}: {stdout}");
     }
 }
 
@@ -143,4 +165,66 @@ fn udf_test_prints_rows_and_the_rejected_lines() {
         stdout.contains("sample.jsonl line 2: not a transaction"),
         "{stdout}"
     );
+}
+
+#[test]
+fn udf_test_runs_the_c_zig_and_assemblyscript_guests() {
+    let dir = scratch_dir();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // (module, input file, input schema, config, expected in stdout)
+    let cases = [
+        (
+            "c_transactions",
+            write(
+                "records.txt",
+                "{\"name\":\"ann\",\"surname\":\"lee\",\"amount\":\"1.50\",\"delta_t\":\"3\",\"flag\":1,\"ts\":7}\n{\"name\":1}\n",
+            ),
+            None,
+            "{}",
+            vec!["| ann  | lee     | 1.50   | 3       | 1    | 7  |", "2 input rows, 1 output rows, 1 rejected", "line 2: name, surname, amount and delta_t must be strings"],
+        ),
+        (
+            "zig_amount_cents",
+            write("amounts.jsonl", "{\"amount\":\"12.5\"}\n{\"amount\":\"-3\"}\n{\"amount\":\"1.234\"}\n"),
+            Some("amount STRING"),
+            "{}",
+            vec!["| 12.5   | 1250         |", "| -3     | -300         |", "line 3: `amount` is not a decimal with at most two fraction digits: \"1.234\""],
+        ),
+        (
+            "as_threshold",
+            write("cents.jsonl", "{\"amount_cents\":99}\n{\"amount_cents\":100}\n{}\n"),
+            Some("amount_cents BIGINT"),
+            r#"{"min_cents":100}"#,
+            vec!["| 100          |", "3 input rows, 1 output rows, 0 rejected"],
+        ),
+    ];
+    for (module, input, schema, config, expected) in cases {
+        let mut command = weir();
+        command
+            .args(["udf", "test"])
+            .arg(udf_module(module))
+            .arg("--input")
+            .arg(&input)
+            .args(["--config", config]);
+        if let Some(schema) = schema {
+            command.args(["--input-schema", schema]);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{module}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in expected {
+            assert!(
+                stdout.contains(line),
+                "{module}: expected {line:?} in\n{stdout}"
+            );
+        }
+    }
 }

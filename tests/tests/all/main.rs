@@ -5,6 +5,7 @@
 mod cli;
 mod fraud;
 mod polyglot;
+mod sandbox;
 mod source;
 mod udf_errors;
 mod window;

@@ -5,12 +5,12 @@ use std::path::Path;
 
 use weir_tests::*;
 
-struct Setup {
-    broker: Broker,
-    dir: std::path::PathBuf,
+pub(crate) struct Setup {
+    pub(crate) broker: Broker,
+    pub(crate) dir: std::path::PathBuf,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let broker = mock_cluster();
     broker.create_topic("in", 1);
     broker.create_topic("out", 1);
@@ -22,7 +22,7 @@ fn setup() -> Setup {
     }
 }
 
-fn pipeline(transform: &Path, limits: &str) -> String {
+pub(crate) fn pipeline(transform: &Path, limits: &str) -> String {
     format!(
         r#"
 [source]
@@ -46,7 +46,7 @@ format = "json"
 }
 
 /// Runs the transform and returns the error message, checking that nothing was written.
-async fn failure(setup: &Setup, module: &Path, limits: &str) -> String {
+pub(crate) async fn failure(setup: &Setup, module: &Path, limits: &str) -> String {
     let spec = pipeline_spec(
         &setup.dir,
         &setup.broker.bootstrap,
@@ -65,7 +65,7 @@ async fn failure(setup: &Setup, module: &Path, limits: &str) -> String {
     format!("{error:#}")
 }
 
-fn hostile(setup: &Setup, name: &str, body: &str) -> std::path::PathBuf {
+pub(crate) fn hostile(setup: &Setup, name: &str, body: &str) -> std::path::PathBuf {
     wat_module(
         &setup.dir,
         name,
