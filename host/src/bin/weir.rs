@@ -34,6 +34,10 @@ enum Command {
         /// Progress output: JSON lines on stdout, a status line on the terminal, or both.
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        /// Watch the UDF module files and swap in a changed module between batches, after checking it; a
+        /// module that fails the checks is refused with a message and the running version stays.
+        #[arg(long)]
+        reload: bool,
     },
     /// Load the modules, check that the schemas compose from source to sink, and print the plan.
     Validate {
@@ -129,10 +133,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("ok: {} is valid", file.display());
             Ok(())
         }
-        Command::Run { file, progress } => {
+        Command::Run {
+            file,
+            progress,
+            reload,
+        } => {
             let spec = weir::config::load(&file)?;
             let pipeline = weir::Pipeline::new(spec)
-                .with_context(|| format!("{}: planning the pipeline", file.display()))?;
+                .with_context(|| format!("{}: planning the pipeline", file.display()))?
+                .reload_modules(reload);
             let terminal = std::io::stderr().is_terminal();
             let (json, human) = match progress {
                 ProgressMode::Auto => (!terminal, terminal),

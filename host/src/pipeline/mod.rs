@@ -37,6 +37,7 @@ use crate::udf::UdfRuntime;
 /// A planned pipeline, ready to run.
 pub struct Pipeline {
     plan: Arc<Plan>,
+    reload: bool,
 }
 
 impl Pipeline {
@@ -50,7 +51,16 @@ impl Pipeline {
         let runtime = UdfRuntime::new()?;
         Ok(Pipeline {
             plan: Arc::new(Plan::new(spec, &runtime)?),
+            reload: false,
         })
+    }
+
+    /// Watches the UDF module files while running (`weir run --reload`): at each batch boundary, a module
+    /// whose file changed is loaded, checked (ABI, init, the same output schema) and swapped in; a version
+    /// that fails any check is refused with an error in the log, and the running one stays.
+    pub fn reload_modules(mut self, reload: bool) -> Self {
+        self.reload = reload;
+        self
     }
 
     /// The loaded plan, e.g. to print it.
@@ -69,6 +79,6 @@ impl Pipeline {
         shutdown: impl Future<Output = ()>,
         listener: &mut dyn ProgressListener,
     ) -> anyhow::Result<RunSummary> {
-        run::run(self.plan, shutdown, listener).await
+        run::run(self.plan, self.reload, shutdown, listener).await
     }
 }

@@ -345,6 +345,32 @@ impl Plan {
         }
     }
 
+    /// For `weir run --reload`: swaps in every UDF module whose file changed and still fits the plan.
+    /// Returns one line per change, swapped or refused, for the log.
+    pub fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
+        let deserializer = match &self.deserializer {
+            Deserializer::Udf(stage) => Some(stage),
+            _ => None,
+        };
+        let stages = deserializer.into_iter().chain(
+            self.transforms
+                .iter()
+                .chain(&self.after_aggregate)
+                .map(|(_, stage)| stage),
+        );
+        stages
+            .filter_map(|stage| match stage.reload_if_changed() {
+                Ok(false) => None,
+                Ok(true) => Some(Ok(format!(
+                    "UDF `{}` reloaded from {}",
+                    stage.name(),
+                    stage.path().display()
+                ))),
+                Err(refused) => Some(Err(refused)),
+            })
+            .collect()
+    }
+
     /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
     /// watermark as it stood before the batch, emits what the output mode calls for at the watermark after
     /// it, and runs the transforms that follow. Without an aggregation, returns the rows as they are.

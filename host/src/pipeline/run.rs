@@ -39,8 +39,12 @@ pub struct RunSummary {
     pub errors: ErrorCounts,
 }
 
+/// How often `--reload` looks at the module files.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
 pub(crate) async fn run(
     plan: Arc<Plan>,
+    reload: bool,
     shutdown: impl Future<Output = ()>,
     listener: &mut dyn ProgressListener,
 ) -> anyhow::Result<RunSummary> {
@@ -72,8 +76,21 @@ pub(crate) async fn run(
         tracker
     });
     tokio::pin!(shutdown);
+    let mut reload_checked = Instant::now();
 
     loop {
+        if reload && reload_checked.elapsed() >= RELOAD_CHECK {
+            reload_checked = Instant::now();
+            let checking = plan.clone();
+            for outcome in
+                tokio::task::spawn_blocking(move || checking.reload_changed_modules()).await?
+            {
+                match outcome {
+                    Ok(done) => tracing::info!("{done}"),
+                    Err(refused) => tracing::error!("{refused}"),
+                }
+            }
+        }
         if source.is_finished() {
             tracing::info!(since_start = ?opening.elapsed(), "reached endingOffsets; stopping");
             break;

@@ -8,21 +8,21 @@
 //! Time limits use epoch interruption: a background thread ticks every [`EPOCH_TICK`], and each call may
 //! run for its timeout's worth of ticks. Memory is capped per instance by a resource limiter.
 
+#[cfg(test)]
+mod decode_fuzz;
 mod error;
 mod instance;
 mod limits;
 mod log;
 mod module;
 mod rows;
+mod stage;
 pub mod tool;
 
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use wasmtime::{Config, Engine, InstancePre, Linker};
+use wasmtime::{Config, Engine, Linker};
 pub use weir_guest::abi::{Kind, RowError};
 
 pub use error::{UdfError, UdfFailure};
@@ -30,6 +30,8 @@ pub use instance::UdfOutput;
 use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub use module::{Interface, ModuleInfo};
+pub use stage::UdfStage;
+use stage::Version;
 
 use crate::config::UdfSpec;
 
@@ -122,127 +124,22 @@ impl UdfRuntime {
             records: String::new(),
             cause: Box::new(cause),
         };
-        let pre =
-            module::load(&self.linker, &spec.path).map_err(|cause| error("loading", cause))?;
-        let config = spec.config.to_string();
-        let mut first = UdfInstance::new(&pre, spec.limits, Some(kind))
-            .map_err(|cause| error("loading", cause))?;
-        let output = first
-            .init(&config, &input)
-            .map_err(|cause| error("in init", cause))?;
-        forward_printed(&spec.name, &first);
-        Ok(UdfStage {
-            name: spec.name.clone(),
-            path: spec.path.clone(),
+        let version = Version::load(&self.linker, spec, kind, &input)
+            .map_err(|(operation, cause)| error(operation, cause))?;
+        Ok(UdfStage::new(
+            spec,
             kind,
-            pre,
-            config,
-            limits: spec.limits,
             input,
-            output,
-            idle: Mutex::new(vec![first]),
-        })
-    }
-}
-
-/// One loaded UDF stage of a pipeline, shared by the workers that run it.
-pub struct UdfStage {
-    name: String,
-    path: PathBuf,
-    kind: Kind,
-    pre: InstancePre<GuestState>,
-    config: String,
-    limits: UdfLimits,
-    input: SchemaRef,
-    output: SchemaRef,
-    idle: Mutex<Vec<UdfInstance>>,
-}
-
-impl UdfStage {
-    /// The stage name, from the pipeline file or the module's file stem.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether this is a deserializer or a transform.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    /// The schema the stage takes.
-    pub fn input_schema(&self) -> &SchemaRef {
-        &self.input
-    }
-
-    /// The schema the stage returns, as its init declared.
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output
-    }
-
-    /// Runs the UDF on one batch. `records` describes the input for errors (e.g. " on tx-0 offsets 5..=9").
-    ///
-    /// The instance used goes back to the pool only if the call succeeded or failed cleanly with the
-    /// guest's own error status; after a trap, timeout, cap or malformed output it is dropped, and the next
-    /// call gets a fresh one.
-    pub fn process(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
-        off_async_thread(|| self.process_here(batch, records))
-    }
-
-    fn process_here(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
-        let error = |operation, cause| UdfError {
-            udf: self.name.clone(),
-            path: self.path.clone(),
-            operation,
-            records: records.to_string(),
-            cause: Box::new(cause),
-        };
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut instance = match pooled {
-            Some(instance) => instance,
-            None => {
-                let mut fresh = UdfInstance::new(&self.pre, self.limits, Some(self.kind))
-                    .map_err(|cause| error("instantiating", cause))?;
-                let output = fresh
-                    .init(&self.config, &self.input)
-                    .map_err(|cause| error("in init", cause))?;
-                if output.fields() != self.output.fields() {
-                    return Err(error(
-                        "in init",
-                        UdfFailure::MalformedOutput(format!(
-                            "a new instance declared {output:?}, but the first declared {:?}",
-                            self.output
-                        )),
-                    ));
-                }
-                fresh
-            }
-        };
-        let result = instance.process(batch, &self.output);
-        forward_printed(&self.name, &instance);
-        match result {
-            Ok(output) => {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(instance);
-                Ok(output)
-            }
-            Err(cause @ UdfFailure::Guest(_)) => {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(instance);
-                Err(error("in process", cause))
-            }
-            Err(cause) => Err(error("in process", cause)),
-        }
+            self.linker.clone(),
+            version,
+        ))
     }
 }
 
 /// Runs guest code where WASI may block: wasmtime-wasi's synchronous calls (a guest printing, say) block on
 /// the ambient tokio runtime, which panics on an async worker thread. Callers may be anywhere (the CLI's
 /// async main, an embedding application's task, a blocking thread), so this leaves the worker first.
-fn off_async_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn off_async_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Err(_) => f(),
@@ -257,7 +154,7 @@ fn off_async_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Sends what a guest printed to the host's log, one event per line.
-fn forward_printed(udf: &str, instance: &UdfInstance) {
+pub(crate) fn forward_printed(udf: &str, instance: &UdfInstance) {
     let printed = instance.take_printed();
     for line in printed.text.lines() {
         tracing::info!(target: "weir::udf", udf, "{line}");

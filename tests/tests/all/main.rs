@@ -5,6 +5,7 @@
 mod cli;
 mod fraud;
 mod polyglot;
+mod reload;
 mod sandbox;
 mod source;
 mod udf_errors;

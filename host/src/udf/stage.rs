@@ -1,0 +1,226 @@
+//! A UDF stage: one module serving a pipeline stage, with a pool of instances and, for `weir run --reload`,
+//! the ability to swap in a new version of its file between batches.
+//!
+//! A stage's output schema is fixed when the pipeline is planned, because the stages after it were checked
+//! against it; a new version of the module must declare the same schema, or it is refused and the running
+//! version stays.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use wasmtime::{InstancePre, Linker};
+
+use super::instance::{GuestState, UdfInstance};
+use super::{forward_printed, module, off_async_thread, Kind, UdfError, UdfFailure, UdfOutput};
+use crate::config::UdfSpec;
+
+/// What identifies a version of a module file without reading it: its modification time and size.
+type Fingerprint = Option<(SystemTime, u64)>;
+
+fn fingerprint(path: &std::path::Path) -> Fingerprint {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// One loaded version of a stage's module, with its idle instances.
+pub(crate) struct Version {
+    pre: InstancePre<GuestState>,
+    idle: Mutex<Vec<UdfInstance>>,
+    output: SchemaRef,
+}
+
+impl Version {
+    /// Compiles and checks the module, and initialises a first instance, which declares the output schema.
+    /// On failure, says what was being done ("loading", "in init") and why.
+    pub(crate) fn load(
+        linker: &Linker<GuestState>,
+        spec: &UdfSpec,
+        kind: Kind,
+        input: &SchemaRef,
+    ) -> Result<Version, (&'static str, UdfFailure)> {
+        let pre = module::load(linker, &spec.path).map_err(|cause| ("loading", cause))?;
+        let mut first =
+            UdfInstance::new(&pre, spec.limits, Some(kind)).map_err(|cause| ("loading", cause))?;
+        let output = first
+            .init(&spec.config.to_string(), input)
+            .map_err(|cause| ("in init", cause))?;
+        forward_printed(&spec.name, &first);
+        Ok(Version {
+            pre,
+            idle: Mutex::new(vec![first]),
+            output,
+        })
+    }
+
+    fn give_back(&self, instance: UdfInstance) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(instance);
+    }
+}
+
+/// One loaded UDF stage of a pipeline, shared by the workers that run it.
+pub struct UdfStage {
+    spec: UdfSpec,
+    kind: Kind,
+    config: String,
+    input: SchemaRef,
+    output: SchemaRef,
+    linker: Linker<GuestState>,
+    current: RwLock<Arc<Version>>,
+    /// The file's fingerprint when it was last read, loaded or not, so each change is tried once.
+    seen: Mutex<Fingerprint>,
+}
+
+impl UdfStage {
+    pub(crate) fn new(
+        spec: &UdfSpec,
+        kind: Kind,
+        input: SchemaRef,
+        linker: Linker<GuestState>,
+        version: Version,
+    ) -> UdfStage {
+        UdfStage {
+            spec: spec.clone(),
+            kind,
+            config: spec.config.to_string(),
+            input,
+            output: version.output.clone(),
+            linker,
+            current: RwLock::new(Arc::new(version)),
+            seen: Mutex::new(fingerprint(&spec.path)),
+        }
+    }
+
+    /// The stage name, from the pipeline file or the module's file stem.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Whether this is a deserializer or a transform.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The schema the stage takes.
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input
+    }
+
+    /// The schema the stage returns, as its init declared.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output
+    }
+
+    fn error(&self, operation: &'static str, records: &str, cause: UdfFailure) -> UdfError {
+        UdfError {
+            udf: self.spec.name.clone(),
+            path: self.spec.path.clone(),
+            operation,
+            records: records.to_string(),
+            cause: Box::new(cause),
+        }
+    }
+
+    /// Runs the UDF on one batch. `records` describes the input for errors (e.g. " on tx-0 offsets 5..=9").
+    ///
+    /// The instance used goes back to the pool only if the call succeeded or failed cleanly with the
+    /// guest's own error status; after a trap, timeout, cap or malformed output it is dropped, and the next
+    /// call gets a fresh one.
+    pub fn process(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
+        off_async_thread(|| self.process_here(batch, records))
+    }
+
+    fn process_here(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
+        let version = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let pooled = version.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => {
+                let mut fresh = UdfInstance::new(&version.pre, self.spec.limits, Some(self.kind))
+                    .map_err(|cause| self.error("instantiating", records, cause))?;
+                let output = fresh
+                    .init(&self.config, &self.input)
+                    .map_err(|cause| self.error("in init", records, cause))?;
+                if output.fields() != self.output.fields() {
+                    return Err(self.error(
+                        "in init",
+                        records,
+                        UdfFailure::MalformedOutput(format!(
+                            "a new instance declared {output:?}, but the first declared {:?}",
+                            self.output
+                        )),
+                    ));
+                }
+                fresh
+            }
+        };
+        let result = instance.process(batch, &self.output);
+        forward_printed(&self.spec.name, &instance);
+        match result {
+            Ok(output) => {
+                version.give_back(instance);
+                Ok(output)
+            }
+            Err(cause @ UdfFailure::Guest(_)) => {
+                version.give_back(instance);
+                Err(self.error("in process", records, cause))
+            }
+            Err(cause) => Err(self.error("in process", records, cause)),
+        }
+    }
+
+    /// For `--reload`: if the module file changed since it was last read, loads the new version (ABI check,
+    /// init with the same config and input schema) and swaps it in for the calls that follow. Returns whether
+    /// it swapped; an error means the new version was refused and the running one stays.
+    ///
+    /// Call it between batches: a batch runs entirely on the version it started with, so no record is
+    /// processed twice or skipped.
+    pub fn reload_if_changed(&self) -> Result<bool, UdfError> {
+        let now = fingerprint(&self.spec.path);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        if now.is_none() {
+            return Err(self.error(
+                "reloading",
+                "",
+                UdfFailure::Load("the module file is gone; the running version stays".into()),
+            ));
+        }
+        let version =
+            off_async_thread(|| Version::load(&self.linker, &self.spec, self.kind, &self.input))
+                .map_err(|(_, cause)| self.error("reloading", "", cause))?;
+        if version.output.fields() != self.output.fields() {
+            return Err(self.error(
+                "reloading",
+                "",
+                UdfFailure::Abi(format!(
+                    "the new version declares the output {}, but the pipeline was planned with {}; \
+                     the running version stays (restart the pipeline to change a stage's schema)",
+                    crate::pipeline::column_list(&version.output),
+                    crate::pipeline::column_list(&self.output)
+                )),
+            ));
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(version);
+        Ok(true)
+    }
+
+    /// The module file.
+    pub fn path(&self) -> &PathBuf {
+        &self.spec.path
+    }
+}
