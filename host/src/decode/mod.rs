@@ -34,8 +34,8 @@ pub enum Deserializer {
     String(SchemaRef),
     /// The records unchanged.
     Binary(SchemaRef),
-    /// A WebAssembly deserializer.
-    Udf(UdfStage),
+    /// A WebAssembly deserializer (boxed: a stage is much larger than the built-in variants).
+    Udf(Box<UdfStage>),
 }
 
 /// Why decoding a chunk failed as a whole.
@@ -75,9 +75,11 @@ impl Deserializer {
             )),
             DecodeFormat::String => Deserializer::String(string_schema(source)),
             DecodeFormat::Binary => Deserializer::Binary(source.clone()),
-            DecodeFormat::Udf(spec) => {
-                Deserializer::Udf(runtime.load(spec, Kind::Deserializer, source.clone())?)
-            }
+            DecodeFormat::Udf(spec) => Deserializer::Udf(Box::new(runtime.load(
+                spec,
+                Kind::Deserializer,
+                source.clone(),
+            )?)),
         })
     }
 

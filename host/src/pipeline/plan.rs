@@ -349,7 +349,7 @@ impl Plan {
     /// Returns one line per change, swapped or refused, for the log.
     pub fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
         let deserializer = match &self.deserializer {
-            Deserializer::Udf(stage) => Some(stage),
+            Deserializer::Udf(stage) => Some(stage.as_ref()),
             _ => None,
         };
         let stages = deserializer.into_iter().chain(
