@@ -87,7 +87,13 @@ impl Udf for Transactions {
                 errors.push(row, "the record has no value");
                 continue;
             };
-            match serde_json::from_slice::<Transaction>(value) {
+            // The generators write compact objects with the keys in one order; those take the fast path,
+            // anything else (whitespace, escapes, other key orders, bad input) goes through serde_json.
+            let parsed = match compact(value) {
+                Some(tx) => Ok(tx),
+                None => serde_json::from_slice::<Transaction>(value),
+            };
+            match parsed {
                 Ok(tx) => {
                     name.append_value(&tx.name);
                     surname.append_value(&tx.surname);
@@ -109,6 +115,53 @@ impl Udf for Transactions {
         ];
         Ok(RecordBatch::try_new(self.output.clone(), columns)?)
     }
+}
+
+/// Parses exactly `{"name":"..","surname":"..","amount":"..","delta_t":"..","flag":N,"ts":N}` with no
+/// whitespace and no escapes in the strings; `None` for anything else, which serde_json then reads (or
+/// rejects with its message). Measured on the benchmark workload it halves the deserializer's time.
+fn compact(value: &[u8]) -> Option<Transaction<'_>> {
+    fn string<'a>(rest: &mut &'a [u8], key: &[u8]) -> Option<Cow<'a, str>> {
+        *rest = rest.strip_prefix(key)?;
+        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        let text = std::str::from_utf8(&rest[..end]).ok()?;
+        *rest = &rest[end + 1..];
+        Some(Cow::Borrowed(text))
+    }
+    fn integer(rest: &mut &[u8], key: &[u8]) -> Option<i64> {
+        *rest = rest.strip_prefix(key)?;
+        let (negative, digits) = match rest.strip_prefix(b"-") {
+            Some(digits) => (true, digits),
+            None => (false, *rest),
+        };
+        let len = digits.iter().position(|b| !b.is_ascii_digit())?;
+        if len == 0 || len > 18 {
+            return None;
+        }
+        let magnitude = digits[..len]
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        *rest = &digits[len..];
+        Some(if negative { -magnitude } else { magnitude })
+    }
+    let mut rest = value;
+    let name = string(&mut rest, b"{\"name\":\"")?;
+    let surname = string(&mut rest, b",\"surname\":\"")?;
+    let amount = string(&mut rest, b",\"amount\":\"")?;
+    let delta_t = string(&mut rest, b",\"delta_t\":\"")?;
+    let flag = i32::try_from(integer(&mut rest, b",\"flag\":")?).ok()?;
+    let ts = integer(&mut rest, b",\"ts\":")?;
+    (rest == b"}").then_some(Transaction {
+        name,
+        surname,
+        amount,
+        delta_t,
+        flag,
+        ts: Some(ts),
+    })
 }
 
 weir_guest::export_deserializer!(Transactions);
@@ -151,6 +204,27 @@ mod tests {
             "{}",
             errors[1].message
         );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_serde_and_leaves_the_rest_to_it() {
+        let compact_record = br#"{"name":"ann","surname":"lee","amount":"1.50","delta_t":"3","flag":-1,"ts":1700000000000}"#;
+        let fast = compact(compact_record).unwrap();
+        let slow: Transaction = serde_json::from_slice(compact_record).unwrap();
+        assert_eq!(
+            (fast.name, fast.surname, fast.amount, fast.delta_t, fast.flag, fast.ts),
+            (slow.name, slow.surname, slow.amount, slow.delta_t, slow.flag, slow.ts)
+        );
+        for other in [
+            &br#"{"name":"a\"b","surname":"lee","amount":"1","delta_t":"3","flag":1,"ts":5}"#[..],
+            br#"{"name": "ann","surname":"lee","amount":"1","delta_t":"3","flag":1,"ts":5}"#,
+            br#"{"name":"ann","surname":"lee","amount":"1","delta_t":"3","flag":1}"#,
+            br#"{"name":"ann","surname":"lee","amount":"1","delta_t":"3","flag":1.5,"ts":5}"#,
+            br#"{"name":"ann","surname":"lee","amount":"1","delta_t":"3","flag":1,"ts":5} "#,
+            br#"{"name":"ann","surname":"lee","amount":"1","delta_t":"3","flag":3000000000,"ts":5}"#,
+        ] {
+            assert!(compact(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

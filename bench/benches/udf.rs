@@ -1,0 +1,159 @@
+//! The UDF boundary, measured on the reference transactions:
+//!
+//! - `udf_call`: one call of a transform per batch size (1, 100, 1,000, 10,000 rows), for a Rust guest that
+//!   exchanges Arrow IPC and for Zig and AssemblyScript guests on the row interface: per-call overhead at 1
+//!   row, per-row cost at 10,000.
+//! - `json_decode`: 1,000,000 transaction records deserialized in batches of 1,000, 10,000 and 100,000 by the
+//!   host's built-in arrow-json decoder, the Rust WebAssembly deserializer (`json-transactions`, Arrow IPC)
+//!   and the C one (`c-transactions`, row interface).
+//!
+//! The modules come from `bash scripts/build-udfs.sh`.
+
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use weir::config::{parse_ddl_schema, DecodeFormat, UdfSpec};
+use weir::decode::Deserializer;
+use weir::source::{sample_records, source_schema, PartitionChunk};
+use weir::udf::{Kind, UdfRuntime, UdfStage};
+use weir::workload;
+
+const TRANSACTION_DDL: &str =
+    "name STRING, surname STRING, amount STRING, delta_t STRING, flag INT, ts BIGINT";
+
+fn module(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/build-udfs.sh`",
+        path.display()
+    );
+    path
+}
+
+fn udf(name: &str, config: serde_json::Value) -> UdfSpec {
+    UdfSpec {
+        name: name.into(),
+        path: module(name),
+        config,
+        limits: Default::default(),
+        on_failure: Default::default(),
+    }
+}
+
+/// The first `n` transactions as Kafka records of one partition.
+fn records(n: u64) -> PartitionChunk {
+    let values: Vec<Vec<u8>> = workload::transactions(n)
+        .map(|t| t.value().into_bytes())
+        .collect();
+    sample_records("tx", &values)
+}
+
+fn chunks(total: u64, size: u64) -> Vec<PartitionChunk> {
+    let all = records(total);
+    (0..total / size)
+        .map(|i| PartitionChunk {
+            topic: all.topic.clone(),
+            partition: 0,
+            first_offset: (i * size) as i64,
+            last_offset: ((i + 1) * size - 1) as i64,
+            batch: all.batch.slice((i * size) as usize, size as usize),
+        })
+        .collect()
+}
+
+fn native_json() -> Deserializer {
+    let format = DecodeFormat::Json {
+        schema: parse_ddl_schema(TRANSACTION_DDL).unwrap(),
+        permissive: false,
+        corrupt_record_column: None,
+    };
+    Deserializer::new(&format, &UdfRuntime::new().unwrap(), &source_schema(false)).unwrap()
+}
+
+fn wasm_deserializer(runtime: &UdfRuntime, name: &str) -> Deserializer {
+    Deserializer::new(
+        &DecodeFormat::Udf(udf(name, serde_json::json!({}))),
+        runtime,
+        &source_schema(false),
+    )
+    .unwrap()
+}
+
+fn udf_call(c: &mut Criterion) {
+    let runtime = UdfRuntime::new().unwrap();
+    let decoder = native_json();
+    let load = |name: &str, config, input: &RecordBatch| -> UdfStage {
+        runtime
+            .load(&udf(name, config), Kind::Transform, input.schema())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("udf_call");
+    for rows in [1u64, 100, 1_000, 10_000] {
+        let (transactions, _) = decoder.decode(&records(rows)).unwrap();
+        let rust = load("fraud_flagged", serde_json::json!({}), &transactions);
+        let zig = load("zig_amount_cents", serde_json::json!({}), &transactions);
+        let with_cents = zig.process(&transactions, "").unwrap().batch;
+        let assemblyscript = load(
+            "as_threshold",
+            serde_json::json!({"min_cents": 50_000}),
+            &with_cents,
+        );
+        group.throughput(Throughput::Elements(rows));
+        group.bench_with_input(
+            BenchmarkId::new("rust_ipc_fraud_flagged", rows),
+            &transactions,
+            |b, batch| b.iter(|| rust.process(batch, "").unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("zig_rows_amount_cents", rows),
+            &transactions,
+            |b, batch| b.iter(|| zig.process(batch, "").unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("as_rows_threshold", rows),
+            &with_cents,
+            |b, batch| b.iter(|| assemblyscript.process(batch, "").unwrap()),
+        );
+    }
+    group.finish();
+}
+
+fn json_decode(c: &mut Criterion) {
+    const TOTAL: u64 = 1_000_000;
+    let runtime = UdfRuntime::new().unwrap();
+    let decoders = [
+        ("native_arrow_json", native_json()),
+        (
+            "wasm_rust_ipc",
+            wasm_deserializer(&runtime, "json_transactions"),
+        ),
+        ("wasm_c_rows", wasm_deserializer(&runtime, "c_transactions")),
+    ];
+    let mut group = c.benchmark_group("json_decode");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(TOTAL));
+    for size in [1_000u64, 10_000, 100_000] {
+        let input = chunks(TOTAL, size);
+        for (name, decoder) in &decoders {
+            group.bench_with_input(BenchmarkId::new(*name, size), &input, |b, input| {
+                b.iter(|| {
+                    let mut rows = 0;
+                    for chunk in input {
+                        let (batch, failures) = decoder.decode(chunk).unwrap();
+                        assert!(failures.is_empty());
+                        rows += batch.num_rows();
+                    }
+                    assert_eq!(rows as u64, TOTAL);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, udf_call, json_decode);
+criterion_main!(benches);
