@@ -33,6 +33,17 @@ pub struct ReadRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl ReadRecord {
+    /// The first header named `key`, as text (lossy UTF-8); `None` when absent or null.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == key)
+            .and_then(|(_, value)| value.as_deref())
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+    }
+}
+
 /// Produces `records` (key, value) to `topic` and waits until all are acknowledged.
 pub fn produce(
     bootstrap: &str,

@@ -53,14 +53,7 @@ async fn wasm_fraud_pipeline_on_tansu_is_exact_over_100k_records() {
             value.starts_with("{\"name\": \"truncated record"),
             "{value}"
         );
-        let header = |k: &str| {
-            record
-                .headers
-                .iter()
-                .find(|(key, _)| key == k)
-                .and_then(|(_, v)| v.clone())
-                .map(|v| String::from_utf8(v).unwrap())
-        };
+        let header = |k: &str| record.header(k);
         assert!(header("weir.error").unwrap().contains("not a transaction"));
         assert_eq!(header("weir.stage").unwrap(), "json_transactions");
         assert_eq!(header("weir.source.topic").unwrap(), "transactions");

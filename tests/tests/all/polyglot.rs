@@ -60,11 +60,5 @@ async fn c_zig_assemblyscript_and_rust_udfs_chain_exactly() {
     // The C deserializer's row errors reach the dead-letter topic with its reason.
     let dead = read_topic(&broker.bootstrap, "transactions-dead-letter").unwrap();
     assert_eq!(dead.len() as u64, n / MALFORMED_EVERY);
-    let error = dead[0]
-        .headers
-        .iter()
-        .find(|(k, _)| k == "weir.error")
-        .and_then(|(_, v)| v.clone())
-        .unwrap();
-    assert_eq!(String::from_utf8(error).unwrap(), "unterminated string");
+    assert_eq!(dead[0].header("weir.error").unwrap(), "unterminated string");
 }

@@ -282,15 +282,7 @@ async fn on_failure_dead_letter_sends_the_failed_calls_records_and_goes_on() {
             .collect::<Vec<_>>()
     );
     for record in &dead {
-        let header = |k: &str| {
-            record
-                .headers
-                .iter()
-                .find(|(key, _)| key == k)
-                .and_then(|(_, v)| v.clone())
-                .map(|v| String::from_utf8(v).unwrap())
-                .unwrap()
-        };
+        let header = |k: &str| record.header(k).unwrap();
         assert_eq!(header("weir.stage"), "rows");
         let error = header("weir.error");
         assert!(

@@ -212,8 +212,22 @@ mod tests {
         let fast = compact(compact_record).unwrap();
         let slow: Transaction = serde_json::from_slice(compact_record).unwrap();
         assert_eq!(
-            (fast.name, fast.surname, fast.amount, fast.delta_t, fast.flag, fast.ts),
-            (slow.name, slow.surname, slow.amount, slow.delta_t, slow.flag, slow.ts)
+            (
+                fast.name,
+                fast.surname,
+                fast.amount,
+                fast.delta_t,
+                fast.flag,
+                fast.ts
+            ),
+            (
+                slow.name,
+                slow.surname,
+                slow.amount,
+                slow.delta_t,
+                slow.flag,
+                slow.ts
+            )
         );
         for other in [
             &br#"{"name":"a\"b","surname":"lee","amount":"1","delta_t":"3","flag":1,"ts":5}"#[..],
