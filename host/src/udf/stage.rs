@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -17,12 +16,16 @@ use super::instance::{GuestState, UdfInstance};
 use super::{forward_printed, module, off_async_thread, Kind, UdfError, UdfFailure, UdfOutput};
 use crate::config::UdfSpec;
 
-/// What identifies a version of a module file without reading it: its modification time and size.
-type Fingerprint = Option<(SystemTime, u64)>;
+/// What identifies a version of a module file: the SHA-256 of its bytes (`None` when it cannot be read).
+///
+/// Not its modification time: file times advance in clock ticks of several milliseconds, so two builds in
+/// quick succession can share one (seen in CI); hashing a 2 MB module once a second costs a few ms.
+type Fingerprint = Option<[u8; 32]>;
 
 fn fingerprint(path: &std::path::Path) -> Fingerprint {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    use sha2::Digest;
+    let bytes = std::fs::read(path).ok()?;
+    Some(sha2::Sha256::digest(&bytes).into())
 }
 
 /// One loaded version of a stage's module, with its idle instances.
@@ -72,7 +75,7 @@ pub struct UdfStage {
     output: SchemaRef,
     linker: Linker<GuestState>,
     current: RwLock<Arc<Version>>,
-    /// The file's fingerprint when it was last read, loaded or not, so each change is tried once.
+    /// The file's fingerprint when it was last read, loaded or not, so each version is tried once.
     seen: Mutex<Fingerprint>,
 }
 
