@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod demo;

@@ -13,6 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
+pub mod kafka_log;
 pub use weir::demo::{produce, read_topic, ReadRecord};
 
 /// A Kafka-protocol broker for one test, stopped when dropped.

@@ -473,6 +473,43 @@ impl Aggregator {
         Ok((rows, progress))
     }
 
+    /// Loads the open groups from the state table, as a checkpoint left them; returns how many there are.
+    pub fn restore(&mut self) -> anyhow::Result<usize> {
+        let prefix = self.blob_prefix_len();
+        let windowed = self.spec.window.is_some();
+        let sessions = matches!(
+            self.spec.window,
+            Some(WindowBy {
+                kind: WindowKind::Session { .. },
+                ..
+            })
+        );
+        for entry in self.table.entries() {
+            let (blob, value) = entry?;
+            let groups: Vec<(Vec<u8>, Vec<Accumulator>)> = serde_json::from_slice(&value)
+                .context("decoding the aggregation state in the checkpoint")?;
+            for (suffix, accumulators) in groups {
+                let mut key = blob[..prefix.min(blob.len())].to_vec();
+                key.extend_from_slice(&suffix);
+                let window = windowed.then(|| (unordered(&key[8..16]), unordered(&key[0..8])));
+                if let (true, Some(window)) = (sessions, window) {
+                    self.sessions
+                        .entry(key[16..].to_vec())
+                        .or_default()
+                        .insert(window);
+                }
+                self.groups.insert(
+                    key,
+                    Group {
+                        accumulators,
+                        window,
+                    },
+                );
+            }
+        }
+        Ok(self.groups.len())
+    }
+
     /// Places a group's events of this batch (sorted by time) into sessions: each event opens
     /// `[ts, ts + gap)`; overlapping intervals, including the group's open sessions, merge. Merged open
     /// sessions have their accumulators merged under the new session's key; the events become (row, slot)

@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: UdfCommand,
     },
+    /// Tools for checkpoints.
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
     /// Run a pipeline against an in-process Kafka broker filled with generated transactions, and check the output.
     Demo {
         /// The pipeline file (TOML); it reads `transactions` and writes `results`.
@@ -57,6 +62,15 @@ enum Command {
         /// How many transactions to generate (the in-process broker holds about 150,000).
         #[arg(long, default_value_t = 100_000)]
         records: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointCommand {
+    /// Print a checkpoint's query id, batches, offsets per partition, watermark and state per operator.
+    Inspect {
+        /// The checkpoint folder (the pipeline's `checkpointLocation`).
+        dir: PathBuf,
     },
 }
 
@@ -194,6 +208,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 "{}",
                 weir::udf::tool::test(&module, &input, schema, &config)?
             );
+            Ok(())
+        }
+        Command::Checkpoint {
+            command: CheckpointCommand::Inspect { dir },
+        } => {
+            print!("{}", weir::checkpoint::inspect(&dir)?);
             Ok(())
         }
         Command::Demo { file, records } => {

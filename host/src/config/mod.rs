@@ -48,8 +48,8 @@ pub use kafka::{
     split_kafka_options, OptionError, Options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS,
 };
 pub use spec::{
-    DecodeFormat, DeserializerSpec, OnError, OnFailure, PipelineSpec, SinkFormat, SinkSpec,
-    TransformSpec, Trigger, UdfSpec, WatermarkSpec,
+    DecodeFormat, Delivery, DeserializerSpec, OnError, OnFailure, PipelineSpec, SinkFormat,
+    SinkSpec, TransformSpec, Trigger, UdfSpec, WatermarkSpec,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -152,7 +152,10 @@ pub fn parse(
     let sink = root
         .table("sink")?
         .ok_or_else(|| root.error("sink", "missing: expected a [sink] table"))?;
-    let sink = read_sink(sink)?;
+    let checkpoint = root
+        .string("checkpointLocation")?
+        .map(|path| base.join(path));
+    let sink = read_sink(sink, checkpoint.is_some())?;
     let trigger = match root.table("trigger")? {
         Some(mut section) => {
             let interval = section.parsed("processingTime", parse_duration)?;
@@ -175,6 +178,7 @@ pub fn parse(
         "sink",
         "trigger",
         "limits",
+        "checkpointLocation",
     ])?;
     Ok(PipelineSpec {
         name,
@@ -186,6 +190,7 @@ pub fn parse(
         after_aggregate,
         sink,
         trigger,
+        checkpoint,
     })
 }
 
@@ -390,7 +395,22 @@ fn read_source(section: Section) -> Result<SourceOptions, ConfigError> {
         .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))
 }
 
-fn read_sink(mut section: Section) -> Result<SinkSpec, ConfigError> {
+fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, ConfigError> {
+    let delivery =
+        match (section.string("delivery")?.as_deref(), checkpointed) {
+            (None, true) | (Some("exactly-once"), true) => Delivery::ExactlyOnce,
+            (None, false) | (Some("at-least-once"), _) => Delivery::AtLeastOnce,
+            (Some("exactly-once"), false) => return Err(section.error(
+                "delivery",
+                "exactly-once needs a checkpoint: set `checkpointLocation` at the top of the file",
+            )),
+            (Some(other), _) => {
+                return Err(section.error(
+                    "delivery",
+                    format!("expected \"exactly-once\" or \"at-least-once\", found {other:?}"),
+                ))
+            }
+        };
     let format = match section.string("format")?.as_deref() {
         None | Some("kafka") => SinkFormat::Kafka,
         Some("json") => SinkFormat::Json,
@@ -406,7 +426,11 @@ fn read_sink(mut section: Section) -> Result<SinkSpec, ConfigError> {
     let options = section.into_options()?;
     let options = SinkOptions::from_options(options)
         .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))?;
-    Ok(SinkSpec { options, format })
+    Ok(SinkSpec {
+        options,
+        format,
+        delivery,
+    })
 }
 
 /// Reads `on_error`, `on_failure` and `dead_letter_topic` together, since both policies may use the topic.

@@ -30,6 +30,8 @@ pub struct PipelineSpec {
     pub sink: SinkSpec,
     /// When micro-batches start.
     pub trigger: Trigger,
+    /// `checkpointLocation`: the folder of the pipeline's checkpoint (sled), from which a restart resumes.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// `[watermark]`: which column holds event time, how late records may be, when a silent partition stops
@@ -142,6 +144,25 @@ pub struct SinkSpec {
     pub options: SinkOptions,
     /// How rows become record values.
     pub format: SinkFormat,
+    /// `delivery`: what a restart after a crash guarantees about the output.
+    pub delivery: Delivery,
+}
+
+/// The delivery guarantee of the sink (`[sink] delivery`).
+///
+/// ```toml
+/// checkpointLocation = "checkpoints/fraud-window"
+/// [sink]
+/// delivery = "exactly-once"   # the default with a checkpointLocation; "at-least-once" otherwise
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Output is flushed, then the checkpoint records the batch: a crash in between repeats the batch's
+    /// output on restart (nothing is lost; some records may appear twice).
+    AtLeastOnce,
+    /// Each batch's output and its source offsets commit in one Kafka transaction, which is the commit
+    /// point; consumers reading with `isolation.level = read_committed` see every result exactly once.
+    ExactlyOnce,
 }
 
 /// How the sink turns rows into Kafka records.

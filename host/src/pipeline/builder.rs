@@ -9,8 +9,8 @@ use anyhow::Context;
 use arrow_schema::SchemaRef;
 
 use crate::config::{
-    DecodeFormat, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec, TransformSpec,
-    Trigger, UdfSpec,
+    DecodeFormat, Delivery, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec,
+    TransformSpec, Trigger, UdfSpec,
 };
 use crate::sink::SinkOptions;
 use crate::source::SourceOptions;
@@ -27,6 +27,7 @@ pub struct PipelineBuilder {
     sink_format: SinkFormat,
     trigger: Trigger,
     limits: UdfLimits,
+    checkpoint: Option<PathBuf>,
 }
 
 impl PipelineBuilder {
@@ -41,7 +42,14 @@ impl PipelineBuilder {
             sink_format: SinkFormat::Kafka,
             trigger: Trigger::AsFastAsPossible,
             limits: UdfLimits::default(),
+            checkpoint: None,
         }
+    }
+
+    /// `checkpointLocation`: resume from this folder after a restart, with exactly-once delivery.
+    pub fn checkpoint(mut self, location: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(location.into());
+        self
     }
 
     /// A source option, as in `[source]`: `kafka.bootstrap.servers`, `subscribe`, `startingOffsets`...
@@ -141,8 +149,14 @@ impl PipelineBuilder {
             sink: SinkSpec {
                 options: sink,
                 format: self.sink_format,
+                delivery: if self.checkpoint.is_some() {
+                    Delivery::ExactlyOnce
+                } else {
+                    Delivery::AtLeastOnce
+                },
             },
             trigger: self.trigger,
+            checkpoint: self.checkpoint,
         })
     }
 }

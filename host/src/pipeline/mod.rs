@@ -20,6 +20,7 @@
 //! ```
 
 mod builder;
+mod commit;
 mod plan;
 mod run;
 
@@ -38,6 +39,7 @@ use crate::udf::UdfRuntime;
 pub struct Pipeline {
     plan: Arc<Plan>,
     reload: bool,
+    checkpointing: Option<commit::Checkpointing>,
 }
 
 impl Pipeline {
@@ -46,12 +48,24 @@ impl Pipeline {
         PipelineBuilder::new(name)
     }
 
-    /// Loads the pipeline's modules and checks it end to end (what `weir validate` does).
+    /// Loads the pipeline's modules and checks it end to end (what `weir validate` does). With a
+    /// `checkpointLocation`, also opens the checkpoint, settles what a crash left in it, restores the
+    /// operator state, and refuses a plan that differs from the checkpoint's in ways that corrupt state.
     pub fn new(spec: PipelineSpec) -> anyhow::Result<Pipeline> {
         let runtime = UdfRuntime::new()?;
+        let checkpointing = commit::open(&spec)?;
+        let plan = match &checkpointing {
+            None => Plan::new(spec, &runtime)?,
+            Some(c) => {
+                let plan = Plan::with_state(spec, &runtime, c.checkpoint.state().clone())?;
+                c.checkpoint.check_plan(&plan.fingerprint())?;
+                plan
+            }
+        };
         Ok(Pipeline {
-            plan: Arc::new(Plan::new(spec, &runtime)?),
+            plan: Arc::new(plan),
             reload: false,
+            checkpointing,
         })
     }
 
@@ -79,6 +93,13 @@ impl Pipeline {
         shutdown: impl Future<Output = ()>,
         listener: &mut dyn ProgressListener,
     ) -> anyhow::Result<RunSummary> {
-        run::run(self.plan, self.reload, shutdown, listener).await
+        run::run(
+            self.plan,
+            self.reload,
+            self.checkpointing,
+            shutdown,
+            listener,
+        )
+        .await
     }
 }

@@ -13,6 +13,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::aggregate::{event_times, Aggregator, StateOperatorProgress};
+use crate::checkpoint::PlanFingerprint;
 use crate::config::{DecodeFormat, OnError, OnFailure, PipelineSpec, TransformSpec, WatermarkSpec};
 use crate::decode::{DecodeError, Deserializer};
 use crate::progress::ErrorCounts;
@@ -82,8 +83,18 @@ enum TransformError {
 }
 
 impl Plan {
-    /// Loads every module and checks that the schemas compose from source to sink.
+    /// Loads every module and checks that the schemas compose from source to sink; operator state lives in
+    /// a temporary store, for this run only.
     pub fn new(spec: PipelineSpec, runtime: &UdfRuntime) -> anyhow::Result<Plan> {
+        Plan::with_state(spec, runtime, StateStore::temporary()?)
+    }
+
+    /// [`Plan::new`] with operator state in `state` (a checkpoint's), restored from what it holds.
+    pub fn with_state(
+        spec: PipelineSpec,
+        runtime: &UdfRuntime,
+        state: StateStore,
+    ) -> anyhow::Result<Plan> {
         let source_schema = source_schema(spec.source.include_headers);
         let deserializer = Deserializer::new(&spec.deserializer.format, runtime, &source_schema)?;
         let event_time = match &spec.watermark {
@@ -109,10 +120,19 @@ impl Plan {
         let (aggregator, after_aggregate) = match &spec.aggregate {
             None => (None, Vec::new()),
             Some(aggregate) => {
-                let table = StateStore::temporary()?.table("aggregate")?;
-                let aggregator =
+                let table = state.table("aggregate")?;
+                let mut aggregator =
                     Aggregator::new(aggregate.clone(), &schema, spec.watermark.is_some(), table)
                         .context("planning the aggregation")?;
+                let restored = aggregator
+                    .restore()
+                    .context("restoring the aggregation's state")?;
+                if restored > 0 {
+                    tracing::info!(
+                        groups = restored,
+                        "aggregation state restored from the checkpoint"
+                    );
+                }
                 let after =
                     load_transforms(runtime, &spec.after_aggregate, aggregator.output_schema())?;
                 schema = last_schema(&after, aggregator.output_schema());
@@ -147,6 +167,22 @@ impl Plan {
     /// The schema of the rows that come out of the stateless stages (the partitions' part of the work).
     pub fn processed_schema(&self) -> SchemaRef {
         last_schema(&self.transforms, self.deserializer.output_schema())
+    }
+
+    /// What a checkpoint compares between runs (see [`PlanFingerprint`]).
+    pub fn fingerprint(&self) -> PlanFingerprint {
+        let aggregate = self.spec.aggregate.as_ref();
+        PlanFingerprint {
+            source: self.spec.source.description(),
+            group_by: aggregate.map(|a| a.group_by.clone()).unwrap_or_default(),
+            aggregates: aggregate
+                .map(|a| a.aggregates.iter().map(|e| format!("{e:?}")).collect())
+                .unwrap_or_default(),
+            window: aggregate.and_then(|a| a.window.as_ref().map(|w| format!("{w:?}"))),
+            output_mode: aggregate.map(|a| format!("{:?}", a.output_mode)),
+            state_input: aggregate.map(|_| column_list(&self.processed_schema())),
+            watermark_column: self.spec.watermark.as_ref().map(|w| w.column.clone()),
+        }
     }
 
     /// Whether the pipeline has an aggregation.

@@ -12,6 +12,7 @@ use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 
+use super::commit::Checkpointing;
 use super::plan::{ChunkOutput, Plan};
 use crate::aggregate::StateOperatorProgress;
 use crate::config::Trigger;
@@ -20,8 +21,8 @@ use crate::progress::{
     SinkProgress, SourceProgress,
 };
 use crate::sink::{DeadLetter, KafkaSink};
-use crate::source::{KafkaSource, PartitionChunk};
-use crate::window::WatermarkTracker;
+use crate::source::{KafkaSource, PartitionChunk, TopicPartition};
+use crate::window::{WatermarkSnapshot, WatermarkTracker};
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -45,25 +46,41 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 pub(crate) async fn run(
     plan: Arc<Plan>,
     reload: bool,
+    checkpointing: Option<Checkpointing>,
     shutdown: impl Future<Output = ()>,
     listener: &mut dyn ProgressListener,
 ) -> anyhow::Result<RunSummary> {
     let spec = plan.spec().clone();
+    let checkpointing = checkpointing.map(Arc::new);
     let source_options = spec.source.clone();
+    let resume_positions = checkpointing
+        .as_ref()
+        .and_then(|c| c.resume.positions.clone());
     let opening = Instant::now();
-    let mut source = tokio::task::spawn_blocking(move || KafkaSource::open(source_options))
-        .await?
-        .context("starting the Kafka source")?;
+    let mut source = tokio::task::spawn_blocking(move || {
+        KafkaSource::open_resuming(source_options, resume_positions.as_ref())
+    })
+    .await?
+    .context("starting the Kafka source")?;
     tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
+    let transactional_id = checkpointing.as_ref().and_then(|c| c.transactional_id());
     let sink = Arc::new(
-        KafkaSink::open(spec.sink.options.clone(), spec.sink.format)
-            .context("starting the Kafka sink")?,
+        KafkaSink::open_with(
+            spec.sink.options.clone(),
+            spec.sink.format,
+            transactional_id.as_deref(),
+        )
+        .context("starting the Kafka sink")?,
     );
+    let mut next_batch = checkpointing.as_ref().map_or(0, |c| c.resume.next_batch);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // A stable query id per pipeline name, until checkpoints give queries their own.
-    let id = format!("weir-{}", spec.name);
+    // Spark's query id: the checkpoint's, stable across restarts; without one, per pipeline name.
+    let id = match &checkpointing {
+        Some(c) => c.checkpoint.query_id().to_string(),
+        None => format!("weir-{}", spec.name),
+    };
     let run_id = uuid::Uuid::new_v4().to_string();
     let description = spec.source.description();
     let mut summary = RunSummary::default();
@@ -72,6 +89,12 @@ pub(crate) async fn run(
         let mut tracker = WatermarkTracker::new(w.delay_ms, w.idle_timeout);
         for partition in source.positions().keys() {
             tracker.add_partition(partition, Instant::now());
+        }
+        if let Some(snapshot) = checkpointing
+            .as_ref()
+            .and_then(|c| c.resume.watermark.as_ref())
+        {
+            tracker.restore(snapshot, Instant::now());
         }
         tracker
     });
@@ -124,6 +147,9 @@ pub(crate) async fn run(
             }
         }
 
+        if let Some(c) = &checkpointing {
+            c.plan(next_batch, &batch.start, &batch.end)?;
+        }
         let process_started = Instant::now();
         let chunks = Arc::new(batch.chunks);
         let outputs = process_in_parallel(&plan, &chunks, workers).await?;
@@ -145,15 +171,25 @@ pub(crate) async fn run(
         for output in &outputs {
             errors.add(&output.errors);
         }
+        let commit = checkpointing.as_ref().map(|c| BatchCommit {
+            checkpointing: c.clone(),
+            batch: next_batch,
+            end: batch.end.clone(),
+            watermark: watermarks
+                .as_ref()
+                .map(WatermarkTracker::snapshot)
+                .unwrap_or_default(),
+        });
         let written = write_batch(
             &plan,
             &sink,
             &chunks,
             outputs,
-            watermark_before,
-            watermark_after,
+            (watermark_before, watermark_after),
+            commit,
         )
         .await?;
+        next_batch += 1;
         errors.transform_dropped += written.transform_dropped;
         let output_rows = written.rows;
         let sink_ms = sink_started.elapsed().as_millis() as u64;
@@ -254,45 +290,100 @@ struct Written {
 
 /// Runs the batch's stateful part, writes its rows and dead letters, and waits for the broker to
 /// acknowledge them all.
+/// What committing a batch to the checkpoint needs.
+struct BatchCommit {
+    checkpointing: Arc<Checkpointing>,
+    batch: u64,
+    end: std::collections::BTreeMap<TopicPartition, i64>,
+    watermark: WatermarkSnapshot,
+}
+
+/// Runs the stateful part, produces everything of the batch and makes it durable: by a flush, or, with a
+/// checkpoint, by its delivery guarantee's commit protocol (`commit.rs`).
 async fn write_batch(
     plan: &Arc<Plan>,
     sink: &Arc<KafkaSink>,
     chunks: &Arc<Vec<PartitionChunk>>,
     outputs: Vec<ChunkOutput>,
-    watermark_before: Option<i64>,
-    watermark_after: Option<i64>,
+    (watermark_before, watermark_after): (Option<i64>, Option<i64>),
+    commit: Option<BatchCommit>,
 ) -> anyhow::Result<Written> {
     let (plan, sink, chunks) = (plan.clone(), sink.clone(), chunks.clone());
     tokio::task::spawn_blocking(move || {
-        let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
-        let rows = concat_batches(&plan.processed_schema(), batches)
-            .context("joining the partitions' rows")?;
-        let aggregated = plan.aggregate(rows, watermark_before, watermark_after)?;
-        let written = sink.write(&aggregated.rows)?;
-        if let (Some(late), Some(watermark)) = (&aggregated.late, &plan.spec().watermark) {
-            if let Some(topic) = &watermark.late_data_topic {
-                sink.write_json(topic, late)?;
-            }
+        let Some(commit) = commit else {
+            let written = produce_batch(
+                &plan,
+                &sink,
+                &chunks,
+                &outputs,
+                watermark_before,
+                watermark_after,
+            )?;
+            sink.flush()?;
+            return Ok(written);
+        };
+        let checkpointing = &commit.checkpointing;
+        let attempt = checkpointing.begin(&sink).and_then(|()| {
+            let written = produce_batch(
+                &plan,
+                &sink,
+                &chunks,
+                &outputs,
+                watermark_before,
+                watermark_after,
+            )?;
+            checkpointing.commit(
+                &sink,
+                commit.batch,
+                &commit.end,
+                commit.watermark.clone(),
+                written.rows,
+            )?;
+            Ok(written)
+        });
+        if attempt.is_err() {
+            checkpointing.abandon(&sink);
         }
-        for (chunk, output) in chunks.iter().zip(&outputs) {
-            for letter in &output.dead_letters {
-                sink.dead_letter(
-                    &letter.topic,
-                    DeadLetter {
-                        chunk,
-                        row: letter.row,
-                        stage: &letter.stage,
-                        error: &letter.error,
-                    },
-                )?;
-            }
-        }
-        sink.flush()?;
-        Ok(Written {
-            rows: written as u64,
-            state: aggregated.state,
-            transform_dropped: aggregated.transform_dropped,
-        })
+        attempt
     })
     .await?
+}
+
+/// Produces the batch's rows, late rows and dead letters (not yet durable).
+fn produce_batch(
+    plan: &Plan,
+    sink: &KafkaSink,
+    chunks: &[PartitionChunk],
+    outputs: &[ChunkOutput],
+    watermark_before: Option<i64>,
+    watermark_after: Option<i64>,
+) -> anyhow::Result<Written> {
+    let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
+    let rows = concat_batches(&plan.processed_schema(), batches)
+        .context("joining the partitions' rows")?;
+    let aggregated = plan.aggregate(rows, watermark_before, watermark_after)?;
+    let written = sink.write(&aggregated.rows)?;
+    if let (Some(late), Some(watermark)) = (&aggregated.late, &plan.spec().watermark) {
+        if let Some(topic) = &watermark.late_data_topic {
+            sink.write_json(topic, late)?;
+        }
+    }
+    for (chunk, output) in chunks.iter().zip(outputs) {
+        for letter in &output.dead_letters {
+            sink.dead_letter(
+                &letter.topic,
+                DeadLetter {
+                    chunk,
+                    row: letter.row,
+                    stage: &letter.stage,
+                    error: &letter.error,
+                },
+            )?;
+        }
+    }
+    Ok(Written {
+        rows: written as u64,
+        state: aggregated.state,
+        transform_dropped: aggregated.transform_dropped,
+    })
 }

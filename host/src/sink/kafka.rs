@@ -1,8 +1,10 @@
 //! The Kafka sink: produces a batch's rows and returns only once every record is acknowledged.
 //!
-//! Delivery is at-least-once: a batch counts as written when `flush` has returned and no delivery failed,
-//! and only then does the pipeline move past its source offsets. Records that failed to deserialize go to
-//! the dead-letter topic through the same producer, with the reason in their headers.
+//! At least once: a batch counts as written when `flush` has returned and no delivery failed, and only then
+//! does the pipeline move past its source offsets. Exactly once: the producer is transactional, each batch
+//! is one transaction holding its rows, dead letters, late rows and source offsets, and the transaction's
+//! commit is the batch's commit. Records that failed to deserialize go to the dead-letter topic through the
+//! same producer, with the reason in their headers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -12,7 +14,10 @@ use anyhow::{bail, Context};
 use arrow_array::cast::AsArray;
 use arrow_array::Array;
 use arrow_array::RecordBatch;
+use std::collections::BTreeMap;
+
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -20,7 +25,7 @@ use rdkafka::ClientContext;
 
 use super::{SinkOptions, SinkRows};
 use crate::config::SinkFormat;
-use crate::source::PartitionChunk;
+use crate::source::{PartitionChunk, TopicPartition};
 
 /// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -61,29 +66,94 @@ pub struct DeadLetter<'a> {
     pub error: &'a str,
 }
 
+/// How long the transactional calls (init, offsets, commit, abort) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Writes rows to Kafka.
 pub struct KafkaSink {
     producer: BaseProducer<Deliveries>,
     options: SinkOptions,
     format: SinkFormat,
+    transactional: bool,
 }
 
 impl KafkaSink {
     /// Creates the producer; `kafka.*` options pass through to librdkafka.
     pub fn open(options: SinkOptions, format: SinkFormat) -> anyhow::Result<KafkaSink> {
+        KafkaSink::open_with(options, format, None)
+    }
+
+    /// [`KafkaSink::open`], transactional when `transactional_id` is given: the producer registers the id
+    /// with the broker, which fences any older producer with the same id (a zombie of a crashed run) and
+    /// aborts its open transaction.
+    pub fn open_with(
+        options: SinkOptions,
+        format: SinkFormat,
+        transactional_id: Option<&str>,
+    ) -> anyhow::Result<KafkaSink> {
         let mut config = ClientConfig::new();
         config.set("client.id", "weir-sink").set("linger.ms", "5");
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
         for (key, value) in &options.kafka {
             config.set(key, value);
         }
-        let producer = config
+        let producer: BaseProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .context("creating the Kafka producer")?;
+        if let Some(id) = transactional_id {
+            producer
+                .init_transactions(TRANSACTION_TIMEOUT)
+                .with_context(|| format!("registering transactional.id {id:?} with the broker"))?;
+        }
         Ok(KafkaSink {
             producer,
             options,
             format,
+            transactional: transactional_id.is_some(),
         })
+    }
+
+    /// Starts the batch's transaction (exactly-once only).
+    pub fn begin(&self) -> anyhow::Result<()> {
+        if self.transactional {
+            self.producer
+                .begin_transaction()
+                .context("beginning the batch's Kafka transaction")?;
+        }
+        Ok(())
+    }
+
+    /// Adds the batch's source offsets to its transaction, committed for `group` with the output.
+    pub fn send_offsets(
+        &self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        group: &ConsumerGroupMetadata,
+    ) -> anyhow::Result<()> {
+        let mut list = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+                .context("listing the batch's offsets")?;
+        }
+        self.producer
+            .send_offsets_to_transaction(&list, group, TRANSACTION_TIMEOUT)
+            .context("adding the batch's source offsets to its Kafka transaction")
+    }
+
+    /// Commits the batch's transaction: the moment its output becomes visible and its offsets advance.
+    pub fn commit(&self) -> anyhow::Result<()> {
+        self.producer
+            .commit_transaction(TRANSACTION_TIMEOUT)
+            .context("committing the batch's Kafka transaction")?;
+        self.check_deliveries()
+    }
+
+    /// Aborts the batch's transaction, so nothing of it is ever read by `read_committed` consumers.
+    pub fn abort(&self) -> anyhow::Result<()> {
+        self.producer
+            .abort_transaction(TRANSACTION_TIMEOUT)
+            .context("aborting the batch's Kafka transaction")
     }
 
     /// Spark's description of the sink, for progress reports.
@@ -225,6 +295,10 @@ impl KafkaSink {
         self.producer.flush(FLUSH_TIMEOUT).with_context(|| {
             format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
         })?;
+        self.check_deliveries()
+    }
+
+    fn check_deliveries(&self) -> anyhow::Result<()> {
         let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
             let first = self

@@ -101,6 +101,16 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// Connects, resolves the partitions and the starting (and ending) offsets, and assigns them.
     pub fn open(options: SourceOptions) -> anyhow::Result<KafkaSource> {
+        KafkaSource::open_resuming(options, None)
+    }
+
+    /// [`KafkaSource::open`], but partitions in `resume` (a checkpoint's committed positions) start there;
+    /// only partitions new since then use `startingOffsets`, as in Spark. A resume position the broker no
+    /// longer holds (retention, a deleted topic) is data loss, handled per `failOnDataLoss`.
+    pub fn open_resuming(
+        options: SourceOptions,
+        resume: Option<&BTreeMap<TopicPartition, i64>>,
+    ) -> anyhow::Result<KafkaSource> {
         let mut config = ClientConfig::new();
         config
             .set("group.id", format!("weir-source-{}", uuid::Uuid::new_v4()))
@@ -137,7 +147,22 @@ impl KafkaSource {
         };
         let partitions = source.resolve_partitions(true)?;
         let starting = source.options.starting.clone();
-        let starts = source.resolve_offsets(&partitions, &starting, "startingOffsets")?;
+        let mut starts = source.resolve_offsets(&partitions, &starting, "startingOffsets")?;
+        if let Some(resume) = resume {
+            for (tp, &position) in resume {
+                if !partitions.contains(tp) {
+                    source.data_loss_of_partition(tp)?;
+                    continue;
+                }
+                let (low, _) = source.watermarks(tp)?;
+                if position < low {
+                    source.data_loss(tp, position, low)?;
+                    starts.insert(tp.clone(), low);
+                } else {
+                    starts.insert(tp.clone(), position);
+                }
+            }
+        }
         if let Some(ending) = source.options.ending.clone() {
             source.ending = Some(source.resolve_offsets(&partitions, &ending, "endingOffsets")?);
         }
@@ -398,6 +423,20 @@ impl KafkaSource {
             bail!("{what}; records may have been lost. Set failOnDataLoss = false to continue from the earliest offset");
         }
         tracing::warn!("{what}; continuing from {available} because failOnDataLoss = false");
+        Ok(())
+    }
+
+    /// A checkpointed partition is gone (its topic deleted, or fewer partitions now): fail, or warn and go
+    /// on, per `failOnDataLoss`.
+    fn data_loss_of_partition(&self, tp: &TopicPartition) -> anyhow::Result<()> {
+        let what = format!(
+            "partition {}-{} of the checkpoint no longer exists on {}",
+            tp.0, tp.1, self.bootstrap
+        );
+        if self.options.fail_on_data_loss {
+            bail!("{what}; its unread records may have been lost. Set failOnDataLoss = false to go on without it");
+        }
+        tracing::warn!("{what}; going on without it because failOnDataLoss = false");
         Ok(())
     }
 

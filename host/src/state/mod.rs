@@ -7,6 +7,7 @@
 //! a version per batch, is the checkpoint's job.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
@@ -18,10 +19,23 @@ fn config() -> sled::Config {
     sled::Config::new().cache_capacity(CACHE_BYTES)
 }
 
+/// One batch's changes to one operator table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableChanges {
+    /// The table's name.
+    pub table: String,
+    /// Keys written, with their values.
+    pub upserts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys removed.
+    pub removals: Vec<Vec<u8>>,
+}
+
 /// A sled database holding the state of a pipeline's operators.
 #[derive(Clone)]
 pub struct StateStore {
     db: sled::Db,
+    /// In a checkpoint, tables keep each batch's changes here until the batch commits.
+    deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
 
 impl StateStore {
@@ -31,7 +45,7 @@ impl StateStore {
             .temporary(true)
             .open()
             .context("opening a temporary sled state store")?;
-        Ok(StateStore { db })
+        Ok(StateStore { db, deferred: None })
     }
 
     /// A store in `path`, created if missing.
@@ -40,20 +54,46 @@ impl StateStore {
             .path(path)
             .open()
             .with_context(|| format!("opening the sled state store at {}", path.display()))?;
-        Ok(StateStore { db })
+        Ok(StateStore { db, deferred: None })
+    }
+
+    /// The state trees of a checkpoint's database, whose tables hold each batch's changes back until the
+    /// checkpoint takes them ([`StateStore::take_changes`]) and applies them when the batch commits.
+    pub fn deferred(db: sled::Db) -> StateStore {
+        StateStore {
+            db,
+            deferred: Some(Arc::default()),
+        }
+    }
+
+    /// The changes tables made since the last call, in a deferred store (empty otherwise).
+    pub fn take_changes(&self) -> Vec<TableChanges> {
+        match &self.deferred {
+            Some(changes) => {
+                std::mem::take(&mut *changes.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The table of one operator.
     pub fn table(&self, name: &str) -> anyhow::Result<StateTable> {
         let tree = self
             .db
-            .open_tree(name)
+            .open_tree(tree_name(name))
             .with_context(|| format!("opening state table {name}"))?;
         Ok(StateTable {
             tree,
             db: self.db.clone(),
+            name: name.to_string(),
+            deferred: self.deferred.clone(),
         })
     }
+}
+
+/// The sled tree name of operator table `name`.
+pub fn tree_name(name: &str) -> String {
+    format!("state/{name}")
 }
 
 /// One operator's state: ordered byte keys to byte values.
@@ -61,15 +101,29 @@ impl StateStore {
 pub struct StateTable {
     tree: sled::Tree,
     db: sled::Db,
+    name: String,
+    deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
 
 impl StateTable {
-    /// Applies a batch's changes atomically: upserts, then removals.
+    /// Applies a batch's changes atomically: upserts, then removals. In a checkpoint's store the changes are
+    /// held until the batch commits.
     pub fn apply(
         &self,
         upserts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
         removals: impl IntoIterator<Item = Vec<u8>>,
     ) -> anyhow::Result<()> {
+        if let Some(deferred) = &self.deferred {
+            deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(TableChanges {
+                    table: self.name.clone(),
+                    upserts: upserts.into_iter().collect(),
+                    removals: removals.into_iter().collect(),
+                });
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for (key, value) in upserts {
             batch.insert(key, value);

@@ -5,7 +5,7 @@
 
 mod watermark;
 
-pub use watermark::WatermarkTracker;
+pub use watermark::{WatermarkSnapshot, WatermarkTracker};
 
 /// A tumbling or sliding window over an event-time column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

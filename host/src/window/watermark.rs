@@ -105,6 +105,44 @@ impl WatermarkTracker {
     }
 }
 
+/// What a checkpoint keeps of a [`WatermarkTracker`]: the watermark and each partition's largest event
+/// time. Idle timers start afresh after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatermarkSnapshot {
+    /// The watermark, once there is one.
+    pub watermark: Option<i64>,
+    /// (topic, partition, largest event time seen).
+    pub partitions: Vec<(String, i32, Option<i64>)>,
+}
+
+impl WatermarkTracker {
+    /// The state to checkpoint.
+    pub fn snapshot(&self) -> WatermarkSnapshot {
+        WatermarkSnapshot {
+            watermark: self.watermark,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|((topic, partition), clock)| (topic.clone(), *partition, clock.max_event_ms))
+                .collect(),
+        }
+    }
+
+    /// Resumes from a checkpointed state; every partition counts as active from `now`.
+    pub fn restore(&mut self, snapshot: &WatermarkSnapshot, now: Instant) {
+        self.watermark = snapshot.watermark;
+        for (topic, partition, max_event_ms) in &snapshot.partitions {
+            self.partitions.insert(
+                (topic.clone(), *partition),
+                PartitionClock {
+                    max_event_ms: *max_event_ms,
+                    last_active: now,
+                },
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

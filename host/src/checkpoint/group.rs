@@ -1,0 +1,133 @@
+//! The Kafka consumer group that holds a checkpointed pipeline's committed offsets.
+//!
+//! Weir reads with `assign()` and never joins the group; the group exists so that exactly-once batches can
+//! commit their source offsets inside their Kafka transaction (`send_offsets_to_transaction`), and so that a
+//! restart can ask the broker which batch committed last. At-least-once pipelines commit here too, after
+//! the checkpoint, which lets a restart notice a deleted checkpoint.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::source::{SourceOptions, TopicPartition, TopicSelection};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handle on the pipeline's consumer group.
+pub struct GroupOffsets {
+    consumer: BaseConsumer,
+    name: String,
+    topics: TopicSelection,
+}
+
+impl GroupOffsets {
+    /// A client for group `name`, with the source's `kafka.*` options (bootstrap servers, security).
+    pub fn open(source: &SourceOptions, name: &str) -> anyhow::Result<GroupOffsets> {
+        let mut config = ClientConfig::new();
+        for (key, value) in &source.kafka {
+            config.set(key, value);
+        }
+        config
+            .set("group.id", name)
+            .set("client.id", "weir-commits")
+            .set("enable.auto.commit", "false");
+        let consumer = config
+            .create()
+            .with_context(|| format!("creating a client for consumer group {name}"))?;
+        Ok(GroupOffsets {
+            consumer,
+            name: name.to_string(),
+            topics: source.topics.clone(),
+        })
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What a transactional producer needs to commit offsets for this group.
+    pub fn metadata(&self) -> anyhow::Result<ConsumerGroupMetadata> {
+        self.consumer
+            .group_metadata()
+            .context("reading the consumer group's metadata")
+    }
+
+    /// The offsets the group has committed for `partitions` (partitions without one are left out).
+    pub fn committed<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
+        if list.count() == 0 {
+            return Ok(BTreeMap::new());
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, TIMEOUT)
+            .with_context(|| {
+                format!(
+                    "reading the offsets committed by consumer group {}",
+                    self.name
+                )
+            })?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every offset the group has committed for the source's topics, as text ("tx-0 at 42, ..."), empty when
+    /// there is none.
+    pub fn committed_any(&self) -> anyhow::Result<String> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, TIMEOUT)
+            .context("listing the source's partitions")?;
+        let mut partitions = Vec::new();
+        for topic in metadata.topics() {
+            let wanted = match &self.topics {
+                TopicSelection::Subscribe(names) => names.iter().any(|n| n == topic.name()),
+                TopicSelection::Pattern(regex) => regex.is_match(topic.name()),
+                TopicSelection::Assign(assign) => assign.contains_key(topic.name()),
+            };
+            if wanted {
+                partitions.extend(
+                    topic
+                        .partitions()
+                        .iter()
+                        .map(|p| (topic.name().to_string(), p.id())),
+                );
+            }
+        }
+        let committed = self.committed(&partitions)?;
+        Ok(committed
+            .iter()
+            .map(|((topic, partition), offset)| format!("{topic}-{partition} at {offset}"))
+            .collect::<Vec<_>>()
+            .join(", "))
+    }
+
+    /// Commits `offsets` for the group outside any transaction (at-least-once pipelines).
+    pub fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .context("listing offsets to commit")?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .with_context(|| format!("committing offsets for consumer group {}", self.name))
+    }
+}

@@ -1,0 +1,153 @@
+//! How a batch becomes durable when the pipeline has a checkpoint, by its delivery guarantee.
+//!
+//! Exactly once, for batch N:
+//! 1. its planned offsets are written to the checkpoint (write-ahead);
+//! 2. its rows, dead letters and late rows are produced inside a Kafka transaction;
+//! 3. its end offsets join the transaction (`send_offsets_to_transaction`);
+//! 4. its state changes and commit record are staged in the checkpoint;
+//! 5. the transaction commits: **the commit point**;
+//! 6. the staged state becomes current and the commit record is written, in one sled transaction.
+//!
+//! A crash before 5 aborts the transaction (the next producer with the same `transactional.id` fences it)
+//! and the batch is read again; a crash between 5 and 6 is settled at the next start by
+//! [`crate::checkpoint::recover`]. At least once, 2 is a flush and 6 the commit point, so a crash between
+//! them writes the batch's output again.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use crate::checkpoint::{Checkpoint, CommittedBatch, GroupOffsets, PlannedBatch, Resume};
+use crate::config::Delivery;
+use crate::progress::offsets_json;
+use crate::sink::KafkaSink;
+use crate::source::TopicPartition;
+use crate::window::WatermarkSnapshot;
+
+/// Fault injection for the crash tests: `WEIR_CRASH_AT=<point>:<batch>` aborts the process at that point of
+/// that batch, as a power cut would. Points: `planned` (after the write-ahead), `produced` (output sent, not
+/// committed), `staged` (exactly-once: state staged, transaction not committed), `committed` (transaction
+/// committed, checkpoint not yet updated).
+fn crash_point(point: &str, batch: u64) {
+    static AT: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let value = std::env::var("WEIR_CRASH_AT").ok()?;
+        let (point, batch) = value.split_once(':')?;
+        Some((point.to_string(), batch.parse().ok()?))
+    });
+    if let Some((at_point, at_batch)) = at {
+        if at_point == point && *at_batch == batch {
+            eprintln!("WEIR_CRASH_AT: aborting at {point} of batch {batch}");
+            std::process::abort();
+        }
+    }
+}
+
+/// A pipeline's checkpoint with what it needs to commit batches.
+pub(crate) struct Checkpointing {
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) group: GroupOffsets,
+    pub(crate) delivery: Delivery,
+    /// Where the run starts, as recovery found it.
+    pub(crate) resume: Resume,
+}
+
+impl Checkpointing {
+    /// The producer's `transactional.id`: one per pipeline, so a restarted run fences its crashed
+    /// predecessor.
+    pub(crate) fn transactional_id(&self) -> Option<String> {
+        (self.delivery == Delivery::ExactlyOnce).then(|| self.group.name().to_string())
+    }
+
+    /// Step 1: the batch's offsets, before it runs.
+    pub(crate) fn plan(
+        &self,
+        batch: u64,
+        start: &BTreeMap<TopicPartition, i64>,
+        end: &BTreeMap<TopicPartition, i64>,
+    ) -> anyhow::Result<()> {
+        self.checkpoint.write_planned(&PlannedBatch {
+            batch,
+            start: offsets_json(start),
+            end: offsets_json(end),
+        })?;
+        crash_point("planned", batch);
+        Ok(())
+    }
+
+    /// Before the batch's first record is produced.
+    pub(crate) fn begin(&self, sink: &KafkaSink) -> anyhow::Result<()> {
+        match self.delivery {
+            Delivery::ExactlyOnce => sink.begin(),
+            Delivery::AtLeastOnce => Ok(()),
+        }
+    }
+
+    /// Steps 3 to 6, once everything of the batch has been produced.
+    pub(crate) fn commit(
+        &self,
+        sink: &KafkaSink,
+        batch: u64,
+        end: &BTreeMap<TopicPartition, i64>,
+        watermark: WatermarkSnapshot,
+        output_rows: u64,
+    ) -> anyhow::Result<()> {
+        let record = CommittedBatch {
+            batch,
+            end: offsets_json(end),
+            watermark,
+            output_rows,
+            committed_at_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        };
+        let changes = self.checkpoint.state().take_changes();
+        match self.delivery {
+            Delivery::ExactlyOnce => {
+                sink.send_offsets(end, &self.group.metadata()?)?;
+                crash_point("produced", batch);
+                self.checkpoint.stage(&record, &changes)?;
+                crash_point("staged", batch);
+                sink.commit()?;
+                crash_point("committed", batch);
+                self.checkpoint.commit(&record, &changes)
+            }
+            Delivery::AtLeastOnce => {
+                sink.flush()?;
+                crash_point("produced", batch);
+                self.checkpoint.commit(&record, &changes)?;
+                crash_point("committed", batch);
+                if let Err(e) = self.group.commit(end) {
+                    // The checkpoint is the commit point; the group's copy only detects a lost checkpoint.
+                    tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.group.name());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// After a failure inside the batch: abort its transaction so nothing of it becomes visible.
+    pub(crate) fn abandon(&self, sink: &KafkaSink) {
+        if self.delivery == Delivery::ExactlyOnce {
+            if let Err(e) = sink.abort() {
+                tracing::warn!("aborting the failed batch's transaction: {e:#}; the next start aborts it instead");
+            }
+        }
+    }
+}
+
+/// Opens the checkpoint of a pipeline, settles what a crash left, and says where to resume.
+pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpointing>> {
+    let Some(path) = &spec.checkpoint else {
+        return Ok(None);
+    };
+    let (checkpoint, fresh) = Checkpoint::open(path)?;
+    let group = GroupOffsets::open(&spec.source, &format!("weir-{}", spec.name))?;
+    let resume = crate::checkpoint::recover(&checkpoint, fresh, spec.sink.delivery, &group)?;
+    Ok(Some(Checkpointing {
+        checkpoint,
+        group,
+        delivery: spec.sink.delivery,
+        resume,
+    }))
+}

@@ -1,0 +1,295 @@
+//! Checkpoints and exactly-once delivery: the fraud-window pipeline killed at chosen and random moments and
+//! restarted, its committed output compared with the offline result; at-least-once shows duplicates but no
+//! loss; a changed plan, a deleted or damaged checkpoint are refused; `weir checkpoint inspect`.
+//!
+//! Committed output is read from the raw log (`weir_tests::kafka_log`): tansu hands aborted records to
+//! `read_committed` consumers, so the test applies the transaction markers itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir::workload::fraud_window_alerts;
+use weir_tests::kafka_log::read_log;
+use weir_tests::*;
+
+use super::window::produce_workload;
+
+/// The fraud-window example with a checkpoint, small batches (so there are many commit points) and the
+/// given delivery guarantee.
+fn pipeline_file(dir: &Path, delivery: &str, per_trigger: u64) -> PathBuf {
+    let module = |name: &str| udf_module(name).display().to_string();
+    let text = format!(
+        r#"name = "crash-{delivery}"
+checkpointLocation = "{checkpoint}"
+[source]
+kafka.bootstrap.servers = "${{KAFKA_BOOTSTRAP_SERVERS}}"
+subscribe = "tx"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+maxOffsetsPerTrigger = {per_trigger}
+[deserializer]
+udf = "{json}"
+[watermark]
+column = "ts"
+delay = "5s"
+[[transform]]
+udf = "{flagged}"
+[aggregate]
+group_by = ["id"]
+window = {{ column = "ts", size = "10s" }}
+aggregates = [{{ function = "count", as = "count" }}]
+output_mode = "append"
+[[after_aggregate]]
+udf = "{filter}"
+config = {{ column = "count", greater_than = 1 }}
+[sink]
+kafka.bootstrap.servers = "${{KAFKA_BOOTSTRAP_SERVERS}}"
+topic = "alerts"
+key_column = "id"
+format = "json"
+delivery = "{delivery}"
+"#,
+        checkpoint = dir.join("checkpoint").display(),
+        json = module("json_transactions"),
+        flagged = module("fraud_flagged"),
+        filter = module("filter"),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn weir_run(file: &Path, bootstrap: &str) -> Command {
+    let mut command = weir_command();
+    command
+        .args(["run", "--progress", "json"])
+        .arg(file)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the pipeline with `WEIR_CRASH_AT=<at>`; it must die there.
+fn crash_at(file: &Path, bootstrap: &str, at: &str) {
+    let output = weir_run(file, bootstrap)
+        .env("WEIR_CRASH_AT", at)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("WEIR_CRASH_AT: aborting"),
+        "expected a crash at {at}: {stderr}"
+    );
+}
+
+/// Starts the pipeline and SIGKILLs it after `after`; returns false if it finished first.
+fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
+    let mut child = weir_run(file, bootstrap).spawn().unwrap();
+    let started = Instant::now();
+    while started.elapsed() < after {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    true
+}
+
+/// Runs the pipeline to its end; it must succeed.
+fn finish(file: &Path, bootstrap: &str) {
+    let output = weir_run(file, bootstrap).output().unwrap();
+    assert!(
+        output.status.success(),
+        "the final run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A small deterministic random sequence (the workload's LCG), so a failing run can be repeated.
+fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
+    let mut x = seed;
+    (0..count)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Duration::from_millis(150 + (x >> 33) % max_ms)
+        })
+        .collect()
+}
+
+/// Kills the pipeline at every crash point and at `kills` random moments while it runs, restarting each
+/// time, then lets it finish. Returns the committed alerts (values, with repeats), the expected ones, and a
+/// summary of the log's transactions.
+fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<String>, String) {
+    let broker = tansu();
+    produce_workload(&broker, n);
+    broker.create_topic("alerts", 1);
+    let dir = scratch_dir();
+    // Small batches: many commit points, and a run long enough to be killed many times.
+    let file = pipeline_file(&dir, delivery, n / 200);
+    let points: &[&str] = if delivery == "exactly-once" {
+        &["planned:1", "produced:2", "staged:3", "committed:4"]
+    } else {
+        &["planned:1", "produced:2", "committed:3"]
+    };
+    for at in points {
+        crash_at(&file, &broker.bootstrap, at);
+    }
+    let mut killed = 0;
+    for pause in pauses(n ^ kills as u64, kills * 2, 600) {
+        if killed == kills {
+            break;
+        }
+        killed += usize::from(kill_after(&file, &broker.bootstrap, pause));
+    }
+    finish(&file, &broker.bootstrap);
+
+    let log = read_log(&broker.bootstrap, "alerts", 0).unwrap();
+    let mut got: Vec<String> = log
+        .committed
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
+    expected.sort();
+    let summary = format!(
+        "{killed} kills landed while running; {} committed records, {} aborted, {} in open transactions; {} commit and {} abort markers",
+        log.committed.len(),
+        log.aborted,
+        log.open,
+        log.commits,
+        log.aborts
+    );
+    (got, expected, summary)
+}
+
+#[test]
+fn exactly_once_survives_kills_at_every_commit_step_and_at_random() {
+    let n: u64 = std::env::var("WEIR_CRASH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let kills: usize = std::env::var("WEIR_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let (got, expected, summary) = crash_and_recover("exactly-once", n, kills);
+    println!("exactly-once, {n} records, 4 crash points + up to {kills} kills: {summary}");
+    assert!(summary.starts_with(&format!("{kills} kills")), "{summary}");
+    assert!(!expected.is_empty());
+    assert_eq!(got.len(), expected.len(), "{summary}");
+    assert!(
+        got == expected,
+        "committed alerts differ from the offline result; {summary}"
+    );
+}
+
+#[test]
+fn at_least_once_repeats_output_after_a_crash_but_loses_nothing() {
+    let (got, expected, summary) = crash_and_recover("at-least-once", 100_000, 5);
+    println!("at-least-once, 100000 records, 3 crash points + 5 kills: {summary}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for alert in &got {
+        *counts.entry(alert.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|a| !counts.contains_key(a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} alerts lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert!(
+        counts.keys().all(|a| expected.iter().any(|e| e == a)),
+        "an alert that should not exist"
+    );
+    let repeated = counts.values().filter(|c| **c > 1).count();
+    assert!(
+        repeated > 0,
+        "the crash after producing should have repeated output; {summary}"
+    );
+}
+
+#[test]
+fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
+    let broker = tansu();
+    produce_workload(&broker, 20_000);
+    broker.create_topic("alerts", 1);
+    let dir = scratch_dir();
+    let file = pipeline_file(&dir, "exactly-once", 8000);
+    finish(&file, &broker.bootstrap);
+
+    let output = weir_command()
+        .args(["checkpoint", "inspect"])
+        .arg(dir.join("checkpoint"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "query id",
+        "batches     3 committed",
+        "tx-0  ",
+        "watermark   ",
+        "aggregate  ",
+    ] {
+        assert!(report.contains(expected), "{expected:?} in\n{report}");
+    }
+
+    // Another window size would corrupt the state: refused, naming the change. A new output topic is fine.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let changed = dir.join("changed.toml");
+    std::fs::write(&changed, text.replace("size = \"10s\"", "size = \"20s\"")).unwrap();
+    let output = weir_run(&changed, &broker.bootstrap).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("would corrupt its state: window: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("size_ms: 10000") && stderr.contains("size_ms: 20000"),
+        "{stderr}"
+    );
+    broker.create_topic("alerts-2", 1);
+    std::fs::write(
+        &changed,
+        text.replace("topic = \"alerts\"", "topic = \"alerts-2\""),
+    )
+    .unwrap();
+    finish(&changed, &broker.bootstrap);
+
+    // A damaged checkpoint is an error, never a fresh start.
+    let db = dir.join("checkpoint").join("db");
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::write(&db, b"not a sled file").unwrap();
+    let output = weir_run(&file, &broker.bootstrap).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("cannot be used"), "{stderr}");
+    std::fs::write(&db, saved).unwrap();
+
+    // A deleted checkpoint is noticed through the consumer group's committed offsets.
+    std::fs::remove_dir_all(dir.join("checkpoint")).unwrap();
+    let output = weir_run(&file, &broker.bootstrap).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the checkpoint was deleted or moved"),
+        "{stderr}"
+    );
+}
