@@ -96,6 +96,11 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
+    /// The in-process mock cluster, for fault injection (`broker_down`, `request_errors`).
+    pub fn mock(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self._mock.as_ref()
+    }
+
     /// Creates a topic with `partitions` partitions.
     pub fn create_topic(&self, name: &str, partitions: i32) {
         if let Some(mock) = &self._mock {

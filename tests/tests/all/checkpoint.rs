@@ -293,3 +293,48 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_loses_nothing() {
+    let broker = mock_cluster();
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let n = 20_000;
+    let sent: Vec<String> = (0..n).map(|i| format!("{{\"n\":{i}}}")).collect();
+    produce_to(&broker.bootstrap, "in", 0, &sent, &[]);
+    let dir = scratch_dir();
+    let text = format!(
+        r#"
+name = "outage"
+checkpointLocation = "{}"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "in"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+maxOffsetsPerTrigger = 500
+[deserializer]
+format = "json"
+schema = "n BIGINT"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+"#,
+        dir.join("checkpoint").display()
+    );
+    let spec = pipeline_spec(&dir, &broker.bootstrap, &text).unwrap();
+    let running = tokio::spawn(run_pipeline(spec));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!running.is_finished(), "the outage should start mid-run");
+    broker.mock().unwrap().broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.mock().unwrap().broker_up(1).unwrap();
+    let summary = running.await.unwrap().unwrap();
+    assert_eq!(summary.input_rows, n);
+
+    let out = values(&read_topic(&broker.bootstrap, "out").unwrap());
+    let seen: std::collections::BTreeSet<&str> = out.iter().map(String::as_str).collect();
+    let missing = sent.iter().filter(|v| !seen.contains(v.as_str())).count();
+    assert_eq!(missing, 0, "{missing} records lost over the outage");
+}
