@@ -338,3 +338,62 @@ format = "json"
     let missing = sent.iter().filter(|v| !seen.contains(v.as_str())).count();
     assert_eq!(missing, 0, "{missing} records lost over the outage");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpointed_offsets_gone_from_the_broker_fail_or_skip_per_fail_on_data_loss() {
+    // The mock cluster keeps the newest 5 MiB of a partition, so producing 6 MB after a run drops records
+    // the checkpoint has not read yet.
+    let broker = mock_cluster();
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let batch = |from: u64, to: u64| -> Vec<String> {
+        (from..to).map(|i| format!("{{\"n\":{i}}}")).collect()
+    };
+    produce_to(&broker.bootstrap, "in", 0, &batch(0, 1_000), &[]);
+    let dir = scratch_dir();
+    let text = |fail_on_data_loss: bool| {
+        format!(
+            r#"
+name = "retention"
+checkpointLocation = "{}"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "in"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+failOnDataLoss = {fail_on_data_loss}
+[deserializer]
+format = "json"
+schema = "n BIGINT"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+delivery = "at-least-once"
+"#,
+            dir.join("checkpoint").display()
+        )
+    };
+    let run =
+        |fail: bool| run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &text(fail)).unwrap());
+    assert_eq!(run(true).await.unwrap().input_rows, 1_000);
+    let pad = "x".repeat(1000);
+    let more: Vec<String> = (1_000..7_000)
+        .map(|i| format!("{{\"n\":{i},\"pad\":\"{pad}\"}}"))
+        .collect();
+    produce_to(&broker.bootstrap, "in", 0, &more, &[]);
+
+    let error = format!("{:#}", run(true).await.unwrap_err());
+    assert!(
+        error.contains("offsets 1000..")
+            && error.contains("are no longer available")
+            && error.contains("failOnDataLoss = false"),
+        "{error}"
+    );
+    // With failOnDataLoss = false the run goes on from the earliest offset still there.
+    let summary = run(false).await.unwrap();
+    assert!(
+        summary.input_rows > 0 && summary.input_rows < 6_000,
+        "{summary:?}"
+    );
+}
