@@ -397,3 +397,67 @@ delivery = "at-least-once"
         "{summary:?}"
     );
 }
+
+/// A measurement run: the fraud-window pipeline (the `weir` binary, batches of up to `WEIR_PER_TRIGGER`
+/// records, default 100,000, as fast as they come) over 1,000,000 records with a checkpoint, at-least-once and exactly-once, three runs
+/// each, alerts checked exactly every run. Run with
+/// `cargo test --release -p weir-tests -- --ignored delivery_throughput --nocapture`.
+#[test]
+#[ignore = "a measurement run; see docs/benchmarks.md"]
+fn delivery_throughput_one_million() {
+    let n: u64 = std::env::var("WEIR_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let per_trigger: u64 = std::env::var("WEIR_PER_TRIGGER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let broker = tansu();
+    produce_workload(&broker, n);
+    let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
+    expected.sort();
+    for run in 0..3 {
+        for delivery in ["at-least-once", "exactly-once"] {
+            let dir = scratch_dir();
+            let topic = format!("alerts-{delivery}-{run}");
+            broker.create_topic(&topic, 1);
+            let file = pipeline_file(&dir, delivery, per_trigger);
+            let text = std::fs::read_to_string(&file)
+                .unwrap()
+                .replace("topic = \"alerts\"", &format!("topic = \"{topic}\""))
+                .replace("name = \"crash-", &format!("name = \"run{run}-"));
+            std::fs::write(&file, text).unwrap();
+            let started = Instant::now();
+            let output = weir_run(&file, &broker.bootstrap)
+                .stdout(Stdio::piped())
+                .output()
+                .unwrap();
+            let elapsed = started.elapsed();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let batches = String::from_utf8_lossy(&output.stdout).lines().count();
+            let mut got: Vec<String> = read_log(&broker.bootstrap, &topic, 0)
+                .unwrap()
+                .committed
+                .iter()
+                .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+                .collect();
+            got.sort();
+            assert!(
+                got == expected,
+                "{delivery}: {} alerts, expected {}",
+                got.len(),
+                expected.len()
+            );
+            println!(
+                "{delivery} run {run}: {n} records in {:.2} s = {:.0} records/s, {batches} batches, alerts exact",
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64()
+            );
+        }
+    }
+}
