@@ -38,6 +38,21 @@ pub enum Function {
 }
 
 impl Function {
+    /// The name in the pipeline file (the inverse of [`Function::parse`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Count => "count",
+            Function::Sum => "sum",
+            Function::Min => "min",
+            Function::Max => "max",
+            Function::Avg => "avg",
+            Function::CountDistinct => "count_distinct",
+            Function::First => "first",
+            Function::Last => "last",
+            Function::CollectList => "collect_list",
+        }
+    }
+
     /// Parses a function name from the pipeline file.
     pub fn parse(name: &str) -> Result<Function, String> {
         Ok(match name {

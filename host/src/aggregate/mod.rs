@@ -62,6 +62,34 @@ pub struct AggregateExpr {
     pub max_items: usize,
 }
 
+/// `count(*) as n`, `sum(amount) as total`: how plans and checkpoints show an aggregate.
+impl std::fmt::Display for AggregateExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let column = self.column.as_deref().unwrap_or("*");
+        write!(f, "{}({column}) as {}", self.function.name(), self.alias)?;
+        if self.function == Function::CollectList {
+            write!(f, " (at most {})", self.max_items)?;
+        }
+        Ok(())
+    }
+}
+
+/// `10000 ms windows sliding 10000 ms on ts`, or `sessions with a 5000 ms gap on ts`.
+impl std::fmt::Display for WindowBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            WindowKind::Fixed(w) => write!(
+                f,
+                "{} ms windows sliding {} ms, offset {} ms, on {}",
+                w.size_ms, w.slide_ms, w.offset_ms, self.column
+            ),
+            WindowKind::Session { gap_ms } => {
+                write!(f, "sessions with a {gap_ms} ms gap on {}", self.column)
+            }
+        }
+    }
+}
+
 /// The window of an aggregation over an event-time column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowBy {

@@ -12,7 +12,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     if !path.exists() {
         bail!("{}: no such checkpoint folder", path.display());
     }
-    let (checkpoint, _) = Checkpoint::open(path)?;
+    let checkpoint = Checkpoint::open(path)?;
     let mut out = String::new();
     let _ = writeln!(out, "checkpoint  {}", path.display());
     let _ = writeln!(out, "query id    {}", checkpoint.query_id());
@@ -21,10 +21,10 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
         if !plan.group_by.is_empty() || plan.window.is_some() {
             let _ = writeln!(
                 out,
-                "aggregate   group by {:?}, {:?}, window {}, {} mode",
-                plan.group_by,
-                plan.aggregates,
-                plan.window.as_deref().unwrap_or("none"),
+                "aggregate   {} by [{}], {}, {} mode",
+                plan.aggregates.join(", "),
+                plan.group_by.join(", "),
+                plan.window.as_deref().unwrap_or("no window"),
                 plan.output_mode.as_deref().unwrap_or("-")
             );
         }

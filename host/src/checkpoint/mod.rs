@@ -175,10 +175,10 @@ fn last<T: for<'de> Deserialize<'de>>(tree: &sled::Tree, what: &str) -> anyhow::
 }
 
 impl Checkpoint {
-    /// Opens the checkpoint at `path`, creating it when the folder does not exist. Returns whether it is new.
+    /// Opens the checkpoint at `path`, creating it when the folder does not exist.
     ///
     /// A folder that is not a readable Weir checkpoint is an error, never a silent fresh start.
-    pub fn open(path: &Path) -> anyhow::Result<(Checkpoint, bool)> {
+    pub fn open(path: &Path) -> anyhow::Result<Checkpoint> {
         let fresh = !path.exists();
         let refuse = |why: String| {
             anyhow::anyhow!(
@@ -239,7 +239,7 @@ impl Checkpoint {
             query_id,
             db,
         };
-        Ok((checkpoint, fresh))
+        Ok(checkpoint)
     }
 
     /// The folder.
@@ -380,11 +380,12 @@ pub struct Resume {
 /// Settles a crash's leftovers and says where to resume.
 ///
 /// With exactly-once delivery, a staged batch is applied if Kafka committed its transaction (the group's
-/// committed offsets are the batch's end offsets) and discarded otherwise. A fresh checkpoint while the
-/// group already has committed offsets means the checkpoint was deleted or replaced: that is refused.
+/// committed offsets are the batch's end offsets) and discarded otherwise. A checkpoint with no committed
+/// batch while the group already has committed offsets means the checkpoint was deleted or replaced (the
+/// group's offsets are only ever committed with, or after, a checkpointed batch): that is refused, on every
+/// start until it is resolved.
 pub fn recover(
     checkpoint: &Checkpoint,
-    fresh: bool,
     delivery: Delivery,
     group: &GroupOffsets,
 ) -> anyhow::Result<Resume> {
@@ -411,18 +412,16 @@ pub fn recover(
     }
     match checkpoint.last_commit()? {
         None => {
-            if fresh {
-                let earlier = group.committed_any()?;
-                if !earlier.is_empty() {
-                    bail!(
-                        "the checkpoint at {} is new, but consumer group {} has offsets committed by an earlier run ({}); \
-                         the checkpoint was deleted or moved. Restore it, or to start over use a new pipeline `name` \
-                         (or delete the group's offsets)",
-                        checkpoint.path().display(),
-                        group.name(),
-                        earlier
-                    );
-                }
+            let earlier = group.committed_any()?;
+            if !earlier.is_empty() {
+                bail!(
+                    "the checkpoint at {} has no committed batch, but consumer group {} has offsets committed by an \
+                     earlier run ({}); the checkpoint was deleted or moved. Restore it, or to start over use a new \
+                     pipeline `name` (or delete the group's offsets)",
+                    checkpoint.path().display(),
+                    group.name(),
+                    earlier
+                );
             }
             Ok(Resume::default())
         }

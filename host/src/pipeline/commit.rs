@@ -141,9 +141,9 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
     let Some(path) = &spec.checkpoint else {
         return Ok(None);
     };
-    let (checkpoint, fresh) = Checkpoint::open(path)?;
+    let checkpoint = Checkpoint::open(path)?;
     let group = GroupOffsets::open(&spec.source, &format!("weir-{}", spec.name))?;
-    let resume = crate::checkpoint::recover(&checkpoint, fresh, spec.sink.delivery, &group)?;
+    let resume = crate::checkpoint::recover(&checkpoint, spec.sink.delivery, &group)?;
     Ok(Some(Checkpointing {
         checkpoint,
         group,

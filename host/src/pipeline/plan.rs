@@ -176,9 +176,9 @@ impl Plan {
             source: self.spec.source.description(),
             group_by: aggregate.map(|a| a.group_by.clone()).unwrap_or_default(),
             aggregates: aggregate
-                .map(|a| a.aggregates.iter().map(|e| format!("{e:?}")).collect())
+                .map(|a| a.aggregates.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
-            window: aggregate.and_then(|a| a.window.as_ref().map(|w| format!("{w:?}"))),
+            window: aggregate.and_then(|a| a.window.as_ref().map(ToString::to_string)),
             output_mode: aggregate.map(|a| format!("{:?}", a.output_mode)),
             state_input: aggregate.map(|_| column_list(&self.processed_schema())),
             watermark_column: self.spec.watermark.as_ref().map(|w| w.column.clone()),

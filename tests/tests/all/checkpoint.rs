@@ -262,7 +262,9 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("size_ms: 10000") && stderr.contains("size_ms: 20000"),
+        stderr.contains(
+            "window: 10000 ms windows sliding 10000 ms, offset 0 ms, on ts → 20000 ms windows"
+        ),
         "{stderr}"
     );
     broker.create_topic("alerts-2", 1);
