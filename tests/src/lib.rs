@@ -143,6 +143,14 @@ pub fn udf_module(name: &str) -> PathBuf {
     path
 }
 
+/// A number from the environment (for measurement and long runs, e.g. `WEIR_N`), or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The `weir` binary of this workspace (`cargo build --release --bin weir` first).
 pub fn weir_command() -> std::process::Command {
     let path = workspace().join("target/release/weir");

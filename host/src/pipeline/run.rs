@@ -310,28 +310,24 @@ async fn write_batch(
 ) -> anyhow::Result<Written> {
     let (plan, sink, chunks) = (plan.clone(), sink.clone(), chunks.clone());
     tokio::task::spawn_blocking(move || {
-        let Some(commit) = commit else {
-            let written = produce_batch(
+        let produce = || {
+            produce_batch(
                 &plan,
                 &sink,
                 &chunks,
                 &outputs,
                 watermark_before,
                 watermark_after,
-            )?;
+            )
+        };
+        let Some(commit) = commit else {
+            let written = produce()?;
             sink.flush()?;
             return Ok(written);
         };
         let checkpointing = &commit.checkpointing;
         let attempt = checkpointing.begin(&sink).and_then(|()| {
-            let written = produce_batch(
-                &plan,
-                &sink,
-                &chunks,
-                &outputs,
-                watermark_before,
-                watermark_after,
-            )?;
+            let written = produce()?;
             checkpointing.commit(
                 &sink,
                 commit.batch,

@@ -172,14 +172,8 @@ fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<
 
 #[test]
 fn exactly_once_survives_kills_at_every_commit_step_and_at_random() {
-    let n: u64 = std::env::var("WEIR_CRASH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let kills: usize = std::env::var("WEIR_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let n: u64 = env_or("WEIR_CRASH_N", 200_000);
+    let kills: usize = env_or("WEIR_CRASH_KILLS", 20);
     let (got, expected, summary) = crash_and_recover("exactly-once", n, kills);
     println!("exactly-once, {n} records, 4 crash points + up to {kills} kills: {summary}");
     assert!(summary.starts_with(&format!("{kills} kills")), "{summary}");
@@ -407,14 +401,8 @@ delivery = "at-least-once"
 #[test]
 #[ignore = "a measurement run; see docs/benchmarks.md"]
 fn delivery_throughput_one_million() {
-    let n: u64 = std::env::var("WEIR_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let per_trigger: u64 = std::env::var("WEIR_PER_TRIGGER")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n: u64 = env_or("WEIR_N", 1_000_000);
+    let per_trigger: u64 = env_or("WEIR_PER_TRIGGER", 100_000);
     let broker = tansu();
     produce_workload(&broker, n);
     let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();

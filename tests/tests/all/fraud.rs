@@ -148,10 +148,7 @@ format = "json"
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement run of about a minute; see docs/benchmarks.md"]
 async fn one_million_records_through_the_weir_binary() {
-    let n: u64 = std::env::var("WEIR_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: u64 = env_or("WEIR_N", 1_000_000);
     let expected = expected_results(n);
     for file in ["pipeline.toml", "pipeline-native.toml"] {
         let broker = tansu();

@@ -105,10 +105,7 @@ async fn running_counts_in_update_mode_end_at_each_users_total() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement run; see docs/benchmarks.md"]
 async fn fraud_window_one_million_through_the_weir_binary() {
-    let n: u64 = std::env::var("WEIR_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: u64 = env_or("WEIR_N", 1_000_000);
     let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
     expected.sort();
     let broker = tansu();
