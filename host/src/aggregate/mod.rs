@@ -7,6 +7,8 @@
 //! - **complete**: every row, every batch; nothing is evicted.
 
 pub mod accumulator;
+mod sessions;
+mod spec;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,131 +19,13 @@ use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use serde::Serialize;
 
 pub use accumulator::{Accumulator, Aggregate, Function, ValueKind};
+pub use spec::{
+    AggregateExpr, AggregateSpec, OutputMode, StateOperatorProgress, WindowBy, WindowKind,
+};
 
 use crate::state::StateTable;
-use crate::window::WindowSpec;
-
-/// Spark's output modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputMode {
-    /// Final rows only, once.
-    Append,
-    /// Changed rows, every batch.
-    Update,
-    /// All rows, every batch.
-    Complete,
-}
-
-impl OutputMode {
-    /// Parses `append`, `update` or `complete`.
-    pub fn parse(text: &str) -> Result<OutputMode, String> {
-        match text {
-            "append" => Ok(OutputMode::Append),
-            "update" => Ok(OutputMode::Update),
-            "complete" => Ok(OutputMode::Complete),
-            other => Err(format!(
-                "expected append, update or complete, found {other:?}"
-            )),
-        }
-    }
-}
-
-/// An aggregate as written in the pipeline file: `{ function = "sum", column = "amount", as = "total" }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AggregateExpr {
-    /// The function.
-    pub function: Function,
-    /// The input column (none for `count` of rows).
-    pub column: Option<String>,
-    /// The output column name.
-    pub alias: String,
-    /// For `collect_list`: the most values kept per group (default 100).
-    pub max_items: usize,
-}
-
-/// `count(*) as n`, `sum(amount) as total`: how plans and checkpoints show an aggregate.
-impl std::fmt::Display for AggregateExpr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let column = self.column.as_deref().unwrap_or("*");
-        write!(f, "{}({column}) as {}", self.function.name(), self.alias)?;
-        if self.function == Function::CollectList {
-            write!(f, " (at most {})", self.max_items)?;
-        }
-        Ok(())
-    }
-}
-
-/// `10000 ms windows sliding 10000 ms on ts`, or `sessions with a 5000 ms gap on ts`.
-impl std::fmt::Display for WindowBy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            WindowKind::Fixed(w) => write!(
-                f,
-                "{} ms windows sliding {} ms, offset {} ms, on {}",
-                w.size_ms, w.slide_ms, w.offset_ms, self.column
-            ),
-            WindowKind::Session { gap_ms } => {
-                write!(f, "sessions with a {gap_ms} ms gap on {}", self.column)
-            }
-        }
-    }
-}
-
-/// The window of an aggregation over an event-time column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowBy {
-    /// The event-time column (Int64 milliseconds or a timestamp).
-    pub column: String,
-    /// Which windows.
-    pub kind: WindowKind,
-}
-
-/// Fixed windows or sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowKind {
-    /// Tumbling or sliding windows.
-    Fixed(WindowSpec),
-    /// Session windows (Spark's `session_window(col, gap)`): a group's events closer than `gap_ms` to each
-    /// other form one session `[first event, last event + gap)`; sessions that come to overlap merge.
-    Session {
-        /// The gap in ms.
-        gap_ms: i64,
-    },
-}
-
-/// The `[aggregate]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AggregateSpec {
-    /// Grouping columns.
-    pub group_by: Vec<String>,
-    /// Optional event-time window.
-    pub window: Option<WindowBy>,
-    /// The aggregates.
-    pub aggregates: Vec<AggregateExpr>,
-    /// The output mode.
-    pub output_mode: OutputMode,
-}
-
-/// Counts for the progress report, as Spark's `stateOperators`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct StateOperatorProgress {
-    /// Groups held.
-    pub num_rows_total: u64,
-    /// Groups changed by the batch.
-    pub num_rows_updated: u64,
-    /// Groups evicted by the watermark.
-    pub num_rows_removed: u64,
-    /// Input rows dropped because they were older than the watermark.
-    pub num_rows_dropped_by_watermark: u64,
-    /// Approximate bytes of the groups held in memory.
-    pub memory_used_bytes: u64,
-    /// Bytes of the sled store on disk.
-    pub state_on_disk_bytes: u64,
-}
 
 struct Group {
     accumulators: Vec<Accumulator>,
@@ -538,118 +422,6 @@ impl Aggregator {
         Ok(self.groups.len())
     }
 
-    /// Places a group's events of this batch (sorted by time) into sessions: each event opens
-    /// `[ts, ts + gap)`; overlapping intervals, including the group's open sessions, merge. Merged open
-    /// sessions have their accumulators merged under the new session's key; the events become (row, slot)
-    /// pairs of the resulting sessions.
-    fn assign_sessions(
-        &mut self,
-        group_key: &[u8],
-        events: &[(i64, u32)],
-        gap_ms: i64,
-        slot_of: &mut HashMap<Vec<u8>, u32>,
-        batch_keys: &mut Vec<Vec<u8>>,
-        pairs: &mut Vec<(u32, u32)>,
-    ) {
-        let open: Vec<(i64, i64)> = self
-            .sessions
-            .get(group_key)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        // Sweep over open sessions and new events together, in start order.
-        let mut items: Vec<(i64, i64, Option<u32>)> =
-            open.iter().map(|(s, e)| (*s, *e, None)).collect();
-        items.extend(
-            events
-                .iter()
-                .map(|(ts, row)| (*ts, ts + gap_ms, Some(*row))),
-        );
-        items.sort_unstable_by_key(|(start, end, row)| (*start, *end, row.is_some()));
-        let mut merged: Vec<MergedSession> = Vec::new();
-        for (start, end, row) in items {
-            match merged.last_mut() {
-                Some(session) if start < session.end => session.end = session.end.max(end),
-                _ => merged.push(MergedSession {
-                    start,
-                    end,
-                    open: Vec::new(),
-                    rows: Vec::new(),
-                }),
-            }
-            let session = merged.last_mut().expect("just pushed");
-            match row {
-                Some(row) => session.rows.push(row),
-                None => session.open.push((start, end)),
-            }
-        }
-        let sessions = self.sessions.entry(group_key.to_vec()).or_default();
-        for MergedSession {
-            start,
-            end,
-            open: old,
-            rows,
-        } in merged
-        {
-            if rows.is_empty() {
-                continue;
-            }
-            let key = session_key(start, end, group_key);
-            // Fold the open sessions this one swallowed into one accumulator set, earliest first.
-            let mut accumulators: Option<Vec<Accumulator>> = None;
-            for (old_start, old_end) in old {
-                sessions.remove(&(old_start, old_end));
-                let old_key = session_key(old_start, old_end, group_key);
-                self.dirty.remove(&old_key);
-                if let Some(group) = self.groups.remove(&old_key) {
-                    self.progress.num_rows_removed += 1;
-                    self.removed_keys.push(old_key);
-                    match &mut accumulators {
-                        None => accumulators = Some(group.accumulators),
-                        Some(into) => {
-                            for ((aggregate, into), from) in self
-                                .aggregates
-                                .iter()
-                                .zip(into.iter_mut())
-                                .zip(group.accumulators)
-                            {
-                                aggregate.merge(into, from);
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(accumulators) = accumulators {
-                self.groups.insert(
-                    key.clone(),
-                    Group {
-                        accumulators,
-                        window: Some((start, end)),
-                    },
-                );
-            }
-            sessions.insert((start, end));
-            let slot = slot_for(slot_of, batch_keys, &key);
-            pairs.extend(rows.into_iter().map(|row| (row, slot)));
-        }
-    }
-
-    /// Drops a closed session from the group's index of open sessions.
-    fn forget_session(&mut self, key: &[u8]) {
-        if let Some(WindowBy {
-            kind: WindowKind::Session { .. },
-            ..
-        }) = self.spec.window
-        {
-            let group_key = &key[16..];
-            if let Some(sessions) = self.sessions.get_mut(group_key) {
-                sessions.remove(&(unordered(&key[8..16]), unordered(&key[0..8])));
-                if sessions.is_empty() {
-                    self.sessions.remove(group_key);
-                }
-            }
-        }
-    }
-
     /// Bytes of a state key that name its sled entry: the window (end, start), or the bucket.
     fn blob_prefix_len(&self) -> usize {
         if self.spec.window.is_some() {
@@ -698,16 +470,6 @@ fn names(schema: &SchemaRef) -> String {
         .join(", ")
 }
 
-/// A session after a batch's events and the group's open sessions were swept together.
-struct MergedSession {
-    start: i64,
-    end: i64,
-    /// The open sessions it swallowed, as (start, end).
-    open: Vec<(i64, i64)>,
-    /// The batch's rows that fall in it.
-    rows: Vec<u32>,
-}
-
 /// The slot of `key` among the groups a batch touches, adding it if new.
 fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, key: &[u8]) -> u32 {
     if let Some(slot) = slot_of.get(key) {
@@ -717,15 +479,6 @@ fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, 
     slot_of.insert(key.to_vec(), slot);
     batch_keys.push(key.to_vec());
     slot
-}
-
-/// The state key of a session: end, start, group key (the layout of every window).
-fn session_key(start: i64, end: i64, group_key: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + group_key.len());
-    key.extend_from_slice(&ordered(end));
-    key.extend_from_slice(&ordered(start));
-    key.extend_from_slice(group_key);
-    key
 }
 
 /// Groups without a window are spread over this many sled entries.

@@ -8,6 +8,7 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 
 use super::*;
 use crate::state::StateStore;
+use crate::window::WindowSpec;
 
 fn batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
     RecordBatch::try_from_iter([

@@ -1,0 +1,126 @@
+//! What an aggregation is, as the pipeline file describes it: group keys, window, aggregates, output mode;
+//! and the counts it reports per batch.
+
+use serde::Serialize;
+
+use super::accumulator::Function;
+use crate::window::WindowSpec;
+
+/// Spark's output modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Final rows only, once.
+    Append,
+    /// Changed rows, every batch.
+    Update,
+    /// All rows, every batch.
+    Complete,
+}
+
+impl OutputMode {
+    /// Parses `append`, `update` or `complete`.
+    pub fn parse(text: &str) -> Result<OutputMode, String> {
+        match text {
+            "append" => Ok(OutputMode::Append),
+            "update" => Ok(OutputMode::Update),
+            "complete" => Ok(OutputMode::Complete),
+            other => Err(format!(
+                "expected append, update or complete, found {other:?}"
+            )),
+        }
+    }
+}
+
+/// An aggregate as written in the pipeline file: `{ function = "sum", column = "amount", as = "total" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateExpr {
+    /// The function.
+    pub function: Function,
+    /// The input column (none for `count` of rows).
+    pub column: Option<String>,
+    /// The output column name.
+    pub alias: String,
+    /// For `collect_list`: the most values kept per group (default 100).
+    pub max_items: usize,
+}
+
+/// `count(*) as n`, `sum(amount) as total`: how plans and checkpoints show an aggregate.
+impl std::fmt::Display for AggregateExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let column = self.column.as_deref().unwrap_or("*");
+        write!(f, "{}({column}) as {}", self.function.name(), self.alias)?;
+        if self.function == Function::CollectList {
+            write!(f, " (at most {})", self.max_items)?;
+        }
+        Ok(())
+    }
+}
+
+/// `10000 ms windows sliding 10000 ms on ts`, or `sessions with a 5000 ms gap on ts`.
+impl std::fmt::Display for WindowBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            WindowKind::Fixed(w) => write!(
+                f,
+                "{} ms windows sliding {} ms, offset {} ms, on {}",
+                w.size_ms, w.slide_ms, w.offset_ms, self.column
+            ),
+            WindowKind::Session { gap_ms } => {
+                write!(f, "sessions with a {gap_ms} ms gap on {}", self.column)
+            }
+        }
+    }
+}
+
+/// The window of an aggregation over an event-time column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowBy {
+    /// The event-time column (Int64 milliseconds or a timestamp).
+    pub column: String,
+    /// Which windows.
+    pub kind: WindowKind,
+}
+
+/// Fixed windows or sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Tumbling or sliding windows.
+    Fixed(WindowSpec),
+    /// Session windows (Spark's `session_window(col, gap)`): a group's events closer than `gap_ms` to each
+    /// other form one session `[first event, last event + gap)`; sessions that come to overlap merge.
+    Session {
+        /// The gap in ms.
+        gap_ms: i64,
+    },
+}
+
+/// The `[aggregate]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    /// Grouping columns.
+    pub group_by: Vec<String>,
+    /// Optional event-time window.
+    pub window: Option<WindowBy>,
+    /// The aggregates.
+    pub aggregates: Vec<AggregateExpr>,
+    /// The output mode.
+    pub output_mode: OutputMode,
+}
+
+/// Counts for the progress report, as Spark's `stateOperators`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOperatorProgress {
+    /// Groups held.
+    pub num_rows_total: u64,
+    /// Groups changed by the batch.
+    pub num_rows_updated: u64,
+    /// Groups evicted by the watermark.
+    pub num_rows_removed: u64,
+    /// Input rows dropped because they were older than the watermark.
+    pub num_rows_dropped_by_watermark: u64,
+    /// Approximate bytes of the groups held in memory.
+    pub memory_used_bytes: u64,
+    /// Bytes of the sled store on disk.
+    pub state_on_disk_bytes: u64,
+}
