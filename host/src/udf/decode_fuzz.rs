@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use weir_guest::abi::{encode_process_result, RowError};
 use weir_guest::ipc::batch_to_ipc;
 
-use super::instance::decode_output;
+use super::output::decode_output;
 
 /// A valid envelope: a batch of strings, numbers (with nulls) and lists, and two row errors.
 fn valid_envelope() -> (Vec<u8>, SchemaRef) {

@@ -16,6 +16,7 @@ use weir_guest::abi::{self, Kind, RowError};
 use weir_guest::ipc;
 
 use super::log::GuestLog;
+use super::output::{decode_output, untrusted_ipc};
 use super::rows::RowIo;
 use super::{UdfFailure, UdfLimits, EPOCH_TICK};
 
@@ -432,61 +433,6 @@ impl UdfInstance {
             .to_vec();
         self.free_bytes(ipc, ptr as i32, len as usize)?;
         Ok(bytes)
-    }
-}
-
-/// Reads a `weir_process` result: the envelope, the Arrow IPC batch, its schema against the declared
-/// `output`, and the row errors' indices against `input_rows`.
-///
-/// Everything here comes from untrusted guest memory, so any bytes must give a value or an error, never a
-/// panic; `decode_fuzz` checks that with random and mutated envelopes.
-pub(crate) fn decode_output(
-    result: &[u8],
-    output: &SchemaRef,
-    input_rows: usize,
-) -> Result<UdfOutput, UdfFailure> {
-    let (ipc_bytes, row_errors) = abi::decode_process_result(result)
-        .map_err(|e| UdfFailure::MalformedOutput(e.to_string()))?;
-    let out = untrusted_ipc(|| ipc::batch_from_ipc(ipc_bytes)).map_err(|e| {
-        UdfFailure::MalformedOutput(format!("the output is not an Arrow IPC stream: {e}"))
-    })?;
-    if out.schema().fields() != output.fields() {
-        return Err(UdfFailure::MalformedOutput(format!(
-            "the output batch has the schema {:?}, but init declared {:?}",
-            out.schema(),
-            output
-        )));
-    }
-    if let Some(bad) = row_errors.iter().find(|e| e.row as usize >= input_rows) {
-        return Err(UdfFailure::MalformedOutput(format!(
-            "a row error names row {}, but the input had {input_rows} rows",
-            bad.row
-        )));
-    }
-    Ok(UdfOutput {
-        batch: out,
-        row_errors,
-    })
-}
-
-/// Runs an Arrow IPC decode of guest bytes, turning a panic into an error.
-///
-/// arrow-ipc 60 validates most of a stream but panics on some damaged buffers (the property tests in
-/// `decode_fuzz` found "the offset of the new Buffer cannot exceed the existing length"). The decode reads
-/// only the given bytes and builds new arrays, so nothing is left half-changed when it unwinds.
-fn untrusted_ipc<T>(
-    decode: impl FnOnce() -> Result<T, arrow_schema::ArrowError>,
-) -> Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            Err(format!("the Arrow IPC reader refused it ({what})"))
-        }
     }
 }
 

@@ -15,6 +15,7 @@ mod instance;
 mod limits;
 mod log;
 mod module;
+mod output;
 mod rows;
 mod stage;
 pub mod tool;
