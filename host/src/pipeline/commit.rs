@@ -25,9 +25,10 @@ use crate::source::TopicPartition;
 use crate::window::WatermarkSnapshot;
 
 /// Fault injection for the crash tests: `WEIR_CRASH_AT=<point>:<batch>` aborts the process at that point of
-/// that batch, as a power cut would. Points: `planned` (after the write-ahead), `produced` (output sent, not
-/// committed), `staged` (exactly-once: state staged, transaction not committed), `committed` (transaction
-/// committed, checkpoint not yet updated).
+/// the first batch numbered `batch` or later, as a power cut would. Points: `planned` (after the
+/// write-ahead), `produced` (output sent, not committed; only batches that wrote rows), `staged`
+/// (exactly-once: state staged, transaction not committed), `committed` (transaction committed, checkpoint
+/// not yet updated).
 fn crash_point(point: &str, batch: u64) {
     static AT: OnceLock<Option<(String, u64)>> = OnceLock::new();
     let at = AT.get_or_init(|| {
@@ -36,7 +37,7 @@ fn crash_point(point: &str, batch: u64) {
         Some((point.to_string(), batch.parse().ok()?))
     });
     if let Some((at_point, at_batch)) = at {
-        if at_point == point && *at_batch == batch {
+        if at_point == point && batch >= *at_batch {
             eprintln!("WEIR_CRASH_AT: aborting at {point} of batch {batch}");
             std::process::abort();
         }
@@ -105,7 +106,9 @@ impl Checkpointing {
         match self.delivery {
             Delivery::ExactlyOnce => {
                 sink.send_offsets(end, &self.group.metadata()?)?;
-                crash_point("produced", batch);
+                if output_rows > 0 {
+                    crash_point("produced", batch);
+                }
                 self.checkpoint.stage(&record, &changes)?;
                 crash_point("staged", batch);
                 sink.commit()?;
@@ -114,7 +117,9 @@ impl Checkpointing {
             }
             Delivery::AtLeastOnce => {
                 sink.flush()?;
-                crash_point("produced", batch);
+                if output_rows > 0 {
+                    crash_point("produced", batch);
+                }
                 self.checkpoint.commit(&record, &changes)?;
                 crash_point("committed", batch);
                 if let Err(e) = self.group.commit(end) {

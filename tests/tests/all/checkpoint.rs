@@ -132,7 +132,7 @@ fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<
     broker.create_topic("alerts", 1);
     let dir = scratch_dir();
     // Small batches: many commit points, and a run long enough to be killed many times.
-    let file = pipeline_file(&dir, delivery, n / 200);
+    let file = pipeline_file(&dir, delivery, n / 400);
     let points: &[&str] = if delivery == "exactly-once" {
         &["planned:1", "produced:2", "staged:3", "committed:4"]
     } else {
@@ -142,7 +142,7 @@ fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<
         crash_at(&file, &broker.bootstrap, at);
     }
     let mut killed = 0;
-    for pause in pauses(n ^ kills as u64, kills * 2, 600) {
+    for pause in pauses(n ^ kills as u64, kills * 4, 600) {
         if killed == kills {
             break;
         }
