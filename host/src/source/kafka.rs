@@ -38,7 +38,7 @@ fn advance(positions: &mut BTreeMap<TopicPartition, i64>, tp: TopicPartition, to
 /// librdkafka's defaults fetch at most 1 MiB per partition and back off for a second once its queue is
 /// full, which left the source idle between batches (measured on tansu: 1,000,000 records took 5.7 s to
 /// consume with the defaults, 2.3 s with these).
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "8388608"),
     ("fetch.queue.backoff.ms", "10"),
     ("queued.max.messages.kbytes", "65536"),

@@ -313,3 +313,64 @@ processingTime = "200ms"
         "the empty partition held the window for its idle timeout"
     );
 }
+
+/// The broker's consume-only ceiling, measured like the pipeline: one rdkafka consumer with Weir's fetch
+/// settings, `assign()` on the 4 partitions of `tx` from the beginning, counting records and doing nothing
+/// else, until every partition reaches its high watermark (the fraud-window figures are
+/// `fraud_window_one_million_through_the_weir_binary`'s). Run with `cargo test --release -p weir-tests -- --ignored consume_only_ceiling --nocapture`.
+#[test]
+#[ignore = "a measurement run; see docs/benchmarks.md"]
+fn consume_only_ceiling() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let n: u64 = env_or("WEIR_N", 1_000_000);
+    let broker = tansu();
+    produce_workload(&broker, n);
+    broker.create_topic("alerts", 1);
+    for run in 0..3 {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &broker.bootstrap)
+            .set("group.id", format!("ceiling-{run}"))
+            .set("enable.auto.commit", "false");
+        for (key, value) in weir::source::CONSUMER_DEFAULTS {
+            config.set(*key, *value);
+        }
+        let started = std::time::Instant::now();
+        let consumer: BaseConsumer = config.create().unwrap();
+        let mut list = TopicPartitionList::new();
+        let mut remaining = BTreeMap::new();
+        for partition in 0..workload::PARTITIONS {
+            list.add_partition_offset("tx", partition, Offset::Beginning)
+                .unwrap();
+            let (_, high) = consumer
+                .fetch_watermarks("tx", partition, std::time::Duration::from_secs(10))
+                .unwrap();
+            remaining.insert(partition, high);
+        }
+        consumer.assign(&list).unwrap();
+        let mut count = 0u64;
+        while !remaining.is_empty() {
+            if let Some(message) = consumer.poll(std::time::Duration::from_millis(100)) {
+                use rdkafka::Message;
+                let message = message.unwrap();
+                count += 1;
+                let partition = message.partition();
+                if remaining
+                    .get(&partition)
+                    .is_some_and(|high| message.offset() + 1 >= *high)
+                {
+                    remaining.remove(&partition);
+                }
+            }
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "consume-only run {run}: {count} records in {:.2} s = {:.0} records/s",
+            elapsed.as_secs_f64(),
+            count as f64 / elapsed.as_secs_f64()
+        );
+    }
+}
