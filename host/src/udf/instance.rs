@@ -458,7 +458,7 @@ fn classify(
             cap: limits.memory_bytes,
         };
     }
-    if let Some(len) = store.data_mut().rows.too_large.take() {
+    if let Some(len) = store.data_mut().rows.out.too_large.take() {
         return UdfFailure::OutputTooLarge {
             len,
             cap: limits.max_output_bytes,

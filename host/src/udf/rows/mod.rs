@@ -36,16 +36,83 @@ pub(crate) struct RowIo {
     input: Option<RecordBatch>,
     /// The schema the guest declared in init.
     pub(crate) declared: Option<SchemaRef>,
-    output: Vec<OutColumn>,
-    rows_done: usize,
+    /// The rows being appended.
+    pub(crate) out: OutputRows,
     row_errors: Vec<RowError>,
     /// The message of the last `weir::error` call, for a status-1 return.
     pub(crate) error: Option<String>,
-    output_bytes: u64,
-    max_output: u64,
-    /// Set when the output passed `max_output`, so the trap can be reported as that limit.
-    pub(crate) too_large: Option<u64>,
     log: GuestLog,
+}
+
+/// The output of a process call while the guest appends to it. Kept apart from the input so that a call
+/// can read an input value and append it without copying either (`out_copy`).
+pub(crate) struct OutputRows {
+    columns: Vec<OutColumn>,
+    /// Rows ended with `out_row`.
+    rows_done: usize,
+    /// Bytes appended, against `max_bytes` (`limits.max_output`).
+    bytes: u64,
+    max_bytes: u64,
+    /// Set when the output passed `max_bytes`, so the trap can be reported as that limit.
+    pub(crate) too_large: Option<u64>,
+}
+
+impl OutputRows {
+    /// Output column `col` of the current row, which must not have a value yet.
+    fn column(&mut self, function: &str, col: i32) -> HostResult<&mut OutColumn> {
+        let (count, done) = (self.columns.len(), self.rows_done);
+        let column = usize::try_from(col)
+            .ok()
+            .and_then(|c| self.columns.get_mut(c))
+            .ok_or_else(|| {
+                wasmtime::format_err!(
+                    "weir::{function}: output column {col} does not exist (the declared schema has {count} columns)"
+                )
+            })?;
+        if column.len() > done {
+            wasmtime::bail!(
+                "weir::{function}: output column {col} already has a value in row {done}; end the row with weir::out_row first"
+            );
+        }
+        Ok(column)
+    }
+
+    fn count(&mut self, bytes: u64) -> HostResult<()> {
+        self.bytes += bytes;
+        if self.bytes > self.max_bytes {
+            self.too_large = Some(self.bytes);
+            wasmtime::bail!("output past limits.max_output");
+        }
+        Ok(())
+    }
+}
+
+/// Input column `col`, checking that it and `row` exist in the current batch.
+fn input_column<'a>(
+    input: &'a Option<RecordBatch>,
+    function: &str,
+    col: i32,
+    row: i32,
+) -> HostResult<&'a ArrayRef> {
+    let batch = input.as_ref().ok_or_else(|| {
+        wasmtime::format_err!("weir::{function}: there is no input batch during init")
+    })?;
+    let array = usize::try_from(col)
+        .ok()
+        .and_then(|c| batch.columns().get(c))
+        .ok_or_else(|| {
+            wasmtime::format_err!(
+                "weir::{function}: column {col} does not exist (the input has {} columns)",
+                batch.num_columns()
+            )
+        })?;
+    if row < 0 || row as usize >= batch.num_rows() {
+        wasmtime::bail!(
+            "weir::{function}: row {row} does not exist (the batch has {} rows)",
+            batch.num_rows()
+        );
+    }
+    Ok(array)
 }
 
 impl RowIo {
@@ -56,13 +123,15 @@ impl RowIo {
             input_schema: Arc::new(arrow_schema::Schema::empty()),
             input: None,
             declared: None,
-            output: Vec::new(),
-            rows_done: 0,
+            out: OutputRows {
+                columns: Vec::new(),
+                rows_done: 0,
+                bytes: 0,
+                max_bytes: max_output,
+                too_large: None,
+            },
             row_errors: Vec::new(),
             error: None,
-            output_bytes: 0,
-            max_output,
-            too_large: None,
             log,
         }
     }
@@ -83,16 +152,16 @@ impl RowIo {
     /// Prepares a process call on `batch`, with empty builders for the declared output schema.
     pub(crate) fn begin_process(&mut self, batch: &RecordBatch, output: &SchemaRef) {
         self.input = Some(batch.clone());
-        self.output = output
+        self.out.columns = output
             .fields()
             .iter()
             .map(|f| OutColumn::new(f.data_type(), batch.num_rows()))
             .collect();
-        self.rows_done = 0;
+        self.out.rows_done = 0;
+        self.out.bytes = 0;
+        self.out.too_large = None;
         self.row_errors.clear();
         self.error = None;
-        self.output_bytes = 0;
-        self.too_large = None;
     }
 
     /// Ends a successful process call: the rows appended, as a batch of `output`, and the row errors.
@@ -101,12 +170,12 @@ impl RowIo {
         output: &SchemaRef,
     ) -> Result<(RecordBatch, Vec<RowError>), String> {
         self.input = None;
-        let columns = std::mem::take(&mut self.output);
-        if let Some(open) = columns.iter().position(|c| c.len() > self.rows_done) {
+        let columns = std::mem::take(&mut self.out.columns);
+        if let Some(open) = columns.iter().position(|c| c.len() > self.out.rows_done) {
             return Err(format!(
                 "column `{}` has a value for row {} but that row was never ended with weir::out_row",
                 output.field(open).name(),
-                self.rows_done
+                self.out.rows_done
             ));
         }
         let arrays: Vec<ArrayRef> = columns.into_iter().map(OutColumn::finish).collect();
@@ -118,56 +187,7 @@ impl RowIo {
     /// Drops the current input and partial output after a failed call.
     pub(crate) fn abandon(&mut self) {
         self.input = None;
-        self.output.clear();
-    }
-
-    fn input_column(&self, function: &str, col: i32, row: i32) -> HostResult<&ArrayRef> {
-        let batch = self.input.as_ref().ok_or_else(|| {
-            wasmtime::format_err!("weir::{function}: there is no input batch during init")
-        })?;
-        let array = usize::try_from(col)
-            .ok()
-            .and_then(|c| batch.columns().get(c))
-            .ok_or_else(|| {
-                wasmtime::format_err!(
-                    "weir::{function}: column {col} does not exist (the input has {} columns)",
-                    batch.num_columns()
-                )
-            })?;
-        if row < 0 || row as usize >= batch.num_rows() {
-            wasmtime::bail!(
-                "weir::{function}: row {row} does not exist (the batch has {} rows)",
-                batch.num_rows()
-            );
-        }
-        Ok(array)
-    }
-
-    fn output_column(&mut self, function: &str, col: i32) -> HostResult<&mut OutColumn> {
-        let (count, done) = (self.output.len(), self.rows_done);
-        let column = usize::try_from(col)
-            .ok()
-            .and_then(|c| self.output.get_mut(c))
-            .ok_or_else(|| {
-                wasmtime::format_err!(
-                    "weir::{function}: output column {col} does not exist (the declared schema has {count} columns)"
-                )
-            })?;
-        if column.len() > done {
-            wasmtime::bail!(
-                "weir::{function}: output column {col} already has a value in row {done}; end the row with weir::out_row first"
-            );
-        }
-        Ok(column)
-    }
-
-    fn count_output(&mut self, bytes: u64) -> HostResult<()> {
-        self.output_bytes += bytes;
-        if self.output_bytes > self.max_output {
-            self.too_large = Some(self.output_bytes);
-            wasmtime::bail!("output past limits.max_output");
-        }
-        Ok(())
+        self.out.columns.clear();
     }
 }
 
@@ -331,12 +351,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         "in_is_null",
         |caller: Caller<'_, GuestState>, col: i32, row: i32| -> HostResult<i32> {
-            let array = caller.data().rows.input_column("in_is_null", col, row)?;
+            let array = input_column(&caller.data().rows.input, "in_is_null", col, row)?;
             Ok(i32::from(array.is_null(row as usize)))
         },
     )?;
     linker.func_wrap(m, "in_i64", |caller: Caller<'_, GuestState>, col: i32, row: i32| -> HostResult<i64> {
-        let array = caller.data().rows.input_column("in_i64", col, row)?;
+        let array = input_column(&caller.data().rows.input, "in_i64", col, row)?;
         match read_value(array, row as usize) {
             Ok(Value::Null) => Ok(0),
             Ok(Value::Int(v)) => Ok(v),
@@ -348,7 +368,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         "in_f64",
         |caller: Caller<'_, GuestState>, col: i32, row: i32| -> HostResult<f64> {
-            let array = caller.data().rows.input_column("in_f64", col, row)?;
+            let array = input_column(&caller.data().rows.input, "in_f64", col, row)?;
             match read_value(array, row as usize) {
                 Ok(Value::Null) => Ok(0.0),
                 Ok(Value::Float(v)) => Ok(v),
@@ -363,7 +383,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
     )?;
     linker.func_wrap(m, "in_bytes", |mut caller: Caller<'_, GuestState>, col: i32, row: i32, dst: i32, cap: i32| -> HostResult<i32> {
         let (data, rows) = memory_and_rows(&mut caller)?;
-        let array = rows.input_column("in_bytes", col, row)?;
+        let array = input_column(&rows.input, "in_bytes", col, row)?;
         match read_value(array, row as usize) {
             Ok(Value::Null) => Ok(-1),
             Ok(Value::Bytes(v)) => copy_out("in_bytes", data, v, dst, cap),
@@ -378,7 +398,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             caller
                 .data_mut()
                 .rows
-                .output_column("out_null", col)?
+                .out
+                .column("out_null", col)?
                 .append_null();
             Ok(())
         },
@@ -388,8 +409,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         "out_i64",
         |mut caller: Caller<'_, GuestState>, col: i32, v: i64| -> HostResult<()> {
             let rows = &mut caller.data_mut().rows;
-            rows.count_output(8)?;
-            rows.output_column("out_i64", col)?
+            rows.out.count(8)?;
+            rows.out
+                .column("out_i64", col)?
                 .append_int(v)
                 .map_err(|e| wasmtime::format_err!("weir::out_i64: output column {col}: {e}"))
         },
@@ -399,8 +421,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         "out_f64",
         |mut caller: Caller<'_, GuestState>, col: i32, v: f64| -> HostResult<()> {
             let rows = &mut caller.data_mut().rows;
-            rows.count_output(8)?;
-            rows.output_column("out_f64", col)?
+            rows.out.count(8)?;
+            rows.out
+                .column("out_f64", col)?
                 .append_float(v)
                 .map_err(|e| wasmtime::format_err!("weir::out_f64: output column {col}: {e}"))
         },
@@ -411,8 +434,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         |mut caller: Caller<'_, GuestState>, col: i32, ptr: i32, len: i32| -> HostResult<()> {
             let (data, rows) = memory_and_rows(&mut caller)?;
             let range = guest_slice("out_bytes", data, ptr, len)?;
-            rows.count_output(range.len() as u64)?;
-            rows.output_column("out_bytes", col)?
+            rows.out.count(range.len() as u64)?;
+            rows.out
+                .column("out_bytes", col)?
                 .append_bytes(&data[range])
                 .map_err(|e| wasmtime::format_err!("weir::out_bytes: output column {col}: {e}"))
         },
@@ -421,9 +445,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         "out_copy",
         |mut caller: Caller<'_, GuestState>, col: i32, in_col: i32, row: i32| -> HostResult<()> {
-            let rows = &mut caller.data_mut().rows;
-            let array = rows.input_column("out_copy", in_col, row)?.clone();
-            let mut value = read_value(&array, row as usize)
+            // Input and output are borrowed apart, so the value is appended where it lies, uncopied.
+            let RowIo { input, out, .. } = &mut caller.data_mut().rows;
+            let array = input_column(input, "out_copy", in_col, row)?;
+            let mut value = read_value(array, row as usize)
                 .map_err(|e| wasmtime::format_err!("weir::out_copy: input column {in_col}: {e}"))?;
             // Declared timestamps are microseconds (DDL's TIMESTAMP); the source's `timestamp` is milliseconds.
             if let (DataType::Timestamp(unit, _), Value::Int(v)) = (array.data_type(), &mut value) {
@@ -438,8 +463,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 Value::Bytes(b) => b.len() as u64,
                 _ => 8,
             };
-            rows.count_output(size)?;
-            let out = rows.output_column("out_copy", col)?;
+            out.count(size)?;
+            let out = out.column("out_copy", col)?;
             match value {
                 Value::Null => {
                     out.append_null();
@@ -465,13 +490,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             if rows.input.is_none() {
                 wasmtime::bail!("weir::out_row: rows can only be written in weir_process_rows");
             }
-            let done = rows.rows_done;
-            for column in &mut rows.output {
+            let done = rows.out.rows_done;
+            for column in &mut rows.out.columns {
                 if column.len() == done {
                     column.append_null();
                 }
             }
-            rows.rows_done += 1;
+            rows.out.rows_done += 1;
             Ok(())
         },
     )?;
