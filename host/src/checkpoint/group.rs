@@ -13,7 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::source::{SourceOptions, TopicPartition, TopicSelection};
+use crate::source::{SourceOptions, TopicPartition};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -21,7 +21,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct GroupOffsets {
     consumer: BaseConsumer,
     name: String,
-    topics: TopicSelection,
 }
 
 impl GroupOffsets {
@@ -41,7 +40,6 @@ impl GroupOffsets {
         Ok(GroupOffsets {
             consumer,
             name: name.to_string(),
-            topics: source.topics.clone(),
         })
     }
 
@@ -86,37 +84,6 @@ impl GroupOffsets {
                 _ => None,
             })
             .collect())
-    }
-
-    /// Every offset the group has committed for the source's topics, as text ("tx-0 at 42, ..."), empty when
-    /// there is none.
-    pub fn committed_any(&self) -> anyhow::Result<String> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(None, TIMEOUT)
-            .context("listing the source's partitions")?;
-        let mut partitions = Vec::new();
-        for topic in metadata.topics() {
-            let wanted = match &self.topics {
-                TopicSelection::Subscribe(names) => names.iter().any(|n| n == topic.name()),
-                TopicSelection::Pattern(regex) => regex.is_match(topic.name()),
-                TopicSelection::Assign(assign) => assign.contains_key(topic.name()),
-            };
-            if wanted {
-                partitions.extend(
-                    topic
-                        .partitions()
-                        .iter()
-                        .map(|p| (topic.name().to_string(), p.id())),
-                );
-            }
-        }
-        let committed = self.committed(&partitions)?;
-        Ok(committed
-            .iter()
-            .map(|((topic, partition), offset)| format!("{topic}-{partition} at {offset}"))
-            .collect::<Vec<_>>()
-            .join(", "))
     }
 
     /// Commits `offsets` for the group outside any transaction (at-least-once pipelines).

@@ -380,10 +380,9 @@ pub struct Resume {
 /// Settles a crash's leftovers and says where to resume.
 ///
 /// With exactly-once delivery, a staged batch is applied if Kafka committed its transaction (the group's
-/// committed offsets are the batch's end offsets) and discarded otherwise. A checkpoint with no committed
-/// batch while the group already has committed offsets means the checkpoint was deleted or replaced (the
-/// group's offsets are only ever committed with, or after, a checkpointed batch): that is refused, on every
-/// start until it is resolved.
+/// committed offsets are the batch's end offsets) and discarded otherwise. Whether a checkpoint with no
+/// committed batch was lost is checked once the source knows its partitions
+/// (`Checkpointing::check_not_lost`).
 pub fn recover(
     checkpoint: &Checkpoint,
     delivery: Delivery,
@@ -411,20 +410,7 @@ pub fn recover(
         }
     }
     match checkpoint.last_commit()? {
-        None => {
-            let earlier = group.committed_any()?;
-            if !earlier.is_empty() {
-                bail!(
-                    "the checkpoint at {} has no committed batch, but consumer group {} has offsets committed by an \
-                     earlier run ({}); the checkpoint was deleted or moved. Restore it, or to start over use a new \
-                     pipeline `name` (or delete the group's offsets)",
-                    checkpoint.path().display(),
-                    group.name(),
-                    earlier
-                );
-            }
-            Ok(Resume::default())
-        }
+        None => Ok(Resume::default()),
         Some(last) => Ok(Resume {
             next_batch: last.batch + 1,
             positions: Some(to_positions(&last.end)),

@@ -60,6 +60,34 @@ impl Checkpointing {
         (self.delivery == Delivery::ExactlyOnce).then(|| self.group.name().to_string())
     }
 
+    /// Refuses to start a checkpoint with no committed batch while the group has committed offsets for
+    /// `partitions`: the group's offsets are only ever committed with, or after, a checkpointed batch, so the
+    /// checkpoint that wrote them was deleted or replaced. Checked on every start until it is resolved.
+    pub(crate) fn check_not_lost<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> anyhow::Result<()> {
+        if self.resume.positions.is_some() {
+            return Ok(());
+        }
+        let earlier = self.group.committed(partitions)?;
+        if earlier.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = earlier
+            .iter()
+            .map(|((topic, partition), offset)| format!("{topic}-{partition} at {offset}"))
+            .collect();
+        anyhow::bail!(
+            "the checkpoint at {} has no committed batch, but consumer group {} has offsets committed by an \
+             earlier run ({}); the checkpoint was deleted or moved. Restore it, or to start over use a new \
+             pipeline `name` (or delete the group's offsets)",
+            self.checkpoint.path().display(),
+            self.group.name(),
+            listed.join(", ")
+        )
+    }
+
     /// Step 1: the batch's offsets, before it runs.
     pub(crate) fn plan(
         &self,

@@ -57,8 +57,13 @@ pub(crate) async fn run(
         .as_ref()
         .and_then(|c| c.resume.positions.clone());
     let opening = Instant::now();
+    let opening_checkpoint = checkpointing.clone();
     let mut source = tokio::task::spawn_blocking(move || {
-        KafkaSource::open_resuming(source_options, resume_positions.as_ref())
+        let source = KafkaSource::open_resuming(source_options, resume_positions.as_ref())?;
+        if let Some(c) = &opening_checkpoint {
+            c.check_not_lost(source.positions().keys())?;
+        }
+        anyhow::Ok(source)
     })
     .await?
     .context("starting the Kafka source")?;
