@@ -16,46 +16,37 @@ use weir_tests::*;
 
 use super::window::produce_workload;
 
-/// The fraud-window example with a checkpoint, small batches (so there are many commit points) and the
-/// given delivery guarantee.
+/// `examples/fraud-window/pipeline.toml` with a checkpoint, `per_trigger`-record batches (small ones give
+/// many commit points) and the given delivery guarantee, written to `dir`.
 fn pipeline_file(dir: &Path, delivery: &str, per_trigger: u64) -> PathBuf {
-    let module = |name: &str| udf_module(name).display().to_string();
-    let text = format!(
-        r#"name = "crash-{delivery}"
-checkpointLocation = "{checkpoint}"
-[source]
-kafka.bootstrap.servers = "${{KAFKA_BOOTSTRAP_SERVERS}}"
-subscribe = "tx"
-startingOffsets = "earliest"
-endingOffsets = "latest"
-maxOffsetsPerTrigger = {per_trigger}
-[deserializer]
-udf = "{json}"
-[watermark]
-column = "ts"
-delay = "5s"
-[[transform]]
-udf = "{flagged}"
-[aggregate]
-group_by = ["id"]
-window = {{ column = "ts", size = "10s" }}
-aggregates = [{{ function = "count", as = "count" }}]
-output_mode = "append"
-[[after_aggregate]]
-udf = "{filter}"
-config = {{ column = "count", greater_than = 1 }}
-[sink]
-kafka.bootstrap.servers = "${{KAFKA_BOOTSTRAP_SERVERS}}"
-topic = "alerts"
-key_column = "id"
-format = "json"
-delivery = "{delivery}"
-"#,
-        checkpoint = dir.join("checkpoint").display(),
-        json = module("json_transactions"),
-        flagged = module("fraud_flagged"),
-        filter = module("filter"),
+    let mut text =
+        std::fs::read_to_string(workspace().join("examples/fraud-window/pipeline.toml")).unwrap();
+    let mut edit = |from: &str, to: String| {
+        assert!(text.contains(from), "the example has no {from:?}");
+        text = text.replace(from, &to);
+    };
+    edit(
+        "name = \"fraud-window\"",
+        format!(
+            "name = \"crash-{delivery}\"\ncheckpointLocation = \"{}\"",
+            dir.join("checkpoint").display()
+        ),
     );
+    edit(
+        "endingOffsets = \"latest\"",
+        format!("endingOffsets = \"latest\"\nmaxOffsetsPerTrigger = {per_trigger}"),
+    );
+    edit(
+        "\n[sink]\n",
+        format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
+    );
+    edit(
+        "\"../../target/",
+        format!("\"{}/target/", workspace().display()),
+    );
+    for module in ["json_transactions", "fraud_flagged", "filter"] {
+        udf_module(module);
+    }
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -290,6 +281,32 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
     );
 }
 
+/// A checkpointed pipeline `name` copying JSON records `{"n": ...}` from `in` to `out`, with extra
+/// `[source]` and `[sink]` keys.
+fn numbers_pipeline(dir: &Path, name: &str, source: &str, sink: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+checkpointLocation = "{}"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "in"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+{source}
+[deserializer]
+format = "json"
+schema = "n BIGINT"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+{sink}
+"#,
+        dir.join("checkpoint").display()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_outage_loses_nothing() {
     let broker = mock_cluster();
@@ -299,26 +316,7 @@ async fn a_broker_outage_loses_nothing() {
     let sent: Vec<String> = (0..n).map(|i| format!("{{\"n\":{i}}}")).collect();
     produce_to(&broker.bootstrap, "in", 0, &sent, &[]);
     let dir = scratch_dir();
-    let text = format!(
-        r#"
-name = "outage"
-checkpointLocation = "{}"
-[source]
-kafka.bootstrap.servers = "${{BROKER}}"
-subscribe = "in"
-startingOffsets = "earliest"
-endingOffsets = "latest"
-maxOffsetsPerTrigger = 500
-[deserializer]
-format = "json"
-schema = "n BIGINT"
-[sink]
-kafka.bootstrap.servers = "${{BROKER}}"
-topic = "out"
-format = "json"
-"#,
-        dir.join("checkpoint").display()
-    );
+    let text = numbers_pipeline(&dir, "outage", "maxOffsetsPerTrigger = 500", "");
     let spec = pipeline_spec(&dir, &broker.bootstrap, &text).unwrap();
     let running = tokio::spawn(run_pipeline(spec));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -348,26 +346,11 @@ async fn checkpointed_offsets_gone_from_the_broker_fail_or_skip_per_fail_on_data
     produce_to(&broker.bootstrap, "in", 0, &batch(0, 1_000), &[]);
     let dir = scratch_dir();
     let text = |fail_on_data_loss: bool| {
-        format!(
-            r#"
-name = "retention"
-checkpointLocation = "{}"
-[source]
-kafka.bootstrap.servers = "${{BROKER}}"
-subscribe = "in"
-startingOffsets = "earliest"
-endingOffsets = "latest"
-failOnDataLoss = {fail_on_data_loss}
-[deserializer]
-format = "json"
-schema = "n BIGINT"
-[sink]
-kafka.bootstrap.servers = "${{BROKER}}"
-topic = "out"
-format = "json"
-delivery = "at-least-once"
-"#,
-            dir.join("checkpoint").display()
+        numbers_pipeline(
+            &dir,
+            "retention",
+            &format!("failOnDataLoss = {fail_on_data_loss}"),
+            "delivery = \"at-least-once\"",
         )
     };
     let run =
