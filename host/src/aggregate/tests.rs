@@ -48,6 +48,17 @@ fn aggregator(
     mode: OutputMode,
     aggregates: Vec<AggregateExpr>,
 ) -> Aggregator {
+    let table = StateStore::temporary().unwrap().table("t").unwrap();
+    aggregator_on(table, window, mode, aggregates)
+}
+
+/// An aggregator over `table`, e.g. one another aggregator wrote (what a restart from a checkpoint sees).
+fn aggregator_on(
+    table: crate::state::StateTable,
+    window: Option<WindowKind>,
+    mode: OutputMode,
+    aggregates: Vec<AggregateExpr>,
+) -> Aggregator {
     let spec = AggregateSpec {
         group_by: vec!["user".into()],
         window: window.map(|kind| WindowBy {
@@ -57,7 +68,6 @@ fn aggregator(
         aggregates,
         output_mode: mode,
     };
-    let table = StateStore::temporary().unwrap().table("t").unwrap();
     Aggregator::new(spec, &batch(&[]).schema(), true, table).unwrap()
 }
 
@@ -370,4 +380,48 @@ fn merged_sessions_combine_every_aggregate() {
     assert_eq!((int("count"), int("sum"), int("min")), (3, 14, 2));
     // first and last are in arrival order, as Spark's: merging keeps the earliest session's first.
     assert_eq!((int("first"), int("last")), (7, 5));
+}
+
+#[test]
+fn a_restored_aggregator_continues_where_the_stored_state_left_off() {
+    // Fixed windows and sessions: a first aggregator folds a batch and writes its state; a second one on
+    // the same table restores it, folds the next batch and must emit what one aggregator would have.
+    for window in [
+        WindowKind::Fixed(WindowSpec::tumbling(10)),
+        WindowKind::Session { gap_ms: 10 },
+    ] {
+        let table = StateStore::temporary().unwrap().table("t").unwrap();
+        let first_batch = batch(&[("a", 1, 1), ("a", 3, 1), ("b", 4, 1)]);
+        let second_batch = batch(&[("a", 8, 1), ("b", 25, 1)]);
+
+        let mut uninterrupted = aggregator(Some(window), OutputMode::Append, vec![count()]);
+        uninterrupted.update(&first_batch, None).unwrap();
+        uninterrupted.finish_batch(Some(0)).unwrap();
+        uninterrupted.update(&second_batch, Some(0)).unwrap();
+        let expected = rows(&uninterrupted.finish_batch(Some(100)).unwrap().0);
+
+        let mut before = aggregator_on(
+            table.clone(),
+            Some(window),
+            OutputMode::Append,
+            vec![count()],
+        );
+        before.update(&first_batch, None).unwrap();
+        assert!(before.finish_batch(Some(0)).unwrap().0.num_rows() == 0);
+        drop(before);
+        let mut after = aggregator_on(table, Some(window), OutputMode::Append, vec![count()]);
+        assert_eq!(
+            after.restore().unwrap(),
+            2,
+            "{window:?}: groups a and b restored"
+        );
+        after.update(&second_batch, Some(0)).unwrap();
+        let got = rows(&after.finish_batch(Some(100)).unwrap().0);
+        assert_eq!(got, expected, "{window:?}");
+        assert!(
+            got.iter()
+                .any(|(user, _, count)| user == "a" && *count == 3),
+            "{got:?}"
+        );
+    }
 }
