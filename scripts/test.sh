@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit and doc tests, the UDFs' native tests, and the integration tests
-# against tansu and librdkafka's mock cluster. Installs what they need first (idempotent). Ends with one
-# line totalling every test binary's results.
+# against tansu and librdkafka's mock cluster, then the benchmark suite at a small N (exactness only).
+# Installs what they need first (idempotent). Ends with one line totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip1
@@ -12,5 +12,14 @@ cargo build --release --bin weir
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --release --workspace 2>&1 | tee "$log"
+# The benchmark suite at a small N: every configuration's alerts must be exact (no timing is asserted).
+if ! [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fonts-dejavu-core >/dev/null
+fi
+cargo build --release -p weir-bench --bin weir-bench
+./target/release/weir-bench suite --n 20000 --runs 1 --latency-n 20000 --latency-rate 20000 \
+  --out target/bench-small | grep -E '^(generated|run|latency|written)'
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

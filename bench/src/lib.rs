@@ -1,1 +1,22 @@
-//! Weir's criterion micro-benchmarks live in `benches/`; see `docs/benchmarks.md`.
+//! Weir's benchmark suite for the reference workload `fraud-window` (`shared/bench/fraud-window.md`).
+//!
+//! The `weir-bench` binary (`src/main.rs`) runs it with one command; each module is one step of it:
+//!
+//! - [`generator`]: writes the workload to Kafka, as fast as possible or at a fixed rate;
+//! - [`variant`]: the pipeline configurations compared, derived from `examples/fraud-window`;
+//! - [`measure`]: runs the `weir` binary once, watches the alerts topic, checks the alerts exactly and
+//!   records wall time, peak RSS, CPU time and the per-stage times from the progress lines;
+//! - [`ceiling`]: the broker's consume-only ceiling, measured beside the pipeline;
+//! - [`latency`]: the delay from a window's closing to its alert, at a fixed input rate;
+//! - [`report`]: medians, the markdown and CSV tables; [`plot`]: the PNG chart.
+//!
+//! The criterion micro-benchmarks are in `benches/`. `docs/benchmarks.md` has the figures and how to
+//! reproduce them.
+
+pub mod ceiling;
+pub mod generator;
+pub mod latency;
+pub mod measure;
+pub mod plot;
+pub mod report;
+pub mod variant;

@@ -69,6 +69,10 @@ impl EventTimeProgress {
 }
 
 /// Milliseconds spent in each stage of a batch (`triggerExecution` is the whole batch, as in Spark).
+///
+/// `poll`, `process` and `sink` are wall time and follow each other; `decode` and `transform` split
+/// `process` (summed over the worker threads, which run partitions in parallel, so together they can
+/// exceed it); `aggregate`, `produce` and `checkpoint` split `sink`.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Durations {
@@ -78,8 +82,25 @@ pub struct Durations {
     pub poll: u64,
     /// Deserializer and transforms (wall time; the partitions run in parallel).
     pub process: u64,
-    /// Producing and waiting for acknowledgements.
+    /// The deserializer, summed over the worker threads.
+    pub decode: u64,
+    /// The transforms before the aggregation, summed over the worker threads.
+    pub transform: u64,
+    /// Everything after `process`: aggregation, producing, checkpointing.
     pub sink: u64,
+    /// The window/state operator and the transforms after it.
+    pub aggregate: u64,
+    /// Producing the batch's rows and waiting until the broker has them (acknowledged, or the transaction
+    /// committed).
+    pub produce: u64,
+    /// The checkpoint: the write-ahead plan, beginning the transaction, adding the offsets to it, and the
+    /// state and commit records written to sled.
+    pub checkpoint: u64,
+}
+
+/// Whole milliseconds of `d`, as progress reports them.
+pub fn millis(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
 }
 
 /// One source's part of a batch, with offsets as Spark writes them: `{"topic":{"0":42}}`.

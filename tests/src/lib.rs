@@ -96,6 +96,15 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
+    /// A broker that is already running at `bootstrap` (e.g. `KAFKA_BOOTSTRAP_SERVERS`); left running.
+    pub fn external(bootstrap: &str) -> Broker {
+        Broker {
+            bootstrap: bootstrap.to_string(),
+            process: None,
+            _mock: None,
+        }
+    }
+
     /// The in-process mock cluster, for fault injection (`broker_down`, `request_errors`).
     pub fn mock(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
         self._mock.as_ref()
@@ -298,4 +307,25 @@ pub fn example_spec(path: &str, bootstrap: &str) -> weir::PipelineSpec {
         |name| (name == "KAFKA_BOOTSTRAP_SERVERS").then(|| bootstrap.to_string()),
     )
     .unwrap()
+}
+
+/// The text of `examples/<path>` with each `(from, to)` edit applied and the modules' relative paths made
+/// absolute, for a variant of an example written elsewhere. Panics if the example no longer contains an
+/// edit's `from`, so a changed example cannot silently produce a different variant.
+pub fn example_variant(path: &str, edits: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(workspace().join("examples").join(path))
+        .unwrap_or_else(|e| panic!("reading examples/{path}: {e}"));
+    let modules = (
+        "\"../../target/",
+        format!("\"{}/target/", workspace().display()),
+    );
+    for (from, to) in edits
+        .iter()
+        .map(|(f, t)| (*f, t))
+        .chain([(modules.0, &modules.1)])
+    {
+        assert!(text.contains(from), "examples/{path} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text
 }

@@ -164,8 +164,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 ProgressMode::Both => (true, true),
             };
             let mut listener = Printer::new(json, human);
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
+            // Ctrl-C or SIGTERM (service managers, `kill`) ends the run after the current batch.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("listening for SIGTERM")?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
             };
             let summary = pipeline
                 .run_with_progress(shutdown, &mut listener)

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::checkpoint::{Checkpoint, CommittedBatch, GroupOffsets, PlannedBatch, Resume};
 use crate::config::Delivery;
@@ -112,7 +112,9 @@ impl Checkpointing {
         }
     }
 
-    /// Steps 3 to 6, once everything of the batch has been produced.
+    /// Steps 3 to 6, once everything of the batch has been produced. Returns how long it waited for the
+    /// broker to have the output (the flush, or the transaction's commit), which progress counts as
+    /// producing rather than checkpointing.
     pub(crate) fn commit(
         &self,
         sink: &KafkaSink,
@@ -120,7 +122,7 @@ impl Checkpointing {
         end: &BTreeMap<TopicPartition, i64>,
         watermark: WatermarkSnapshot,
         output_rows: u64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Duration> {
         let record = CommittedBatch {
             batch,
             end: offsets_json(end),
@@ -139,12 +141,17 @@ impl Checkpointing {
                 }
                 self.checkpoint.stage(&record, &changes)?;
                 crash_point("staged", batch);
+                let waiting = Instant::now();
                 sink.commit()?;
+                let waited = waiting.elapsed();
                 crash_point("committed", batch);
-                self.checkpoint.commit(&record, &changes)
+                self.checkpoint.commit(&record, &changes)?;
+                Ok(waited)
             }
             Delivery::AtLeastOnce => {
+                let waiting = Instant::now();
                 sink.flush()?;
+                let waited = waiting.elapsed();
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
@@ -154,7 +161,7 @@ impl Checkpointing {
                     // The checkpoint is the commit point; the group's copy only detects a lost checkpoint.
                     tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.group.name());
                 }
-                Ok(())
+                Ok(waited)
             }
         }
     }

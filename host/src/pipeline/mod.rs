@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use builder::PipelineBuilder;
-pub use plan::{column_list, Aggregated, ChunkOutput, Plan};
+pub use plan::{column_list, Aggregated, ChunkOutput, ChunkTimings, Plan};
 pub use run::RunSummary;
 
 use crate::config::PipelineSpec;

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
@@ -59,6 +60,17 @@ pub struct ChunkOutput {
     /// The largest event time among the partition's deserialized records (before any filter), when the
     /// pipeline has a watermark.
     pub max_event_time: Option<i64>,
+    /// Time spent in the deserializer and in the transforms, for the progress's stage breakdown.
+    pub timings: ChunkTimings,
+}
+
+/// Where one partition's processing time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkTimings {
+    /// The deserializer.
+    pub decode: std::time::Duration,
+    /// The transforms before the aggregation.
+    pub transform: std::time::Duration,
 }
 
 /// A source record on its way to a dead-letter topic.
@@ -267,6 +279,7 @@ impl Plan {
     /// record's topic, partition and offset.
     pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
         let mut errors = ErrorCounts::default();
+        let decode_started = Instant::now();
         let (rows, failures) = match self.deserializer.decode(chunk) {
             Ok(decoded) => decoded,
             Err(DecodeError::Udf(error)) => match &self.spec.deserializer.format {
@@ -322,6 +335,8 @@ impl Plan {
             Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
             None => None,
         };
+        let transform_started = Instant::now();
+        let decode = transform_started - decode_started;
         let records = chunk.describe();
         let mut rows = rows;
         for (spec, stage) in &self.transforms {
@@ -344,6 +359,10 @@ impl Plan {
             dead_letters,
             errors,
             max_event_time,
+            timings: ChunkTimings {
+                decode,
+                transform: transform_started.elapsed(),
+            },
         })
     }
 
@@ -378,6 +397,7 @@ impl Plan {
             },
             dead_letters,
             max_event_time,
+            timings: ChunkTimings::default(),
         }
     }
 

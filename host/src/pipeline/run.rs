@@ -17,11 +17,11 @@ use super::plan::{ChunkOutput, Plan};
 use crate::aggregate::StateOperatorProgress;
 use crate::config::Trigger;
 use crate::progress::{
-    offsets_json, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
-    SinkProgress, SourceProgress,
+    millis, offsets_json, BatchProgress, Durations, ErrorCounts, EventTimeProgress,
+    ProgressListener, SinkProgress, SourceProgress,
 };
 use crate::sink::{DeadLetter, KafkaSink};
-use crate::source::{KafkaSource, PartitionChunk, TopicPartition};
+use crate::source::{KafkaSource, PartitionChunk, SourceBatch, TopicPartition};
 use crate::window::{WatermarkSnapshot, WatermarkTracker};
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
@@ -58,7 +58,7 @@ pub(crate) async fn run(
         .and_then(|c| c.resume.positions.clone());
     let opening = Instant::now();
     let opening_checkpoint = checkpointing.clone();
-    let mut source = tokio::task::spawn_blocking(move || {
+    let source = tokio::task::spawn_blocking(move || {
         let source = KafkaSource::open_resuming(source_options, resume_positions.as_ref())?;
         if let Some(c) = &opening_checkpoint {
             c.check_not_lost(source.positions().keys())?;
@@ -105,6 +105,13 @@ pub(crate) async fn run(
     });
     tokio::pin!(shutdown);
     let mut reload_checked = Instant::now();
+    let poll_wait = match spec.trigger {
+        Trigger::AsFastAsPossible => IDLE_POLL,
+        Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
+    };
+    // The source is either idle here or inside the poll that is reading the next batch.
+    let mut idle_source = Some(source);
+    let mut polling = None;
 
     loop {
         if reload && reload_checked.elapsed() >= RELOAD_CHECK {
@@ -119,26 +126,34 @@ pub(crate) async fn run(
                 }
             }
         }
-        if source.is_finished() {
-            tracing::info!(since_start = ?opening.elapsed(), "reached endingOffsets; stopping");
-            break;
-        }
         let started = Instant::now();
         let wall_start = SystemTime::now();
-        let wait = match spec.trigger {
-            Trigger::AsFastAsPossible => IDLE_POLL,
-            Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
+        let polled = match polling.take() {
+            Some(prefetched) => prefetched,
+            None => {
+                let source = idle_source
+                    .take()
+                    .expect("the source is idle when nothing is polling");
+                if source.is_finished() {
+                    tracing::info!(since_start = ?opening.elapsed(), "reached endingOffsets; stopping");
+                    break;
+                }
+                poll(source, poll_wait)
+            }
         };
-        let polled = tokio::task::spawn_blocking(move || {
-            let batch = source.next_batch(wait);
-            (source, batch)
-        });
         let (returned, batch) = tokio::select! {
             joined = polled => joined?,
             () = &mut shutdown => { tracing::info!("stopping on request"); break; }
         };
-        source = returned;
         let batch = batch.context("polling the Kafka source")?;
+        // As fast as possible, the next batch is read while this one is processed and written: reading
+        // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
+        // committed only after this batch's, as before.
+        if spec.trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
+            polling = Some(poll(returned, poll_wait));
+        } else {
+            idle_source = Some(returned);
+        }
         let poll_ms = started.elapsed().as_millis() as u64;
         let watermark_before = watermarks.as_ref().and_then(WatermarkTracker::watermark);
         if batch.chunks.is_empty() {
@@ -152,13 +167,17 @@ pub(crate) async fn run(
             }
         }
 
+        let planning = Instant::now();
         if let Some(c) = &checkpointing {
             c.plan(next_batch, &batch.start, &batch.end)?;
         }
+        let write_ahead = planning.elapsed();
         let process_started = Instant::now();
         let chunks = Arc::new(batch.chunks);
         let outputs = process_in_parallel(&plan, &chunks, workers).await?;
-        let process_ms = process_started.elapsed().as_millis() as u64;
+        let process_ms = millis(process_started.elapsed());
+        let decode_ms = millis(outputs.iter().map(|o| o.timings.decode).sum());
+        let transform_ms = millis(outputs.iter().map(|o| o.timings.transform).sum());
         let watermark_after = watermarks.as_mut().and_then(|tracker| {
             let now = Instant::now();
             for (chunk, output) in chunks.iter().zip(&outputs) {
@@ -197,7 +216,7 @@ pub(crate) async fn run(
         next_batch += 1;
         errors.transform_dropped += written.transform_dropped;
         let output_rows = written.rows;
-        let sink_ms = sink_started.elapsed().as_millis() as u64;
+        let sink_ms = millis(sink_started.elapsed());
 
         let input_rows: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
         let elapsed = started.elapsed();
@@ -216,7 +235,12 @@ pub(crate) async fn run(
                 trigger_execution: elapsed.as_millis() as u64,
                 poll: poll_ms,
                 process: process_ms,
+                decode: decode_ms,
+                transform: transform_ms,
                 sink: sink_ms,
+                aggregate: millis(written.timings.aggregate),
+                produce: millis(written.timings.produce),
+                checkpoint: millis(written.timings.checkpoint + write_ahead),
             },
             sources: vec![SourceProgress {
                 description: description.clone(),
@@ -249,6 +273,17 @@ pub(crate) async fn run(
         }
     }
     Ok(summary)
+}
+
+/// A poll for the next batch on tokio's blocking pool; hands the source back with the batch.
+fn poll(
+    mut source: KafkaSource,
+    wait: Duration,
+) -> tokio::task::JoinHandle<(KafkaSource, anyhow::Result<SourceBatch>)> {
+    tokio::task::spawn_blocking(move || {
+        let batch = source.next_batch(wait);
+        (source, batch)
+    })
 }
 
 fn rate(rows: u64, elapsed: Duration) -> f64 {
@@ -291,10 +326,17 @@ struct Written {
     rows: u64,
     state: Option<StateOperatorProgress>,
     transform_dropped: u64,
+    timings: WriteTimings,
 }
 
-/// Runs the batch's stateful part, writes its rows and dead letters, and waits for the broker to
-/// acknowledge them all.
+/// Where writing a batch spent its time (see [`Durations`]).
+#[derive(Default)]
+struct WriteTimings {
+    aggregate: Duration,
+    produce: Duration,
+    checkpoint: Duration,
+}
+
 /// What committing a batch to the checkpoint needs.
 struct BatchCommit {
     checkpointing: Arc<Checkpointing>,
@@ -326,20 +368,27 @@ async fn write_batch(
             )
         };
         let Some(commit) = commit else {
-            let written = produce()?;
+            let mut written = produce()?;
+            let flushing = Instant::now();
             sink.flush()?;
+            written.timings.produce += flushing.elapsed();
             return Ok(written);
         };
         let checkpointing = &commit.checkpointing;
+        let beginning = Instant::now();
         let attempt = checkpointing.begin(&sink).and_then(|()| {
-            let written = produce()?;
-            checkpointing.commit(
+            let began = beginning.elapsed();
+            let mut written = produce()?;
+            let committing = Instant::now();
+            let waited = checkpointing.commit(
                 &sink,
                 commit.batch,
                 &commit.end,
                 commit.watermark.clone(),
                 written.rows,
             )?;
+            written.timings.produce += waited;
+            written.timings.checkpoint += began + committing.elapsed() - waited;
             Ok(written)
         });
         if attempt.is_err() {
@@ -359,10 +408,12 @@ fn produce_batch(
     watermark_before: Option<i64>,
     watermark_after: Option<i64>,
 ) -> anyhow::Result<Written> {
+    let aggregating = Instant::now();
     let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
     let rows = concat_batches(&plan.processed_schema(), batches)
         .context("joining the partitions' rows")?;
     let aggregated = plan.aggregate(rows, watermark_before, watermark_after)?;
+    let producing = Instant::now();
     let written = sink.write(&aggregated.rows)?;
     if let (Some(late), Some(watermark)) = (&aggregated.late, &plan.spec().watermark) {
         if let Some(topic) = &watermark.late_data_topic {
@@ -386,5 +437,10 @@ fn produce_batch(
         rows: written as u64,
         state: aggregated.state,
         transform_dropped: aggregated.transform_dropped,
+        timings: WriteTimings {
+            aggregate: producing - aggregating,
+            produce: producing.elapsed(),
+            checkpoint: Duration::ZERO,
+        },
     })
 }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use arrow_array::cast::AsArray;
@@ -143,6 +143,9 @@ impl KafkaSink {
 
     /// Commits the batch's transaction: the moment its output becomes visible and its offsets advance.
     pub fn commit(&self) -> anyhow::Result<()> {
+        // The transaction's commit waits for the acknowledgements itself, but without serving their
+        // delivery reports it took ~60 ms a batch; flushing first brings that to a few ms.
+        self.flush()?;
         self.producer
             .commit_transaction(TRANSACTION_TIMEOUT)
             .context("committing the batch's Kafka transaction")?;
@@ -292,9 +295,25 @@ impl KafkaSink {
 
     /// Waits until every queued record is acknowledged; fails if any delivery failed.
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.producer.flush(FLUSH_TIMEOUT).with_context(|| {
-            format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
-        })?;
+        // Not `Producer::flush`: rdkafka 0.39 waits for acknowledgements in 100 ms polls that each run to
+        // their end, so every flush took at least 100 ms (measured: 100 ms per batch with ~500 alerts
+        // acknowledged in a few). Here the delivery reports are served in 1 ms steps.
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        loop {
+            match self.producer.flush(Duration::ZERO) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if Instant::now() < deadline =>
+                {
+                    self.producer.poll(Duration::from_millis(1));
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
+                    })
+                }
+            }
+        }
         self.check_deliveries()
     }
 

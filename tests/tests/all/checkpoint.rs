@@ -19,30 +19,25 @@ use super::window::produce_workload;
 /// `examples/fraud-window/pipeline.toml` with a checkpoint, `per_trigger`-record batches (small ones give
 /// many commit points) and the given delivery guarantee, written to `dir`.
 fn pipeline_file(dir: &Path, delivery: &str, per_trigger: u64) -> PathBuf {
-    let mut text =
-        std::fs::read_to_string(workspace().join("examples/fraud-window/pipeline.toml")).unwrap();
-    let mut edit = |from: &str, to: String| {
-        assert!(text.contains(from), "the example has no {from:?}");
-        text = text.replace(from, &to);
-    };
-    edit(
-        "name = \"fraud-window\"",
-        format!(
-            "name = \"crash-{delivery}\"\ncheckpointLocation = \"{}\"",
-            dir.join("checkpoint").display()
-        ),
-    );
-    edit(
-        "endingOffsets = \"latest\"",
-        format!("endingOffsets = \"latest\"\nmaxOffsetsPerTrigger = {per_trigger}"),
-    );
-    edit(
-        "\n[sink]\n",
-        format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
-    );
-    edit(
-        "\"../../target/",
-        format!("\"{}/target/", workspace().display()),
+    let text = example_variant(
+        "fraud-window/pipeline.toml",
+        &[
+            (
+                "name = \"fraud-window\"",
+                format!(
+                    "name = \"crash-{delivery}\"\ncheckpointLocation = \"{}\"",
+                    dir.join("checkpoint").display()
+                ),
+            ),
+            (
+                "endingOffsets = \"latest\"",
+                format!("endingOffsets = \"latest\"\nmaxOffsetsPerTrigger = {per_trigger}"),
+            ),
+            (
+                "\n[sink]\n",
+                format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
+            ),
+        ],
     );
     for module in ["json_transactions", "fraud_flagged", "filter"] {
         udf_module(module);
@@ -375,62 +370,4 @@ async fn checkpointed_offsets_gone_from_the_broker_fail_or_skip_per_fail_on_data
         summary.input_rows > 0 && summary.input_rows < 6_000,
         "{summary:?}"
     );
-}
-
-/// A measurement run: the fraud-window pipeline (the `weir` binary, batches of up to `WEIR_PER_TRIGGER`
-/// records, default 100,000, as fast as they come) over 1,000,000 records with a checkpoint, at-least-once and exactly-once, three runs
-/// each, alerts checked exactly every run. Run with
-/// `cargo test --release -p weir-tests -- --ignored delivery_throughput --nocapture`.
-#[test]
-#[ignore = "a measurement run; see docs/benchmarks.md"]
-fn delivery_throughput_one_million() {
-    let n: u64 = env_or("WEIR_N", 1_000_000);
-    let per_trigger: u64 = env_or("WEIR_PER_TRIGGER", 100_000);
-    let broker = tansu();
-    produce_workload(&broker, n);
-    let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
-    expected.sort();
-    for run in 0..3 {
-        for delivery in ["at-least-once", "exactly-once"] {
-            let dir = scratch_dir();
-            let topic = format!("alerts-{delivery}-{run}");
-            broker.create_topic(&topic, 1);
-            let file = pipeline_file(&dir, delivery, per_trigger);
-            let text = std::fs::read_to_string(&file)
-                .unwrap()
-                .replace("topic = \"alerts\"", &format!("topic = \"{topic}\""))
-                .replace("name = \"crash-", &format!("name = \"run{run}-"));
-            std::fs::write(&file, text).unwrap();
-            let started = Instant::now();
-            let output = weir_run(&file, &broker.bootstrap)
-                .stdout(Stdio::piped())
-                .output()
-                .unwrap();
-            let elapsed = started.elapsed();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let batches = String::from_utf8_lossy(&output.stdout).lines().count();
-            let mut got: Vec<String> = read_log(&broker.bootstrap, &topic, 0)
-                .unwrap()
-                .committed
-                .iter()
-                .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
-                .collect();
-            got.sort();
-            assert!(
-                got == expected,
-                "{delivery}: {} alerts, expected {}",
-                got.len(),
-                expected.len()
-            );
-            println!(
-                "{delivery} run {run}: {n} records in {:.2} s = {:.0} records/s, {batches} batches, alerts exact",
-                elapsed.as_secs_f64(),
-                n as f64 / elapsed.as_secs_f64()
-            );
-        }
-    }
 }

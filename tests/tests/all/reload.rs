@@ -2,7 +2,6 @@
 //! the running version stays; no record is dropped or processed twice across a swap.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use weir::udf::{Kind, UdfRuntime};
@@ -98,7 +97,7 @@ async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_pipeline_picks_up_a_new_version_between_batches() {
-    let broker = Arc::new(mock_cluster());
+    let broker = mock_cluster();
     broker.create_topic("numbers", 1);
     broker.create_topic("out", 1);
     let dir = scratch_dir();

@@ -1,0 +1,313 @@
+//! `weir-bench`: the reference workload `fraud-window` end to end, with one command.
+//!
+//! `weir-bench suite` starts tansu (or uses `KAFKA_BOOTSTRAP_SERVERS`), writes the workload once, then
+//! for each run measures the consume-only ceiling and every pipeline configuration on fresh alert topics,
+//! checks every run's alerts exactly, measures latency at a fixed rate, and writes the tables (markdown,
+//! CSV) and a chart (PNG). It exits non-zero if any run's alerts were not exact.
+//! `weir-bench generate` only writes the workload.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use weir_bench::ceiling::consume_only;
+use weir_bench::generator::generate;
+use weir_bench::latency::measure_latency;
+use weir_bench::measure::{AlertWatch, Ending, Expected, Run};
+use weir_bench::report::{self, Sample, Setting, CEILING};
+use weir_bench::variant::VARIANTS;
+use weir_tests::Broker;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Weir's end-to-end benchmark on the fraud-window reference workload"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every configuration, checks the alerts exactly, and writes the tables and the chart.
+    Suite {
+        /// Transactions per run (the spec's N).
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+        /// Runs per configuration; the tables give the median.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where results.md, runs.csv, latency.csv and throughput.png go.
+        #[arg(long, default_value = "target/bench-results")]
+        out: PathBuf,
+        /// Input rate of the latency run, records/s (0 skips it).
+        #[arg(long, default_value_t = 50_000)]
+        latency_rate: u64,
+        /// Transactions in the latency run.
+        #[arg(long, default_value_t = 500_000)]
+        latency_n: u64,
+    },
+    /// Writes the workload to a topic (with 4 partitions: `--create` makes it).
+    Generate {
+        /// Bootstrap servers.
+        #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+        bootstrap: String,
+        /// The topic.
+        #[arg(long, default_value = "tx")]
+        topic: String,
+        /// Transactions.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+        /// Records per second, in real time; as fast as possible when absent.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Create the topic first, with the workload's 4 partitions.
+        #[arg(long)]
+        create: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Generate {
+            bootstrap,
+            topic,
+            n,
+            rate,
+            create,
+        } => {
+            if create {
+                Broker::external(&bootstrap).create_topic(&topic, weir::workload::PARTITIONS);
+            }
+            let generated = generate(&bootstrap, &topic, n, rate)?;
+            println!(
+                "wrote {} records to {topic} in {:.2} s",
+                generated.records,
+                generated.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Suite {
+            n,
+            runs,
+            out,
+            latency_rate,
+            latency_n,
+        } => suite(n, runs, &out, latency_rate, latency_n),
+    }
+}
+
+fn suite(
+    n: u64,
+    runs: usize,
+    out: &std::path::Path,
+    latency_rate: u64,
+    latency_n: u64,
+) -> anyhow::Result<()> {
+    check_built()?;
+    let (broker, broker_words) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(bootstrap) => (
+            Broker::external(&bootstrap),
+            format!("broker at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"),
+        ),
+        Err(_) => {
+            let binary = weir_tests::tansu_binary();
+            (
+                weir_tests::tansu(),
+                format!(
+                    "tansu 0.6.0 at {} (in-memory storage, started by the suite)",
+                    binary.display()
+                ),
+            )
+        }
+    };
+    // Topic names unique to this invocation, so a shared broker never mixes runs.
+    let prefix = format!(
+        "bench{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)?
+            .as_secs()
+    );
+    let input = format!("{prefix}-tx");
+    broker.create_topic(&input, weir::workload::PARTITIONS);
+    let generated = generate(&broker.bootstrap, &input, n, None)?;
+    println!(
+        "generated {} records in {:.2} s ({} records/s) on {broker_words}",
+        generated.records,
+        generated.elapsed.as_secs_f64(),
+        report::thousands(generated.records as f64 / generated.elapsed.as_secs_f64())
+    );
+    let expected = Expected::fraud_window(n);
+    let timeout = Duration::from_secs(120 + n / 50_000);
+    let mut samples = Vec::new();
+    for run in 1..=runs {
+        let (records, wall) = consume_only(&broker.bootstrap, &input, weir::workload::PARTITIONS)?;
+        anyhow::ensure!(
+            records == generated.records,
+            "the consume-only client read {records} records, not {}",
+            generated.records
+        );
+        let sample = Sample {
+            config: CEILING,
+            run,
+            records,
+            wall,
+            pipeline: None,
+        };
+        println!(
+            "run {run}: {CEILING}: {} records/s",
+            report::thousands(sample.records_per_second())
+        );
+        samples.push(sample);
+        for variant in VARIANTS {
+            let alerts = format!("{prefix}-alerts-{}-{run}", variant.slug());
+            broker.create_topic(&alerts, 1);
+            let dir = weir_tests::scratch_dir();
+            let pipeline = variant.write_pipeline(&dir, &input, &alerts, true)?;
+            let log = dir.join("weir.log");
+            let watch = AlertWatch::start(&broker.bootstrap, &alerts, Duration::from_millis(20))?;
+            let measure = Run {
+                pipeline: &pipeline,
+                bootstrap: &broker.bootstrap,
+                expected: &expected,
+                records: generated.records,
+                ending: Ending::Exits,
+                timeout,
+                log: &log,
+                env: &[],
+            }
+            .measure(watch)
+            .with_context(|| format!("run {run} of {}", variant.name))?;
+            println!(
+                "run {run}: {}: {} records/s, {}, peak RSS {:.0} MiB, CPU {:.2} s, {} batches",
+                variant.name,
+                report::thousands(measure.records_per_second()),
+                measure.exactness,
+                measure.peak_rss_kib as f64 / 1024.0,
+                (measure.cpu_user + measure.cpu_system).as_secs_f64(),
+                measure.batches
+            );
+            if measure.exactness.is_exact() {
+                let _ = std::fs::remove_dir_all(&dir);
+            } else {
+                println!("  its files are kept in {}", dir.display());
+            }
+            samples.push(Sample {
+                config: variant.name,
+                run,
+                records: measure.records,
+                wall: measure.wall,
+                pipeline: Some(measure),
+            });
+        }
+    }
+    let mut latency = Vec::new();
+    if latency_rate > 0 {
+        let topics = (
+            format!("{prefix}-latency-tx"),
+            format!("{prefix}-latency-alerts"),
+        );
+        broker.create_topic(&topics.0, weir::workload::PARTITIONS);
+        broker.create_topic(&topics.1, 1);
+        let dir = weir_tests::scratch_dir();
+        let measured = measure_latency(
+            &broker.bootstrap,
+            &VARIANTS[0],
+            (&topics.0, &topics.1),
+            latency_n,
+            latency_rate,
+            &dir,
+        )
+        .with_context(|| format!("the latency run of {}", VARIANTS[0].name))?;
+        println!(
+            "latency at {} records/s: p50 {} ms, p99 {} ms over {} alerts, {}",
+            latency_rate,
+            measured.p50.as_millis(),
+            measured.p99.as_millis(),
+            measured.measured,
+            measured.exactness
+        );
+        latency.push(measured);
+    }
+
+    let setting = Setting {
+        n,
+        runs,
+        broker: broker_words,
+        commit: git_commit(),
+    };
+    let markdown = report::markdown(&setting, &samples, &latency);
+    println!("\n{markdown}");
+    report::write_files(out, &markdown, &samples, &latency)?;
+    let chart = out.join("throughput.png");
+    weir_bench::plot::throughput_chart(
+        &chart,
+        &format!(
+            "fraud-window, {} records, median of {runs}",
+            report::thousands(n as f64)
+        ),
+        &samples,
+    )?;
+    println!(
+        "written: {0}/results.md, {0}/runs.csv, {0}/latency.csv, {1}",
+        out.display(),
+        chart.display()
+    );
+
+    let inexact = samples
+        .iter()
+        .filter_map(|s| s.pipeline.as_ref())
+        .filter(|p| !p.exactness.is_exact())
+        .count()
+        + latency.iter().filter(|l| !l.exactness.is_exact()).count();
+    anyhow::ensure!(
+        inexact == 0,
+        "{inexact} runs did not produce exactly the expected alerts"
+    );
+    Ok(())
+}
+
+/// Fails with the build command when the `weir` binary or a module of the example is missing.
+fn check_built() -> anyhow::Result<()> {
+    let root = weir_tests::workspace();
+    let weir = root.join("target/release/weir");
+    anyhow::ensure!(
+        weir.exists(),
+        "{} is missing: run `cargo build --release --bin weir`",
+        weir.display()
+    );
+    for module in ["json_transactions", "fraud_flagged", "filter"] {
+        let path = root.join(format!("target/wasm32-wasip1/release/{module}.wasm"));
+        anyhow::ensure!(
+            path.exists(),
+            "{} is missing: run `bash scripts/build-udfs.sh`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The measured commit, for the report ("unknown" outside a git checkout), marked when the working tree
+/// differs from it.
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(weir_tests::workspace())
+            .output()
+            .ok()
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success()) else {
+        return "unknown".into();
+    };
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let changed = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|o| !o.stdout.is_empty());
+    if changed {
+        format!("{head} with uncommitted changes")
+    } else {
+        head
+    }
+}

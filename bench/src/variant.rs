@@ -1,0 +1,157 @@
+//! The pipeline configurations the suite compares, each `examples/fraud-window/pipeline.toml` with a few
+//! keys changed, so the benchmark always measures the example users run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// How records become rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// The example's WebAssembly deserializer, `json-transactions`.
+    Wasm,
+    /// Weir's built-in arrow-json decoder with the workload's schema.
+    NativeJson,
+}
+
+/// One configuration of the fraud-window pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// Its name in tables, files and charts.
+    pub name: &'static str,
+    /// The deserializer.
+    pub decoder: Decoder,
+    /// `[sink] delivery` with a `checkpointLocation`, or `None` for no checkpoint (output flushed each
+    /// batch, no offsets kept: a rerun starts over).
+    pub delivery: Option<&'static str>,
+    /// `maxOffsetsPerTrigger` and the consumer's prefetch queue (`kafka.queued.max.messages.kbytes`), for a
+    /// configuration that trades speed for memory; `None` keeps Weir's defaults.
+    pub small_batches: Option<(u64, u32)>,
+}
+
+/// Every configuration the suite runs, the headline (exactly-once, as the example is meant to run) first.
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "wasm exactly-once",
+        decoder: Decoder::Wasm,
+        delivery: Some("exactly-once"),
+        small_batches: None,
+    },
+    Variant {
+        name: "wasm exactly-once, low memory",
+        decoder: Decoder::Wasm,
+        delivery: Some("exactly-once"),
+        small_batches: Some((10_000, 4096)),
+    },
+    Variant {
+        name: "wasm at-least-once",
+        decoder: Decoder::Wasm,
+        delivery: Some("at-least-once"),
+        small_batches: None,
+    },
+    Variant {
+        name: "wasm no checkpoint",
+        decoder: Decoder::Wasm,
+        delivery: None,
+        small_batches: None,
+    },
+    Variant {
+        name: "native json exactly-once",
+        decoder: Decoder::NativeJson,
+        delivery: Some("exactly-once"),
+        small_batches: None,
+    },
+];
+
+/// The workload's schema for the built-in decoder, as `json-transactions` declares it.
+const TRANSACTION_SCHEMA: &str =
+    "name STRING, surname STRING, amount STRING, delta_t STRING, flag INT, ts BIGINT";
+
+impl Variant {
+    /// The name without spaces or commas, for topics and files.
+    pub fn slug(&self) -> String {
+        self.name.replace(", ", "-").replace(' ', "-")
+    }
+
+    /// Writes this variant's pipeline file to `dir/pipeline.toml`, reading `input` and writing alerts to
+    /// `alerts`; the checkpoint, when there is one, goes to `dir/checkpoint`. `bounded` keeps the example's
+    /// `endingOffsets = "latest"`; unbounded runs (latency) go on until stopped.
+    pub fn write_pipeline(
+        &self,
+        dir: &Path,
+        input: &str,
+        alerts: &str,
+        bounded: bool,
+    ) -> anyhow::Result<PathBuf> {
+        let mut name = format!("name = \"bench-{}-{}\"", alerts, self.slug());
+        if self.delivery.is_some() {
+            name += &format!(
+                "\ncheckpointLocation = \"{}\"",
+                dir.join("checkpoint").display()
+            );
+        }
+        let mut edits = vec![
+            ("name = \"fraud-window\"", name),
+            ("subscribe = \"tx\"", format!("subscribe = \"{input}\"")),
+            ("topic = \"alerts\"", format!("topic = \"{alerts}\"")),
+        ];
+        let mut ending = if bounded {
+            "endingOffsets = \"latest\"".to_string()
+        } else {
+            String::new()
+        };
+        if let Some((records, queue_kib)) = self.small_batches {
+            ending += &format!(
+                "\nmaxOffsetsPerTrigger = {records}\nkafka.queued.max.messages.kbytes = \"{queue_kib}\""
+            );
+        }
+        edits.push(("endingOffsets = \"latest\"", ending));
+        if let Some(delivery) = self.delivery {
+            edits.push((
+                "\n[sink]\n",
+                format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
+            ));
+        }
+        if self.decoder == Decoder::NativeJson {
+            edits.push((
+                "udf = \"../../target/wasm32-wasip1/release/json_transactions.wasm\"",
+                format!("format = \"json\"\nschema = \"{TRANSACTION_SCHEMA}\""),
+            ));
+        }
+        let text = weir_tests::example_variant("fraud-window/pipeline.toml", &edits);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("pipeline.toml");
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant's file is a valid pipeline, with the changes it claims.
+    #[test]
+    fn every_variant_parses_as_a_pipeline() {
+        for variant in VARIANTS {
+            let dir = weir_tests::scratch_dir();
+            let path = variant
+                .write_pipeline(&dir, "tx-in", "alerts-out", true)
+                .unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = weir::config::parse(&text, "bench.toml", &dir, "bench", |_| None).unwrap();
+            assert_eq!(spec.checkpoint.is_some(), variant.delivery.is_some());
+            assert_eq!(spec.sink.options.topic.as_deref(), Some("alerts-out"));
+            assert!(text.contains("subscribe = \"tx-in\""));
+            assert_eq!(
+                text.contains("format = \"json\"\nschema"),
+                variant.decoder == Decoder::NativeJson
+            );
+            assert_eq!(
+                spec.source.max_offsets_per_trigger,
+                variant.small_batches.map(|(records, _)| records)
+            );
+            assert!(!variant.slug().contains([' ', ',']));
+        }
+    }
+}
