@@ -13,11 +13,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --release --workspace 2>&1 | tee "$log"
 # The benchmark suite at a small N: every configuration's alerts must be exact (no timing is asserted).
-if ! [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fonts-dejavu-core >/dev/null
-fi
+bash .ci/install-chart-font
 cargo build --release -p weir-bench --bin weir-bench
 ./target/release/weir-bench suite --n 20000 --runs 1 --latency-n 20000 --latency-rate 20000 \
   --out target/bench-small | grep -E '^(generated|run|latency|written)'

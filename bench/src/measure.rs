@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 
@@ -151,6 +152,7 @@ impl AlertWatch {
             .set("isolation.level", "read_committed")
             .set("fetch.wait.max.ms", max_wait.as_millis().to_string())
             .set("fetch.queue.backoff.ms", "0")
+            .set("enable.partition.eof", "true")
             .create()
             .with_context(|| format!("creating the watcher of {topic}"))?;
         let mut list = TopicPartitionList::new();
@@ -158,15 +160,31 @@ impl AlertWatch {
         consumer
             .assign(&list)
             .with_context(|| format!("assigning {topic}"))?;
+        // Ready once its first fetch has come back (the end of the empty topic): a consumer still looking up
+        // where to start saw records up to ~0.4 s late, which small runs measured as their wall time.
+        let started = Instant::now();
+        loop {
+            match consumer.poll(Duration::from_millis(5)) {
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => return Err(error).with_context(|| format!("reading {topic}")),
+                Some(Ok(_)) => {
+                    anyhow::bail!("{topic} is not empty: the suite needs a fresh alerts topic")
+                }
+                None if started.elapsed() > Duration::from_secs(30) => {
+                    anyhow::bail!("the watcher of {topic} did not reach its end within 30 s")
+                }
+                None => {}
+            }
+        }
         let alerts = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (into, stopping, topic) = (alerts.clone(), stop.clone(), topic.to_string());
         let thread = std::thread::spawn(move || {
             while !stopping.load(Ordering::Relaxed) {
-                let Some(message) = consumer.poll(Duration::from_millis(20)) else {
-                    continue;
+                let message = match consumer.poll(Duration::from_millis(20)) {
+                    None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
+                    Some(message) => message.with_context(|| format!("reading {topic}"))?,
                 };
-                let message = message.with_context(|| format!("reading {topic}"))?;
                 let alert = Alert {
                     key: message
                         .key()
@@ -246,8 +264,9 @@ impl StageTimes {
     }
 
     /// The stages as shares of `wall`, in the data path's order: poll, decode, UDF, window/state, produce,
-    /// checkpoint, and the rest (start-up, shutdown, time between batches). Decode and UDF split the
-    /// process stage's wall time in proportion to their summed thread times.
+    /// checkpoint, and the rest (start-up above all; none when the overlapping stages add up to more than
+    /// the wall time). Decode and UDF split the process stage's wall time in proportion to their summed
+    /// thread times.
     pub fn shares_of(&self, wall: Duration) -> [(&'static str, f64); 7] {
         let wall_ms = wall.as_secs_f64() * 1000.0;
         let threads = self.decode + self.transform;

@@ -149,8 +149,10 @@ pub fn markdown(setting: &Setting, samples: &[Sample], latency: &[Latency]) -> S
         );
     }
     out.push_str(
-        "\nWhere the median run's wall time went (from the progress lines; decode and UDF split the \
-         parallel processing time by their thread time; \"other\" is start-up, shutdown and waiting):\n\n\
+        "\nWhere the median run's wall time went (from the progress lines, as shares of the wall time; \
+         decode and UDF split the parallel processing time by their thread time. The next batch is read, and \
+         the previous one written, while a batch is processed, so the shares can add up to more than 100%; \
+         \"other\" is what is left, start-up above all):\n\n\
          | configuration | poll | decode | UDF | window/state | produce | checkpoint | other | batches |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );

@@ -115,7 +115,23 @@ enum ProgressMode {
     Both,
 }
 
+/// glibc gives each thread that allocates its own 64 MiB-aligned arena and keeps their freed memory: with
+/// the source, the workers, the writer and librdkafka's threads, six arenas held ~110 MiB of the
+/// reference workload's ~150 MiB peak. Two arenas cut the peak to ~120 MiB at the same CPU time
+/// (measured; `docs/benchmarks.md`). Set before any thread starts; `MALLOC_ARENA_MAX` still overrides it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes the allocator's tuning; no other thread exists yet.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")

@@ -382,7 +382,13 @@ fn read_limits(mut section: Section, defaults: UdfLimits) -> Result<UdfLimits, C
     if let Some(bytes) = section.parsed("max_log", parse_size)? {
         limits.max_log_bytes = bytes;
     }
-    section.finish(&["memory", "timeout", "max_output", "max_log"])?;
+    if let Some(rows) = section.integer("max_rows")? {
+        limits.max_rows_per_call = usize::try_from(rows)
+            .ok()
+            .filter(|rows| *rows > 0)
+            .ok_or_else(|| section.error("max_rows", "must be a whole number above zero"))?;
+    }
+    section.finish(&["memory", "timeout", "max_output", "max_log", "max_rows"])?;
     Ok(limits)
 }
 

@@ -23,6 +23,7 @@ mod builder;
 mod commit;
 mod plan;
 mod run;
+mod write;
 
 use std::future::Future;
 use std::sync::Arc;

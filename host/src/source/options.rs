@@ -6,7 +6,7 @@
 //! subscribe = "transactions"          # or subscribePattern = "tx-.*", or assign = '{"tx":[0,1]}'
 //! startingOffsets = "earliest"        # latest (default), earliest, or '{"tx":{"0":23,"1":-2}}'
 //! endingOffsets = "latest"            # optional: stop once these offsets are reached
-//! maxOffsetsPerTrigger = 100000       # optional: records per micro-batch
+//! maxOffsetsPerTrigger = 50000        # optional: records per micro-batch
 //! includeHeaders = true               # add the `headers` column
 //! failOnDataLoss = true               # fail when requested offsets are gone from the broker
 //! ```

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// timeout = "10s"        # wall time per call
 /// max_output = "64MiB"   # bytes a call may return
 /// max_log = "64KiB"      # guest stdout/stderr kept per call
+/// max_rows = 10000       # rows per call; a larger batch is passed in slices
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,6 +25,10 @@ pub struct UdfLimits {
     pub max_output_bytes: u64,
     /// The most guest stdout/stderr bytes kept per call; the rest is counted and dropped.
     pub max_log_bytes: u64,
+    /// The most rows one `process` call gets: a partition's batch is passed in slices of this many rows,
+    /// so an instance's linear memory (which never shrinks) follows this, not the micro-batch size.
+    /// Spark's Arrow UDFs do the same (`spark.sql.execution.arrow.maxRecordsPerBatch`, also 10,000).
+    pub max_rows_per_call: usize,
 }
 
 impl Default for UdfLimits {
@@ -33,6 +38,7 @@ impl Default for UdfLimits {
             timeout: Duration::from_secs(10),
             max_output_bytes: 64 << 20,
             max_log_bytes: 64 << 10,
+            max_rows_per_call: 10_000,
         }
     }
 }

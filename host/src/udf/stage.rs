@@ -166,7 +166,7 @@ impl UdfStage {
                 fresh
             }
         };
-        let result = instance.process(batch, &self.output);
+        let result = self.process_in_slices(&mut instance, batch);
         forward_printed(&self.spec.name, &instance);
         match result {
             Ok(output) => {
@@ -179,6 +179,35 @@ impl UdfStage {
             }
             Err(cause) => Err(self.error("in process", records, cause)),
         }
+    }
+
+    /// Calls the instance on `batch` in slices of at most `limits.max_rows_per_call` rows, and joins the
+    /// outputs; row errors are renumbered to rows of `batch`.
+    fn process_in_slices(
+        &self,
+        instance: &mut UdfInstance,
+        batch: &RecordBatch,
+    ) -> Result<UdfOutput, UdfFailure> {
+        let rows = batch.num_rows();
+        let step = self.spec.limits.max_rows_per_call.max(1);
+        if rows <= step {
+            return instance.process(batch, &self.output);
+        }
+        let mut batches = Vec::with_capacity(rows.div_ceil(step));
+        let mut row_errors = Vec::new();
+        for start in (0..rows).step_by(step) {
+            let output =
+                instance.process(&batch.slice(start, step.min(rows - start)), &self.output)?;
+            batches.push(output.batch);
+            row_errors.extend(output.row_errors.into_iter().map(|mut e| {
+                e.row += start as u32;
+                e
+            }));
+        }
+        let batch = arrow_select::concat::concat_batches(&self.output, &batches).map_err(|e| {
+            UdfFailure::MalformedOutput(format!("joining the outputs of the slices: {e}"))
+        })?;
+        Ok(UdfOutput { batch, row_errors })
     }
 
     /// For `--reload`: if the module file changed since it was last read, loads the new version (ABI check,

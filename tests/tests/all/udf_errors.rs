@@ -253,3 +253,91 @@ async fn imports_other_than_wasi_are_refused() {
         "{message}"
     );
 }
+
+/// A batch larger than `limits.max_rows` is passed in slices: each call gets at most that many rows, the
+/// rows come back whole and in order, and rejected records keep their index in the batch (so dead letters
+/// name the right offsets).
+#[test]
+fn batches_are_passed_in_slices_of_max_rows() {
+    let mut limits = weir::udf::UdfLimits::default();
+    limits.max_rows_per_call = 3;
+    let load = |path: std::path::PathBuf, kind, input| {
+        let spec = weir::config::UdfSpec {
+            name: "sliced".into(),
+            path,
+            config: serde_json::json!({}),
+            limits,
+            on_failure: Default::default(),
+        };
+        weir::udf::UdfRuntime::new()
+            .unwrap()
+            .load(&spec, kind, input)
+            .unwrap()
+    };
+
+    // A row-interface transform that answers each call with one row: the number of rows it was given.
+    let dir = scratch_dir();
+    let counter = wat_module(
+        &dir,
+        "counter",
+        r#"(module
+  (import "weir" "output_schema" (func $output_schema (param i32 i32)))
+  (import "weir" "out_i64" (func $out_i64 (param i32 i64)))
+  (import "weir" "out_row" (func $out_row))
+  (memory (export "memory") 1)
+  (data (i32.const 1000) "rows BIGINT")
+  (func (export "weir_abi_v1") (result i32) (i32.const 1))
+  (func (export "weir_kind") (result i32) (i32.const 2))
+  (func (export "weir_init_rows") (result i32)
+    (call $output_schema (i32.const 1000) (i32.const 11))
+    (i32.const 0))
+  (func (export "weir_process_rows") (param $rows i32) (result i32)
+    (call $out_i64 (i32.const 0) (i64.extend_i32_s (local.get $rows)))
+    (call $out_row)
+    (i32.const 0)))"#,
+    );
+    let input = weir::config::parse_ddl_schema("n BIGINT").unwrap();
+    let batch = arrow_array::RecordBatch::try_new(
+        input.clone(),
+        vec![std::sync::Arc::new(
+            arrow_array::Int64Array::from_iter_values(0..10),
+        )],
+    )
+    .unwrap();
+    let calls = load(counter, weir::udf::Kind::Transform, input)
+        .process(&batch, "")
+        .unwrap();
+    let sizes: Vec<i64> = int64s(&calls.batch, "rows");
+    assert_eq!(sizes, [3, 3, 3, 1]);
+
+    // Row errors are renumbered from each slice to the batch.
+    let deserializer = load(
+        udf_module("json_transactions"),
+        weir::udf::Kind::Deserializer,
+        weir::source::source_schema(false),
+    );
+    let values: Vec<Vec<u8>> = (0..10)
+        .map(|i| match i {
+            4 | 8 => b"{not json".to_vec(),
+            _ => format!(
+                r#"{{"name":"n{i}","surname":"s","amount":"1.00","delta_t":"1","flag":0,"ts":{i}}}"#
+            )
+            .into_bytes(),
+        })
+        .collect();
+    let chunk = weir::source::sample_records("tx", &values);
+    let output = deserializer.process(&chunk.batch, " of tx-0").unwrap();
+    let rejected: Vec<u32> = output.row_errors.iter().map(|e| e.row).collect();
+    assert_eq!(rejected, [4, 8]);
+    assert_eq!(int64s(&output.batch, "ts"), [0, 1, 2, 3, 5, 6, 7, 9]);
+}
+
+fn int64s(batch: &arrow_array::RecordBatch, column: &str) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    batch
+        .column_by_name(column)
+        .unwrap()
+        .as_primitive::<arrow_array::types::Int64Type>()
+        .values()
+        .to_vec()
+}
