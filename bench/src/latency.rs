@@ -34,6 +34,9 @@ pub struct Latency {
     pub p99: Duration,
     /// The largest.
     pub max: Duration,
+    /// The window with the largest delay: its end in event time, as seconds after the workload's first
+    /// record (`BASE_TS`).
+    pub slowest_window_s: Option<f64>,
     /// The alert check of the run.
     pub exactness: Exactness,
     /// Peak RSS of the pipeline, KiB.
@@ -80,6 +83,7 @@ pub fn measure_latency(
     });
     let (run, generated) = run?;
     let mut delays: Vec<Duration> = Vec::new();
+    let mut slowest: Option<(Duration, i64)> = None;
     let mut seen = std::collections::BTreeSet::new();
     for alert in &run.alerts {
         let Some(end) = expected.window_end(&alert.value) else {
@@ -90,7 +94,11 @@ pub fn measure_latency(
             continue;
         }
         let could_close = generated.started + generated.sent_at[index.max(0) as usize];
-        delays.push(alert.read_at.saturating_duration_since(could_close));
+        let delay = alert.read_at.saturating_duration_since(could_close);
+        if slowest.is_none_or(|(longest, _)| delay > longest) {
+            slowest = Some((delay, end));
+        }
+        delays.push(delay);
     }
     delays.sort();
     let percentile = |p: f64| {
@@ -105,6 +113,7 @@ pub fn measure_latency(
         p50: percentile(0.50),
         p99: percentile(0.99),
         max: delays.last().copied().unwrap_or_default(),
+        slowest_window_s: slowest.map(|(_, end)| (end - weir::workload::BASE_TS) as f64 / 1000.0),
         exactness: run.exactness,
         peak_rss_kib: run.peak_rss_kib,
     })

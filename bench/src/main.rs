@@ -79,7 +79,8 @@ fn main() -> anyhow::Result<()> {
             create,
         } => {
             if create {
-                Broker::external(&bootstrap).create_topic(&topic, weir::workload::PARTITIONS);
+                Broker::external(&bootstrap)
+                    .try_create_topic(&topic, weir::workload::PARTITIONS)?;
             }
             let generated = generate(&bootstrap, &topic, n, rate)?;
             println!(
@@ -131,7 +132,7 @@ fn suite(
             .as_secs()
     );
     let input = format!("{prefix}-tx");
-    broker.create_topic(&input, weir::workload::PARTITIONS);
+    broker.try_create_topic(&input, weir::workload::PARTITIONS)?;
     let generated = generate(&broker.bootstrap, &input, n, None)?;
     println!(
         "generated {} records in {:.2} s ({} records/s) on {broker_words}",
@@ -163,7 +164,7 @@ fn suite(
         samples.push(sample);
         for variant in VARIANTS {
             let alerts = format!("{prefix}-alerts-{}-{run}", variant.slug());
-            broker.create_topic(&alerts, 1);
+            broker.try_create_topic(&alerts, 1)?;
             let dir = weir_tests::scratch_dir();
             let pipeline = variant.write_pipeline(&dir, &input, &alerts, true)?;
             let log = dir.join("weir.log");
@@ -209,8 +210,8 @@ fn suite(
             format!("{prefix}-latency-tx"),
             format!("{prefix}-latency-alerts"),
         );
-        broker.create_topic(&topics.0, weir::workload::PARTITIONS);
-        broker.create_topic(&topics.1, 1);
+        broker.try_create_topic(&topics.0, weir::workload::PARTITIONS)?;
+        broker.try_create_topic(&topics.1, 1)?;
         let dir = weir_tests::scratch_dir();
         let measured = measure_latency(
             &broker.bootstrap,
@@ -222,11 +223,12 @@ fn suite(
         )
         .with_context(|| format!("the latency run of {}", VARIANTS[0].name))?;
         println!(
-            "latency at {} records/s: p50 {} ms, p99 {} ms over {} alerts, {}",
+            "latency at {} records/s: p50 {} ms, p99 {} ms over {} alerts (slowest: the window ending {} s into the workload), {}",
             latency_rate,
             measured.p50.as_millis(),
             measured.p99.as_millis(),
             measured.measured,
+            measured.slowest_window_s.map_or("-".into(), |s| format!("{s:.0}")),
             measured.exactness
         );
         latency.push(measured);

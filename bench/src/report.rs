@@ -171,13 +171,13 @@ pub fn markdown(setting: &Setting, samples: &[Sample], latency: &[Latency]) -> S
         out.push_str(
             "\nLatency at a fixed input rate: from the moment a window could close (its end plus the 5 s \
              watermark delay, in the generator's send time) to its alert being readable:\n\n\
-             | configuration | rate (records/s) | transactions | alerts timed | p50 | p99 | max | alerts | peak RSS (MiB) |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+             | configuration | rate (records/s) | transactions | alerts timed | p50 | p99 | max | slowest window ends at | alerts | peak RSS (MiB) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
         );
         for l in latency {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {} | {} | {:.0} |",
                 l.variant,
                 thousands(l.rate as f64),
                 thousands(l.records as f64),
@@ -185,6 +185,8 @@ pub fn markdown(setting: &Setting, samples: &[Sample], latency: &[Latency]) -> S
                 l.p50.as_millis(),
                 l.p99.as_millis(),
                 l.max.as_millis(),
+                l.slowest_window_s
+                    .map_or("-".into(), |s| format!("{s:.0} s of event time")),
                 exactness_word(&l.exactness),
                 l.peak_rss_kib as f64 / 1024.0
             );
@@ -264,12 +266,12 @@ pub fn runs_csv(samples: &[Sample]) -> String {
 /// The latency runs as CSV.
 pub fn latency_csv(latency: &[Latency]) -> String {
     let mut out = String::from(
-        "configuration,rate,records,alerts_timed,p50_ms,p99_ms,max_ms,exact,peak_rss_mib\n",
+        "configuration,rate,records,alerts_timed,p50_ms,p99_ms,max_ms,slowest_window_end_s,exact,peak_rss_mib\n",
     );
     for l in latency {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{:.1}",
+            "{},{},{},{},{},{},{},{},{},{:.1}",
             l.variant,
             l.rate,
             l.records,
@@ -277,6 +279,8 @@ pub fn latency_csv(latency: &[Latency]) -> String {
             l.p50.as_millis(),
             l.p99.as_millis(),
             l.max.as_millis(),
+            l.slowest_window_s
+                .map_or(String::new(), |s| format!("{s:.0}")),
             l.exactness.is_exact(),
             l.peak_rss_kib as f64 / 1024.0
         );

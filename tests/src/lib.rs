@@ -112,22 +112,32 @@ impl Broker {
 
     /// Creates a topic with `partitions` partitions.
     pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.try_create_topic(name, partitions)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
+
+    /// Creates a topic with `partitions` partitions, or says why it could not (e.g. it exists).
+    pub fn try_create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        use anyhow::Context;
         if let Some(mock) = &self._mock {
-            mock.create_topic(name, partitions, 1)
-                .expect("creating a mock topic");
-            return;
+            return mock
+                .create_topic(name, partitions, 1)
+                .with_context(|| format!("creating the mock topic {name}"));
         }
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
-            .expect("admin client");
+            .context("creating an admin client")?;
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = futures_executor::block_on(admin.create_topics([&topic], &options))
-            .expect("create_topics");
+            .with_context(|| format!("creating topic {name} on {}", self.bootstrap))?;
         for result in results {
-            result.unwrap_or_else(|(topic, code)| panic!("creating topic {topic}: {code}"));
+            result.map_err(|(topic, code)| {
+                anyhow::anyhow!("creating topic {topic} on {}: {code}", self.bootstrap)
+            })?;
         }
+        Ok(())
     }
 }
 

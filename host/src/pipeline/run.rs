@@ -310,7 +310,8 @@ impl Reporter {
         let report = in_flight.report;
         let mut errors = report.errors;
         errors.transform_dropped += written.transform_dropped;
-        let elapsed = report.started.elapsed();
+        // Measured to when the write was done, not to when the loop got round to looking.
+        let elapsed = written.done_at - report.started;
         let since_previous = self
             .previous_start
             .map(|p| report.started - p)
@@ -331,7 +332,7 @@ impl Reporter {
                 process: report.process_ms,
                 decode: report.decode_ms,
                 transform: report.transform_ms,
-                sink: millis(report.sink_started.elapsed()),
+                sink: millis(written.done_at - report.sink_started),
                 aggregate: millis(written.timings.aggregate),
                 produce: millis(written.timings.produce),
                 checkpoint: millis(written.timings.checkpoint),

@@ -29,6 +29,8 @@ pub(crate) struct Written {
     pub(crate) transform_dropped: u64,
     /// Where the time went.
     pub(crate) timings: WriteTimings,
+    /// When the write was done (the loop may look at it later, when the next batch is ready).
+    pub(crate) done_at: Instant,
 }
 
 /// Where writing a batch spent its time (see [`crate::progress::Durations`]).
@@ -68,53 +70,61 @@ pub(crate) fn start_writing(
     batch: ProcessedBatch,
 ) -> JoinHandle<anyhow::Result<Written>> {
     tokio::task::spawn_blocking(move || {
-        let ProcessedBatch {
-            chunks,
-            outputs,
-            watermarks: (watermark_before, watermark_after),
-            commit,
-        } = batch;
-        let produce = || {
-            produce_batch(
-                &plan,
-                &sink,
-                &chunks,
-                &outputs,
-                watermark_before,
-                watermark_after,
-            )
-        };
-        let Some(commit) = commit else {
-            let mut written = produce()?;
-            let flushing = Instant::now();
-            sink.flush()?;
-            written.timings.produce += flushing.elapsed();
-            return Ok(written);
-        };
-        let checkpointing = &commit.checkpointing;
-        // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
-        let beginning = Instant::now();
-        checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
-        let attempt = checkpointing.begin(&sink).and_then(|()| {
-            let began = beginning.elapsed();
-            let mut written = produce()?;
-            let committing = Instant::now();
-            let waited = checkpointing.commit(
-                &sink,
-                commit.batch,
-                &commit.end,
-                commit.watermark.clone(),
-                written.rows,
-            )?;
-            written.timings.produce += waited;
-            written.timings.checkpoint += began + committing.elapsed() - waited;
-            Ok(written)
-        });
-        if attempt.is_err() {
-            checkpointing.abandon(&sink);
-        }
-        attempt
+        write(&plan, &sink, batch).map(|mut written| {
+            written.done_at = Instant::now();
+            written
+        })
     })
+}
+
+/// Writes one batch; see the module's doc.
+fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result<Written> {
+    let ProcessedBatch {
+        chunks,
+        outputs,
+        watermarks: (watermark_before, watermark_after),
+        commit,
+    } = batch;
+    let produce = || {
+        produce_batch(
+            plan,
+            sink,
+            &chunks,
+            &outputs,
+            watermark_before,
+            watermark_after,
+        )
+    };
+    let Some(commit) = commit else {
+        let mut written = produce()?;
+        let flushing = Instant::now();
+        sink.flush()?;
+        written.timings.produce += flushing.elapsed();
+        return Ok(written);
+    };
+    let checkpointing = &commit.checkpointing;
+    // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
+    let beginning = Instant::now();
+    checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
+    let attempt = checkpointing.begin(sink).and_then(|()| {
+        let began = beginning.elapsed();
+        let mut written = produce()?;
+        let committing = Instant::now();
+        let waited = checkpointing.commit(
+            sink,
+            commit.batch,
+            &commit.end,
+            commit.watermark.clone(),
+            written.rows,
+        )?;
+        written.timings.produce += waited;
+        written.timings.checkpoint += began + committing.elapsed() - waited;
+        Ok(written)
+    });
+    if attempt.is_err() {
+        checkpointing.abandon(sink);
+    }
+    attempt
 }
 
 /// Produces the batch's rows, late rows and dead letters (not yet durable).
@@ -160,5 +170,6 @@ fn produce_batch(
             produce: producing.elapsed(),
             checkpoint: Duration::ZERO,
         },
+        done_at: Instant::now(),
     })
 }
