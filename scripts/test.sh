@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip1
+bash .ci/install-build-deps
 bash .ci/install-tansu
 bash .ci/install-guest-toolchains
 bash scripts/build-udfs.sh

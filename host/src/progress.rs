@@ -70,9 +70,11 @@ impl EventTimeProgress {
 
 /// Milliseconds spent in each stage of a batch (`triggerExecution` is the whole batch, as in Spark).
 ///
-/// `poll`, `process` and `sink` are wall time and follow each other; `decode` and `transform` split
-/// `process` (summed over the worker threads, which run partitions in parallel, so together they can
-/// exceed it); `aggregate`, `produce` and `checkpoint` split `sink`.
+/// `poll`, `process` and `sink` are wall time. As fast as possible they overlap between batches: `poll` is
+/// the wait for a batch read ahead, and a batch's `sink` runs while the next one is processed, so across
+/// batches they can add up to more than the run's time. `decode` and `transform` split `process` (summed
+/// over the worker threads, which run partitions in parallel, so together they can exceed it);
+/// `aggregate`, `produce` and `checkpoint` split `sink`.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Durations {

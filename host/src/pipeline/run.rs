@@ -268,7 +268,8 @@ pub(crate) async fn run(
 
 /// A batch being written, and what its progress report needs.
 struct InFlight {
-    task: tokio::task::JoinHandle<anyhow::Result<Written>>,
+    /// The write, and when it was done.
+    task: tokio::task::JoinHandle<anyhow::Result<(Written, Instant)>>,
     report: BatchReport,
 }
 
@@ -306,12 +307,12 @@ impl Reporter {
         in_flight: InFlight,
         listener: &mut dyn ProgressListener,
     ) -> anyhow::Result<()> {
-        let written = in_flight.task.await??;
+        let (written, done_at) = in_flight.task.await??;
         let report = in_flight.report;
         let mut errors = report.errors;
         errors.transform_dropped += written.transform_dropped;
         // Measured to when the write was done, not to when the loop got round to looking.
-        let elapsed = written.done_at - report.started;
+        let elapsed = done_at - report.started;
         let since_previous = self
             .previous_start
             .map(|p| report.started - p)
@@ -332,7 +333,7 @@ impl Reporter {
                 process: report.process_ms,
                 decode: report.decode_ms,
                 transform: report.transform_ms,
-                sink: millis(written.done_at - report.sink_started),
+                sink: millis(done_at - report.sink_started),
                 aggregate: millis(written.timings.aggregate),
                 produce: millis(written.timings.produce),
                 checkpoint: millis(written.timings.checkpoint),

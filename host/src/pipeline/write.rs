@@ -29,8 +29,6 @@ pub(crate) struct Written {
     pub(crate) transform_dropped: u64,
     /// Where the time went.
     pub(crate) timings: WriteTimings,
-    /// When the write was done (the loop may look at it later, when the next batch is ready).
-    pub(crate) done_at: Instant,
 }
 
 /// Where writing a batch spent its time (see [`crate::progress::Durations`]).
@@ -68,13 +66,9 @@ pub(crate) fn start_writing(
     plan: Arc<Plan>,
     sink: Arc<KafkaSink>,
     batch: ProcessedBatch,
-) -> JoinHandle<anyhow::Result<Written>> {
-    tokio::task::spawn_blocking(move || {
-        write(&plan, &sink, batch).map(|mut written| {
-            written.done_at = Instant::now();
-            written
-        })
-    })
+) -> JoinHandle<anyhow::Result<(Written, Instant)>> {
+    // The write's end is taken here: the loop may look at the result later, when the next batch is ready.
+    tokio::task::spawn_blocking(move || write(&plan, &sink, batch).map(|w| (w, Instant::now())))
 }
 
 /// Writes one batch; see the module's doc.
@@ -170,6 +164,5 @@ fn produce_batch(
             produce: producing.elapsed(),
             checkpoint: Duration::ZERO,
         },
-        done_at: Instant::now(),
     })
 }
