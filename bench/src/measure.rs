@@ -233,8 +233,6 @@ impl Drop for AlertWatch {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StageTimes {
-    /// Whole batches.
-    pub trigger_execution: f64,
     /// Polling the source.
     pub poll: f64,
     /// Deserializer and transforms, wall time.
@@ -253,7 +251,6 @@ pub struct StageTimes {
 
 impl StageTimes {
     fn add(&mut self, other: &StageTimes) {
-        self.trigger_execution += other.trigger_execution;
         self.poll += other.poll;
         self.process += other.process;
         self.decode += other.decode;

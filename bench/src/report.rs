@@ -227,7 +227,7 @@ pub fn thousands(value: f64) -> String {
 /// Every run as a CSV line.
 pub fn runs_csv(samples: &[Sample]) -> String {
     let mut out = String::from(
-        "configuration,run,records,wall_s,records_per_s,exact,alerts_read,peak_rss_mib,cpu_user_s,cpu_system_s,batches,\
+        "configuration,run,records,wall_s,records_per_s,exact,alerts_read,exit_s,peak_rss_mib,cpu_user_s,cpu_system_s,batches,\
          poll_pct,decode_pct,udf_pct,window_state_pct,produce_pct,checkpoint_pct,other_pct\n",
     );
     for s in samples {
@@ -244,9 +244,10 @@ pub fn runs_csv(samples: &[Sample]) -> String {
             Some(p) => {
                 let _ = write!(
                     out,
-                    ",{},{},{:.1},{:.3},{:.3},{}",
+                    ",{},{},{:.3},{:.1},{:.3},{:.3},{}",
                     p.exactness.is_exact(),
                     p.exactness.read,
+                    p.exit.as_secs_f64(),
                     mib(p),
                     p.cpu_user.as_secs_f64(),
                     p.cpu_system.as_secs_f64(),
@@ -256,7 +257,7 @@ pub fn runs_csv(samples: &[Sample]) -> String {
                     let _ = write!(out, ",{pct:.1}");
                 }
             }
-            None => out.push_str(",,,,,,,,,,,,,"),
+            None => out.push_str(",,,,,,,,,,,,,,"),
         }
         out.push('\n');
     }
