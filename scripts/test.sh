@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit and doc tests, the UDFs' native tests, and the integration tests
-# against tansu and librdkafka's mock cluster, then the benchmark suite at a small N (exactness only).
-# Installs what they need first (idempotent). Ends with one line totalling every test binary's results.
+# Runs every test of the workspace: the README's first command as a new user meets it, unit and doc tests,
+# the UDFs' native tests, and the integration tests against tansu and librdkafka's mock cluster, then the
+# benchmark suite at a small N (exactness only). Installs what they need first (idempotent). Ends with one
+# line totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip1
 bash .ci/install-build-deps
+# First, before any guest compiler or tansu is installed: the demo on a throwaway HOME.
+bash .ci/check-first-run
 bash .ci/install-tansu
 bash .ci/install-guest-toolchains
-bash scripts/build-udfs.sh
+# The tests use every UDF, so a missing compiler is an error here, not a skipped UDF.
+WEIR_ALL_UDFS=1 bash scripts/build-udfs.sh
 cargo build --release --bin weir
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -135,12 +135,16 @@ pub struct SinkProgress {
 pub struct ErrorCounts {
     /// Records the deserializer rejected that were dropped (`on_error = "drop"`).
     pub deserializer_dropped: u64,
-    /// Records the deserializer rejected that went to the dead-letter topic.
+    /// Records that went to a dead-letter topic: rejected by the deserializer, in a UDF call that failed
+    /// (`on_failure`), or the source of an output row the broker refused (`[sink] on_error`).
     pub dead_lettered: u64,
     /// Rows transforms rejected that were dropped.
     pub transform_dropped: u64,
     /// UDF calls that failed as a whole and whose records went to a dead-letter topic (`on_failure`).
     pub failed_calls: u64,
+    /// Output rows the producer or the broker refused for good, left out under `[sink] on_error =
+    /// "dead-letter"` (their source records are counted in `dead_lettered`).
+    pub refused_rows: u64,
 }
 
 impl ErrorCounts {
@@ -150,6 +154,7 @@ impl ErrorCounts {
         self.dead_lettered += other.dead_lettered;
         self.transform_dropped += other.transform_dropped;
         self.failed_calls += other.failed_calls;
+        self.refused_rows += other.refused_rows;
     }
 }
 

@@ -138,6 +138,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::udf=info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a file, a pipe or a service's journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

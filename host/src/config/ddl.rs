@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-/// Parses a Spark DDL schema of named columns into an Arrow schema; every column is nullable, as in Spark.
+/// Parses a Spark DDL schema of named columns into an Arrow schema. Columns are nullable unless followed
+/// by `NOT NULL` (which the built-in JSON deserializer enforces: a record without a value for such a column
+/// is malformed).
 ///
 /// Types: `STRING`, `BINARY`, `BOOLEAN`, `TINYINT`/`BYTE`, `SMALLINT`/`SHORT`, `INT`/`INTEGER`,
 /// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC as `+00:00`, as Spark stores it) and `DATE`.
 ///
 /// ```
 /// use weir::config::parse_ddl_schema;
-/// let schema = parse_ddl_schema("name STRING, flag INT").unwrap();
+/// let schema = parse_ddl_schema("name STRING NOT NULL, flag INT").unwrap();
 /// assert_eq!(schema.field(1).name(), "flag");
+/// assert!(!schema.field(0).is_nullable() && schema.field(1).is_nullable());
 /// assert!(parse_ddl_schema("flag NUMBER").unwrap_err().contains("NUMBER"));
 /// ```
 pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
@@ -27,11 +30,15 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
         let type_name = words
             .next()
             .ok_or_else(|| format!("column {name:?} has no type (write e.g. \"{name} STRING\")"))?;
-        if let Some(extra) = words.next() {
-            return Err(format!(
-                "unexpected {extra:?} after the type of column {name:?}"
-            ));
-        }
+        let rest: Vec<String> = words.map(str::to_ascii_uppercase).collect();
+        let nullable = match rest.as_slice() {
+            [] => true,
+            [not, null] if not == "NOT" && null == "NULL" => false,
+            _ => return Err(format!(
+                "unexpected {:?} after the type of column {name:?} (only NOT NULL may follow it)",
+                rest.join(" ")
+            )),
+        };
         let data_type = match type_name.to_ascii_uppercase().as_str() {
             "STRING" => DataType::Utf8,
             "BINARY" => DataType::Binary,
@@ -54,12 +61,14 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
         if fields.iter().any(|f: &Field| f.name() == name) {
             return Err(format!("column {name:?} appears twice"));
         }
-        fields.push(Field::new(name, data_type, true));
+        fields.push(Field::new(name, data_type, nullable));
     }
     Ok(Arc::new(Schema::new(fields)))
 }
 
 /// Writes an Arrow schema as a Spark DDL string, the inverse of [`parse_ddl_schema`] for the types it knows.
+/// Nullability is not written: guests read this as their input schema (`weir::in_schema`), where every
+/// column may be treated as nullable.
 ///
 /// Other types are written with their Arrow name (e.g. `headers List(...)`), which no DDL parser accepts, so a
 /// guest that copies such a column into its declared output gets a clear error at init.

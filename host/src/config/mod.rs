@@ -38,6 +38,7 @@ mod expand;
 mod kafka;
 mod section;
 mod spec;
+mod suggest;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -51,11 +52,13 @@ pub use spec::{
     DecodeFormat, Delivery, DeserializerSpec, OnError, OnFailure, PipelineSpec, SinkFormat,
     SinkSpec, TransformSpec, Trigger, UdfSpec, WatermarkSpec,
 };
+pub use suggest::nearest_key;
+pub(crate) use suggest::unknown_key_message;
 pub use units::{parse_duration, parse_size};
 
 use section::Section;
 
-use crate::sink::SinkOptions;
+use crate::sink::{SinkOnError, SinkOptions};
 use crate::source::SourceOptions;
 use crate::udf::UdfLimits;
 
@@ -427,6 +430,7 @@ fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, Confi
             ))
         }
     };
+    let on_error = read_sink_on_error(&mut section)?;
     let file = section.file();
     let prefix = section.key("");
     let options = section.into_options()?;
@@ -436,7 +440,31 @@ fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, Confi
         options,
         format,
         delivery,
+        on_error,
     })
+}
+
+/// `[sink] on_error` and its `dead_letter_topic`.
+fn read_sink_on_error(section: &mut Section) -> Result<SinkOnError, ConfigError> {
+    let topic = section.string("dead_letter_topic")?;
+    match (section.string("on_error")?.as_deref(), topic) {
+        (None | Some("fail"), None) => Ok(SinkOnError::Fail),
+        (Some("dead-letter"), Some(topic)) => Ok(SinkOnError::DeadLetter { topic }),
+        (Some("dead-letter"), None) => Err(section.error(
+            "dead_letter_topic",
+            "missing: on_error = \"dead-letter\" needs a topic",
+        )),
+        (None | Some("fail"), Some(_)) => Err(section.error(
+            "dead_letter_topic",
+            "only used with on_error = \"dead-letter\"",
+        )),
+        (Some(other), _) => Err(section.error(
+            "on_error",
+            format!(
+                "expected \"fail\" or \"dead-letter\" (for rows the broker refuses for good), found {other:?}"
+            ),
+        )),
+    }
 }
 
 /// Reads `on_error`, `on_failure` and `dead_letter_topic` together, since both policies may use the topic.
@@ -552,6 +580,7 @@ fn read_deserializer(
     let mut udf = read_udf(&mut section, base, limits)?;
     let format_name = section.string("format")?;
     let mode = section.string("mode")?;
+    let strict = section.boolean("strict")?;
     let mut on_error = read_policies(&mut section, true, udf.as_mut())?;
     let format = match (udf, format_name.as_deref()) {
         (Some(udf), None) => DecodeFormat::Udf(udf),
@@ -592,6 +621,18 @@ fn read_deserializer(
                     false
                 }
             };
+            if let Some(column) = schema.fields().iter().find(|f| !f.is_nullable()) {
+                if permissive {
+                    return Err(section.error(
+                        "schema",
+                        format!(
+                            "column {:?} is NOT NULL, but mode = \"PERMISSIVE\" turns malformed records into rows of \
+                             nulls; drop NOT NULL or choose another mode",
+                            column.name()
+                        ),
+                    ));
+                }
+            }
             if let Some(column) = &corrupt_record_column {
                 if !permissive {
                     return Err(section.error(
@@ -613,6 +654,7 @@ fn read_deserializer(
                 schema,
                 permissive,
                 corrupt_record_column,
+                strict: strict.unwrap_or(false),
             }
         }
         (None, Some("string")) => DecodeFormat::String,
@@ -633,6 +675,12 @@ fn read_deserializer(
     if mode.is_some() && !matches!(format, DecodeFormat::Json { .. }) {
         return Err(section.error("mode", "only used with format = \"json\""));
     }
+    if strict.is_some() && !matches!(format, DecodeFormat::Json { .. }) {
+        return Err(section.error(
+            "strict",
+            "only used with format = \"json\" (a UDF takes its own settings in `config`)",
+        ));
+    }
     section.finish(&[
         "udf",
         "name",
@@ -641,6 +689,7 @@ fn read_deserializer(
         "format",
         "schema",
         "mode",
+        "strict",
         "columnNameOfCorruptRecord",
         "on_error",
         "on_failure",

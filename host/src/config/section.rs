@@ -106,6 +106,15 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// An optional `true` or `false`.
+    pub(crate) fn boolean(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(b)),
+            Some(other) => Err(self.error(key, format!("expected true or false, found {other}"))),
+        }
+    }
+
     pub(crate) fn table(&mut self, key: &str) -> Result<Option<Section<'a>>, ConfigError> {
         match self.table.remove(key) {
             None => Ok(None),
@@ -160,10 +169,7 @@ impl<'a> Section<'a> {
     pub(crate) fn finish(self, expected: &[&str]) -> Result<(), ConfigError> {
         match self.table.keys().next() {
             None => Ok(()),
-            Some(key) => Err(self.error(
-                key,
-                format!("unknown key; expected one of: {}", expected.join(", ")),
-            )),
+            Some(key) => Err(self.error(key, super::unknown_key_message("key", key, expected))),
         }
     }
 }

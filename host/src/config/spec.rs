@@ -69,6 +69,10 @@ pub enum DecodeFormat {
         permissive: bool,
         /// `columnNameOfCorruptRecord`: a string column that receives the raw value of malformed records.
         corrupt_record_column: Option<String>,
+        /// `strict = true`: a value whose JSON type is not its column's (`"1"` for INT, a fraction for
+        /// BIGINT, a number for TIMESTAMP), a repeated key or an integer out of range makes the record
+        /// malformed, as in Spark's `from_json`, instead of being converted by arrow-json.
+        strict: bool,
     },
     /// `format = "string"`: one `value` string column (key, topic, partition, offset, timestamp kept).
     String,
@@ -146,6 +150,8 @@ pub struct SinkSpec {
     pub format: SinkFormat,
     /// `delivery`: what a restart after a crash guarantees about the output.
     pub delivery: Delivery,
+    /// `on_error`: what happens to a row the producer or the broker refuses for good.
+    pub on_error: crate::sink::SinkOnError,
 }
 
 /// The delivery guarantee of the sink (`[sink] delivery`).

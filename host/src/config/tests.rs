@@ -58,6 +58,7 @@ fn unknown_keys_are_named_with_their_section() {
             .starts_with("p.toml: `deserializer.on_eror`: unknown key"),
         "{err}"
     );
+    assert!(err.message.contains("did you mean `on_error`?"), "{err}");
 }
 
 #[test]
@@ -120,4 +121,33 @@ fn udf_paths_resolve_against_the_file_and_limits_inherit() {
         spec.transforms[0].udf.config,
         serde_json::json!({"threshold": 3})
     );
+}
+
+#[test]
+fn the_json_policy_keys_are_checked() {
+    let strict = GOOD.replace(
+        "schema = \"name STRING, flag INT\"",
+        "schema = \"name STRING NOT NULL, flag INT\"\nstrict = true",
+    );
+    let DecodeFormat::Json { schema, strict, .. } =
+        parse_text(&strict).unwrap().deserializer.format
+    else {
+        panic!("expected json")
+    };
+    assert!(strict && !schema.field(0).is_nullable());
+
+    let err = error_of(&GOOD.replace("format = \"json\"", "format = \"json\"\nstrict = \"yes\""));
+    assert_eq!(err.key, "deserializer.strict");
+    assert!(err.message.contains("expected true or false"), "{err}");
+
+    let permissive = GOOD.replace("flag INT", "flag INT NOT NULL").replace(
+        "on_error = \"dead-letter\"\ndead_letter_topic = \"dlq\"",
+        "mode = \"PERMISSIVE\"",
+    );
+    let err = error_of(&permissive);
+    assert_eq!(err.key, "deserializer.schema");
+    assert!(err.message.contains("\"flag\" is NOT NULL"), "{err}");
+
+    let err = error_of(&GOOD.replace("flag INT", "flag INT NULL"));
+    assert!(err.message.contains("only NOT NULL may follow it"), "{err}");
 }

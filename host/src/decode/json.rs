@@ -2,7 +2,8 @@
 //!
 //! The fast path hands the whole batch of values to one arrow-json decoder. Only when that fails (or the
 //! values do not map one-to-one to rows) does it go record by record, to find exactly which records are
-//! bad; a clean batch never pays for that.
+//! bad; a clean batch never pays for that. `NOT NULL` columns and `strict = true` add a check of each
+//! record before arrow-json reads it (`json_check.rs`), which is the documented policy's other half.
 
 use std::sync::Arc;
 
@@ -11,28 +12,38 @@ use arrow_json::ReaderBuilder;
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
 
+use super::json_check::RecordCheck;
 use super::RowFailure;
 
 /// Decodes record values as JSON objects into a fixed schema.
 pub struct JsonDecoder {
     /// The output schema, including the corrupt-record column if any.
     schema: SchemaRef,
-    /// The schema arrow-json reads (the output without the corrupt-record column).
+    /// The schema arrow-json reads: the output without the corrupt-record column, every column nullable
+    /// (`NOT NULL` is the check's to enforce, with a message that names the column).
     read_schema: SchemaRef,
     permissive: bool,
     corrupt_record_column: Option<String>,
+    /// The `NOT NULL` and `strict` checks, when there are any.
+    check: Option<RecordCheck>,
 }
 
 impl JsonDecoder {
     /// A decoder for `schema`; see [`crate::config::DecodeFormat::Json`] for the options.
-    pub fn new(schema: SchemaRef, permissive: bool, corrupt_record_column: Option<String>) -> Self {
+    pub fn new(
+        schema: SchemaRef,
+        permissive: bool,
+        corrupt_record_column: Option<String>,
+        strict: bool,
+    ) -> Self {
         let read_fields = schema
             .fields()
             .iter()
             .filter(|f| Some(f.name()) != corrupt_record_column.as_ref())
-            .cloned()
+            .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>();
         JsonDecoder {
+            check: RecordCheck::new(&schema, strict),
             read_schema: Arc::new(Schema::new(read_fields)),
             schema,
             permissive,
@@ -51,7 +62,8 @@ impl JsonDecoder {
         &self,
         values: &BinaryArray,
     ) -> Result<(RecordBatch, Vec<RowFailure>), ArrowError> {
-        if values.null_count() == 0 {
+        let checked = |check: &RecordCheck| values.iter().flatten().all(|v| check.check(v).is_ok());
+        if values.null_count() == 0 && self.check.as_ref().is_none_or(checked) {
             if let Some(batch) = self.decode_all(values)? {
                 return self
                     .with_corrupt_column(batch, &vec![None; values.len()])
@@ -120,6 +132,9 @@ impl JsonDecoder {
     }
 
     fn decode_one(&self, bytes: &[u8]) -> Result<RecordBatch, String> {
+        if let Some(check) = &self.check {
+            check.check(bytes)?;
+        }
         let mut decoder = ReaderBuilder::new(self.read_schema.clone())
             .build_decoder()
             .map_err(|e| e.to_string())?;
@@ -144,7 +159,8 @@ impl JsonDecoder {
         corrupt: &[Option<String>],
     ) -> Result<RecordBatch, ArrowError> {
         let Some(name) = &self.corrupt_record_column else {
-            return Ok(batch);
+            // Declared NOT NULL columns are checked here (cheaply: their null counts) and keep their flag.
+            return RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec());
         };
         let corrupt: ArrayRef = Arc::new(
             corrupt
@@ -195,6 +211,7 @@ mod tests {
             parse_ddl_schema("name STRING, flag INT").unwrap(),
             false,
             None,
+            false,
         );
         let (batch, failures) = decoder
             .decode(&values(&[
@@ -217,6 +234,7 @@ mod tests {
             parse_ddl_schema("name STRING, flag INT").unwrap(),
             false,
             None,
+            false,
         );
         let input = values(&[
             Some(r#"{"name":"a","flag":1}"#),
@@ -237,7 +255,7 @@ mod tests {
     #[test]
     fn permissive_mode_keeps_nulls_and_the_corrupt_record() {
         let schema = parse_ddl_schema("name STRING, _corrupt STRING").unwrap();
-        let decoder = JsonDecoder::new(schema, true, Some("_corrupt".into()));
+        let decoder = JsonDecoder::new(schema, true, Some("_corrupt".into()), false);
         let (batch, failures) = decoder
             .decode(&values(&[Some(r#"{"name":"a"}"#), Some("nope")]))
             .unwrap();

@@ -5,6 +5,7 @@
 //! [`RowFailure`]s so the pipeline can apply the stage's `on_error` policy to just those records.
 
 mod json;
+mod json_check;
 
 use std::sync::Arc;
 
@@ -68,10 +69,12 @@ impl Deserializer {
                 schema,
                 permissive,
                 corrupt_record_column,
+                strict,
             } => Deserializer::Json(JsonDecoder::new(
                 schema.clone(),
                 *permissive,
                 corrupt_record_column.clone(),
+                *strict,
             )),
             DecodeFormat::String => Deserializer::String(string_schema(source)),
             DecodeFormat::Binary => Deserializer::Binary(source.clone()),

@@ -88,6 +88,7 @@ impl PipelineBuilder {
             schema,
             permissive: false,
             corrupt_record_column: None,
+            strict: false,
         });
         self
     }
@@ -154,6 +155,7 @@ impl PipelineBuilder {
                 } else {
                     Delivery::AtLeastOnce
                 },
+                on_error: Default::default(),
             },
             trigger: self.trigger,
             checkpoint: self.checkpoint,

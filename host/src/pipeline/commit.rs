@@ -22,6 +22,7 @@ use crate::config::Delivery;
 use crate::progress::offsets_json;
 use crate::sink::KafkaSink;
 use crate::source::TopicPartition;
+use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
 /// Fault injection for the crash tests: `WEIR_CRASH_AT=<point>:<batch>` aborts the process at that point of
@@ -112,6 +113,12 @@ impl Checkpointing {
         }
     }
 
+    /// The operator state changes of the batch being written (taken once: an attempt at the batch that is
+    /// aborted and made again commits the same changes).
+    pub(crate) fn take_changes(&self) -> Vec<TableChanges> {
+        self.checkpoint.state().take_changes()
+    }
+
     /// Steps 3 to 6, once everything of the batch has been produced. Returns how long it waited for the
     /// broker to have the output (the flush, or the transaction's commit), which progress counts as
     /// producing rather than checkpointing.
@@ -120,7 +127,7 @@ impl Checkpointing {
         sink: &KafkaSink,
         batch: u64,
         end: &BTreeMap<TopicPartition, i64>,
-        watermark: WatermarkSnapshot,
+        (watermark, changes): (WatermarkSnapshot, &[TableChanges]),
         output_rows: u64,
     ) -> anyhow::Result<Duration> {
         let record = CommittedBatch {
@@ -132,20 +139,19 @@ impl Checkpointing {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
         };
-        let changes = self.checkpoint.state().take_changes();
         match self.delivery {
             Delivery::ExactlyOnce => {
                 sink.send_offsets(end, &self.group.metadata()?)?;
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
-                self.checkpoint.stage(&record, &changes)?;
+                self.checkpoint.stage(&record, changes)?;
                 crash_point("staged", batch);
                 let waiting = Instant::now();
                 sink.commit()?;
                 let waited = waiting.elapsed();
                 crash_point("committed", batch);
-                self.checkpoint.commit(&record, &changes)?;
+                self.checkpoint.commit(&record, changes)?;
                 Ok(waited)
             }
             Delivery::AtLeastOnce => {
@@ -155,7 +161,7 @@ impl Checkpointing {
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
-                self.checkpoint.commit(&record, &changes)?;
+                self.checkpoint.commit(&record, changes)?;
                 crash_point("committed", batch);
                 if let Err(e) = self.group.commit(end) {
                     // The checkpoint is the commit point; the group's copy only detects a lost checkpoint.

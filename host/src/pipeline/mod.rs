@@ -22,6 +22,7 @@
 mod builder;
 mod commit;
 mod plan;
+mod refused;
 mod run;
 mod write;
 

@@ -297,7 +297,7 @@ impl Plan {
         if let Some(first) = failures.first() {
             match &self.spec.deserializer.on_error {
                 OnError::Fail => {
-                    let offset = chunk.first_offset + first.row as i64;
+                    let offset = chunk.offset(first.row);
                     anyhow::bail!(
                         "record {}-{} offset {offset} could not be deserialized ({}): {}{}; set the deserializer's \
                          on_error to \"drop\" or \"dead-letter\" to go on without such records",

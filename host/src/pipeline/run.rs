@@ -310,7 +310,7 @@ impl Reporter {
         let (written, done_at) = in_flight.task.await??;
         let report = in_flight.report;
         let mut errors = report.errors;
-        errors.transform_dropped += written.transform_dropped;
+        errors.add(&written.errors);
         // Measured to when the write was done, not to when the loop got round to looking.
         let elapsed = done_at - report.started;
         let since_previous = self

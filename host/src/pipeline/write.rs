@@ -4,6 +4,7 @@
 //! loop (`run.rs`) processes the next batch.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,11 @@ use tokio::task::JoinHandle;
 
 use super::commit::Checkpointing;
 use super::plan::{ChunkOutput, Plan};
+use super::refused::RefusedRows;
 use crate::aggregate::StateOperatorProgress;
-use crate::sink::{DeadLetter, KafkaSink};
+use crate::config::Delivery;
+use crate::progress::ErrorCounts;
+use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, SinkRows};
 use crate::source::{PartitionChunk, TopicPartition};
 use crate::window::WatermarkSnapshot;
 
@@ -25,8 +29,9 @@ pub(crate) struct Written {
     pub(crate) rows: u64,
     /// The aggregation's state counts.
     pub(crate) state: Option<StateOperatorProgress>,
-    /// Rows the transforms after the aggregation dropped.
-    pub(crate) transform_dropped: u64,
+    /// Rows the transforms after the aggregation dropped, and rows the broker refused with the source
+    /// records dead-lettered for them.
+    pub(crate) errors: ErrorCounts,
     /// Where the time went.
     pub(crate) timings: WriteTimings,
 }
@@ -73,96 +78,191 @@ pub(crate) fn start_writing(
 
 /// Writes one batch; see the module's doc.
 fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result<Written> {
-    let ProcessedBatch {
-        chunks,
-        outputs,
-        watermarks: (watermark_before, watermark_after),
-        commit,
-    } = batch;
-    let produce = || {
-        produce_batch(
-            plan,
-            sink,
-            &chunks,
-            &outputs,
-            watermark_before,
-            watermark_after,
-        )
+    let aggregating = Instant::now();
+    let output = BatchOutput::new(plan, sink, &batch)?;
+    let mut timings = WriteTimings {
+        aggregate: aggregating.elapsed(),
+        ..WriteTimings::default()
     };
-    let Some(commit) = commit else {
-        let mut written = produce()?;
-        let flushing = Instant::now();
-        sink.flush()?;
-        written.timings.produce += flushing.elapsed();
-        return Ok(written);
+    let mut refused = RefusedRows::new(plan.spec().sink.on_error.clone());
+    let Some(commit) = &batch.commit else {
+        // Without a transaction, rows the broker refused later are lettered after the others went out.
+        let producing = Instant::now();
+        let Delivered::Done(counts) = deliver(plan, sink, &batch, &output, &mut refused, false)?
+        else {
+            unreachable!("without a transaction every attempt is delivered");
+        };
+        timings.produce = producing.elapsed();
+        return Ok(output.written(counts, &refused, timings));
     };
     let checkpointing = &commit.checkpointing;
+    let changes = checkpointing.take_changes();
     // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
     let beginning = Instant::now();
     checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
-    let attempt = checkpointing.begin(sink).and_then(|()| {
-        let began = beginning.elapsed();
-        let mut written = produce()?;
-        let committing = Instant::now();
-        let waited = checkpointing.commit(
-            sink,
-            commit.batch,
-            &commit.end,
-            commit.watermark.clone(),
-            written.rows,
-        )?;
-        written.timings.produce += waited;
-        written.timings.checkpoint += began + committing.elapsed() - waited;
-        Ok(written)
-    });
-    if attempt.is_err() {
+    let transactional = checkpointing.delivery == Delivery::ExactlyOnce;
+    for attempt in 1.. {
+        let attempted = checkpointing.begin(sink).and_then(|()| {
+            let delivering = Instant::now();
+            timings.checkpoint += delivering - beginning;
+            let delivered = deliver(plan, sink, &batch, &output, &mut refused, transactional)?;
+            let Delivered::Done(counts) = delivered else {
+                return Ok(None);
+            };
+            let committing = Instant::now();
+            timings.produce += committing - delivering;
+            let state = (commit.watermark.clone(), changes.as_slice());
+            let waited =
+                checkpointing.commit(sink, commit.batch, &commit.end, state, counts.rows)?;
+            timings.produce += waited;
+            timings.checkpoint += committing.elapsed() - waited;
+            Ok(Some(counts))
+        });
+        match attempted {
+            Ok(Some(counts)) => return Ok(output.written(counts, &refused, timings)),
+            // A row the broker refused fails the whole transaction: it is aborted and the batch produced
+            // again without the rows refused so far.
+            Ok(None) => {}
+            Err(error)
+                if error.downcast_ref::<AbortableTransaction>().is_some()
+                    && attempt < TRANSACTION_ATTEMPTS =>
+            {
+                tracing::warn!(
+                    "batch {}: {error:#}; producing it again (attempt {} of {TRANSACTION_ATTEMPTS})",
+                    commit.batch,
+                    attempt + 1
+                );
+            }
+            Err(error) => {
+                checkpointing.abandon(sink);
+                return Err(error);
+            }
+        }
         checkpointing.abandon(sink);
+        refused.restart();
     }
-    attempt
+    unreachable!("the attempts loop returns")
 }
 
-/// Produces the batch's rows, late rows and dead letters (not yet durable).
-fn produce_batch(
+/// How many times a batch's transaction is made before an abortable failure stops the pipeline. Kafka
+/// asks producers to abort and start over on such failures; librdkafka may need one transaction to bump
+/// its epoch after a record was refused (seen on its mock cluster).
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// What the batch becomes once, however many times it is produced: the stateful part is run here.
+struct BatchOutput {
+    /// The rows for the sink.
+    rows: SinkRows,
+    /// The output rows of each chunk, when there is no aggregation (which mixes them).
+    by_chunk: Option<Vec<Range<usize>>>,
+    late: Option<RecordBatch>,
+    state: Option<StateOperatorProgress>,
+    transform_dropped: u64,
+}
+
+impl BatchOutput {
+    fn new(plan: &Plan, sink: &KafkaSink, batch: &ProcessedBatch) -> anyhow::Result<BatchOutput> {
+        let parts: Vec<&RecordBatch> = batch.outputs.iter().map(|o| &o.rows).collect();
+        let rows = concat_batches(&plan.processed_schema(), parts)
+            .context("joining the partitions' rows")?;
+        let (before, after) = batch.watermarks;
+        let by_chunk = (!plan.has_aggregation()).then(|| {
+            let mut start = 0;
+            batch
+                .outputs
+                .iter()
+                .map(|o| {
+                    start += o.rows.num_rows();
+                    start - o.rows.num_rows()..start
+                })
+                .collect()
+        });
+        let aggregated = plan.aggregate(rows, before, after)?;
+        Ok(BatchOutput {
+            rows: sink.rows(&aggregated.rows)?,
+            by_chunk,
+            late: aggregated.late,
+            state: aggregated.state,
+            transform_dropped: aggregated.transform_dropped,
+        })
+    }
+
+    fn written(&self, delivered: Counts, refused: &RefusedRows, timings: WriteTimings) -> Written {
+        Written {
+            rows: delivered.rows,
+            state: self.state.clone(),
+            errors: ErrorCounts {
+                transform_dropped: self.transform_dropped,
+                dead_lettered: delivered.lettered,
+                refused_rows: refused.count(),
+                ..ErrorCounts::default()
+            },
+            timings,
+        }
+    }
+}
+
+/// What one attempt at producing a batch came to.
+enum Delivered {
+    /// Everything was acknowledged: the rows written and the source records dead-lettered for refused
+    /// rows.
+    Done(Counts),
+    /// The transaction must be aborted and the batch produced again (the broker refused a row in it).
+    Again,
+}
+
+struct Counts {
+    rows: u64,
+    lettered: u64,
+}
+
+/// Produces the batch's rows (less those refused earlier), late rows and dead letters, and flushes; rows
+/// refused on the way go through `[sink] on_error`. In a transaction (`transactional`), a row the broker
+/// refuses after the flush fails the transaction, so the attempt asks to be made again.
+fn deliver(
     plan: &Plan,
     sink: &KafkaSink,
-    chunks: &[PartitionChunk],
-    outputs: &[ChunkOutput],
-    watermark_before: Option<i64>,
-    watermark_after: Option<i64>,
-) -> anyhow::Result<Written> {
-    let aggregating = Instant::now();
-    let batches: Vec<&RecordBatch> = outputs.iter().map(|o| &o.rows).collect();
-    let rows = concat_batches(&plan.processed_schema(), batches)
-        .context("joining the partitions' rows")?;
-    let aggregated = plan.aggregate(rows, watermark_before, watermark_after)?;
-    let producing = Instant::now();
-    let written = sink.write(&aggregated.rows)?;
-    if let (Some(late), Some(watermark)) = (&aggregated.late, &plan.spec().watermark) {
+    batch: &ProcessedBatch,
+    output: &BatchOutput,
+    refused: &mut RefusedRows,
+    transactional: bool,
+) -> anyhow::Result<Delivered> {
+    let chunks = batch.chunks.as_slice();
+    let (queued, at_once) = sink.write(&output.rows, &refused.rows)?;
+    let by_chunk = output.by_chunk.as_deref();
+    refused.take(plan, sink, chunks, by_chunk, &output.rows, at_once)?;
+    if let (Some(late), Some(watermark)) = (&output.late, &plan.spec().watermark) {
         if let Some(topic) = &watermark.late_data_topic {
             sink.write_json(topic, late)?;
         }
     }
-    for (chunk, output) in chunks.iter().zip(outputs) {
-        for letter in &output.dead_letters {
-            sink.dead_letter(
-                &letter.topic,
-                DeadLetter {
-                    chunk,
-                    row: letter.row,
-                    stage: &letter.stage,
-                    error: &letter.error,
-                },
-            )?;
+    for (chunk, out) in chunks.iter().zip(&batch.outputs) {
+        for letter in &out.dead_letters {
+            let record = DeadLetter {
+                chunk,
+                row: letter.row,
+                stage: &letter.stage,
+                error: &letter.error,
+            };
+            sink.dead_letter(&letter.topic, record)?;
         }
     }
-    Ok(Written {
-        rows: written as u64,
-        state: aggregated.state,
-        transform_dropped: aggregated.transform_dropped,
-        timings: WriteTimings {
-            aggregate: producing - aggregating,
-            produce: producing.elapsed(),
-            checkpoint: Duration::ZERO,
-        },
-    })
+    let mut lettered = refused.send_letters(sink, chunks, &output.rows)?;
+    let later = sink.flush()?;
+    if later.is_empty() {
+        let rows = queued as u64;
+        return Ok(Delivered::Done(Counts { rows, lettered }));
+    }
+    let newly = later.len();
+    refused.take(plan, sink, chunks, by_chunk, &output.rows, later)?;
+    if transactional {
+        return Ok(Delivered::Again);
+    }
+    lettered += refused.send_letters(sink, chunks, &output.rows)?;
+    // Dead letters are not output rows: one refused fails this flush rather than being returned.
+    sink.flush()?;
+    Ok(Delivered::Done(Counts {
+        rows: (queued - newly) as u64,
+        lettered,
+    }))
 }

@@ -5,6 +5,10 @@
 //! is one transaction holding its rows, dead letters, late rows and source offsets, and the transaction's
 //! commit is the batch's commit. Records that failed to deserialize go to the dead-letter topic through the
 //! same producer, with the reason in their headers.
+//!
+//! An output row refused for good (too large, invalid, unauthorized: `refusal.rs`) does not fail the write:
+//! [`KafkaSink::write`] and [`KafkaSink::flush`] return it as a [`Refusal`], whether the producer refused
+//! it at once or the broker did later, and the pipeline applies `[sink] on_error` to it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -23,6 +27,7 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use super::refusal::{refused_for_good, Refusal};
 use super::{SinkOptions, SinkRows};
 use crate::config::SinkFormat;
 use crate::source::{PartitionChunk, TopicPartition};
@@ -30,29 +35,70 @@ use crate::source::{PartitionChunk, TopicPartition};
 /// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Counts failed deliveries and keeps the first reason, for the end-of-batch check.
+/// Which record a delivery report is about: [`NOT_A_ROW`] for dead letters and late rows, otherwise one
+/// more than the output row's index in its batch.
+type RecordTag = usize;
+
+/// The tag of records that are not output rows: refusing one of them fails the batch.
+const NOT_A_ROW: RecordTag = 0;
+
+/// Counts failed deliveries and keeps the first reason, for the end-of-batch check, and keeps the output
+/// rows refused for good apart, for `[sink] on_error`.
 #[derive(Default)]
 struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    refused: Mutex<Vec<Refusal>>,
 }
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = RecordTag;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, message)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-            if first.is_none() {
-                use rdkafka::message::Message;
-                *first = Some(format!("{error} (topic {})", message.topic()));
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: RecordTag) {
+        use rdkafka::message::Message;
+        let Err((error, message)) = result else {
+            return;
+        };
+        match error.rdkafka_error_code() {
+            Some(code) if tag != NOT_A_ROW && refused_for_good(code) => {
+                let headers = message.headers().map_or(0, header_bytes);
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Refusal {
+                        row: tag - 1,
+                        topic: message.topic().to_string(),
+                        bytes: message.key_len() + message.payload_len() + headers,
+                        code,
+                        message: error.to_string(),
+                    });
+            }
+            _ => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+                if first.is_none() {
+                    *first = Some(format!("{error} (topic {})", message.topic()));
+                }
             }
         }
     }
 }
+
+fn header_bytes(headers: &rdkafka::message::BorrowedHeaders) -> usize {
+    use rdkafka::message::Headers;
+    headers
+        .iter()
+        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+        .sum()
+}
+
+/// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
+/// pipeline aborts it and produces the batch again, a few times at most (`pipeline/write.rs`).
+#[derive(Debug, thiserror::Error)]
+#[error("the batch's Kafka transaction failed and must be aborted: {0}")]
+pub struct AbortableTransaction(pub String);
 
 /// A record that failed to deserialize, bound for the dead-letter topic.
 pub struct DeadLetter<'a> {
@@ -115,9 +161,23 @@ impl KafkaSink {
         })
     }
 
-    /// Starts the batch's transaction (exactly-once only).
+    /// Starts the batch's transaction (exactly-once only). What an aborted attempt left behind (reports of
+    /// its purged records, refusals) is served and forgotten first, so it cannot fail the next attempt.
     pub fn begin(&self) -> anyhow::Result<()> {
         if self.transactional {
+            self.producer.poll(Duration::ZERO);
+            let deliveries = self.producer.context();
+            deliveries.failed.store(0, Ordering::Relaxed);
+            deliveries
+                .first_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            deliveries
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             self.producer
                 .begin_transaction()
                 .context("beginning the batch's Kafka transaction")?;
@@ -145,15 +205,36 @@ impl KafkaSink {
     pub fn commit(&self) -> anyhow::Result<()> {
         // The transaction's commit waits for the acknowledgements itself, but without serving their
         // delivery reports it took ~60 ms a batch; flushing first brings that to a few ms.
-        // The flush has checked every delivery; nothing is in flight after it.
-        self.flush()?;
-        self.producer
-            .commit_transaction(TRANSACTION_TIMEOUT)
-            .context("committing the batch's Kafka transaction")
+        // The flush has checked every delivery; nothing is in flight after it. The pipeline has already
+        // flushed and handled refused rows, so any found now fail the commit.
+        let refused = self.flush()?;
+        if let Some(first) = refused.first() {
+            bail!(
+                "{} rows were refused after the batch's output was checked (the first: {})",
+                refused.len(),
+                first.message
+            );
+        }
+        match self.producer.commit_transaction(TRANSACTION_TIMEOUT) {
+            Err(KafkaError::Transaction(error)) if error.txn_requires_abort() => {
+                Err(AbortableTransaction(format!("committing it: {error}")).into())
+            }
+            result => result.context("committing the batch's Kafka transaction"),
+        }
     }
 
     /// Aborts the batch's transaction, so nothing of it is ever read by `read_committed` consumers.
+    ///
+    /// Records of the batch may still be queued (a batch can fail part-way through producing): they are
+    /// purged and their delivery reports served first, since librdkafka will not abort with reports
+    /// outstanding.
     pub fn abort(&self) -> anyhow::Result<()> {
+        self.producer
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(1));
+        }
         self.producer
             .abort_transaction(TRANSACTION_TIMEOUT)
             .context("aborting the batch's Kafka transaction")
@@ -167,52 +248,130 @@ impl KafkaSink {
         }
     }
 
-    /// Queues every row of `batch`; returns the number of records queued. Call [`KafkaSink::flush`] after.
-    pub fn write(&self, batch: &RecordBatch) -> anyhow::Result<usize> {
-        let rows = SinkRows::new(batch, self.format, self.options.key_column.as_deref())
-            .map_err(anyhow::Error::msg)?;
-        self.produce(&rows, self.options.topic.as_deref())
+    /// The rows of `batch` in the sink's shape (value, key, topic, partition, headers).
+    pub fn rows(&self, batch: &RecordBatch) -> anyhow::Result<SinkRows> {
+        SinkRows::new(batch, self.format, self.options.key_column.as_deref())
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// The topic row `row` goes to: the `topic` option, else its `topic` column.
+    pub fn topic_of<'a>(&'a self, rows: &'a SinkRows, row: usize) -> anyhow::Result<&'a str> {
+        match (self.options.topic.as_deref(), rows.topic(row)) {
+            (Some(topic), _) | (None, Some(topic)) => Ok(topic),
+            (None, None) => {
+                bail!("row {row} has a null `topic` and the sink has no `topic` option")
+            }
+        }
+    }
+
+    /// Queues the rows of `rows` not in `skip` (rows refused earlier in this batch); returns how many were
+    /// queued and the rows the producer refused for good at once. Call [`KafkaSink::flush`] after, which
+    /// returns those the broker refuses.
+    pub fn write(
+        &self,
+        rows: &SinkRows,
+        skip: &std::collections::BTreeSet<usize>,
+    ) -> anyhow::Result<(usize, Vec<Refusal>)> {
+        let mut refused = Vec::new();
+        let mut queued = 0;
+        for row in (0..rows.len()).filter(|row| !skip.contains(row)) {
+            let topic = self.topic_of(rows, row)?;
+            match self.send(record_of(rows, row, topic).delivery_opaque(row + 1)) {
+                Ok(()) => queued += 1,
+                Err(error) => match error.rdkafka_error_code() {
+                    Some(code) if refused_for_good(code) => refused.push(Refusal {
+                        row,
+                        topic: topic.to_string(),
+                        bytes: rows.size(row),
+                        code,
+                        message: error.to_string(),
+                    }),
+                    _ => {
+                        return Err(error)
+                            .with_context(|| format!("producing a record to topic {topic}"))
+                    }
+                },
+            }
+        }
+        Ok((queued, refused))
     }
 
     /// Queues every row of `batch` as a JSON object to `topic` (e.g. late rows); call
     /// [`KafkaSink::flush`] after.
     pub fn write_json(&self, topic: &str, batch: &RecordBatch) -> anyhow::Result<usize> {
         let rows = SinkRows::new(batch, SinkFormat::Json, None).map_err(anyhow::Error::msg)?;
-        self.produce(&rows, Some(topic))
-    }
-
-    fn produce(&self, rows: &SinkRows, topic_option: Option<&str>) -> anyhow::Result<usize> {
         for row in 0..rows.len() {
-            let topic = match (topic_option, rows.topic(row)) {
-                (Some(topic), _) => topic,
-                (None, Some(topic)) => topic,
-                (None, None) => {
-                    bail!("row {row} has a null `topic` and the sink has no `topic` option")
-                }
-            };
-            let headers = rows.headers(row);
-            let mut record = BaseRecord::to(topic);
-            if let Some(value) = rows.value(row) {
-                record = record.payload(value);
-            }
-            if let Some(key) = rows.key(row) {
-                record = record.key(key);
-            }
-            if let Some(partition) = rows.partition(row) {
-                record = record.partition(partition);
-            }
-            if !headers.is_empty() {
-                let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-                for (key, value) in headers {
-                    owned = owned.insert(Header { key, value });
-                }
-                record = record.headers(owned);
-            }
-            self.send(record)?;
+            self.send(record_of(&rows, row, topic))
+                .with_context(|| format!("producing a record to topic {topic}"))?;
         }
         Ok(rows.len())
     }
 
+    /// Writes, in place of an output row refused after an aggregation (which no source record made), its
+    /// key and no value to `topic`, with `weir.error`, `weir.stage` (`sink`), `weir.sink.topic` and
+    /// `weir.row.bytes` headers.
+    pub fn refused_row_letter(
+        &self,
+        topic: &str,
+        rows: &SinkRows,
+        refusal: &Refusal,
+    ) -> anyhow::Result<()> {
+        let bytes = refusal.bytes.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "weir.error",
+                value: Some(&refusal.message),
+            })
+            .insert(Header {
+                key: "weir.stage",
+                value: Some("sink"),
+            })
+            .insert(Header {
+                key: "weir.sink.topic",
+                value: Some(&refusal.topic),
+            })
+            .insert(Header {
+                key: "weir.row.bytes",
+                value: Some(&bytes),
+            });
+        let mut record =
+            BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
+        if let Some(key) = rows.key(refusal.row) {
+            record = record.key(key);
+        }
+        self.send(record)
+            .with_context(|| format!("producing a dead letter to topic {topic}"))
+    }
+}
+
+/// Row `row` of `rows` as a record for `topic`.
+fn record_of<'a>(
+    rows: &'a SinkRows,
+    row: usize,
+    topic: &'a str,
+) -> BaseRecord<'a, [u8], [u8], RecordTag> {
+    let headers = rows.headers(row);
+    let mut record = BaseRecord::with_opaque_to(topic, NOT_A_ROW);
+    if let Some(value) = rows.value(row) {
+        record = record.payload(value);
+    }
+    if let Some(key) = rows.key(row) {
+        record = record.key(key);
+    }
+    if let Some(partition) = rows.partition(row) {
+        record = record.partition(partition);
+    }
+    if !headers.is_empty() {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (key, value) in headers {
+            owned = owned.insert(Header { key, value });
+        }
+        record = record.headers(owned);
+    }
+    record
+}
+
+impl KafkaSink {
     /// Sends a failed record, unchanged, to `topic` with `weir.error`, `weir.stage` and `weir.source.*`
     /// headers added to its own.
     pub fn dead_letter(&self, topic: &str, letter: DeadLetter<'_>) -> anyhow::Result<()> {
@@ -262,7 +421,8 @@ impl KafkaSink {
                 key: "weir.source.offset",
                 value: Some(&offset_text),
             });
-        let mut record = BaseRecord::to(topic).headers(headers);
+        let mut record =
+            BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
         if let Some(value) = binary(1) {
             record = record.payload(value);
         }
@@ -270,13 +430,11 @@ impl KafkaSink {
             record = record.key(key);
         }
         self.send(record)
+            .with_context(|| format!("producing a dead letter to topic {topic}"))
     }
 
-    fn send<K, P>(&self, mut record: BaseRecord<'_, K, P, ()>) -> anyhow::Result<()>
-    where
-        K: rdkafka::message::ToBytes + ?Sized,
-        P: rdkafka::message::ToBytes + ?Sized,
-    {
+    /// Queues one record, waiting for room in the local queue when it is full.
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], RecordTag>) -> Result<(), KafkaError> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -285,16 +443,14 @@ impl KafkaSink {
                     record = returned;
                     self.producer.poll(Duration::from_millis(50));
                 }
-                Err((error, returned)) => {
-                    return Err(error)
-                        .with_context(|| format!("producing a record to topic {}", returned.topic))
-                }
+                Err((error, _)) => return Err(error),
             }
         }
     }
 
-    /// Waits until every queued record is acknowledged; fails if any delivery failed.
-    pub fn flush(&self) -> anyhow::Result<()> {
+    /// Waits until every queued record is acknowledged; fails if any delivery failed, except output rows
+    /// the broker refused for good, which it returns.
+    pub fn flush(&self) -> anyhow::Result<Vec<Refusal>> {
         // Not `Producer::flush`: rdkafka 0.39 waits for acknowledgements in 100 ms polls that each run to
         // their end, so every flush took at least 100 ms (measured: 100 ms per batch with ~500 alerts
         // acknowledged in a few). Here the delivery reports are served in 1 ms steps.
@@ -314,7 +470,22 @@ impl KafkaSink {
                 }
             }
         }
-        self.check_deliveries()
+        let refused = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if self.transactional && !refused.is_empty() {
+            // A refused row fails the transaction, and librdkafka purges the rest of it: those reports are
+            // its consequence, and the attempt is aborted and made again anyway.
+            self.producer.context().failed.store(0, Ordering::Relaxed);
+            return Ok(refused);
+        }
+        self.check_deliveries()?;
+        Ok(refused)
     }
 
     fn check_deliveries(&self) -> anyhow::Result<()> {
@@ -327,10 +498,15 @@ impl KafkaSink {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
-            bail!(
+            let message = format!(
                 "{failed} records of the batch were not delivered; the first error: {}",
                 first.unwrap_or_default()
             );
+            // In a transaction, a failed delivery fails the transaction, which can be aborted and made again.
+            if self.transactional {
+                return Err(AbortableTransaction(message).into());
+            }
+            bail!(message);
         }
         Ok(())
     }

@@ -10,14 +10,27 @@
 //! ```
 
 mod kafka;
+mod refusal;
 mod rows;
 
 use std::collections::BTreeMap;
 
-pub use kafka::{DeadLetter, KafkaSink};
+pub use kafka::{AbortableTransaction, DeadLetter, KafkaSink};
+pub use refusal::{Refusal, SinkOnError};
 pub use rows::{check_sink_schema, SinkRows};
 
 use crate::config::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
+
+/// The sink keys a pipeline file may use besides `kafka.*` options.
+const SINK_OPTIONS: &[&str] = &[
+    "kafka.*",
+    "topic",
+    "key_column",
+    "format",
+    "delivery",
+    "on_error",
+    "dead_letter_topic",
+];
 
 /// The parsed sink options.
 #[derive(Debug, Clone)]
@@ -49,7 +62,7 @@ impl SinkOptions {
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
-                "unknown sink option; expected one of: kafka.*, topic, key_column, format",
+                crate::config::unknown_key_message("sink option", key, SINK_OPTIONS),
             ));
         }
         Ok(SinkOptions {

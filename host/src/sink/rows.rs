@@ -193,6 +193,16 @@ impl SinkRows {
             .and_then(|p| (!p.is_null(row)).then(|| p.value(row)))
     }
 
+    /// The bytes row `row` takes as a record: key, value and headers.
+    pub fn size(&self, row: usize) -> usize {
+        let headers: usize = self
+            .headers(row)
+            .iter()
+            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+            .sum();
+        self.key(row).map_or(0, <[u8]>::len) + self.value(row).map_or(0, <[u8]>::len) + headers
+    }
+
     /// The headers of row `row` as (key, value) pairs.
     pub fn headers(&self, row: usize) -> Vec<(&str, Option<&[u8]>)> {
         let Some(list) = &self.headers else {

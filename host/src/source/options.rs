@@ -146,10 +146,7 @@ impl SourceOptions {
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
-                format!(
-                    "unknown source option; expected one of: {}",
-                    SOURCE_OPTIONS.join(", ")
-                ),
+                crate::config::unknown_key_message("source option", key, SOURCE_OPTIONS),
             ));
         }
         Ok(SourceOptions {

@@ -82,6 +82,29 @@ impl PartitionChunk {
             self.topic, self.partition, self.first_offset, self.last_offset
         )
     }
+
+    /// The offset of the record in row `row` (offsets need not be consecutive: transaction markers and
+    /// compaction leave gaps).
+    pub fn offset(&self, row: usize) -> i64 {
+        self.batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .expect("column 4 of the source schema is the offset")
+            .value(row)
+    }
+
+    /// The records in `rows`, as a chunk of their own.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> PartitionChunk {
+        let batch = self.batch.slice(rows.start, rows.len());
+        PartitionChunk {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            first_offset: self.offset(rows.start),
+            last_offset: self.offset(rows.end - 1),
+            batch,
+        }
+    }
 }
 
 /// Sample records as if read from partition 0 of `topic`, offsets from 0, no key or timestamp: for running

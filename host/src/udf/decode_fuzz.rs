@@ -41,11 +41,11 @@ fn valid_envelope() -> (Vec<u8>, SchemaRef) {
 #[test]
 fn the_valid_envelope_decodes() {
     let (envelope, schema) = valid_envelope();
-    let output = decode_output(&envelope, &schema, 3).unwrap();
+    let output = decode_output(&envelope, &schema, 3, u64::MAX).unwrap();
     assert_eq!(output.batch.num_rows(), 3);
     assert_eq!(output.row_errors.len(), 2);
     // A row error past the input is refused, not trusted.
-    assert!(decode_output(&envelope, &schema, 2).is_err());
+    assert!(decode_output(&envelope, &schema, 2, u64::MAX).is_err());
 }
 
 proptest! {
@@ -54,7 +54,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let (_, schema) = valid_envelope();
-        let _ = decode_output(&bytes, &schema, 3);
+        let _ = decode_output(&bytes, &schema, 3, u64::MAX);
     }
 
     #[test]
@@ -70,7 +70,7 @@ proptest! {
         if let Some(at) = truncate {
             envelope.truncate(at.index(envelope.len()));
         }
-        let _ = decode_output(&envelope, &schema, 3);
+        let _ = decode_output(&envelope, &schema, 3, u64::MAX);
     }
 
     #[test]
@@ -79,6 +79,6 @@ proptest! {
         let (mut envelope, schema) = valid_envelope();
         let at = (field * 4).min(envelope.len() - 4);
         envelope[at..at + 4].copy_from_slice(&value.to_le_bytes());
-        let _ = decode_output(&envelope, &schema, 3);
+        let _ = decode_output(&envelope, &schema, 3, u64::MAX);
     }
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::poll::RefusedSleep;
+
 /// A UDF failed: which one, doing what, on which records, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("UDF `{udf}` ({path}) failed {operation}{records}: {cause}")]
@@ -36,16 +38,25 @@ pub enum UdfFailure {
         /// The end of what the guest printed, to show a panic message.
         printed: String,
     },
-    /// The call ran past the time limit and was interrupted.
-    #[error("the call ran longer than the {0:?} limit (limits.timeout) and was interrupted")]
-    Timeout(Duration),
-    /// The guest tried to grow its memory past the cap.
-    #[error("the guest tried to grow its memory to {desired} bytes, past the {cap}-byte cap (limits.memory)")]
+    /// The call ran past the time limit and was interrupted, or asked to sleep past it and was ended at once.
+    #[error("the call ran longer than the {limit:?} limit (limits.timeout) and was interrupted{}",
+        sleep.map(|s| format!(": {s}")).unwrap_or_default())]
+    Timeout {
+        /// The limit.
+        limit: Duration,
+        /// The sleep that would have outlasted it, when the guest was waiting in WASI rather than running.
+        sleep: Option<RefusedSleep>,
+    },
+    /// The guest tried to grow its memory past the cap, or the module declares more initial memory than it.
+    #[error("{} {desired} bytes, past the {cap}-byte cap (limits.memory)",
+        if *initial { "the module declares an initial memory of" } else { "the guest tried to grow its memory to" })]
     MemoryCap {
         /// The size it asked for.
         desired: u64,
         /// The cap.
         cap: u64,
+        /// Whether it was the module's declared initial memory, not a `memory.grow`.
+        initial: bool,
     },
     /// The guest returned more bytes than allowed.
     #[error("the guest returned {len} bytes, more than the {cap}-byte cap (limits.max_output)")]

@@ -5,7 +5,7 @@
 //! values and the host builds the output. Everything read back from the guest is bounds-checked, so a hostile
 //! module can make a call fail but cannot make the host panic.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -17,6 +17,7 @@ use weir_guest::ipc;
 
 use super::log::GuestLog;
 use super::output::{decode_output, untrusted_ipc};
+use super::poll::{GuestClock, RefusedSleep};
 use super::rows::RowIo;
 use super::{UdfFailure, UdfLimits, EPOCH_TICK};
 
@@ -26,6 +27,12 @@ pub(crate) struct GuestState {
     limiter: MemoryCap,
     /// The row interface's input, output and declarations.
     pub(crate) rows: RowIo,
+    /// The guest's monotonic clock, which `poll_oneoff` reads for absolute deadlines.
+    pub(crate) clock: GuestClock,
+    /// When the current call's `limits.timeout` runs out; host calls that wait stop short of it.
+    pub(crate) deadline: Instant,
+    /// Set when `poll_oneoff` refused a sleep past `deadline`, so the trap is reported as the time limit.
+    pub(crate) refused_sleep: Option<RefusedSleep>,
 }
 
 impl GuestState {
@@ -37,18 +44,20 @@ impl GuestState {
 /// Refuses memory growth past the cap, remembering that it did so the error can say why.
 struct MemoryCap {
     cap: u64,
-    refused: Option<u64>,
+    /// The size refused, and whether it was the module's initial memory rather than a `memory.grow`.
+    refused: Option<(u64, bool)>,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired as u64 > self.cap {
-            self.refused = Some(desired as u64);
+            // wasmtime asks for a memory's initial size too, growing it from nothing.
+            self.refused = Some((desired as u64, current == 0));
             // Trapping (rather than returning -1 from memory.grow) stops a guest that ignores failed growth.
             wasmtime::bail!("memory cap reached");
         }
@@ -116,9 +125,11 @@ impl UdfInstance {
         expected: Option<Kind>,
     ) -> Result<Self, UdfFailure> {
         let log = GuestLog::new(limits.max_log_bytes);
+        let clock = GuestClock::new();
         let wasi = WasiCtxBuilder::new()
             .stdout(log.clone())
             .stderr(log.clone())
+            .monotonic_clock(clock)
             .build_p1();
         let state = GuestState {
             wasi,
@@ -127,6 +138,9 @@ impl UdfInstance {
                 refused: None,
             },
             rows: RowIo::new(log.clone(), limits.max_output_bytes),
+            clock,
+            deadline: Instant::now() + limits.timeout,
+            refused_sleep: None,
         };
         let mut store = Store::new(pre.module().engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -312,7 +326,12 @@ impl UdfInstance {
                 )))
             }
         }
-        decode_output(&result, output, batch.num_rows())
+        decode_output(
+            &result,
+            output,
+            batch.num_rows(),
+            self.limits.max_output_bytes,
+        )
     }
 
     /// `weir_process_rows`: the guest reads `batch` and appends rows through the row interface.
@@ -369,6 +388,7 @@ impl UdfInstance {
         f: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, UdfFailure> {
         self.store.set_epoch_deadline(ticks(self.limits.timeout));
+        self.store.data_mut().deadline = Instant::now() + self.limits.timeout;
         let result = f(&mut self.store);
         result.map_err(|e| classify(&mut self.store, &self.log, self.limits, e))
     }
@@ -393,7 +413,10 @@ impl UdfInstance {
                 .write(&mut self.store, ptr as u32 as usize, bytes)
                 .map_err(|_| {
                     UdfFailure::Abi(format!(
-                        "`weir_alloc` returned {ptr}, outside the guest's memory"
+                        "`weir_alloc` returned {} for {} bytes, which lie outside the guest's {} bytes of memory",
+                        ptr as u32,
+                        bytes.len(),
+                        self.memory.data_size(&self.store)
                     ))
                 })?;
         }
@@ -452,10 +475,11 @@ fn classify(
     limits: UdfLimits,
     error: wasmtime::Error,
 ) -> UdfFailure {
-    if let Some(desired) = store.data_mut().limiter.refused.take() {
+    if let Some((desired, initial)) = store.data_mut().limiter.refused.take() {
         return UdfFailure::MemoryCap {
             desired,
             cap: limits.memory_bytes,
+            initial,
         };
     }
     if let Some(len) = store.data_mut().rows.out.too_large.take() {
@@ -464,8 +488,17 @@ fn classify(
             cap: limits.max_output_bytes,
         };
     }
+    if let Some(sleep) = store.data_mut().refused_sleep.take() {
+        return UdfFailure::Timeout {
+            limit: limits.timeout,
+            sleep: Some(sleep),
+        };
+    }
     if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        return UdfFailure::Timeout(limits.timeout);
+        return UdfFailure::Timeout {
+            limit: limits.timeout,
+            sleep: None,
+        };
     }
     let printed = log.take();
     let tail: String = {
@@ -482,7 +515,34 @@ fn classify(
         format!("; the guest printed: {tail}")
     };
     UdfFailure::Trap {
-        message: format!("{error:#}"),
+        message: trap_message(&error),
         printed,
+    }
+}
+
+/// A trap in one line: its cause first, then where (the innermost frames). The whole backtrace, often
+/// hundreds of bytes over many lines, would bury the cause in the error and in dead-letter headers, so it
+/// goes to the debug log instead (`WEIR_LOG=weir::udf=debug`).
+fn trap_message(error: &wasmtime::Error) -> String {
+    let cause = error.root_cause().to_string();
+    let cause = cause.strip_prefix("wasm trap: ").unwrap_or(&cause);
+    let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return cause.to_string();
+    };
+    tracing::debug!(target: "weir::udf", "the guest's backtrace: {backtrace}");
+    const SHOWN: usize = 3;
+    let frames = backtrace.frames();
+    let names: Vec<String> = frames
+        .iter()
+        .take(SHOWN)
+        .map(|frame| match frame.func_name() {
+            Some(name) => format!("`{name}`"),
+            None => format!("function {}", frame.func_index()),
+        })
+        .collect();
+    match frames.len() {
+        0 => cause.to_string(),
+        n if n <= SHOWN => format!("{cause}, at {}", names.join(" ← ")),
+        n => format!("{cause}, at {} ← … ({n} frames)", names.join(" ← ")),
     }
 }

@@ -6,7 +6,9 @@
 //!        └─ UdfInstance (one per worker, reused while calls succeed; a failed instance is dropped)
 //! ```
 //! Time limits use epoch interruption: a background thread ticks every [`EPOCH_TICK`], and each call may
-//! run for its timeout's worth of ticks. Memory is capped per instance by a resource limiter.
+//! run for its timeout's worth of ticks. Epochs stop guest code, not a host call in progress, so WASI's one
+//! blocking call, `poll_oneoff`, is Weir's own and waits only within the call's time left (`poll.rs`).
+//! Memory is capped per instance by a resource limiter.
 
 #[cfg(test)]
 mod decode_fuzz;
@@ -16,6 +18,7 @@ mod limits;
 mod log;
 mod module;
 mod output;
+mod poll;
 mod rows;
 mod stage;
 pub mod tool;
@@ -31,6 +34,7 @@ pub use instance::UdfOutput;
 use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub use module::{Interface, ModuleInfo};
+pub use poll::RefusedSleep;
 pub use stage::UdfStage;
 use stage::Version;
 
@@ -56,6 +60,7 @@ impl UdfRuntime {
             .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| state.wasi())
+            .and_then(|()| poll::add_to_linker(&mut linker))
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e:#}"))?;
         rows::add_to_linker(&mut linker)
             .map_err(|e| anyhow::anyhow!("adding the row interface to the linker: {e:#}"))?;

@@ -11,6 +11,7 @@ use weir_guest::abi;
 use weir_guest::ipc;
 
 use super::instance::UdfOutput;
+use super::rows::ROW_BYTES;
 use super::UdfFailure;
 
 thread_local! {
@@ -32,7 +33,9 @@ fn install_quiet_hook() {
 }
 
 /// Reads a `weir_process` result: the envelope, the Arrow IPC batch, its schema against the declared
-/// `output`, and the row errors' indices against `input_rows`.
+/// `output`, its rows against `max_output` (each row costs [`ROW_BYTES`] besides its bytes, as in the row
+/// interface, so a batch of no columns cannot claim any number of rows), and the row errors' indices
+/// against `input_rows`.
 ///
 /// Everything here comes from untrusted guest memory, so any bytes must give a value or an error, never a
 /// panic; `decode_fuzz` checks that with random and mutated envelopes.
@@ -40,6 +43,7 @@ pub(crate) fn decode_output(
     result: &[u8],
     output: &SchemaRef,
     input_rows: usize,
+    max_output: u64,
 ) -> Result<UdfOutput, UdfFailure> {
     let (ipc_bytes, row_errors) = abi::decode_process_result(result)
         .map_err(|e| UdfFailure::MalformedOutput(e.to_string()))?;
@@ -52,6 +56,13 @@ pub(crate) fn decode_output(
             out.schema(),
             output
         )));
+    }
+    let cost = result.len() as u64 + out.num_rows() as u64 * ROW_BYTES;
+    if cost > max_output {
+        return Err(UdfFailure::OutputTooLarge {
+            len: cost,
+            cap: max_output,
+        });
     }
     if let Some(bad) = row_errors.iter().find(|e| e.row as usize >= input_rows) {
         return Err(UdfFailure::MalformedOutput(format!(

@@ -103,7 +103,7 @@ pub fn test(
             let schema = input_schema
                 .context("a transform needs --input-schema \"col TYPE, ...\" for its JSON lines")?;
             let values: BinaryArray = lines.iter().map(|l| Some(l.as_slice())).collect();
-            let (batch, failures) = JsonDecoder::new(schema, false, None).decode(&values)?;
+            let (batch, failures) = JsonDecoder::new(schema, false, None, false).decode(&values)?;
             if let Some(bad) = failures.first() {
                 anyhow::bail!("{file} line {}: {}", bad.row + 1, bad.message);
             }

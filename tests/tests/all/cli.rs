@@ -44,6 +44,10 @@ fn a_bad_key_is_named_with_the_file() {
         )),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("did you mean `startingOffsets`?"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -5,7 +5,10 @@
 mod checkpoint;
 mod cli;
 mod fraud;
+mod limits;
+mod poison;
 mod polyglot;
+mod refused;
 mod reload;
 mod sandbox;
 mod source;

@@ -8,7 +8,12 @@ use super::udf_errors::{failure, pipeline, setup};
 use weir_tests::*;
 
 /// The echo transform with extra WASI imports and functions placed before its own definitions.
-fn echo_with(setup: &super::udf_errors::Setup, name: &str, prelude: &str, body: &str) -> PathBuf {
+pub(crate) fn echo_with(
+    setup: &super::udf_errors::Setup,
+    name: &str,
+    prelude: &str,
+    body: &str,
+) -> PathBuf {
     let wat = echo_transform_wat("weir_abi_v1", 2, body).replacen(
         "(module\n",
         &format!("(module\n{prelude}\n"),
@@ -105,19 +110,37 @@ async fn a_flood_of_log_output_is_capped_and_the_call_still_succeeds() {
         &stderr[stderr.len().saturating_sub(500)..]
     );
     assert!(stderr.len() < 512 * 1024, "{} bytes of log", stderr.len());
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a log that is not a terminal"
+    );
 }
 
 /// A row-interface transform: init runs `init_body` (data at 1000: "n BIGINT"), process runs `process_body`
 /// with `$rows`; both return status 0 unless the body returns first.
-fn row_module(dir: &Path, name: &str, init_body: &str, process_body: &str) -> PathBuf {
+pub(crate) fn row_module(dir: &Path, name: &str, init_body: &str, process_body: &str) -> PathBuf {
+    row_module_with(dir, name, "", init_body, process_body)
+}
+
+/// [`row_module`] with `prelude` (more imports, say) at the top of the module.
+pub(crate) fn row_module_with(
+    dir: &Path,
+    name: &str,
+    prelude: &str,
+    init_body: &str,
+    process_body: &str,
+) -> PathBuf {
     let wat = format!(
         r#"(module
+  {prelude}
   (import "weir" "output_schema" (func $output_schema (param i32 i32)))
   (import "weir" "in_i64" (func $in_i64 (param i32 i32) (result i64)))
   (import "weir" "out_i64" (func $out_i64 (param i32 i64)))
   (import "weir" "out_bytes" (func $out_bytes (param i32 i32 i32)))
   (import "weir" "out_copy" (func $out_copy (param i32 i32 i32)))
   (import "weir" "out_row" (func $out_row))
+  (import "weir" "out_null" (func $out_null (param i32)))
+  (import "weir" "row_error" (func $row_error (param i32 i32 i32)))
   (memory (export "memory") 1)
   (data (i32.const 1000) "n BIGINT")
   (func (export "weir_abi_v1") (result i32) (i32.const 1))
@@ -134,10 +157,10 @@ fn row_module(dir: &Path, name: &str, init_body: &str, process_body: &str) -> Pa
     wat_module(dir, name, &wat)
 }
 
-const DECLARE: &str = "(call $output_schema (i32.const 1000) (i32.const 8))";
+pub(crate) const DECLARE: &str = "(call $output_schema (i32.const 1000) (i32.const 8))";
 
 /// A pipeline of `{"n": i}` records through the JSON decoder and `module`, with `extra` stage keys.
-fn numbers_pipeline(module: &Path, extra: &str) -> String {
+pub(crate) fn numbers_pipeline(module: &Path, extra: &str) -> String {
     format!(
         r#"
 [source]
@@ -175,7 +198,7 @@ fn copy_rows(check: &str) -> String {
     )
 }
 
-async fn numbers_failure(setup: &super::udf_errors::Setup, module: &Path) -> String {
+pub(crate) async fn numbers_failure(setup: &super::udf_errors::Setup, module: &Path) -> String {
     let spec = pipeline_spec(
         &setup.dir,
         &setup.broker.bootstrap,
@@ -185,7 +208,7 @@ async fn numbers_failure(setup: &super::udf_errors::Setup, module: &Path) -> Str
     format!("{:#}", run_pipeline(spec).await.unwrap_err())
 }
 
-fn numbers_setup() -> super::udf_errors::Setup {
+pub(crate) fn numbers_setup() -> super::udf_errors::Setup {
     let setup = setup();
     setup.broker.create_topic("numbers", 1);
     setup.broker.create_topic("dead", 1);

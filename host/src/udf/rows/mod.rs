@@ -57,26 +57,57 @@ pub(crate) struct OutputRows {
     pub(crate) too_large: Option<u64>,
 }
 
+/// What each output row costs against `limits.max_output` besides its values. Rows are bounded through it:
+/// an empty row still costs this much, so a call ends at most `max_output / ROW_BYTES` rows.
+pub(crate) const ROW_BYTES: u64 = 8;
+
+/// What a row error costs against `limits.max_output` besides its message: about what the host holds for
+/// it (the index, the `String` and its allocation), so a guest reporting the same row forever stops at
+/// the cap rather than at the host's memory.
+const ROW_ERROR_BYTES: u64 = 64;
+
 impl OutputRows {
-    /// Output column `col` of the current row, which must not have a value yet.
-    fn column(&mut self, function: &str, col: i32) -> HostResult<&mut OutColumn> {
+    /// Output column `col` of the current row, which must not have a value yet, with the value's cost
+    /// counted first: the column's slot (its fixed width, or an offset) and `payload` bytes of data.
+    fn column(&mut self, function: &str, col: i32, payload: u64) -> HostResult<&mut OutColumn> {
         let (count, done) = (self.columns.len(), self.rows_done);
-        let column = usize::try_from(col)
+        let index = usize::try_from(col)
             .ok()
-            .and_then(|c| self.columns.get_mut(c))
+            .filter(|c| *c < count)
             .ok_or_else(|| {
                 wasmtime::format_err!(
                     "weir::{function}: output column {col} does not exist (the declared schema has {count} columns)"
                 )
             })?;
-        if column.len() > done {
+        if self.columns[index].len() > done {
             wasmtime::bail!(
                 "weir::{function}: output column {col} already has a value in row {done}; end the row with weir::out_row first"
             );
         }
-        Ok(column)
+        self.count(self.columns[index].slot_bytes() + payload)?;
+        Ok(&mut self.columns[index])
     }
 
+    /// Ends the current row: the columns without a value get a null (each counted), and the row its cost.
+    fn end_row(&mut self) -> HostResult<()> {
+        let done = self.rows_done;
+        let nulls: u64 = self
+            .columns
+            .iter()
+            .filter(|c| c.len() == done)
+            .map(OutColumn::slot_bytes)
+            .sum();
+        self.count(ROW_BYTES + nulls)?;
+        for column in &mut self.columns {
+            if column.len() == done {
+                column.append_null();
+            }
+        }
+        self.rows_done += 1;
+        Ok(())
+    }
+
+    /// Counts `bytes` more of output; past `max_bytes` the call fails as over `limits.max_output`.
     fn count(&mut self, bytes: u64) -> HostResult<()> {
         self.bytes += bytes;
         if self.bytes > self.max_bytes {
@@ -399,7 +430,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 .data_mut()
                 .rows
                 .out
-                .column("out_null", col)?
+                .column("out_null", col, 0)?
                 .append_null();
             Ok(())
         },
@@ -408,10 +439,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         "out_i64",
         |mut caller: Caller<'_, GuestState>, col: i32, v: i64| -> HostResult<()> {
-            let rows = &mut caller.data_mut().rows;
-            rows.out.count(8)?;
-            rows.out
-                .column("out_i64", col)?
+            caller
+                .data_mut()
+                .rows
+                .out
+                .column("out_i64", col, 0)?
                 .append_int(v)
                 .map_err(|e| wasmtime::format_err!("weir::out_i64: output column {col}: {e}"))
         },
@@ -420,10 +452,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         "out_f64",
         |mut caller: Caller<'_, GuestState>, col: i32, v: f64| -> HostResult<()> {
-            let rows = &mut caller.data_mut().rows;
-            rows.out.count(8)?;
-            rows.out
-                .column("out_f64", col)?
+            caller
+                .data_mut()
+                .rows
+                .out
+                .column("out_f64", col, 0)?
                 .append_float(v)
                 .map_err(|e| wasmtime::format_err!("weir::out_f64: output column {col}: {e}"))
         },
@@ -434,9 +467,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         |mut caller: Caller<'_, GuestState>, col: i32, ptr: i32, len: i32| -> HostResult<()> {
             let (data, rows) = memory_and_rows(&mut caller)?;
             let range = guest_slice("out_bytes", data, ptr, len)?;
-            rows.out.count(range.len() as u64)?;
             rows.out
-                .column("out_bytes", col)?
+                .column("out_bytes", col, range.len() as u64)?
                 .append_bytes(&data[range])
                 .map_err(|e| wasmtime::format_err!("weir::out_bytes: output column {col}: {e}"))
         },
@@ -459,12 +491,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                     TimeUnit::Nanosecond => *v / 1_000,
                 };
             }
-            let size = match value {
+            let payload = match value {
                 Value::Bytes(b) => b.len() as u64,
-                _ => 8,
+                _ => 0,
             };
-            out.count(size)?;
-            let out = out.column("out_copy", col)?;
+            let out = out.column("out_copy", col, payload)?;
             match value {
                 Value::Null => {
                     out.append_null();
@@ -490,14 +521,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             if rows.input.is_none() {
                 wasmtime::bail!("weir::out_row: rows can only be written in weir_process_rows");
             }
-            let done = rows.out.rows_done;
-            for column in &mut rows.out.columns {
-                if column.len() == done {
-                    column.append_null();
-                }
-            }
-            rows.out.rows_done += 1;
-            Ok(())
+            rows.out.end_row()
         },
     )?;
     linker.func_wrap(
@@ -512,10 +536,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 );
             }
             let range = guest_slice("row_error", data, ptr, len)?;
-            let message = String::from_utf8_lossy(&data[range]).into_owned();
-            if message.is_empty() {
+            if range.is_empty() {
                 wasmtime::bail!("weir::row_error: the reason for row {row} is empty");
             }
+            // Row errors are output too: a guest reporting the same row forever must hit the cap.
+            rows.out.count(ROW_ERROR_BYTES + range.len() as u64)?;
+            let message = String::from_utf8_lossy(&data[range]).into_owned();
             rows.row_errors.push(RowError {
                 row: row as u32,
                 message,

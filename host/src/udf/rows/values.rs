@@ -116,6 +116,18 @@ impl OutColumn {
         }
     }
 
+    /// Bytes one value takes in the column besides its data: the fixed width, or the offset of a string or
+    /// binary value (the validity bit is not counted).
+    pub(super) fn slot_bytes(&self) -> u64 {
+        match self {
+            OutColumn::Boolean(_) | OutColumn::Int8(_) => 1,
+            OutColumn::Int16(_) => 2,
+            OutColumn::Int32(_) | OutColumn::Float32(_) | OutColumn::Date32(_) => 4,
+            OutColumn::Utf8(_) | OutColumn::Binary(_) => 4,
+            OutColumn::Int64(_) | OutColumn::Float64(_) | OutColumn::Timestamp(..) => 8,
+        }
+    }
+
     pub(super) fn type_name(&self) -> &'static str {
         match self {
             OutColumn::Boolean(_) => "BOOLEAN",
