@@ -86,6 +86,9 @@ enum UdfCommand {
         /// The UDF's configuration, as JSON.
         #[arg(long, default_value = "{}")]
         config: String,
+        /// A limit as in the pipeline file's `[limits]`, e.g. `--limit memory=64MiB` (repeatable).
+        #[arg(long = "limit", value_name = "KEY=VALUE")]
+        limits: Vec<String>,
     },
     /// Run a module on sample data and print the rows it returns, or the error with the row at fault.
     Test {
@@ -100,6 +103,10 @@ enum UdfCommand {
         /// The UDF's configuration, as JSON.
         #[arg(long, default_value = "{}")]
         config: String,
+        /// A limit as in the pipeline file's `[limits]`, e.g. `--limit timeout=2s` (repeatable; defaults:
+        /// memory=256MiB, timeout=10s, max_output=64MiB, max_log=64KiB, max_rows=10000).
+        #[arg(long = "limit", value_name = "KEY=VALUE")]
+        limits: Vec<String>,
     },
 }
 
@@ -213,10 +220,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                     module,
                     input_schema,
                     config,
+                    limits,
                 },
         } => {
             let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
-            print!("{}", weir::udf::tool::inspect(&module, schema, &config)?);
+            let limits = weir::config::parse_limit_flags(&limits)?;
+            print!(
+                "{}",
+                weir::udf::tool::inspect(&module, schema, &config, limits)?
+            );
             Ok(())
         }
         Command::Udf {
@@ -226,12 +238,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                     input,
                     input_schema,
                     config,
+                    limits,
                 },
         } => {
             let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
+            let limits = weir::config::parse_limit_flags(&limits)?;
             print!(
                 "{}",
-                weir::udf::tool::test(&module, &input, schema, &config)?
+                weir::udf::tool::test(&module, &input, schema, &config, limits)?
             );
             Ok(())
         }

@@ -34,10 +34,12 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
         let nullable = match rest.as_slice() {
             [] => true,
             [not, null] if not == "NOT" && null == "NULL" => false,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unexpected {:?} after the type of column {name:?} (only NOT NULL may follow it)",
                 rest.join(" ")
-            )),
+            ))
+            }
         };
         let data_type = match type_name.to_ascii_uppercase().as_str() {
             "STRING" => DataType::Utf8,

@@ -368,6 +368,37 @@ fn function_name(function: crate::aggregate::Function) -> &'static str {
     }
 }
 
+/// Limits given as `KEY=VALUE` pairs with the keys of `[limits]` (`weir udf test --limit timeout=2s`), over
+/// the defaults; errors name the flag and the key.
+///
+/// ```
+/// let limits = weir::config::parse_limit_flags(&["timeout=2s".into(), "max_rows=50".into()]).unwrap();
+/// assert_eq!(limits.timeout, std::time::Duration::from_secs(2));
+/// assert_eq!(limits.max_rows_per_call, 50);
+/// assert!(weir::config::parse_limit_flags(&["timeout".into()]).is_err());
+/// ```
+pub fn parse_limit_flags(flags: &[String]) -> Result<UdfLimits, ConfigError> {
+    let mut table = toml::Table::new();
+    for flag in flags {
+        let Some((key, value)) = flag.split_once('=') else {
+            return Err(ConfigError::new(
+                "--limit",
+                flag.as_str(),
+                "expected KEY=VALUE, e.g. timeout=2s",
+            ));
+        };
+        let value = match value.parse::<i64>() {
+            Ok(number) if key == "max_rows" => toml::Value::Integer(number),
+            _ => toml::Value::String(value.to_string()),
+        };
+        table.insert(key.trim().to_string(), value);
+    }
+    read_limits(
+        Section::new("--limit", "limits", table),
+        UdfLimits::default(),
+    )
+}
+
 fn read_limits(mut section: Section, defaults: UdfLimits) -> Result<UdfLimits, ConfigError> {
     let mut limits = defaults;
     if let Some(bytes) = section.parsed("memory", parse_size)? {

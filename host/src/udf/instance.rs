@@ -406,24 +406,32 @@ impl UdfInstance {
         Ok(ptr)
     }
 
+    /// Copies `bytes` into a buffer from `weir_alloc`; empty input is passed as pointer 0 without a buffer,
+    /// so a guest is never asked for 0 bytes.
     fn write_bytes(&mut self, ipc: &IpcCalls, bytes: &[u8]) -> Result<i32, UdfFailure> {
-        let ptr = self.alloc_bytes(ipc, bytes.len())?;
-        if !bytes.is_empty() {
-            self.memory
-                .write(&mut self.store, ptr as u32 as usize, bytes)
-                .map_err(|_| {
-                    UdfFailure::Abi(format!(
-                        "`weir_alloc` returned {} for {} bytes, which lie outside the guest's {} bytes of memory",
-                        ptr as u32,
-                        bytes.len(),
-                        self.memory.data_size(&self.store)
-                    ))
-                })?;
+        if bytes.is_empty() {
+            return Ok(0);
         }
+        let ptr = self.alloc_bytes(ipc, bytes.len())?;
+        self.memory
+            .write(&mut self.store, ptr as u32 as usize, bytes)
+            .map_err(|_| {
+                UdfFailure::Abi(format!(
+                    "`weir_alloc` returned {} for {} bytes, which lie outside the guest's {} bytes of memory",
+                    ptr as u32,
+                    bytes.len(),
+                    self.memory.data_size(&self.store)
+                ))
+            })?;
         Ok(ptr)
     }
 
+    /// Hands a buffer back with `weir_free`; pointer 0 with length 0 is no buffer (see
+    /// [`Self::write_bytes`]) and is not handed back.
     fn free_bytes(&mut self, ipc: &IpcCalls, ptr: i32, len: usize) -> Result<(), UdfFailure> {
+        if ptr == 0 && len == 0 {
+            return Ok(());
+        }
         let free = ipc.free.clone();
         self.call(|store| free.call(store, (ptr, len as i32)))
     }

@@ -56,6 +56,7 @@ impl UdfRuntime {
     pub fn new() -> anyhow::Result<UdfRuntime> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        enable_proposals(&mut config);
         let engine = Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
@@ -140,6 +141,25 @@ impl UdfRuntime {
             version,
         ))
     }
+}
+
+/// The WebAssembly proposals a UDF may use, set here rather than left to wasmtime's defaults so that
+/// docs/abi.md can list them and they do not change with a wasmtime upgrade. On: WebAssembly 2.0 (mutable
+/// globals, saturating float-to-int, sign extension, multi-value, bulk memory, reference types, 128-bit
+/// SIMD), tail calls and extended constant expressions: what Rust, C, Zig and AssemblyScript emit. Off:
+/// relaxed SIMD (its results may differ between machines, and a refused row is traced by running the
+/// stages again), memory64 and multiple memories (the ABI has one 32-bit `memory`). Threads, exceptions,
+/// GC and function references need wasmtime cargo features Weir does not build, so they are off too.
+fn enable_proposals(config: &mut Config) {
+    config
+        .wasm_multi_value(true)
+        .wasm_bulk_memory(true)
+        .wasm_simd(true)
+        .wasm_tail_call(true)
+        .wasm_extended_const(true)
+        .wasm_relaxed_simd(false)
+        .wasm_memory64(false)
+        .wasm_multi_memory(false);
 }
 
 /// Runs guest code where WASI may block: wasmtime-wasi's synchronous calls (a guest printing, say) block on

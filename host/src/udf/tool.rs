@@ -10,7 +10,7 @@ use anyhow::Context;
 use arrow_array::BinaryArray;
 use arrow_schema::SchemaRef;
 
-use super::{Kind, UdfLimits, UdfRuntime};
+use super::{Kind, UdfError, UdfFailure, UdfLimits, UdfRuntime};
 use crate::config::UdfSpec;
 use crate::decode::JsonDecoder;
 use crate::source::{sample_records, source_schema};
@@ -21,6 +21,7 @@ pub fn inspect(
     path: &Path,
     input_schema: Option<SchemaRef>,
     config: &str,
+    limits: UdfLimits,
 ) -> anyhow::Result<String> {
     let runtime = UdfRuntime::new()?;
     let (info, abi) = runtime.inspect(path)?;
@@ -64,7 +65,7 @@ pub fn inspect(
                 );
             }
             Some(input) => {
-                let stage = runtime.load(&spec(path, config)?, kind, input.clone())?;
+                let stage = runtime.load(&spec(path, config, limits)?, kind, input.clone())?;
                 let _ = writeln!(out, "input    {}", crate::pipeline::column_list(&input));
                 let _ = writeln!(
                     out,
@@ -84,11 +85,21 @@ pub fn test(
     input: &Path,
     input_schema: Option<SchemaRef>,
     config: &str,
+    limits: UdfLimits,
 ) -> anyhow::Result<String> {
     let runtime = UdfRuntime::new()?;
+    let spec = spec(path, config, limits)?;
     let (info, abi) = runtime.inspect(path)?;
     let Some((kind, _)) = abi else {
-        anyhow::bail!("{}: {}", path.display(), info.abi.err().unwrap_or_default());
+        // Worded as a pipeline words it (`weir run`, `weir validate`).
+        return Err(UdfError {
+            udf: spec.name,
+            path: spec.path,
+            operation: "loading",
+            records: String::new(),
+            cause: Box::new(UdfFailure::Abi(info.abi.err().unwrap_or_default())),
+        }
+        .into());
     };
     let text = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
     let lines: Vec<Vec<u8>> = text
@@ -110,7 +121,7 @@ pub fn test(
             batch
         }
     };
-    let stage = runtime.load(&spec(path, config)?, kind, batch.schema())?;
+    let stage = runtime.load(&spec, kind, batch.schema())?;
     let output = stage.process(&batch, &format!(" on {file} lines 1..={}", lines.len()))?;
     let mut out =
         arrow_cast::pretty::pretty_format_batches(std::slice::from_ref(&output.batch))?.to_string();
@@ -127,7 +138,7 @@ pub fn test(
     Ok(out)
 }
 
-fn spec(path: &Path, config: &str) -> anyhow::Result<UdfSpec> {
+fn spec(path: &Path, config: &str, limits: UdfLimits) -> anyhow::Result<UdfSpec> {
     let config: serde_json::Value = serde_json::from_str(config).context("--config is not JSON")?;
     Ok(UdfSpec {
         name: path
@@ -136,7 +147,7 @@ fn spec(path: &Path, config: &str) -> anyhow::Result<UdfSpec> {
             .unwrap_or_default(),
         path: path.to_path_buf(),
         config,
-        limits: UdfLimits::default(),
+        limits,
         on_failure: Default::default(),
     })
 }

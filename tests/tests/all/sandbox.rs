@@ -312,6 +312,8 @@ async fn on_failure_dead_letter_sends_the_failed_calls_records_and_goes_on() {
             error.contains("on numbers-0 offsets 10..=19") && error.contains("trapped"),
             "{error}"
         );
+        // One line with the cause, not a multi-line backtrace, in the header.
+        assert!(!error.contains('\n') && error.len() < 600, "{error}");
     }
 }
 

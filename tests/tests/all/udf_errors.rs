@@ -143,7 +143,15 @@ async fn a_trap_names_the_udf_and_the_offsets() {
     let message = failure(&setup, &module, "").await;
     assert!(message.contains("UDF `hostile`"), "{message}");
     assert!(message.contains("on in-0 offsets 0..=4"), "{message}");
-    assert!(message.contains("trapped"), "{message}");
+    // The cause first, where it is, on one line; the backtrace goes to the debug log.
+    assert!(
+        message.contains("the guest trapped: wasm `unreachable` instruction executed, at "),
+        "{message}"
+    );
+    assert!(
+        !message.contains('\n') && !message.contains("backtrace"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,6 +175,40 @@ async fn a_memory_bomb_hits_the_cap() {
     let message = failure(&setup, &module, "limits = { memory = \"8MiB\" }").await;
     assert!(
         message.contains("past the 8388608-byte cap (limits.memory)"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_initial_memory_is_named_as_declared_not_as_grown() {
+    let setup = setup();
+    let wat = echo_transform_wat("weir_abi_v1", 2, "").replacen(
+        "(memory (export \"memory\") 2)",
+        "(memory (export \"memory\") 60000)",
+        1,
+    );
+    let module = wat_module(&setup.dir, "roomy", &wat);
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains(
+            "the module declares an initial memory of 3932160000 bytes, past the 268435456-byte cap (limits.memory)"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pointer_from_weir_alloc_is_printed_unsigned() {
+    let setup = setup();
+    let wat = echo_transform_wat("weir_abi_v1", 2, "").replacen(
+        "    (local.get $p))\n",
+        "    (i32.const 0xFFFFFF00))\n",
+        1,
+    );
+    let module = wat_module(&setup.dir, "far", &wat);
+    let message = failure(&setup, &module, "").await;
+    assert!(
+        message.contains("`weir_alloc` returned 4294967040 for 2 bytes, which lie outside the guest's 131072 bytes of memory"),
         "{message}"
     );
 }
