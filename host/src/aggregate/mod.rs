@@ -342,17 +342,36 @@ impl Aggregator {
             OutputMode::Complete => self.groups.keys().cloned().collect(),
         };
         let rows = self.rows(&emit)?;
-        // sled holds one entry per window (per bucket of groups without a window): few keys. Every entry the
-        // batch touched is rewritten from the groups still open in it, or removed when none are left.
-        let prefix = self.blob_prefix_len();
         for key in &closed {
             self.groups.remove(key);
             self.forget_session(key);
         }
+        if self.table.is_stored() {
+            self.store_changes(&closed)?;
+        }
+        self.removed_keys.clear();
+        self.dirty.clear();
+        let mut progress = std::mem::take(&mut self.progress);
+        progress.num_rows_removed = closed.len() as u64;
+        progress.num_rows_total = self.groups.len() as u64;
+        progress.memory_used_bytes = self
+            .groups
+            .keys()
+            .map(|k| k.len() as u64 + 64 * self.aggregates.len() as u64)
+            .sum();
+        progress.state_on_disk_bytes = self.table.size_on_disk();
+        Ok((rows, progress))
+    }
+
+    /// Writes what the batch changed to the state table. sled holds one entry per window (per bucket of
+    /// groups without a window): few keys. Every entry the batch touched is rewritten from the groups still
+    /// open in it, or removed when none are left.
+    fn store_changes(&self, closed: &[Vec<u8>]) -> anyhow::Result<()> {
+        let prefix = self.blob_prefix_len();
         let touched: BTreeSet<Vec<u8>> = self
             .dirty
             .iter()
-            .chain(&closed)
+            .chain(closed)
             .chain(&self.removed_keys)
             .map(|k| k[..prefix].to_vec())
             .collect();
@@ -370,19 +389,7 @@ impl Aggregator {
                 upserts.push((blob, serde_json::to_vec(&groups).context("encoding state")?));
             }
         }
-        self.table.apply(upserts, removals)?;
-        self.removed_keys.clear();
-        self.dirty.clear();
-        let mut progress = std::mem::take(&mut self.progress);
-        progress.num_rows_removed = closed.len() as u64;
-        progress.num_rows_total = self.groups.len() as u64;
-        progress.memory_used_bytes = self
-            .groups
-            .keys()
-            .map(|k| k.len() as u64 + 64 * self.aggregates.len() as u64)
-            .sum();
-        progress.state_on_disk_bytes = self.table.size_on_disk();
-        Ok((rows, progress))
+        self.table.apply(upserts, removals)
     }
 
     /// Loads the open groups from the state table, as a checkpoint left them; returns how many there are.

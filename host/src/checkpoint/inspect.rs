@@ -31,13 +31,15 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     }
     let planned: Option<PlannedBatch> = last(&checkpoint.offsets, "the last planned batch")?;
     let committed: Option<CommittedBatch> = checkpoint.last_commit()?;
+    // Batch ids count from 0 over the checkpoint's life; only the last ones keep their records.
     let _ = writeln!(
         out,
-        "batches     {} committed, last planned {}",
-        checkpoint.commits.len(),
+        "batches     {} committed, last planned {} ({} batch records kept, minBatchesToRetain)",
+        committed.as_ref().map_or(0, |c| c.batch + 1),
         planned
             .as_ref()
-            .map_or("none".into(), |p| p.batch.to_string())
+            .map_or("none".into(), |p| p.batch.to_string()),
+        checkpoint.commits.len()
     );
     match &committed {
         None => {

@@ -140,9 +140,14 @@ pub struct CommittedBatch {
     pub committed_at_ms: i64,
 }
 
+/// Committed batches whose records a checkpoint keeps by default (Spark's `minBatchesToRetain`, also 100).
+pub const DEFAULT_BATCHES_TO_RETAIN: u64 = 100;
+
 /// A pipeline's checkpoint database.
 pub struct Checkpoint {
     path: PathBuf,
+    /// How many of the last committed batches keep their `offsets` and `commits` records.
+    retain: u64,
     db: sled::Db,
     meta: sled::Tree,
     offsets: sled::Tree,
@@ -231,6 +236,7 @@ impl Checkpoint {
         }
         let checkpoint = Checkpoint {
             path: path.to_path_buf(),
+            retain: DEFAULT_BATCHES_TO_RETAIN,
             offsets: tree("offsets")?,
             commits: tree("commits")?,
             pending: tree("pending")?,
@@ -240,6 +246,18 @@ impl Checkpoint {
             db,
         };
         Ok(checkpoint)
+    }
+
+    /// Keeps the records of the last `batches` committed batches (at least 1) and removes older ones as
+    /// batches commit; the default is [`DEFAULT_BATCHES_TO_RETAIN`].
+    pub fn retaining(mut self, batches: u64) -> Checkpoint {
+        self.retain = batches.max(1);
+        self
+    }
+
+    /// How many committed batches keep their records.
+    pub fn retained(&self) -> u64 {
+        self.retain
     }
 
     /// The folder.
@@ -354,7 +372,22 @@ impl Checkpoint {
             .map_err(|e: sled::transaction::TransactionError<()>| {
                 anyhow::anyhow!("committing batch {} to the checkpoint: {e:?}", commit.batch)
             })?;
+        self.forget_before((commit.batch + 1).saturating_sub(self.retain))?;
         self.db.flush().context("flushing the checkpoint")?;
+        Ok(())
+    }
+
+    /// Removes the `offsets` and `commits` records of batches before `batch`: recovery needs only the last
+    /// committed batch and the one staged, so older records are history, kept `retain` deep for inspection.
+    fn forget_before(&self, batch: u64) -> anyhow::Result<()> {
+        for tree in [&self.offsets, &self.commits] {
+            let mut old = sled::Batch::default();
+            for key in tree.range(..batch.to_be_bytes()).keys() {
+                old.remove(key.context("reading old batch records")?);
+            }
+            tree.apply_batch(old)
+                .context("removing old batch records from the checkpoint")?;
+        }
         Ok(())
     }
 

@@ -32,6 +32,9 @@ pub struct PipelineSpec {
     pub trigger: Trigger,
     /// `checkpointLocation`: the folder of the pipeline's checkpoint (sled), from which a restart resumes.
     pub checkpoint: Option<PathBuf>,
+    /// `minBatchesToRetain`: how many of the last committed batches keep their records in the checkpoint
+    /// (Spark's `spark.sql.streaming.minBatchesToRetain`); older ones are removed as batches commit.
+    pub min_batches_to_retain: u64,
 }
 
 /// `[watermark]`: which column holds event time, how late records may be, when a silent partition stops
@@ -44,6 +47,9 @@ pub struct WatermarkSpec {
     pub delay_ms: i64,
     /// A partition that sends nothing for this long stops holding the watermark back.
     pub idle_timeout: Duration,
+    /// Watermark alignment: a partition more than this far ahead of the slowest in event time is paused at
+    /// the source until the slowest catches up, which bounds the open state; `None` turns it off.
+    pub max_drift: Option<Duration>,
     /// Where rows that arrive behind the watermark go (as JSON), besides being counted.
     pub late_data_topic: Option<String>,
 }

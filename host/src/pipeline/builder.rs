@@ -159,6 +159,7 @@ impl PipelineBuilder {
             },
             trigger: self.trigger,
             checkpoint: self.checkpoint,
+            min_batches_to_retain: crate::checkpoint::DEFAULT_BATCHES_TO_RETAIN,
         })
     }
 }

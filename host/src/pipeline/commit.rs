@@ -187,7 +187,7 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
     let Some(path) = &spec.checkpoint else {
         return Ok(None);
     };
-    let checkpoint = Checkpoint::open(path)?;
+    let checkpoint = Checkpoint::open(path)?.retaining(spec.min_batches_to_retain);
     let group = GroupOffsets::open(&spec.source, &format!("weir-{}", spec.name))?;
     let resume = crate::checkpoint::recover(&checkpoint, spec.sink.delivery, &group)?;
     Ok(Some(Checkpointing {

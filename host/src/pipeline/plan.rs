@@ -96,9 +96,9 @@ enum TransformError {
 
 impl Plan {
     /// Loads every module and checks that the schemas compose from source to sink; operator state lives in
-    /// a temporary store, for this run only.
+    /// the operators' memory, for this run only.
     pub fn new(spec: PipelineSpec, runtime: &UdfRuntime) -> anyhow::Result<Plan> {
-        Plan::with_state(spec, runtime, StateStore::temporary()?)
+        Plan::with_state(spec, runtime, StateStore::in_memory())
     }
 
     /// [`Plan::new`] with operator state in `state` (a checkpoint's), restored from what it holds.

@@ -23,7 +23,7 @@ use crate::progress::{
 };
 use crate::sink::KafkaSink;
 use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
-use crate::window::WatermarkTracker;
+use crate::window::{partitions_to_hold, WatermarkTracker};
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -155,6 +155,21 @@ pub(crate) async fn run(
                 () = &mut shutdown => { tracing::info!("stopping on request"); return Ok(()); }
             };
             let batch = batch.context("polling the Kafka source")?;
+            let mut returned = returned;
+            if let (Some(tracker), Some(drift)) = (
+                &watermarks,
+                spec.watermark.as_ref().and_then(|w| w.max_drift),
+            ) {
+                // Watermark alignment, from what the batches processed so far showed (window/alignment.rs).
+                let hold = partitions_to_hold(
+                    tracker,
+                    drift.as_millis() as i64,
+                    returned.held(),
+                    &returned.finished_partitions(),
+                    Instant::now(),
+                );
+                returned.hold_back(&hold)?;
+            }
             // As fast as possible, the next batch is read while this one is processed and written: reading
             // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
             // committed only after this batch's, as before.

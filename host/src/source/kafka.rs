@@ -5,7 +5,7 @@
 //! same). Each micro-batch is split by partition, so partitions can be processed in parallel and the
 //! offsets of each are known exactly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,8 @@ pub struct KafkaSource {
     bootstrap: String,
     /// The consumer's configuration, for the `latest` probe.
     config: ClientConfig,
+    /// Partitions paused by watermark alignment ([`KafkaSource::hold_back`]).
+    held: BTreeSet<TopicPartition>,
 }
 
 impl KafkaSource {
@@ -147,6 +149,7 @@ impl KafkaSource {
             last_discovery: Instant::now(),
             bootstrap,
             config: client_config,
+            held: BTreeSet::new(),
         };
         let partitions = source.resolve_partitions(true)?;
         let starting = source.options.starting.clone();
@@ -181,6 +184,57 @@ impl KafkaSource {
     /// The next offset to read, per partition.
     pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.positions
+    }
+
+    /// The partitions a bounded query has read to their ending offsets.
+    pub fn finished_partitions(&self) -> BTreeSet<TopicPartition> {
+        let Some(ending) = &self.ending else {
+            return BTreeSet::new();
+        };
+        ending
+            .iter()
+            .filter(|(tp, end)| self.positions.get(*tp).is_some_and(|p| p >= *end))
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// The partitions held back by watermark alignment now.
+    pub fn held(&self) -> &BTreeSet<TopicPartition> {
+        &self.held
+    }
+
+    /// Pauses the partitions in `held` and resumes those held before and not now (watermark alignment,
+    /// `crate::window::partitions_to_hold`). librdkafka drops what it had fetched for a paused partition
+    /// and fetches again from the next unread offset on resume, so nothing is skipped or read twice.
+    pub fn hold_back(&mut self, held: &BTreeSet<TopicPartition>) -> anyhow::Result<()> {
+        let finished = self.finished_partitions();
+        let list = |partitions: Vec<&TopicPartition>| {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in partitions {
+                list.add_partition(topic, *partition);
+            }
+            list
+        };
+        let pause: Vec<&TopicPartition> = held.difference(&self.held).collect();
+        let resume: Vec<&TopicPartition> = self
+            .held
+            .difference(held)
+            .filter(|tp| !finished.contains(*tp))
+            .collect();
+        if !pause.is_empty() {
+            tracing::debug!(?pause, "holding back partitions ahead in event time");
+            self.consumer
+                .pause(&list(pause))
+                .context("pausing partitions ahead in event time")?;
+        }
+        if !resume.is_empty() {
+            tracing::debug!(?resume, "resuming partitions back within the drift");
+            self.consumer
+                .resume(&list(resume))
+                .context("resuming partitions held back")?;
+        }
+        self.held = held.clone();
+        Ok(())
     }
 
     /// Whether a bounded query has read everything up to its ending offsets.

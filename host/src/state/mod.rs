@@ -5,6 +5,10 @@
 //! as of a batch boundary. Keys are ordered bytes chosen by the operator so that what is evicted together is
 //! contiguous (the aggregation puts the window end first). Recovery from this state across restarts, with
 //! a version per batch, is the checkpoint's job.
+//!
+//! Without a checkpoint nothing is ever restored, so the state is not written at all
+//! ([`StateStore::in_memory`]): a temporary sled database written every batch only to be deleted cost CPU
+//! and grew the process's memory with every batch (sled's page table and log; `docs/benchmarks.md`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -30,22 +34,37 @@ pub struct TableChanges {
     pub removals: Vec<Vec<u8>>,
 }
 
-/// A sled database holding the state of a pipeline's operators.
+/// A sled database holding the state of a pipeline's operators, or nothing for a pipeline without a
+/// checkpoint.
 #[derive(Clone)]
 pub struct StateStore {
-    db: sled::Db,
+    /// `None`: the state lives only in the operators' memory.
+    db: Option<sled::Db>,
     /// In a checkpoint, tables keep each batch's changes here until the batch commits.
     deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
 
 impl StateStore {
-    /// A store in a temporary folder, removed when the store is dropped: state for one run.
+    /// No store: the operators keep their state in memory, and nothing is written (a pipeline without a
+    /// checkpoint, which never restores).
+    pub fn in_memory() -> StateStore {
+        StateStore {
+            db: None,
+            deferred: None,
+        }
+    }
+
+    /// A store in a temporary folder, removed when the store is dropped (for tests and benchmarks of the
+    /// writing itself).
     pub fn temporary() -> anyhow::Result<StateStore> {
         let db = config()
             .temporary(true)
             .open()
             .context("opening a temporary sled state store")?;
-        Ok(StateStore { db, deferred: None })
+        Ok(StateStore {
+            db: Some(db),
+            deferred: None,
+        })
     }
 
     /// A store in `path`, created if missing.
@@ -54,14 +73,17 @@ impl StateStore {
             .path(path)
             .open()
             .with_context(|| format!("opening the sled state store at {}", path.display()))?;
-        Ok(StateStore { db, deferred: None })
+        Ok(StateStore {
+            db: Some(db),
+            deferred: None,
+        })
     }
 
     /// The state trees of a checkpoint's database, whose tables hold each batch's changes back until the
     /// checkpoint takes them ([`StateStore::take_changes`]) and applies them when the batch commits.
     pub fn deferred(db: sled::Db) -> StateStore {
         StateStore {
-            db,
+            db: Some(db),
             deferred: Some(Arc::default()),
         }
     }
@@ -78,13 +100,16 @@ impl StateStore {
 
     /// The table of one operator.
     pub fn table(&self, name: &str) -> anyhow::Result<StateTable> {
-        let tree = self
-            .db
-            .open_tree(tree_name(name))
-            .with_context(|| format!("opening state table {name}"))?;
+        let stored = match &self.db {
+            None => None,
+            Some(db) => Some((
+                db.open_tree(tree_name(name))
+                    .with_context(|| format!("opening state table {name}"))?,
+                db.clone(),
+            )),
+        };
         Ok(StateTable {
-            tree,
-            db: self.db.clone(),
+            stored,
             name: name.to_string(),
             deferred: self.deferred.clone(),
         })
@@ -99,13 +124,18 @@ pub fn tree_name(name: &str) -> String {
 /// One operator's state: ordered byte keys to byte values.
 #[derive(Clone)]
 pub struct StateTable {
-    tree: sled::Tree,
-    db: sled::Db,
+    /// The table's tree and its database; `None` in an in-memory store, where nothing is kept.
+    stored: Option<(sled::Tree, sled::Db)>,
     name: String,
     deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
 
 impl StateTable {
+    /// Whether changes are kept at all: an operator can skip encoding them for an in-memory store.
+    pub fn is_stored(&self) -> bool {
+        self.stored.is_some()
+    }
+
     /// Applies a batch's changes atomically: upserts, then removals. In a checkpoint's store the changes are
     /// held until the batch commits.
     pub fn apply(
@@ -124,6 +154,9 @@ impl StateTable {
                 });
             return Ok(());
         }
+        let Some((tree, _)) = &self.stored else {
+            return Ok(());
+        };
         let mut batch = sled::Batch::default();
         for (key, value) in upserts {
             batch.insert(key, value);
@@ -131,31 +164,34 @@ impl StateTable {
         for key in removals {
             batch.remove(key);
         }
-        self.tree
-            .apply_batch(batch)
+        tree.apply_batch(batch)
             .context("writing operator state to sled")
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.stored.as_ref().map_or(0, |(tree, _)| tree.len())
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.len() == 0
     }
 
     /// Bytes the whole store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.stored
+            .as_ref()
+            .map_or(0, |(_, db)| db.size_on_disk().unwrap_or(0))
     }
 
     /// Every entry, in key order (for recovery and inspection).
     pub fn entries(&self) -> impl Iterator<Item = anyhow::Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.tree.iter().map(|item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .context("reading operator state")
+        self.stored.iter().flat_map(|(tree, _)| {
+            tree.iter().map(|item| {
+                item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .context("reading operator state")
+            })
         })
     }
 }

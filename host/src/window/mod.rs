@@ -3,8 +3,10 @@
 //! Windows are aligned as Spark aligns them: `[start, end)` with starts at `offset + k × slide`. Tumbling
 //! windows are sliding windows whose slide equals their size. Times are milliseconds since the epoch.
 
+mod alignment;
 mod watermark;
 
+pub use alignment::partitions_to_hold;
 pub use watermark::{WatermarkSnapshot, WatermarkTracker};
 
 /// A tumbling or sliding window over an event-time column.

@@ -68,6 +68,17 @@ impl WatermarkTracker {
         }
     }
 
+    /// Each partition's largest event time, with whether it has been silent past the idle timeout at `now`.
+    pub(crate) fn clocks(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = (&TopicPartition, Option<i64>, bool)> + '_ {
+        self.partitions.iter().map(move |(tp, clock)| {
+            let idle = now.duration_since(clock.last_active) >= self.idle_timeout;
+            (tp, clock.max_event_ms, idle)
+        })
+    }
+
     /// Recomputes the watermark at `now` and returns it.
     ///
     /// ```
