@@ -25,7 +25,7 @@ pub struct Generated {
     pub started: Instant,
     /// Until every record was acknowledged.
     pub elapsed: Duration,
-    /// For a paced run: when each of the N transactions was handed to the producer, from `started`.
+    /// With [`Pace::RateTimed`]: when each of the N transactions was handed to the producer, from `started`.
     pub sent_at: Vec<Duration>,
 }
 
@@ -50,21 +50,38 @@ impl ProducerContext for DeliveryCheck {
     }
 }
 
+/// How fast the workload is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as the producer can (throughput runs).
+    Fastest,
+    /// This many records per second, in real time (the soak).
+    Rate(u64),
+    /// As [`Pace::Rate`], remembering when each record was sent (latency runs; 16 bytes a record).
+    RateTimed(u64),
+}
+
+impl Pace {
+    fn rate(self) -> Option<u64> {
+        match self {
+            Pace::Fastest => None,
+            Pace::Rate(rate) | Pace::RateTimed(rate) => Some(rate),
+        }
+    }
+}
+
 /// Writes the workload of `n` transactions plus the 4 closing records to `topic` (which must exist with 4
-/// partitions). `rate` paces the transactions at that many records per second; `None` writes as fast as
-/// the producer can.
+/// partitions), at `pace`.
 ///
 /// ```no_run
-/// let generated = weir_bench::generator::generate("127.0.0.1:9092", "tx", 1_000_000, None)?;
+/// use weir_bench::generator::{generate, Pace};
+/// let generated = generate("127.0.0.1:9092", "tx", 1_000_000, Pace::Fastest)?;
 /// assert_eq!(generated.records, 1_000_004);
 /// # anyhow::Ok(())
 /// ```
-pub fn generate(
-    bootstrap: &str,
-    topic: &str,
-    n: u64,
-    rate: Option<u64>,
-) -> anyhow::Result<Generated> {
+pub fn generate(bootstrap: &str, topic: &str, n: u64, pace: Pace) -> anyhow::Result<Generated> {
+    let rate = pace.rate();
+    let timed = matches!(pace, Pace::RateTimed(_));
     let producer: BaseProducer<DeliveryCheck> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         // Bulk: large batches. Paced: send each record promptly, as a live source would.
@@ -74,7 +91,7 @@ pub fn generate(
         .create_with_context(DeliveryCheck::default())
         .with_context(|| format!("creating the generator's producer for {bootstrap}"))?;
     let started = Instant::now();
-    let mut sent_at = Vec::with_capacity(if rate.is_some() { n as usize } else { 0 });
+    let mut sent_at = Vec::with_capacity(if timed { n as usize } else { 0 });
     for (i, tx) in transactions(n).enumerate() {
         if let Some(rate) = rate {
             let due = Duration::from_secs_f64(i as f64 / rate as f64);
@@ -91,7 +108,7 @@ pub fn generate(
                 .payload(value.as_str()),
         )
         .with_context(|| format!("producing transaction {i} to {topic}"))?;
-        if rate.is_some() {
+        if timed {
             sent_at.push(started.elapsed());
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::generator::generate;
+use crate::generator::{generate, Pace};
 use crate::measure::{AlertWatch, Ending, Exactness, Expected, Run};
 use crate::variant::Variant;
 
@@ -71,11 +71,12 @@ pub fn measure_latency(
                 timeout: Duration::from_secs(60) + Duration::from_secs(n / rate.max(1)),
                 log: &log,
                 env: &[("WEIR_LOG", "warn,weir::pipeline=info")],
+                footprint: None,
             }
             .measure(watch)
         });
         let generated = wait_until_ready(&log, &running)
-            .and_then(|()| generate(bootstrap, input, n, Some(rate)));
+            .and_then(|()| generate(bootstrap, input, n, Pace::RateTimed(rate)));
         let run = running
             .join()
             .map_err(|_| anyhow::anyhow!("the measured run panicked"))?;
@@ -121,7 +122,7 @@ pub fn measure_latency(
 
 /// Waits until the pipeline has its partitions assigned (its log says "source ready"), so the first
 /// windows' delays do not include its start-up.
-fn wait_until_ready<T>(
+pub(crate) fn wait_until_ready<T>(
     log: &Path,
     running: &std::thread::ScopedJoinHandle<'_, T>,
 ) -> anyhow::Result<()> {

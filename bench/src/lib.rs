@@ -8,15 +8,20 @@
 //!   records wall time, peak RSS, CPU time and the per-stage times from the progress lines;
 //! - [`ceiling`]: the broker's consume-only ceiling, measured beside the pipeline;
 //! - [`latency`]: the delay from a window's closing to its alert, at a fixed input rate;
+//! - [`soak`]: a long run at a fixed rate, sampling memory and the checkpoint's size ([`footprint`]) to
+//!   show both reach a plateau;
 //! - [`report`]: medians, the markdown and CSV tables; [`plot`]: the PNG chart.
 //!
 //! The criterion micro-benchmarks are in `benches/`. `docs/benchmarks.md` has the figures and how to
 //! reproduce them.
 
 pub mod ceiling;
+pub mod footprint;
 pub mod generator;
 pub mod latency;
 pub mod measure;
 pub mod plot;
 pub mod report;
+pub mod soak;
+pub mod stages;
 pub mod variant;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_bench::ceiling::consume_only;
-use weir_bench::generator::generate;
+use weir_bench::generator::{generate, Pace};
 use weir_bench::latency::measure_latency;
 use weir_bench::measure::{AlertWatch, Ending, Expected, Run};
 use weir_bench::report::{self, Sample, Setting, CEILING};
@@ -49,6 +49,22 @@ enum Command {
         #[arg(long, default_value_t = 500_000)]
         latency_n: u64,
     },
+    /// Runs the pipeline unbounded while writing a long input at a fixed rate, sampling its memory and
+    /// checkpoint folder every second; checks that both stay flat and the alerts exact.
+    Soak {
+        /// Transactions to write.
+        #[arg(long, default_value_t = 50_000_000)]
+        n: u64,
+        /// Records per second.
+        #[arg(long, default_value_t = 100_000)]
+        rate: u64,
+        /// Where soak.md, soak.csv and soak.png go.
+        #[arg(long, default_value = "target/bench-soak")]
+        out: PathBuf,
+        /// Only check that the alerts are exact (for short runs, too short to show a plateau).
+        #[arg(long)]
+        exact_only: bool,
+    },
     /// Writes the workload to a topic (with 4 partitions: `--create` makes it).
     Generate {
         /// Bootstrap servers.
@@ -82,7 +98,8 @@ fn main() -> anyhow::Result<()> {
                 Broker::external(&bootstrap)
                     .try_create_topic(&topic, weir::workload::PARTITIONS)?;
             }
-            let generated = generate(&bootstrap, &topic, n, rate)?;
+            let pace = rate.map_or(Pace::Fastest, Pace::Rate);
+            let generated = generate(&bootstrap, &topic, n, pace)?;
             println!(
                 "wrote {} records to {topic} in {:.2} s",
                 generated.records,
@@ -97,7 +114,121 @@ fn main() -> anyhow::Result<()> {
             latency_rate,
             latency_n,
         } => suite(n, runs, &out, latency_rate, latency_n),
+        Command::Soak {
+            n,
+            rate,
+            out,
+            exact_only,
+        } => soak(n, rate, &out, exact_only),
     }
+}
+
+/// The broker to measure on: `KAFKA_BOOTSTRAP_SERVERS`, or a tansu started here; and its description.
+fn broker() -> (Broker, String) {
+    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(bootstrap) => (
+            Broker::external(&bootstrap),
+            format!("broker at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"),
+        ),
+        Err(_) => {
+            let binary = weir_tests::tansu_binary();
+            (
+                weir_tests::tansu(),
+                format!(
+                    "tansu 0.6.0 at {} (in-memory storage, started here)",
+                    binary.display()
+                ),
+            )
+        }
+    }
+}
+
+/// Topic names unique to this invocation, so a shared broker never mixes runs.
+fn topic_prefix(what: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "{what}{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)?
+            .as_secs()
+    ))
+}
+
+/// `weir-bench soak`: exactly-once and without a checkpoint, one after the other.
+fn soak(n: u64, rate: u64, out: &std::path::Path, exact_only: bool) -> anyhow::Result<()> {
+    check_built()?;
+    let prefix = topic_prefix("soak")?;
+    let mut soaks = Vec::new();
+    for variant in VARIANTS
+        .iter()
+        .filter(|v| matches!(v.name, "wasm exactly-once" | "wasm no checkpoint"))
+    {
+        // A broker of its own per configuration (unless one is given): tansu keeps everything in memory,
+        // ~7 GB for 50,000,000 records.
+        let (broker, broker_words) = broker();
+        println!(
+            "soak {}: {n} transactions at {rate} records/s on {broker_words}",
+            variant.name
+        );
+        let topics = (
+            format!("{prefix}-{}-tx", variant.slug()),
+            format!("{prefix}-{}-alerts", variant.slug()),
+        );
+        broker.try_create_topic(&topics.0, weir::workload::PARTITIONS)?;
+        broker.try_create_topic(&topics.1, 1)?;
+        let dir = weir_tests::scratch_dir();
+        let soaked = weir_bench::soak::soak(
+            &broker.bootstrap,
+            variant,
+            (&topics.0, &topics.1),
+            n,
+            rate,
+            &dir,
+        )?;
+        println!(
+            "soak {}: peak RSS by quarter {:.0} / {:.0} / {:.0} / {:.0} MiB, checkpoint peak {:.1} MB, {}",
+            variant.name,
+            soaked.quarter_peak(1) as f64 / 1024.0,
+            soaked.quarter_peak(2) as f64 / 1024.0,
+            soaked.quarter_peak(3) as f64 / 1024.0,
+            soaked.quarter_peak(4) as f64 / 1024.0,
+            soaked.checkpoint_peak() as f64 / 1e6,
+            soaked.exactness
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        soaks.push(soaked);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let table = weir_bench::soak::markdown(&soaks);
+    println!("\n{table}");
+    std::fs::write(out.join("soak.md"), &table)?;
+    std::fs::write(out.join("soak.csv"), weir_bench::soak::csv(&soaks))?;
+    let title = format!(
+        "fraud-window soak: {} records at {} records/s",
+        report::thousands(n as f64),
+        report::thousands(rate as f64)
+    );
+    weir_bench::soak::chart(&out.join("soak.png"), &title, &soaks)?;
+    println!(
+        "written: {0}/soak.md, {0}/soak.csv, {0}/soak.png",
+        out.display()
+    );
+    let failed: Vec<&str> = soaks
+        .iter()
+        .filter(|s| {
+            if exact_only {
+                !s.exactness.is_exact()
+            } else {
+                !s.passed()
+            }
+        })
+        .map(|s| s.variant)
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "the soak failed for: {}",
+        failed.join(", ")
+    );
+    Ok(())
 }
 
 fn suite(
@@ -108,32 +239,11 @@ fn suite(
     latency_n: u64,
 ) -> anyhow::Result<()> {
     check_built()?;
-    let (broker, broker_words) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(bootstrap) => (
-            Broker::external(&bootstrap),
-            format!("broker at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"),
-        ),
-        Err(_) => {
-            let binary = weir_tests::tansu_binary();
-            (
-                weir_tests::tansu(),
-                format!(
-                    "tansu 0.6.0 at {} (in-memory storage, started by the suite)",
-                    binary.display()
-                ),
-            )
-        }
-    };
-    // Topic names unique to this invocation, so a shared broker never mixes runs.
-    let prefix = format!(
-        "bench{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)?
-            .as_secs()
-    );
+    let (broker, broker_words) = broker();
+    let prefix = topic_prefix("bench")?;
     let input = format!("{prefix}-tx");
     broker.try_create_topic(&input, weir::workload::PARTITIONS)?;
-    let generated = generate(&broker.bootstrap, &input, n, None)?;
+    let generated = generate(&broker.bootstrap, &input, n, Pace::Fastest)?;
     println!(
         "generated {} records in {:.2} s ({} records/s) on {broker_words}",
         generated.records,
@@ -178,6 +288,7 @@ fn suite(
                 timeout,
                 log: &log,
                 env: &[],
+                footprint: None,
             }
             .measure(watch)
             .with_context(|| format!("run {run} of {}", variant.name))?;

@@ -20,6 +20,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 
+pub use crate::stages::StageTimes;
+
 /// The alerts a run must produce: each alert's JSON value, with its id (the record key) and window end.
 pub struct Expected {
     alerts: BTreeMap<String, (String, i64)>,
@@ -229,70 +231,6 @@ impl Drop for AlertWatch {
     }
 }
 
-/// The batches' stage times, summed over a run from the `--progress json` lines (milliseconds).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StageTimes {
-    /// Polling the source.
-    pub poll: f64,
-    /// Deserializer and transforms, wall time.
-    pub process: f64,
-    /// The deserializer, summed over worker threads.
-    pub decode: f64,
-    /// The transforms, summed over worker threads.
-    pub transform: f64,
-    /// The window/state operator and the transforms after it.
-    pub aggregate: f64,
-    /// Producing until the broker has the output.
-    pub produce: f64,
-    /// Checkpoint work.
-    pub checkpoint: f64,
-}
-
-impl StageTimes {
-    fn add(&mut self, other: &StageTimes) {
-        self.poll += other.poll;
-        self.process += other.process;
-        self.decode += other.decode;
-        self.transform += other.transform;
-        self.aggregate += other.aggregate;
-        self.produce += other.produce;
-        self.checkpoint += other.checkpoint;
-    }
-
-    /// The stages as shares of `wall`, in the data path's order: poll, decode, UDF, window/state, produce,
-    /// checkpoint, and the rest (start-up above all; none when the overlapping stages add up to more than
-    /// the wall time). Decode and UDF split the process stage's wall time in proportion to their summed
-    /// thread times.
-    pub fn shares_of(&self, wall: Duration) -> [(&'static str, f64); 7] {
-        let wall_ms = wall.as_secs_f64() * 1000.0;
-        let threads = self.decode + self.transform;
-        let (decode, udf) = if threads > 0.0 {
-            (
-                self.process * self.decode / threads,
-                self.process * self.transform / threads,
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        let stages = [
-            ("poll", self.poll),
-            ("decode", decode),
-            ("UDF", udf),
-            ("window/state", self.aggregate),
-            ("produce", self.produce),
-            ("checkpoint", self.checkpoint),
-        ];
-        let counted: f64 = stages.iter().map(|(_, ms)| ms).sum();
-        let mut shares = [("other", 0.0); 7];
-        for (share, (name, ms)) in shares.iter_mut().zip(stages) {
-            *share = (name, 100.0 * ms / wall_ms);
-        }
-        shares[6] = ("other", 100.0 * (wall_ms - counted).max(0.0) / wall_ms);
-        shares
-    }
-}
-
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct RunMeasure {
@@ -352,6 +290,8 @@ pub struct Run<'a> {
     pub log: &'a Path,
     /// Extra environment, e.g. `WEIR_LOG`.
     pub env: &'a [(&'a str, &'a str)],
+    /// With a sampler (the soak), the process's footprint is sampled while it runs.
+    pub footprint: Option<&'a std::sync::Mutex<crate::footprint::Sampler>>,
 }
 
 impl Run<'_> {
@@ -367,6 +307,7 @@ impl Run<'_> {
             timeout,
             log,
             env,
+            footprint,
         } = *self;
         let stderr =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -407,6 +348,10 @@ impl Run<'_> {
         loop {
             if exited.is_none() {
                 exited = reap(pid)?.map(|(usage, status)| (Instant::now(), usage, status));
+            }
+            if let (Some(sampler), None) = (footprint, &exited) {
+                let mut sampler = sampler.lock().unwrap_or_else(|e| e.into_inner());
+                sampler.tick(pid, started.elapsed());
             }
             let all_read = watch.count() >= expected.len();
             if all_read && ending == Ending::Terminate && exited.is_none() && !terminated {

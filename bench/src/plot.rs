@@ -18,17 +18,28 @@ const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 /// The end-to-end target of the benchmark issue, records/s.
 pub const TARGET: f64 = 300_000.0;
 
+/// Makes the charts' font, DejaVu Sans, plotters' "sans-serif" (once per process).
+pub fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let font = std::fs::read(FONT).map_err(|e| {
+                format!("reading the chart's font {FONT} (Debian package fonts-dejavu-core): {e}")
+            })?;
+            plotters::style::register_font(
+                "sans-serif",
+                FontStyle::Normal,
+                Box::leak(font.into_boxed_slice()),
+            )
+            .map_err(|_| format!("{FONT} is not a usable font"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
 /// Draws the median records/s of every configuration in `samples` to `path` (PNG).
 pub fn throughput_chart(path: &Path, title: &str, samples: &[Sample]) -> anyhow::Result<()> {
-    let font = std::fs::read(FONT).with_context(|| {
-        format!("reading the chart's font {FONT} (Debian package fonts-dejavu-core)")
-    })?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    register_font()?;
     let bars: Vec<(&str, f64)> = by_config(samples)
         .iter()
         .map(|(name, list)| (*name, median_sample(list).records_per_second()))

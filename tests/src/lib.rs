@@ -181,41 +181,6 @@ pub fn weir_command() -> std::process::Command {
     std::process::Command::new(path)
 }
 
-/// Runs `command` to its end; returns its output and its peak resident memory in bytes, from the kernel's
-/// accounting of that one child (`wait4`), so a memory bound can be checked while other tests run.
-pub fn output_and_peak_rss(command: &mut std::process::Command) -> (std::process::Output, u64) {
-    use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::Stdio;
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the command");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes)
-                .map(|_| bytes)
-                .unwrap_or_default()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let mut status = 0;
-    // SAFETY: rusage is plain data, fully written by wait4 when it returns the child's pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let output = std::process::Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    };
-    (output, usage.ru_maxrss as u64 * 1024)
-}
-
 /// A fresh folder for one test's files.
 pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-test-{}", uuid::Uuid::new_v4()));

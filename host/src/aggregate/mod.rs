@@ -403,8 +403,7 @@ impl Aggregator {
                 ..
             })
         );
-        for entry in self.table.entries() {
-            let (blob, value) = entry?;
+        for (blob, value) in self.table.entries()? {
             let groups: Vec<(Vec<u8>, Vec<Accumulator>)> = serde_json::from_slice(&value)
                 .context("decoding the aggregation state in the checkpoint")?;
             for (suffix, accumulators) in groups {

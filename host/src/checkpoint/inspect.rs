@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::{last, Checkpoint, CommittedBatch, PlanFingerprint, PlannedBatch};
+use super::database::last;
+use super::{Checkpoint, CommittedBatch, PlannedBatch};
 
 /// The report: query id, plan, batches, offsets per partition, watermark, and state per operator table.
 pub fn inspect(path: &Path) -> anyhow::Result<String> {
@@ -16,7 +17,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     let mut out = String::new();
     let _ = writeln!(out, "checkpoint  {}", path.display());
     let _ = writeln!(out, "query id    {}", checkpoint.query_id());
-    if let Some(plan) = super::read::<PlanFingerprint>(&checkpoint.meta, b"plan", "the plan")? {
+    if let Some(plan) = checkpoint.plan()? {
         let _ = writeln!(out, "source      {}", plan.source);
         if !plan.group_by.is_empty() || plan.window.is_some() {
             let _ = writeln!(
@@ -29,7 +30,8 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
             );
         }
     }
-    let planned: Option<PlannedBatch> = last(&checkpoint.offsets, "the last planned batch")?;
+    let planned: Option<PlannedBatch> =
+        last(&checkpoint.tree("offsets")?, "the last planned batch")?;
     let committed: Option<CommittedBatch> = checkpoint.last_commit()?;
     // Batch ids count from 0 over the checkpoint's life; only the last ones keep their records.
     let _ = writeln!(
@@ -39,7 +41,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
         planned
             .as_ref()
             .map_or("none".into(), |p| p.batch.to_string()),
-        checkpoint.commits.len()
+        checkpoint.tree("commits")?.len()
     );
     match &committed {
         None => {
@@ -76,15 +78,13 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     }
     let _ = writeln!(out, "state");
     let mut tables = 0;
-    for name in checkpoint.db.tree_names() {
+    let db = checkpoint.db();
+    for name in db.tree_names() {
         let name = String::from_utf8_lossy(&name).into_owned();
         let Some(table) = name.strip_prefix("state/") else {
             continue;
         };
-        let tree = checkpoint
-            .db
-            .open_tree(&name)
-            .context("opening a state tree")?;
+        let tree = db.open_tree(&name).context("opening a state tree")?;
         let (mut entries, mut bytes) = (0u64, 0u64);
         for item in tree.iter() {
             let (k, v) = item.context("reading state")?;
@@ -97,10 +97,6 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     if tables == 0 {
         let _ = writeln!(out, "  (no stateful operator)");
     }
-    let _ = writeln!(
-        out,
-        "on disk     {} bytes",
-        checkpoint.db.size_on_disk().unwrap_or(0)
-    );
+    let _ = writeln!(out, "on disk     {} bytes", checkpoint.size_on_disk());
     Ok(out)
 }

@@ -14,29 +14,28 @@
 //! staged in `pending` before it, and applied (with the `commits` record) after it. After a crash between
 //! the two, [`recover`] asks Kafka which offsets the consumer group committed, and applies or discards the
 //! pending batch accordingly. With at-least-once delivery the `commits` record is the commit point.
+//!
+//! The footprint stays flat over a long run: only the last `minBatchesToRetain` batches keep their
+//! `offsets` and `commits` records, and the database is copied into a fresh generation when its folder has
+//! doubled (`generations.rs`), since sled reclaims the space of removed values slowly.
 
+mod database;
 mod format;
+mod generations;
 mod group;
 mod inspect;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionResult;
-use sled::Transactional;
 
+pub use database::{Checkpoint, DEFAULT_BATCHES_TO_RETAIN};
 pub use group::GroupOffsets;
 pub use inspect::inspect;
 
 use crate::config::Delivery;
 use crate::source::TopicPartition;
-use crate::state::{tree_name, StateStore, TableChanges};
 use crate::window::WatermarkSnapshot;
-
-/// The checkpoint layout version; a checkpoint written by another version is refused.
-const FORMAT: u32 = 1;
 
 /// Offsets by topic then partition, as Spark writes them: `{"tx": {"0": 42}}`.
 pub type Offsets = BTreeMap<String, BTreeMap<String, i64>>;
@@ -138,265 +137,6 @@ pub struct CommittedBatch {
     pub output_rows: u64,
     /// When it committed, in ms since the epoch.
     pub committed_at_ms: i64,
-}
-
-/// Committed batches whose records a checkpoint keeps by default (Spark's `minBatchesToRetain`, also 100).
-pub const DEFAULT_BATCHES_TO_RETAIN: u64 = 100;
-
-/// A pipeline's checkpoint database.
-pub struct Checkpoint {
-    path: PathBuf,
-    /// How many of the last committed batches keep their `offsets` and `commits` records.
-    retain: u64,
-    db: sled::Db,
-    meta: sled::Tree,
-    offsets: sled::Tree,
-    commits: sled::Tree,
-    pending: sled::Tree,
-    query_id: String,
-    state: StateStore,
-}
-
-fn read<T: for<'de> Deserialize<'de>>(
-    tree: &sled::Tree,
-    key: &[u8],
-    what: &str,
-) -> anyhow::Result<Option<T>> {
-    match tree.get(key).with_context(|| format!("reading {what}"))? {
-        None => Ok(None),
-        Some(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("decoding {what}"))?,
-        )),
-    }
-}
-
-fn last<T: for<'de> Deserialize<'de>>(tree: &sled::Tree, what: &str) -> anyhow::Result<Option<T>> {
-    match tree.last().with_context(|| format!("reading {what}"))? {
-        None => Ok(None),
-        Some((_, bytes)) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("decoding {what}"))?,
-        )),
-    }
-}
-
-impl Checkpoint {
-    /// Opens the checkpoint at `path`, creating it when the folder does not exist.
-    ///
-    /// A folder that is not a readable Weir checkpoint is an error, never a silent fresh start.
-    pub fn open(path: &Path) -> anyhow::Result<Checkpoint> {
-        let fresh = !path.exists();
-        let refuse = |why: String| {
-            anyhow::anyhow!(
-                "the checkpoint at {} cannot be used: {why}. It was left as it is; restore it, or choose a new \
-                 checkpointLocation to start over",
-                path.display()
-            )
-        };
-        if !fresh && !path.join("db").exists() && !path.join("conf").exists() {
-            return Err(refuse(
-                "the folder exists but holds no Weir checkpoint".into(),
-            ));
-        }
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(16 << 20)
-            .open()
-            .map_err(|e| refuse(format!("sled cannot open it ({e})")))?;
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| refuse(format!("tree {name}: {e}")))
-        };
-        let meta = tree("meta")?;
-        let query_id = match meta.get("query").map_err(|e| refuse(e.to_string()))? {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
-            None if fresh => {
-                let id = uuid::Uuid::new_v4().to_string();
-                meta.insert("query", id.as_bytes())
-                    .map_err(|e| refuse(e.to_string()))?;
-                meta.insert("format", FORMAT.to_string().as_bytes())
-                    .map_err(|e| refuse(e.to_string()))?;
-                db.flush().map_err(|e| refuse(e.to_string()))?;
-                id
-            }
-            None => {
-                return Err(refuse(
-                    "it has no query id (damaged, or not written by Weir)".into(),
-                ))
-            }
-        };
-        let format = meta
-            .get("format")
-            .map_err(|e| refuse(e.to_string()))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned());
-        if format.as_deref() != Some(&FORMAT.to_string()) {
-            return Err(refuse(format!(
-                "its format is {}, this Weir writes format {FORMAT}",
-                format.unwrap_or_else(|| "missing".into())
-            )));
-        }
-        let checkpoint = Checkpoint {
-            path: path.to_path_buf(),
-            retain: DEFAULT_BATCHES_TO_RETAIN,
-            offsets: tree("offsets")?,
-            commits: tree("commits")?,
-            pending: tree("pending")?,
-            state: StateStore::deferred(db.clone()),
-            meta,
-            query_id,
-            db,
-        };
-        Ok(checkpoint)
-    }
-
-    /// Keeps the records of the last `batches` committed batches (at least 1) and removes older ones as
-    /// batches commit; the default is [`DEFAULT_BATCHES_TO_RETAIN`].
-    pub fn retaining(mut self, batches: u64) -> Checkpoint {
-        self.retain = batches.max(1);
-        self
-    }
-
-    /// How many committed batches keep their records.
-    pub fn retained(&self) -> u64 {
-        self.retain
-    }
-
-    /// The folder.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The query id, stable over the checkpoint's life (Spark's `id`).
-    pub fn query_id(&self) -> &str {
-        &self.query_id
-    }
-
-    /// The operator state store; its tables hold each batch's changes until the batch commits.
-    pub fn state(&self) -> &StateStore {
-        &self.state
-    }
-
-    /// Records the plan on first use; afterwards refuses a plan whose changes would corrupt the state.
-    pub fn check_plan(&self, plan: &PlanFingerprint) -> anyhow::Result<()> {
-        match read::<PlanFingerprint>(&self.meta, b"plan", "the checkpointed plan")? {
-            None => {
-                self.meta
-                    .insert("plan", serde_json::to_vec(plan)?)
-                    .context("writing the plan to the checkpoint")?;
-                self.db.flush().context("flushing the checkpoint")?;
-                Ok(())
-            }
-            Some(earlier) => {
-                let changes = plan.differences(&earlier);
-                if changes.is_empty() {
-                    return Ok(());
-                }
-                bail!(
-                    "the pipeline differs from the one that wrote the checkpoint at {} in ways that would corrupt its \
-                     state: {}. Undo the change, or use a new checkpointLocation to start over",
-                    self.path.display(),
-                    changes.join("; ")
-                )
-            }
-        }
-    }
-
-    /// The last committed batch.
-    pub fn last_commit(&self) -> anyhow::Result<Option<CommittedBatch>> {
-        last(&self.commits, "the last committed batch")
-    }
-
-    /// The plan of batch `batch`, if written.
-    pub fn planned(&self, batch: u64) -> anyhow::Result<Option<PlannedBatch>> {
-        read(&self.offsets, &batch.to_be_bytes(), "a planned batch")
-    }
-
-    /// Writes a batch's plan before it runs (write-ahead).
-    pub fn write_planned(&self, planned: &PlannedBatch) -> anyhow::Result<()> {
-        self.offsets
-            .insert(planned.batch.to_be_bytes(), serde_json::to_vec(planned)?)
-            .context("writing the batch's offsets to the checkpoint")?;
-        self.db.flush().context("flushing the checkpoint")?;
-        Ok(())
-    }
-
-    /// Stages a batch's commit record and state changes, durably, before its Kafka transaction commits.
-    pub fn stage(&self, commit: &CommittedBatch, changes: &[TableChanges]) -> anyhow::Result<()> {
-        self.pending
-            .insert(
-                commit.batch.to_be_bytes(),
-                format::encode_pending(commit, changes)?,
-            )
-            .context("staging the batch's state in the checkpoint")?;
-        self.db.flush().context("flushing the checkpoint")?;
-        Ok(())
-    }
-
-    /// The staged batch, if any: its commit record and state changes.
-    pub fn pending(&self) -> anyhow::Result<Option<(CommittedBatch, Vec<TableChanges>)>> {
-        match self.pending.last().context("reading the staged batch")? {
-            None => Ok(None),
-            Some((_, bytes)) => Ok(Some(format::decode_pending(&bytes)?)),
-        }
-    }
-
-    /// Makes a batch current: applies its state changes and writes its commit record in one sled
-    /// transaction, and drops what was staged for it.
-    pub fn commit(&self, commit: &CommittedBatch, changes: &[TableChanges]) -> anyhow::Result<()> {
-        let mut names: Vec<String> = changes.iter().map(|c| tree_name(&c.table)).collect();
-        names.sort();
-        names.dedup();
-        let mut trees = vec![self.commits.clone(), self.pending.clone()];
-        for name in &names {
-            trees.push(self.db.open_tree(name).context("opening a state tree")?);
-        }
-        let key = commit.batch.to_be_bytes();
-        let record = serde_json::to_vec(commit)?;
-        trees
-            .as_slice()
-            .transaction(|views| -> ConflictableTransactionResult<(), ()> {
-                views[0].insert(&key, record.as_slice())?;
-                views[1].remove(&key)?;
-                for change in changes {
-                    let index = 2 + names
-                        .binary_search(&tree_name(&change.table))
-                        .expect("every table was opened");
-                    for (k, v) in &change.upserts {
-                        views[index].insert(k.as_slice(), v.as_slice())?;
-                    }
-                    for k in &change.removals {
-                        views[index].remove(k.as_slice())?;
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                anyhow::anyhow!("committing batch {} to the checkpoint: {e:?}", commit.batch)
-            })?;
-        self.forget_before((commit.batch + 1).saturating_sub(self.retain))?;
-        self.db.flush().context("flushing the checkpoint")?;
-        Ok(())
-    }
-
-    /// Removes the `offsets` and `commits` records of batches before `batch`: recovery needs only the last
-    /// committed batch and the one staged, so older records are history, kept `retain` deep for inspection.
-    fn forget_before(&self, batch: u64) -> anyhow::Result<()> {
-        for tree in [&self.offsets, &self.commits] {
-            let mut old = sled::Batch::default();
-            for key in tree.range(..batch.to_be_bytes()).keys() {
-                old.remove(key.context("reading old batch records")?);
-            }
-            tree.apply_batch(old)
-                .context("removing old batch records from the checkpoint")?;
-        }
-        Ok(())
-    }
-
-    /// Drops a staged batch whose Kafka transaction did not commit.
-    pub fn discard_pending(&self) -> anyhow::Result<()> {
-        self.pending.clear().context("clearing the staged batch")?;
-        self.db.flush().context("flushing the checkpoint")?;
-        Ok(())
-    }
 }
 
 /// Where a recovered pipeline starts.

@@ -11,7 +11,7 @@
 //! and grew the process's memory with every batch (sled's page table and log; `docs/benchmarks.md`).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
 
@@ -34,12 +34,34 @@ pub struct TableChanges {
     pub removals: Vec<Vec<u8>>,
 }
 
+/// A sled database that its owner may replace between batches with a compacted copy (a checkpoint's
+/// next generation): every handle reaches the database in use through it.
+#[derive(Clone)]
+pub struct SharedDb(Arc<RwLock<sled::Db>>);
+
+impl SharedDb {
+    /// Shares `db`.
+    pub fn new(db: sled::Db) -> SharedDb {
+        SharedDb(Arc::new(RwLock::new(db)))
+    }
+
+    /// The database in use (a cheap handle).
+    pub fn current(&self) -> sled::Db {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `db` in the place of the database in use, and returns that one.
+    pub(crate) fn replace(&self, db: sled::Db) -> sled::Db {
+        std::mem::replace(&mut *self.0.write().unwrap_or_else(|e| e.into_inner()), db)
+    }
+}
+
 /// A sled database holding the state of a pipeline's operators, or nothing for a pipeline without a
 /// checkpoint.
 #[derive(Clone)]
 pub struct StateStore {
     /// `None`: the state lives only in the operators' memory.
-    db: Option<sled::Db>,
+    db: Option<SharedDb>,
     /// In a checkpoint, tables keep each batch's changes here until the batch commits.
     deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
@@ -62,7 +84,7 @@ impl StateStore {
             .open()
             .context("opening a temporary sled state store")?;
         Ok(StateStore {
-            db: Some(db),
+            db: Some(SharedDb::new(db)),
             deferred: None,
         })
     }
@@ -74,14 +96,14 @@ impl StateStore {
             .open()
             .with_context(|| format!("opening the sled state store at {}", path.display()))?;
         Ok(StateStore {
-            db: Some(db),
+            db: Some(SharedDb::new(db)),
             deferred: None,
         })
     }
 
     /// The state trees of a checkpoint's database, whose tables hold each batch's changes back until the
     /// checkpoint takes them ([`StateStore::take_changes`]) and applies them when the batch commits.
-    pub fn deferred(db: sled::Db) -> StateStore {
+    pub fn deferred(db: SharedDb) -> StateStore {
         StateStore {
             db: Some(db),
             deferred: Some(Arc::default()),
@@ -100,16 +122,13 @@ impl StateStore {
 
     /// The table of one operator.
     pub fn table(&self, name: &str) -> anyhow::Result<StateTable> {
-        let stored = match &self.db {
-            None => None,
-            Some(db) => Some((
-                db.open_tree(tree_name(name))
-                    .with_context(|| format!("opening state table {name}"))?,
-                db.clone(),
-            )),
-        };
+        if let Some(db) = &self.db {
+            db.current()
+                .open_tree(tree_name(name))
+                .with_context(|| format!("opening state table {name}"))?;
+        }
         Ok(StateTable {
-            stored,
+            db: self.db.clone(),
             name: name.to_string(),
             deferred: self.deferred.clone(),
         })
@@ -124,8 +143,8 @@ pub fn tree_name(name: &str) -> String {
 /// One operator's state: ordered byte keys to byte values.
 #[derive(Clone)]
 pub struct StateTable {
-    /// The table's tree and its database; `None` in an in-memory store, where nothing is kept.
-    stored: Option<(sled::Tree, sled::Db)>,
+    /// The database; `None` in an in-memory store, where nothing is kept.
+    db: Option<SharedDb>,
     name: String,
     deferred: Option<Arc<Mutex<Vec<TableChanges>>>>,
 }
@@ -133,7 +152,16 @@ pub struct StateTable {
 impl StateTable {
     /// Whether changes are kept at all: an operator can skip encoding them for an in-memory store.
     pub fn is_stored(&self) -> bool {
-        self.stored.is_some()
+        self.db.is_some()
+    }
+
+    /// The table's tree in the database in use (opening a tree sled already has open is a map look-up).
+    fn tree(&self) -> anyhow::Result<Option<sled::Tree>> {
+        self.db
+            .as_ref()
+            .map(|db| db.current().open_tree(tree_name(&self.name)))
+            .transpose()
+            .with_context(|| format!("opening state table {}", self.name))
     }
 
     /// Applies a batch's changes atomically: upserts, then removals. In a checkpoint's store the changes are
@@ -154,7 +182,7 @@ impl StateTable {
                 });
             return Ok(());
         }
-        let Some((tree, _)) = &self.stored else {
+        let Some(tree) = self.tree()? else {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
@@ -170,7 +198,7 @@ impl StateTable {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.stored.as_ref().map_or(0, |(tree, _)| tree.len())
+        self.tree().ok().flatten().map_or(0, |tree| tree.len())
     }
 
     /// Whether the table is empty.
@@ -180,18 +208,21 @@ impl StateTable {
 
     /// Bytes the whole store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.stored
+        self.db
             .as_ref()
-            .map_or(0, |(_, db)| db.size_on_disk().unwrap_or(0))
+            .map_or(0, |db| db.current().size_on_disk().unwrap_or(0))
     }
 
     /// Every entry, in key order (for recovery and inspection).
-    pub fn entries(&self) -> impl Iterator<Item = anyhow::Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.stored.iter().flat_map(|(tree, _)| {
-            tree.iter().map(|item| {
+    pub fn entries(&self) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(tree) = self.tree()? else {
+            return Ok(Vec::new());
+        };
+        tree.iter()
+            .map(|item| {
                 item.map(|(k, v)| (k.to_vec(), v.to_vec()))
                     .context("reading operator state")
             })
-        })
+            .collect()
     }
 }

@@ -268,8 +268,10 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
     .unwrap();
     finish(&changed, &broker.bootstrap);
 
-    // A damaged checkpoint is an error, never a fresh start.
-    let db = dir.join("checkpoint").join("db");
+    // A damaged checkpoint is an error, never a fresh start. Its database is in the generation CURRENT
+    // names.
+    let generation = std::fs::read_to_string(dir.join("checkpoint/CURRENT")).unwrap();
+    let db = dir.join("checkpoint").join(generation.trim()).join("db");
     let saved = std::fs::read(&db).unwrap();
     std::fs::write(&db, b"not a sled file").unwrap();
     let output = weir_run(&file, &broker.bootstrap).output().unwrap();

@@ -186,6 +186,25 @@ fn weir_udf_test_ends_a_sleep_past_its_time_limit() {
 /// row floods, 70 MiB for the row-error flood). Before rows were counted, these floods reached 1.5-2.2 GiB.
 const FLOOD_RSS_BOUND: u64 = 160 << 20;
 
+/// Runs `weir ARGS` under `peak-rss` (tests/src/bin/peak-rss.rs); returns its stderr, whether it
+/// succeeded, and its own peak resident memory in bytes.
+fn weir_peak_rss(args: &[&std::ffi::OsStr]) -> (String, bool, u64) {
+    let weir = workspace().join("target/release/weir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_peak-rss"))
+        .arg(weir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let kib: u64 = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("peak-rss-kib: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stderr}"));
+    (stderr, output.status.success(), kib * 1024)
+}
+
 #[test]
 fn floods_of_empty_rows_null_rows_and_row_errors_stop_at_max_output() {
     let dir = scratch_dir();
@@ -204,16 +223,16 @@ fn floods_of_empty_rows_null_rows_and_row_errors_stop_at_max_output() {
     ];
     for (name, body) in cases {
         let module = row_module(&dir, name, DECLARE, body);
-        let (output, peak) = output_and_peak_rss(
-            weir_command()
-                .args(["udf", "test"])
-                .arg(&module)
-                .arg("--input")
-                .arg(&input)
-                .args(["--input-schema", "n BIGINT"]),
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{name}");
+        let (stderr, succeeded, peak) = weir_peak_rss(&[
+            "udf".as_ref(),
+            "test".as_ref(),
+            module.as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--input-schema".as_ref(),
+            "n BIGINT".as_ref(),
+        ]);
+        assert!(!succeeded, "{name}");
         assert!(
             stderr.contains("more than the 67108864-byte cap (limits.max_output)"),
             "{name}: {stderr}"
