@@ -22,5 +22,8 @@ bash .ci/install-chart-font
 cargo build --release -p weir-bench --bin weir-bench
 ./target/release/weir-bench suite --n 20000 --runs 1 --latency-n 20000 --latency-rate 20000 \
   --out target/bench-small | grep -E '^(generated|run|latency|written)'
+# A short soak: exact alerts with the footprint sampled (too short to show a plateau, so not checked).
+./target/release/weir-bench soak --n 1000000 --rate 200000 --out target/bench-soak-small --exact-only \
+  | grep -E '^(soak|written)'
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

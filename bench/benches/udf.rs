@@ -70,6 +70,7 @@ fn native_json() -> Deserializer {
         schema: parse_ddl_schema(TRANSACTION_DDL).unwrap(),
         permissive: false,
         corrupt_record_column: None,
+        strict: false,
     };
     Deserializer::new(&format, &UdfRuntime::new().unwrap(), &source_schema(false)).unwrap()
 }

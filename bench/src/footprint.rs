@@ -53,7 +53,7 @@ impl Sampler {
             rss_kib,
             checkpoint_bytes,
         });
-        if self.samples.len() % self.print_every == 0 {
+        if self.samples.len().is_multiple_of(self.print_every) {
             println!(
                 "  {:.0} s: RSS {:.0} MiB, checkpoint {:.1} MB",
                 at.as_secs_f64(),

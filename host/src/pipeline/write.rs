@@ -98,10 +98,11 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
     let checkpointing = &commit.checkpointing;
     let changes = checkpointing.take_changes();
     // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
-    let beginning = Instant::now();
+    let mut beginning = Instant::now();
     checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
     let transactional = checkpointing.delivery == Delivery::ExactlyOnce;
-    for attempt in 1.. {
+    let mut attempt = 1;
+    loop {
         let attempted = checkpointing.begin(sink).and_then(|()| {
             let delivering = Instant::now();
             timings.checkpoint += delivering - beginning;
@@ -127,10 +128,10 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
                 if error.downcast_ref::<AbortableTransaction>().is_some()
                     && attempt < TRANSACTION_ATTEMPTS =>
             {
+                attempt += 1;
                 tracing::warn!(
-                    "batch {}: {error:#}; producing it again (attempt {} of {TRANSACTION_ATTEMPTS})",
-                    commit.batch,
-                    attempt + 1
+                    "batch {}: {error:#}; producing it again (attempt {attempt} of {TRANSACTION_ATTEMPTS})",
+                    commit.batch
                 );
             }
             Err(error) => {
@@ -140,8 +141,8 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
         }
         checkpointing.abandon(sink);
         refused.restart();
+        beginning = Instant::now();
     }
-    unreachable!("the attempts loop returns")
 }
 
 /// How many times a batch's transaction is made before an abortable failure stops the pipeline. Kafka

@@ -10,89 +10,22 @@
 //! [`KafkaSink::write`] and [`KafkaSink::flush`] return it as a [`Refusal`], whether the producer refused
 //! it at once or the broker did later, and the pipeline applies `[sink] on_error` to it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use arrow_array::cast::AsArray;
-use arrow_array::Array;
 use arrow_array::RecordBatch;
-use std::collections::BTreeMap;
-
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::{SinkOptions, SinkRows};
 use crate::config::SinkFormat;
-use crate::source::{PartitionChunk, TopicPartition};
-
-/// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Which record a delivery report is about: [`NOT_A_ROW`] for dead letters and late rows, otherwise one
-/// more than the output row's index in its batch.
-type RecordTag = usize;
-
-/// The tag of records that are not output rows: refusing one of them fails the batch.
-const NOT_A_ROW: RecordTag = 0;
-
-/// Counts failed deliveries and keeps the first reason, for the end-of-batch check, and keeps the output
-/// rows refused for good apart, for `[sink] on_error`.
-#[derive(Default)]
-struct Deliveries {
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-    refused: Mutex<Vec<Refusal>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = RecordTag;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: RecordTag) {
-        use rdkafka::message::Message;
-        let Err((error, message)) = result else {
-            return;
-        };
-        match error.rdkafka_error_code() {
-            Some(code) if tag != NOT_A_ROW && refused_for_good(code) => {
-                let headers = message.headers().map_or(0, header_bytes);
-                self.refused
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Refusal {
-                        row: tag - 1,
-                        topic: message.topic().to_string(),
-                        bytes: message.key_len() + message.payload_len() + headers,
-                        code,
-                        message: error.to_string(),
-                    });
-            }
-            _ => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-                if first.is_none() {
-                    *first = Some(format!("{error} (topic {})", message.topic()));
-                }
-            }
-        }
-    }
-}
-
-fn header_bytes(headers: &rdkafka::message::BorrowedHeaders) -> usize {
-    use rdkafka::message::Headers;
-    headers
-        .iter()
-        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-        .sum()
-}
+use crate::source::TopicPartition;
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
 /// pipeline aborts it and produces the batch again, a few times at most (`pipeline/write.rs`).
@@ -100,17 +33,8 @@ fn header_bytes(headers: &rdkafka::message::BorrowedHeaders) -> usize {
 #[error("the batch's Kafka transaction failed and must be aborted: {0}")]
 pub struct AbortableTransaction(pub String);
 
-/// A record that failed to deserialize, bound for the dead-letter topic.
-pub struct DeadLetter<'a> {
-    /// The records of the partition it came from.
-    pub chunk: &'a PartitionChunk,
-    /// Its row in the chunk.
-    pub row: usize,
-    /// The stage that rejected it.
-    pub stage: &'a str,
-    /// Why.
-    pub error: &'a str,
-}
+/// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long the transactional calls (init, offsets, commit, abort) may take.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -166,18 +90,7 @@ impl KafkaSink {
     pub fn begin(&self) -> anyhow::Result<()> {
         if self.transactional {
             self.producer.poll(Duration::ZERO);
-            let deliveries = self.producer.context();
-            deliveries.failed.store(0, Ordering::Relaxed);
-            deliveries
-                .first_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            deliveries
-                .refused
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            self.producer.context().reset();
             self.producer
                 .begin_transaction()
                 .context("beginning the batch's Kafka transaction")?;
@@ -306,42 +219,6 @@ impl KafkaSink {
         }
         Ok(rows.len())
     }
-
-    /// Writes, in place of an output row refused after an aggregation (which no source record made), its
-    /// key and no value to `topic`, with `weir.error`, `weir.stage` (`sink`), `weir.sink.topic` and
-    /// `weir.row.bytes` headers.
-    pub fn refused_row_letter(
-        &self,
-        topic: &str,
-        rows: &SinkRows,
-        refusal: &Refusal,
-    ) -> anyhow::Result<()> {
-        let bytes = refusal.bytes.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "weir.error",
-                value: Some(&refusal.message),
-            })
-            .insert(Header {
-                key: "weir.stage",
-                value: Some("sink"),
-            })
-            .insert(Header {
-                key: "weir.sink.topic",
-                value: Some(&refusal.topic),
-            })
-            .insert(Header {
-                key: "weir.row.bytes",
-                value: Some(&bytes),
-            });
-        let mut record =
-            BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
-        if let Some(key) = rows.key(refusal.row) {
-            record = record.key(key);
-        }
-        self.send(record)
-            .with_context(|| format!("producing a dead letter to topic {topic}"))
-    }
 }
 
 /// Row `row` of `rows` as a record for `topic`.
@@ -372,69 +249,11 @@ fn record_of<'a>(
 }
 
 impl KafkaSink {
-    /// Sends a failed record, unchanged, to `topic` with `weir.error`, `weir.stage` and `weir.source.*`
-    /// headers added to its own.
-    pub fn dead_letter(&self, topic: &str, letter: DeadLetter<'_>) -> anyhow::Result<()> {
-        let batch = &letter.chunk.batch;
-        let (row, chunk) = (letter.row, letter.chunk);
-        let binary = |i: usize| {
-            let column = batch.column(i).as_binary::<i32>();
-            (!column.is_null(row)).then(|| column.value(row))
-        };
-        // Column 4 of the source schema is the offset.
-        let offset = batch
-            .column(4)
-            .as_primitive::<arrow_array::types::Int64Type>()
-            .value(row);
-        let partition = chunk.partition.to_string();
-        let offset_text = offset.to_string();
-        let mut headers = OwnedHeaders::new();
-        if batch.num_columns() > 7 {
-            let sink_rows = SinkRows::new(
-                &batch.project(&[1, 7]).context("reading headers")?,
-                SinkFormat::Kafka,
-                None,
-            )
-            .map_err(anyhow::Error::msg)?;
-            for (key, value) in sink_rows.headers(row) {
-                headers = headers.insert(Header { key, value });
-            }
-        }
-        headers = headers
-            .insert(Header {
-                key: "weir.error",
-                value: Some(letter.error),
-            })
-            .insert(Header {
-                key: "weir.stage",
-                value: Some(letter.stage),
-            })
-            .insert(Header {
-                key: "weir.source.topic",
-                value: Some(&chunk.topic),
-            })
-            .insert(Header {
-                key: "weir.source.partition",
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: "weir.source.offset",
-                value: Some(&offset_text),
-            });
-        let mut record =
-            BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
-        if let Some(value) = binary(1) {
-            record = record.payload(value);
-        }
-        if let Some(key) = binary(0) {
-            record = record.key(key);
-        }
-        self.send(record)
-            .with_context(|| format!("producing a dead letter to topic {topic}"))
-    }
-
     /// Queues one record, waiting for room in the local queue when it is full.
-    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], RecordTag>) -> Result<(), KafkaError> {
+    pub(super) fn send(
+        &self,
+        mut record: BaseRecord<'_, [u8], [u8], RecordTag>,
+    ) -> Result<(), KafkaError> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -470,18 +289,11 @@ impl KafkaSink {
                 }
             }
         }
-        let refused = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .refused
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let refused = self.producer.context().take_refused();
         if self.transactional && !refused.is_empty() {
             // A refused row fails the transaction, and librdkafka purges the rest of it: those reports are
             // its consequence, and the attempt is aborted and made again anyway.
-            self.producer.context().failed.store(0, Ordering::Relaxed);
+            self.producer.context().take_failed();
             return Ok(refused);
         }
         self.check_deliveries()?;
@@ -489,25 +301,15 @@ impl KafkaSink {
     }
 
     fn check_deliveries(&self) -> anyhow::Result<()> {
-        let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
-        if failed > 0 {
-            let first = self
-                .producer
-                .context()
-                .first_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            let message = format!(
-                "{failed} records of the batch were not delivered; the first error: {}",
-                first.unwrap_or_default()
-            );
-            // In a transaction, a failed delivery fails the transaction, which can be aborted and made again.
-            if self.transactional {
-                return Err(AbortableTransaction(message).into());
-            }
-            bail!(message);
+        let Some((failed, first)) = self.producer.context().take_failed() else {
+            return Ok(());
+        };
+        let message =
+            format!("{failed} records of the batch were not delivered; the first error: {first}");
+        // In a transaction, a failed delivery fails the transaction, which can be aborted and made again.
+        if self.transactional {
+            return Err(AbortableTransaction(message).into());
         }
-        Ok(())
+        bail!(message)
     }
 }

@@ -9,13 +9,16 @@
 //! format = "json"        # or "kafka" (the default): rows must have a `value` column
 //! ```
 
+mod deliveries;
 mod kafka;
+mod letters;
 mod refusal;
 mod rows;
 
 use std::collections::BTreeMap;
 
-pub use kafka::{AbortableTransaction, DeadLetter, KafkaSink};
+pub use kafka::{AbortableTransaction, KafkaSink};
+pub use letters::DeadLetter;
 pub use refusal::{Refusal, SinkOnError};
 pub use rows::{check_sink_schema, SinkRows};
 

@@ -73,3 +73,30 @@ pub enum UdfFailure {
     #[error("the UDF reported: {0}")]
     Guest(String),
 }
+
+/// A trap in one line: its cause first, then where (the innermost frames). The whole backtrace, often
+/// hundreds of bytes over many lines, would bury the cause in the error and in dead-letter headers, so it
+/// goes to the debug log instead (`WEIR_LOG=weir::udf=debug`).
+pub(crate) fn trap_message(error: &wasmtime::Error) -> String {
+    let cause = error.root_cause().to_string();
+    let cause = cause.strip_prefix("wasm trap: ").unwrap_or(&cause);
+    let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return cause.to_string();
+    };
+    tracing::debug!(target: "weir::udf", "the guest's backtrace: {backtrace}");
+    const SHOWN: usize = 3;
+    let frames = backtrace.frames();
+    let names: Vec<String> = frames
+        .iter()
+        .take(SHOWN)
+        .map(|frame| match frame.func_name() {
+            Some(name) => format!("`{name}`"),
+            None => format!("function {}", frame.func_index()),
+        })
+        .collect();
+    match frames.len() {
+        0 => cause.to_string(),
+        n if n <= SHOWN => format!("{cause}, at {}", names.join(" ← ")),
+        n => format!("{cause}, at {} ← … ({n} frames)", names.join(" ← ")),
+    }
+}

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{InstancePre, Memory, Store, Trap, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 use weir_guest::abi::{self, Kind, RowError};
 use weir_guest::ipc;
 
+use super::error::trap_message;
+use super::limits::MemoryCap;
 use super::log::GuestLog;
 use super::output::{decode_output, untrusted_ipc};
 use super::poll::{GuestClock, RefusedSleep};
@@ -38,39 +40,6 @@ pub(crate) struct GuestState {
 impl GuestState {
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         &mut self.wasi
-    }
-}
-
-/// Refuses memory growth past the cap, remembering that it did so the error can say why.
-struct MemoryCap {
-    cap: u64,
-    /// The size refused, and whether it was the module's initial memory rather than a `memory.grow`.
-    refused: Option<(u64, bool)>,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.cap {
-            // wasmtime asks for a memory's initial size too, growing it from nothing.
-            self.refused = Some((desired as u64, current == 0));
-            // Trapping (rather than returning -1 from memory.grow) stops a guest that ignores failed growth.
-            wasmtime::bail!("memory cap reached");
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
     }
 }
 
@@ -133,10 +102,7 @@ impl UdfInstance {
             .build_p1();
         let state = GuestState {
             wasi,
-            limiter: MemoryCap {
-                cap: limits.memory_bytes,
-                refused: None,
-            },
+            limiter: MemoryCap::new(limits.memory_bytes),
             rows: RowIo::new(log.clone(), limits.max_output_bytes),
             clock,
             deadline: Instant::now() + limits.timeout,
@@ -525,32 +491,5 @@ fn classify(
     UdfFailure::Trap {
         message: trap_message(&error),
         printed,
-    }
-}
-
-/// A trap in one line: its cause first, then where (the innermost frames). The whole backtrace, often
-/// hundreds of bytes over many lines, would bury the cause in the error and in dead-letter headers, so it
-/// goes to the debug log instead (`WEIR_LOG=weir::udf=debug`).
-fn trap_message(error: &wasmtime::Error) -> String {
-    let cause = error.root_cause().to_string();
-    let cause = cause.strip_prefix("wasm trap: ").unwrap_or(&cause);
-    let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
-        return cause.to_string();
-    };
-    tracing::debug!(target: "weir::udf", "the guest's backtrace: {backtrace}");
-    const SHOWN: usize = 3;
-    let frames = backtrace.frames();
-    let names: Vec<String> = frames
-        .iter()
-        .take(SHOWN)
-        .map(|frame| match frame.func_name() {
-            Some(name) => format!("`{name}`"),
-            None => format!("function {}", frame.func_index()),
-        })
-        .collect();
-    match frames.len() {
-        0 => cause.to_string(),
-        n if n <= SHOWN => format!("{cause}, at {}", names.join(" ← ")),
-        n => format!("{cause}, at {} ← … ({n} frames)", names.join(" ← ")),
     }
 }

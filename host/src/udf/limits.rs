@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use wasmtime::ResourceLimiter;
+
 /// Limits that keep an untrusted UDF from taking the host down with it.
 ///
 /// Pipeline files set them in `[limits]` (for every UDF) or in a stage's own `limits` table:
@@ -40,5 +42,44 @@ impl Default for UdfLimits {
             max_log_bytes: 64 << 10,
             max_rows_per_call: 10_000,
         }
+    }
+}
+
+/// Refuses memory growth past the cap, remembering that it did so the error can say why.
+pub(crate) struct MemoryCap {
+    cap: u64,
+    /// The size refused, and whether it was the module's initial memory rather than a `memory.grow`.
+    pub(crate) refused: Option<(u64, bool)>,
+}
+
+impl MemoryCap {
+    pub(crate) fn new(cap: u64) -> MemoryCap {
+        MemoryCap { cap, refused: None }
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            // wasmtime asks for a memory's initial size too, growing it from nothing.
+            self.refused = Some((desired as u64, current == 0));
+            // Trapping (rather than returning -1 from memory.grow) stops a guest that ignores failed growth.
+            wasmtime::bail!("memory cap reached");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
     }
 }
