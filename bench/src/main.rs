@@ -64,6 +64,9 @@ enum Command {
         /// Only check that the alerts are exact (for short runs, too short to show a plateau).
         #[arg(long)]
         exact_only: bool,
+        /// Soak one configuration instead of both (each takes ~20 minutes at the defaults).
+        #[arg(long, value_enum)]
+        only: Option<SoakConfiguration>,
     },
     /// Writes the workload to a topic (with 4 partitions: `--create` makes it).
     Generate {
@@ -119,7 +122,8 @@ fn main() -> anyhow::Result<()> {
             rate,
             out,
             exact_only,
-        } => soak(n, rate, &out, exact_only),
+            only,
+        } => soak(n, rate, &out, exact_only, only),
     }
 }
 
@@ -153,15 +157,45 @@ fn topic_prefix(what: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// `weir-bench soak`: exactly-once and without a checkpoint, one after the other.
-fn soak(n: u64, rate: u64, out: &std::path::Path, exact_only: bool) -> anyhow::Result<()> {
+/// The configurations `weir-bench soak` runs.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum SoakConfiguration {
+    ExactlyOnce,
+    NoCheckpoint,
+}
+
+impl SoakConfiguration {
+    fn variant_name(self) -> &'static str {
+        match self {
+            SoakConfiguration::ExactlyOnce => "wasm exactly-once",
+            SoakConfiguration::NoCheckpoint => "wasm no checkpoint",
+        }
+    }
+}
+
+/// `weir-bench soak`: exactly-once and without a checkpoint, one after the other (or the one asked for).
+fn soak(
+    n: u64,
+    rate: u64,
+    out: &std::path::Path,
+    exact_only: bool,
+    only: Option<SoakConfiguration>,
+) -> anyhow::Result<()> {
     check_built()?;
     let prefix = topic_prefix("soak")?;
     let mut soaks = Vec::new();
-    for variant in VARIANTS
-        .iter()
-        .filter(|v| matches!(v.name, "wasm exactly-once" | "wasm no checkpoint"))
-    {
+    let wanted = only.map_or(
+        vec![
+            SoakConfiguration::ExactlyOnce,
+            SoakConfiguration::NoCheckpoint,
+        ],
+        |one| vec![one],
+    );
+    for variant in VARIANTS.iter().filter(|v| {
+        wanted
+            .iter()
+            .any(|configuration| configuration.variant_name() == v.name)
+    }) {
         // A broker of its own per configuration (unless one is given): tansu keeps everything in memory,
         // ~7 GB for 50,000,000 records.
         let (broker, broker_words) = broker();
