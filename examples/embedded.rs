@@ -1,46 +1,128 @@
-//! Weir as a library: a pipeline built in code, run against an in-process broker.
+//! Weir as a library: the windowed fraud pipeline built in code, run against an in-process broker.
 //!
-//! `cargo run --release --example embedded` (after `bash scripts/build-udfs.sh`). It fills a topic with
-//! generated transactions, keeps the flagged ones with the `fraud_flagged` WebAssembly transform behind the
-//! built-in JSON deserializer, and prints what the run did.
+//! `cargo run --release --example embedded` (after `bash scripts/build-udfs.sh fraud-flagged filter`). It
+//! fills a 4-partition topic with generated transactions, then runs what
+//! `examples/fraud-window/pipeline.toml` describes, built with [`weir::PipelineBuilder`]: the built-in JSON
+//! deserializer, a watermark, the `fraud_flagged` WebAssembly transform, flagged transactions counted per
+//! user in 10-second windows, the `filter` transform keeping counts above one, and a checkpoint, so the
+//! alerts commit exactly once. It checks the alerts against an offline computation and exits non-zero
+//! unless they are exact.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use weir::config::parse_ddl_schema;
+use anyhow::Context;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use weir::aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
+use weir::schema::parse_ddl_schema;
+use weir::udf::{TransformSpec, UdfSpec};
+use weir::window::{WatermarkSpec, WindowSpec};
+use weir::workload::{self, closing_records, fraud_window_alerts};
 use weir::{Pipeline, SinkFormat};
+
+const TRANSACTIONS: u64 = 50_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cluster = rdkafka::mocking::MockCluster::new(1)?;
     let bootstrap = cluster.bootstrap_servers();
-    cluster.create_topic("transactions", 4, 1)?;
-    cluster.create_topic("results", 1, 1)?;
-    let records = weir::workload::transactions(10_000).map(|tx| (tx.key(), tx.value()));
-    weir::demo::produce(&bootstrap, "transactions", records)?;
+    cluster.create_topic("transactions", workload::PARTITIONS, 1)?;
+    cluster.create_topic("alerts", 1, 1)?;
+    produce_workload(&bootstrap)?;
 
-    let transform = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip1/release/fraud_flagged.wasm");
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/release");
     let schema = parse_ddl_schema(
         "name STRING, surname STRING, amount STRING, delta_t STRING, flag INT, ts BIGINT",
     )
     .map_err(anyhow::Error::msg)?;
+    let checkpoint = std::env::temp_dir().join(format!("weir-embedded-{}", std::process::id()));
     let spec = Pipeline::builder("embedded")
         .source_option("kafka.bootstrap.servers", &bootstrap)
         .source_option("subscribe", "transactions")
         .source_option("startingOffsets", "earliest")
         .source_option("endingOffsets", "latest")
         .deserializer_json(schema)
-        .transform_udf(transform)
+        .watermark(WatermarkSpec::new("ts", Duration::from_secs(5)))
+        .transform_udf(modules.join("fraud_flagged.wasm"))
+        .aggregate(alerts_per_window())
+        .after_aggregate(TransformSpec::new(
+            UdfSpec::new(modules.join("filter.wasm"))
+                .with_config(serde_json::json!({ "column": "count", "greater_than": 1 })),
+        ))
         .sink_option("kafka.bootstrap.servers", &bootstrap)
-        .sink_option("topic", "results")
+        .sink_option("topic", "alerts")
+        .sink_option("key_column", "id")
         .sink_format(SinkFormat::Json)
+        .checkpoint(&checkpoint)
         .build()?;
     let pipeline = Pipeline::new(spec)?;
     print!("{}", pipeline.plan().describe());
-    let summary = pipeline.run(std::future::pending()).await?;
+    let summary = pipeline.run(std::future::pending()).await;
+    let _ = std::fs::remove_dir_all(&checkpoint);
+    let summary = summary?;
+    check_alerts(&bootstrap, summary.batches, summary.input_rows)
+}
+
+/// `[aggregate]` of the fraud-window pipeline: flagged transactions per user and 10-second window, each
+/// window's count emitted once, when the watermark passes its end.
+fn alerts_per_window() -> AggregateSpec {
+    AggregateSpec {
+        group_by: vec!["id".into()],
+        window: Some(WindowBy {
+            column: "ts".into(),
+            kind: WindowKind::Fixed(WindowSpec::tumbling(workload::WINDOW_MS)),
+        }),
+        aggregates: vec![AggregateExpr {
+            function: Function::Count,
+            column: None,
+            alias: "count".into(),
+            max_items: 100,
+        }],
+        output_mode: OutputMode::Append,
+    }
+}
+
+/// The transactions, keyed by user, then one record per partition with an event time past every window,
+/// so every partition's watermark closes every window.
+fn produce_workload(bootstrap: &str) -> anyhow::Result<()> {
+    let records = workload::transactions(TRANSACTIONS).map(|tx| (tx.key(), tx.value()));
+    weir::demo::produce(bootstrap, "transactions", records)?;
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for (partition, tx) in closing_records(TRANSACTIONS) {
+        let value = tx.value();
+        let record = BaseRecord::<(), _>::to("transactions")
+            .partition(partition)
+            .payload(&value);
+        producer.send(record).map_err(|(e, _)| e)?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing the closing records")
+}
+
+fn check_alerts(bootstrap: &str, batches: u64, input_rows: u64) -> anyhow::Result<()> {
+    let mut got: Vec<String> = weir::demo::read_topic(bootstrap, "alerts")?
+        .into_iter()
+        .filter_map(|record| record.value)
+        .map(|value| String::from_utf8_lossy(&value).into_owned())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = fraud_window_alerts(TRANSACTIONS)
+        .iter()
+        .map(|alert| alert.json())
+        .collect();
+    expected.sort();
     println!(
-        "{} batches: {} records in, {} flagged out",
-        summary.batches, summary.input_rows, summary.output_rows
+        "{batches} batches: {input_rows} records in, {} alerts out (expected {})",
+        got.len(),
+        expected.len()
     );
+    anyhow::ensure!(
+        got == expected,
+        "the alerts differ from the offline computation"
+    );
+    println!("embedded: OK, the alerts are exactly as expected");
     Ok(())
 }

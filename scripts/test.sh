@@ -14,6 +14,8 @@ bash .ci/install-guest-toolchains
 # The tests use every UDF, so a missing compiler is an error here, not a skipped UDF.
 WEIR_ALL_UDFS=1 bash scripts/build-udfs.sh
 cargo build --release --bin weir
+# The library's way in: the windowed pipeline built with PipelineBuilder checks its own alerts.
+cargo run --release --example embedded | grep -E '^(embedded|[0-9]+ batches)'
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --release --workspace 2>&1 | tee "$log"

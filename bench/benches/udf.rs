@@ -13,9 +13,11 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use weir::config::{parse_ddl_schema, DecodeFormat, UdfSpec};
+use weir::decode::DecodeFormat;
 use weir::decode::Deserializer;
+use weir::schema::parse_ddl_schema;
 use weir::source::{sample_records, source_schema, PartitionChunk};
+use weir::udf::UdfSpec;
 use weir::udf::{Kind, UdfRuntime, UdfStage};
 use weir::workload;
 
@@ -35,13 +37,9 @@ fn module(name: &str) -> PathBuf {
 }
 
 fn udf(name: &str, config: serde_json::Value) -> UdfSpec {
-    UdfSpec {
-        name: name.into(),
-        path: module(name),
-        config,
-        limits: Default::default(),
-        on_failure: Default::default(),
-    }
+    UdfSpec::new(module(name))
+        .with_name(name)
+        .with_config(config)
 }
 
 /// The first `n` transactions as Kafka records of one partition.

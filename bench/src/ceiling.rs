@@ -1,5 +1,5 @@
 //! The broker's consume-only ceiling: one rdkafka consumer with Weir's fetch settings
-//! ([`weir::source::CONSUMER_DEFAULTS`]), `assign()`ed to every partition of the input from the beginning,
+//! ([`weir::kafka::CONSUMER_DEFAULTS`]), `assign()`ed to every partition of the input from the beginning,
 //! counting records and doing nothing else until each partition reaches its high watermark. It is the
 //! most any pipeline on this client, broker and machine could read.
 
@@ -23,7 +23,7 @@ pub fn consume_only(
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "weir-bench-ceiling")
         .set("enable.auto.commit", "false");
-    for (key, value) in weir::source::CONSUMER_DEFAULTS {
+    for (key, value) in weir::kafka::CONSUMER_DEFAULTS {
         config.set(*key, *value);
     }
     let started = Instant::now();

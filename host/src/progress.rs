@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::source::TopicPartition;
+use crate::kafka::TopicPartition;
 
 /// The progress of one micro-batch.
 #[derive(Debug, Clone, Serialize)]

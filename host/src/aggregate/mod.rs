@@ -72,12 +72,8 @@ impl Aggregator {
                 )
             })
         };
-        if spec.output_mode == OutputMode::Append && (spec.window.is_none() || !watermark) {
-            anyhow::bail!(
-                "output_mode = \"append\" needs an event-time window and a [watermark]: without them no group is ever \
-                 final (Spark refuses this too); use \"update\" or \"complete\""
-            );
-        }
+        spec.check_output_mode(watermark)
+            .map_err(anyhow::Error::msg)?;
         let key_columns = spec
             .group_by
             .iter()

@@ -107,6 +107,21 @@ pub struct AggregateSpec {
     pub output_mode: OutputMode,
 }
 
+impl AggregateSpec {
+    /// Spark's rule on output modes: append emits a group once it is final, which needs an event-time
+    /// window and a watermark (`watermark` says whether the pipeline has one).
+    pub fn check_output_mode(&self, watermark: bool) -> Result<(), String> {
+        if self.output_mode == OutputMode::Append && (self.window.is_none() || !watermark) {
+            return Err(
+                "output_mode = \"append\" needs an event-time window and a [watermark]: without them no group is \
+                 ever final (Spark refuses this too); use \"update\" or \"complete\""
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Counts for the progress report, as Spark's `stateOperators`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -13,7 +13,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::source::{SourceOptions, TopicPartition};
+use crate::kafka::TopicPartition;
+use crate::source::SourceOptions;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -33,8 +33,8 @@ pub use database::{Checkpoint, DEFAULT_BATCHES_TO_RETAIN};
 pub use group::GroupOffsets;
 pub use inspect::inspect;
 
-use crate::config::Delivery;
-use crate::source::TopicPartition;
+use crate::kafka::TopicPartition;
+use crate::sink::Delivery;
 use crate::window::WatermarkSnapshot;
 
 /// Offsets by topic then partition, as Spark writes them: `{"tx": {"0": 42}}`.

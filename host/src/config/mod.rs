@@ -33,34 +33,25 @@
 //! Strings expand `${VAR}` and `${VAR:-default}` from the environment. Paths are relative to the file.
 //! Every error names the file, the key and what was expected.
 
-mod ddl;
 mod expand;
-mod kafka;
 mod section;
-mod spec;
-mod suggest;
 mod units;
 
 use std::path::{Path, PathBuf};
 
-pub use ddl::{format_ddl_schema, parse_ddl_schema};
 pub use expand::expand;
-pub use kafka::{
-    split_kafka_options, OptionError, Options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS,
-};
-pub use spec::{
-    DecodeFormat, Delivery, DeserializerSpec, OnError, OnFailure, PipelineSpec, SinkFormat,
-    SinkSpec, TransformSpec, Trigger, UdfSpec, WatermarkSpec,
-};
-pub use suggest::nearest_key;
-pub(crate) use suggest::unknown_key_message;
 pub use units::{parse_duration, parse_size};
 
 use section::Section;
 
-use crate::sink::{SinkOnError, SinkOptions};
+use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::pipeline::{PipelineSpec, Trigger};
+use crate::schema::parse_ddl_schema;
+use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 use crate::source::SourceOptions;
-use crate::udf::UdfLimits;
+use crate::spelling::unknown_key_message;
+use crate::udf::{OnError, OnFailure, TransformSpec, UdfLimits, UdfSpec};
+use crate::window::WatermarkSpec;
 
 /// A mistake in a pipeline file: which file, which key, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,9 +140,6 @@ pub fn parse(
         .into_iter()
         .map(|section| read_transform(section, base, limits, false))
         .collect::<Result<Vec<_>, _>>()?;
-    if aggregate.is_none() && !after_aggregate.is_empty() {
-        return Err(root.error("after_aggregate", "only used with an [aggregate] section"));
-    }
     let sink = root
         .table("sink")?
         .ok_or_else(|| root.error("sink", "missing: expected a [sink] table"))?;
@@ -191,7 +179,7 @@ pub fn parse(
         "checkpointLocation",
         "minBatchesToRetain",
     ])?;
-    Ok(PipelineSpec {
+    let spec = PipelineSpec {
         name,
         source,
         deserializer,
@@ -203,7 +191,10 @@ pub fn parse(
         trigger,
         checkpoint,
         min_batches_to_retain,
-    })
+    };
+    spec.validate()
+        .map_err(|e| ConfigError::new(file, e.key, e.message))?;
+    Ok(spec)
 }
 
 fn expand_strings(
@@ -244,17 +235,6 @@ fn expand_value(
     Ok(())
 }
 
-/// Default for `watermark.max_drift`: ten minutes of event time. Measured on the reference workload on
-/// tansu, which answers each fetch with one partition's records: without alignment a 4,000,000-record
-/// backlog reached 135 MiB and grew on; with it, 24,000,000 records stayed at 97-102 MiB with 120 s and
-/// with 600 s alike. Each pause drops what librdkafka had fetched for the partition, so a small drift
-/// costs time on such a broker: over 1,000,000 records, exactly-once, 6 interleaved runs, 120 s took a
-/// median 2.07 s and 600 s 1.75 s (1.48 s for the build before alignment).
-const DEFAULT_MAX_DRIFT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Default for `watermark.idle_timeout`.
-const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
     let column = section.string("column")?.ok_or_else(|| {
         section.error(
@@ -268,13 +248,14 @@ fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
             "missing: expected how late records may be, e.g. \"5s\"",
         )
     })?;
-    let idle_timeout = section
-        .parsed("idle_timeout", parse_duration)?
-        .unwrap_or(DEFAULT_IDLE_TIMEOUT);
-    let late_data_topic = section.string("late_data_topic")?;
-    let max_drift = section
-        .parsed("max_drift", parse_duration)?
-        .unwrap_or(DEFAULT_MAX_DRIFT);
+    let mut spec = WatermarkSpec::new(column, delay);
+    if let Some(idle_timeout) = section.parsed("idle_timeout", parse_duration)? {
+        spec.idle_timeout = idle_timeout;
+    }
+    spec.late_data_topic = section.string("late_data_topic")?;
+    if let Some(max_drift) = section.parsed("max_drift", parse_duration)? {
+        spec.max_drift = (!max_drift.is_zero()).then_some(max_drift);
+    }
     section.finish(&[
         "column",
         "delay",
@@ -282,13 +263,7 @@ fn read_watermark(mut section: Section) -> Result<WatermarkSpec, ConfigError> {
         "late_data_topic",
         "max_drift",
     ])?;
-    Ok(WatermarkSpec {
-        column,
-        delay_ms: delay.as_millis() as i64,
-        idle_timeout,
-        late_data_topic,
-        max_drift: (!max_drift.is_zero()).then_some(max_drift),
-    })
+    Ok(spec)
 }
 
 fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpec, ConfigError> {
@@ -350,8 +325,8 @@ fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpe
             .ok_or_else(|| item.error("function", "missing: expected e.g. \"count\""))?;
         let column = item.string("column")?;
         let alias = item.string("as")?.unwrap_or_else(|| match &column {
-            Some(column) => format!("{}_{column}", function_name(function)),
-            None => function_name(function).to_string(),
+            Some(column) => format!("{}_{column}", function.name()),
+            None => function.name().to_string(),
         });
         let max_items = item.integer("max_items")?.unwrap_or(100) as usize;
         item.finish(&["function", "column", "as", "max_items"])?;
@@ -378,21 +353,6 @@ fn read_aggregate(mut section: Section) -> Result<crate::aggregate::AggregateSpe
         aggregates,
         output_mode,
     })
-}
-
-fn function_name(function: crate::aggregate::Function) -> &'static str {
-    use crate::aggregate::Function::*;
-    match function {
-        Count => "count",
-        Sum => "sum",
-        Min => "min",
-        Max => "max",
-        Avg => "avg",
-        CountDistinct => "count_distinct",
-        First => "first",
-        Last => "last",
-        CollectList => "collect_list",
-    }
 }
 
 /// Limits given as `KEY=VALUE` pairs with the keys of `[limits]` (`weir udf test --limit timeout=2s`), over
@@ -463,21 +423,16 @@ fn read_source(section: Section) -> Result<SourceOptions, ConfigError> {
 }
 
 fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, ConfigError> {
-    let delivery =
-        match (section.string("delivery")?.as_deref(), checkpointed) {
-            (None, true) | (Some("exactly-once"), true) => Delivery::ExactlyOnce,
-            (None, false) | (Some("at-least-once"), _) => Delivery::AtLeastOnce,
-            (Some("exactly-once"), false) => return Err(section.error(
+    let delivery = match (section.string("delivery")?.as_deref(), checkpointed) {
+        (None, true) | (Some("exactly-once"), _) => Delivery::ExactlyOnce,
+        (None, false) | (Some("at-least-once"), _) => Delivery::AtLeastOnce,
+        (Some(other), _) => {
+            return Err(section.error(
                 "delivery",
-                "exactly-once needs a checkpoint: set `checkpointLocation` at the top of the file",
-            )),
-            (Some(other), _) => {
-                return Err(section.error(
-                    "delivery",
-                    format!("expected \"exactly-once\" or \"at-least-once\", found {other:?}"),
-                ))
-            }
-        };
+                format!("expected \"exactly-once\" or \"at-least-once\", found {other:?}"),
+            ))
+        }
+    };
     let format = match section.string("format")?.as_deref() {
         None | Some("kafka") => SinkFormat::Kafka,
         Some("json") => SinkFormat::Json,
@@ -607,27 +562,18 @@ fn read_udf(
     if path.is_empty() {
         return Err(section.error("udf", "expected the path of a .wasm module"));
     }
-    let path = base.join(PathBuf::from(path));
-    let name = section.string("name")?.unwrap_or_else(|| {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let config = match section.table("config")? {
-        Some(config) => config.into_json(),
-        None => serde_json::Value::Object(Default::default()),
-    };
+    let mut spec = UdfSpec::new(base.join(PathBuf::from(path)));
+    if let Some(name) = section.string("name")? {
+        spec = spec.with_name(name);
+    }
+    if let Some(config) = section.table("config")? {
+        spec = spec.with_config(config.into_json());
+    }
     let limits = match section.table("limits")? {
         Some(own) => read_limits(own, limits)?,
         None => limits,
     };
-    Ok(Some(UdfSpec {
-        name,
-        path,
-        config,
-        limits,
-        on_failure: OnFailure::Fail,
-    }))
+    Ok(Some(spec.with_limits(limits)))
 }
 
 fn read_deserializer(

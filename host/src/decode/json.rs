@@ -29,7 +29,7 @@ pub struct JsonDecoder {
 }
 
 impl JsonDecoder {
-    /// A decoder for `schema`; see [`crate::config::DecodeFormat::Json`] for the options.
+    /// A decoder for `schema`; see [`crate::decode::DecodeFormat::Json`] for the options.
     pub fn new(
         schema: SchemaRef,
         permissive: bool,
@@ -198,7 +198,7 @@ fn null_row(schema: &SchemaRef) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_ddl_schema;
+    use crate::schema::parse_ddl_schema;
     use arrow_array::Int32Array;
 
     fn values(items: &[Option<&str>]) -> BinaryArray {

@@ -273,7 +273,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_ddl_schema;
+    use crate::schema::parse_ddl_schema;
 
     fn check(ddl: &str, strict: bool, value: &str) -> Result<(), String> {
         RecordCheck::new(&parse_ddl_schema(ddl).unwrap(), strict)

@@ -6,6 +6,7 @@
 
 mod json;
 mod json_check;
+mod spec;
 
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use json::JsonDecoder;
+pub use spec::{DecodeFormat, DeserializerSpec};
 
-use crate::config::DecodeFormat;
 use crate::source::PartitionChunk;
 use crate::udf::{Kind, UdfError, UdfRuntime, UdfStage};
 

@@ -1,6 +1,8 @@
 //! Building a [`PipelineSpec`] in Rust, for programs that embed Weir instead of using pipeline files.
 //!
-//! The builder takes the same option names as the pipeline file, so the two stay one thing.
+//! The builder takes the same option names as the pipeline file and the stages' own spec types, and its
+//! [`PipelineBuilder::build`] runs the same checks ([`PipelineSpec::validate`]), so the two stay one thing:
+//! whatever a file can say, the builder can too.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,13 +10,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use arrow_schema::SchemaRef;
 
-use crate::config::{
-    DecodeFormat, Delivery, DeserializerSpec, OnError, PipelineSpec, SinkFormat, SinkSpec,
-    TransformSpec, Trigger, UdfSpec,
-};
-use crate::sink::SinkOptions;
+use crate::aggregate::AggregateSpec;
+use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::pipeline::{PipelineSpec, Trigger};
+use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 use crate::source::SourceOptions;
-use crate::udf::UdfLimits;
+use crate::udf::{OnError, TransformSpec, UdfLimits, UdfSpec};
+use crate::window::WatermarkSpec;
 
 /// Collects the parts of a pipeline; [`PipelineBuilder::build`] checks them as the file parser does.
 pub struct PipelineBuilder {
@@ -23,11 +25,17 @@ pub struct PipelineBuilder {
     deserializer: Option<DecodeFormat>,
     on_error: OnError,
     transforms: Vec<TransformSpec>,
+    watermark: Option<WatermarkSpec>,
+    aggregate: Option<AggregateSpec>,
+    after_aggregate: Vec<TransformSpec>,
     sink: BTreeMap<String, String>,
     sink_format: SinkFormat,
+    delivery: Option<Delivery>,
+    sink_on_error: SinkOnError,
     trigger: Trigger,
     limits: UdfLimits,
     checkpoint: Option<PathBuf>,
+    min_batches_to_retain: u64,
 }
 
 impl PipelineBuilder {
@@ -38,17 +46,29 @@ impl PipelineBuilder {
             deserializer: None,
             on_error: OnError::Fail,
             transforms: Vec::new(),
+            watermark: None,
+            aggregate: None,
+            after_aggregate: Vec::new(),
             sink: BTreeMap::new(),
             sink_format: SinkFormat::Kafka,
+            delivery: None,
+            sink_on_error: SinkOnError::Fail,
             trigger: Trigger::AsFastAsPossible,
             limits: UdfLimits::default(),
             checkpoint: None,
+            min_batches_to_retain: crate::checkpoint::DEFAULT_BATCHES_TO_RETAIN,
         }
     }
 
     /// `checkpointLocation`: resume from this folder after a restart, with exactly-once delivery.
     pub fn checkpoint(mut self, location: impl Into<PathBuf>) -> Self {
         self.checkpoint = Some(location.into());
+        self
+    }
+
+    /// `minBatchesToRetain`: how many committed batches keep their records in the checkpoint (default 100).
+    pub fn min_batches_to_retain(mut self, batches: u64) -> Self {
+        self.min_batches_to_retain = batches;
         self
     }
 
@@ -67,6 +87,18 @@ impl PipelineBuilder {
     /// How rows become record values (default [`SinkFormat::Kafka`]).
     pub fn sink_format(mut self, format: SinkFormat) -> Self {
         self.sink_format = format;
+        self
+    }
+
+    /// `[sink] delivery` (default: exactly-once with a checkpoint, at-least-once without).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// `[sink] on_error`: what happens to a row the broker refuses for good (default: fail).
+    pub fn sink_on_error(mut self, on_error: SinkOnError) -> Self {
+        self.sink_on_error = on_error;
         self
     }
 
@@ -100,12 +132,33 @@ impl PipelineBuilder {
     }
 
     /// A WebAssembly transform, after the ones added before.
-    pub fn transform_udf(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn transform_udf(self, path: impl Into<PathBuf>) -> Self {
         let udf = self.udf(path.into());
-        self.transforms.push(TransformSpec {
-            udf,
-            on_error: OnError::Fail,
-        });
+        self.transform(TransformSpec::new(udf))
+    }
+
+    /// A transform stage as the stage spec says it (the module's `config`, limits and policies), after
+    /// the ones added before.
+    pub fn transform(mut self, transform: TransformSpec) -> Self {
+        self.transforms.push(transform);
+        self
+    }
+
+    /// `[watermark]`: event time and how late records may be, per partition.
+    pub fn watermark(mut self, watermark: WatermarkSpec) -> Self {
+        self.watermark = Some(watermark);
+        self
+    }
+
+    /// `[aggregate]`: grouping, window, aggregates and output mode, after the transforms.
+    pub fn aggregate(mut self, aggregate: AggregateSpec) -> Self {
+        self.aggregate = Some(aggregate);
+        self
+    }
+
+    /// `[[after_aggregate]]`: a transform of the aggregation's output, after the ones added before.
+    pub fn after_aggregate(mut self, transform: TransformSpec) -> Self {
+        self.after_aggregate.push(transform);
         self
     }
 
@@ -116,27 +169,22 @@ impl PipelineBuilder {
     }
 
     fn udf(&self, path: PathBuf) -> UdfSpec {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        UdfSpec {
-            name,
-            path,
-            config: serde_json::json!({}),
-            limits: self.limits,
-            on_failure: Default::default(),
-        }
+        UdfSpec::new(path).with_limits(self.limits)
     }
 
-    /// Checks the options and returns the spec.
+    /// Checks the options and the rules that span stages ([`PipelineSpec::validate`]), and returns the spec.
     pub fn build(self) -> anyhow::Result<PipelineSpec> {
         let source = SourceOptions::from_options(self.source).context("source")?;
         let sink = SinkOptions::from_options(self.sink).context("sink")?;
         let format = self
             .deserializer
             .context("no deserializer: call deserializer_udf or deserializer_json")?;
-        Ok(PipelineSpec {
+        let delivery = self.delivery.unwrap_or(if self.checkpoint.is_some() {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        });
+        let spec = PipelineSpec {
             name: self.name,
             source,
             deserializer: DeserializerSpec {
@@ -144,22 +192,20 @@ impl PipelineBuilder {
                 on_error: self.on_error,
             },
             transforms: self.transforms,
-            watermark: None,
-            aggregate: None,
-            after_aggregate: Vec::new(),
+            watermark: self.watermark,
+            aggregate: self.aggregate,
+            after_aggregate: self.after_aggregate,
             sink: SinkSpec {
                 options: sink,
                 format: self.sink_format,
-                delivery: if self.checkpoint.is_some() {
-                    Delivery::ExactlyOnce
-                } else {
-                    Delivery::AtLeastOnce
-                },
-                on_error: Default::default(),
+                delivery,
+                on_error: self.sink_on_error,
             },
             trigger: self.trigger,
             checkpoint: self.checkpoint,
-            min_batches_to_retain: crate::checkpoint::DEFAULT_BATCHES_TO_RETAIN,
-        })
+            min_batches_to_retain: self.min_batches_to_retain,
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 }

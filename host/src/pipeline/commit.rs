@@ -18,10 +18,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::checkpoint::{Checkpoint, CommittedBatch, GroupOffsets, PlannedBatch, Resume};
-use crate::config::Delivery;
+use crate::kafka::TopicPartition;
 use crate::progress::offsets_json;
+use crate::sink::Delivery;
 use crate::sink::KafkaSink;
-use crate::source::TopicPartition;
 use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 

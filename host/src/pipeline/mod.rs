@@ -1,5 +1,15 @@
 //! The pipeline: a [`PipelineSpec`] built from a file or from code, planned, then run.
 //!
+//! A batch goes down these files in order:
+//!
+//! 1. `spec.rs` and `builder.rs`: what the pipeline is, and the checks that span stages;
+//! 2. `plan.rs`: every stage loaded and checked to compose (what `weir validate` prints);
+//! 3. `run.rs`: the loop opens the source and the sink, polls a batch, and moves the watermark;
+//! 4. `stateless.rs`: per partition, in parallel: deserialize, transform, apply `on_error`/`on_failure`;
+//! 5. `overlapped_write.rs`: behind the loop, one batch at a time: `stateful.rs` (the aggregation), then
+//!    output and dead letters produced (`refused.rs` for rows the broker refuses);
+//! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report.
+//!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
 //! use weir::{Pipeline, SinkFormat};
@@ -21,21 +31,26 @@
 
 mod builder;
 mod commit;
+mod overlapped_write;
 mod plan;
 mod refused;
+mod report;
 mod run;
-mod write;
+mod spec;
+mod stateful;
+mod stateless;
 
 use std::future::Future;
 use std::sync::Arc;
 
-pub use builder::PipelineBuilder;
-pub use plan::{column_list, Aggregated, ChunkOutput, ChunkTimings, Plan};
-pub use run::RunSummary;
-
-use crate::config::PipelineSpec;
 use crate::progress::ProgressListener;
 use crate::udf::UdfRuntime;
+pub use builder::PipelineBuilder;
+pub use plan::Plan;
+pub use run::RunSummary;
+pub use spec::{PipelineSpec, SpecError, Trigger};
+pub use stateful::Aggregated;
+pub use stateless::{ChunkOutput, ChunkTimings};
 
 /// A planned pipeline, ready to run.
 pub struct Pipeline {

@@ -1,97 +1,38 @@
 //! The plan: every stage loaded and checked to compose, before a single record is read.
 //!
-//! `weir validate` stops here and prints the plan; `weir run` goes on to run it. Processing one partition's
-//! records through the stateless stages is [`Plan::process_chunk`], a function of its input, so workers
-//! can run it in parallel on different partitions; the aggregation then sees the whole batch at once
-//! ([`Plan::aggregate`]), because its state is shared by all partitions.
+//! `weir validate` stops here and prints the plan; `weir run` goes on to run it. A batch then goes through
+//! the plan in two steps: the stateless stages per partition (`stateless.rs`), then the stateful step
+//! over the whole batch (`stateful.rs`).
 
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use anyhow::Context;
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::aggregate::{event_times, Aggregator, StateOperatorProgress};
+use crate::aggregate::Aggregator;
 use crate::checkpoint::PlanFingerprint;
-use crate::config::{DecodeFormat, OnError, OnFailure, PipelineSpec, TransformSpec, WatermarkSpec};
-use crate::decode::{DecodeError, Deserializer};
-use crate::progress::ErrorCounts;
+use crate::decode::Deserializer;
+use crate::pipeline::PipelineSpec;
+use crate::schema::column_list;
 use crate::sink::check_sink_schema;
-use crate::source::{source_schema, PartitionChunk};
+use crate::source::source_schema;
 use crate::state::StateStore;
 use crate::udf::{Kind, UdfError, UdfRuntime, UdfStage};
+use crate::udf::{OnError, TransformSpec};
 
 /// A pipeline with its stages loaded.
 pub struct Plan {
     pub(crate) spec: PipelineSpec,
     source_schema: SchemaRef,
-    deserializer: Deserializer,
-    transforms: Vec<(TransformSpec, UdfStage)>,
+    pub(super) deserializer: Deserializer,
+    pub(super) transforms: Vec<(TransformSpec, UdfStage)>,
     /// The event-time column in the deserialized rows, when there is a watermark.
-    event_time: Option<usize>,
+    pub(super) event_time: Option<usize>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
-    aggregator: Option<Mutex<Aggregator>>,
-    after_aggregate: Vec<(TransformSpec, UdfStage)>,
+    pub(super) aggregator: Option<Mutex<Aggregator>>,
+    pub(super) after_aggregate: Vec<(TransformSpec, UdfStage)>,
     output: SchemaRef,
-}
-
-/// What the stateful part of a batch produced.
-pub struct Aggregated {
-    /// Rows for the sink.
-    pub rows: RecordBatch,
-    /// The aggregation's state counts, when there is an aggregation.
-    pub state: Option<StateOperatorProgress>,
-    /// Rows the transforms after the aggregation dropped as failed.
-    pub transform_dropped: u64,
-    /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
-    pub late: Option<RecordBatch>,
-}
-
-/// What one partition's records became.
-pub struct ChunkOutput {
-    /// Rows for the sink.
-    pub rows: RecordBatch,
-    /// Records for a dead-letter topic.
-    pub dead_letters: Vec<DeadLetterRecord>,
-    /// Records and rows that failed alone.
-    pub errors: ErrorCounts,
-    /// The largest event time among the partition's deserialized records (before any filter), when the
-    /// pipeline has a watermark.
-    pub max_event_time: Option<i64>,
-    /// Time spent in the deserializer and in the transforms, for the progress's stage breakdown.
-    pub timings: ChunkTimings,
-}
-
-/// Where one partition's processing time went.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ChunkTimings {
-    /// The deserializer.
-    pub decode: std::time::Duration,
-    /// The transforms before the aggregation.
-    pub transform: std::time::Duration,
-}
-
-/// A source record on its way to a dead-letter topic.
-#[derive(Debug, Clone)]
-pub struct DeadLetterRecord {
-    /// Its row in the chunk.
-    pub row: usize,
-    /// The dead-letter topic.
-    pub topic: String,
-    /// The stage that failed on it.
-    pub stage: String,
-    /// Why.
-    pub error: String,
-}
-
-/// Why a transform stage stopped.
-enum TransformError {
-    /// The call failed as a whole; the stage's `on_failure` decides.
-    Call(UdfError),
-    /// A row failed and the stage's `on_error` is `fail`.
-    Row(anyhow::Error),
 }
 
 impl Plan {
@@ -258,8 +199,8 @@ impl Plan {
         }
         describe_transforms(&mut out, &self.after_aggregate);
         let format = match self.spec.sink.format {
-            crate::config::SinkFormat::Kafka => "value column",
-            crate::config::SinkFormat::Json => "rows as JSON",
+            crate::sink::SinkFormat::Kafka => "value column",
+            crate::sink::SinkFormat::Json => "rows as JSON",
         };
         let topic = self
             .spec
@@ -271,134 +212,6 @@ impl Plan {
         let _ = writeln!(out, "  sink         Kafka topic {topic} ({format})");
         let _ = writeln!(out, "  trigger      {:?}", self.spec.trigger);
         out
-    }
-
-    /// Runs one partition's records through the deserializer and the transforms.
-    ///
-    /// Records that fail alone are handled by their stage's `on_error`; with `fail`, the error names the
-    /// record's topic, partition and offset.
-    pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
-        let mut errors = ErrorCounts::default();
-        let decode_started = Instant::now();
-        let (rows, failures) = match self.deserializer.decode(chunk) {
-            Ok(decoded) => decoded,
-            Err(DecodeError::Udf(error)) => match &self.spec.deserializer.format {
-                DecodeFormat::Udf(udf) => match &udf.on_failure {
-                    OnFailure::DeadLetter { topic } => {
-                        return Ok(self.dead_letter_chunk(chunk, topic, &error, None))
-                    }
-                    OnFailure::Fail => return Err(error.into()),
-                },
-                _ => return Err(error.into()),
-            },
-            Err(error) => return Err(error.into()),
-        };
-        let mut dead_letters = Vec::new();
-        if let Some(first) = failures.first() {
-            match &self.spec.deserializer.on_error {
-                OnError::Fail => {
-                    let offset = chunk.offset(first.row);
-                    anyhow::bail!(
-                        "record {}-{} offset {offset} could not be deserialized ({}): {}{}; set the deserializer's \
-                         on_error to \"drop\" or \"dead-letter\" to go on without such records",
-                        chunk.topic,
-                        chunk.partition,
-                        self.deserializer.describe(),
-                        first.message,
-                        if failures.len() > 1 { format!(" (and {} more in this batch)", failures.len() - 1) } else { String::new() }
-                    );
-                }
-                OnError::Drop => {
-                    errors.deserializer_dropped += failures.len() as u64;
-                    tracing::debug!(
-                        dropped = failures.len(),
-                        "{}: dropped records that failed to deserialize",
-                        chunk.describe()
-                    );
-                }
-                OnError::DeadLetter { topic } => {
-                    errors.dead_lettered += failures.len() as u64;
-                    let stage = self.deserializer.stage_name();
-                    dead_letters = failures
-                        .into_iter()
-                        .map(|f| DeadLetterRecord {
-                            row: f.row,
-                            topic: topic.clone(),
-                            stage: stage.to_string(),
-                            error: f.message,
-                        })
-                        .collect();
-                }
-            }
-        }
-        let max_event_time = match self.event_time {
-            Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
-            None => None,
-        };
-        let transform_started = Instant::now();
-        let decode = transform_started - decode_started;
-        let records = chunk.describe();
-        let mut rows = rows;
-        for (spec, stage) in &self.transforms {
-            match run_transform(spec, stage, &rows, &records) {
-                Ok((output, dropped)) => {
-                    rows = output;
-                    errors.transform_dropped += dropped;
-                }
-                Err(TransformError::Call(error)) => match &spec.udf.on_failure {
-                    OnFailure::DeadLetter { topic } => {
-                        return Ok(self.dead_letter_chunk(chunk, topic, &error, max_event_time))
-                    }
-                    OnFailure::Fail => return Err(error.into()),
-                },
-                Err(TransformError::Row(error)) => return Err(error),
-            }
-        }
-        Ok(ChunkOutput {
-            rows,
-            dead_letters,
-            errors,
-            max_event_time,
-            timings: ChunkTimings {
-                decode,
-                transform: transform_started.elapsed(),
-            },
-        })
-    }
-
-    /// `on_failure = "dead-letter"`: every record of the chunk goes to `topic` with the call's error, and the
-    /// chunk yields no rows. Records are dead-lettered once, even those an earlier stage had rejected.
-    fn dead_letter_chunk(
-        &self,
-        chunk: &PartitionChunk,
-        topic: &str,
-        error: &UdfError,
-        max_event_time: Option<i64>,
-    ) -> ChunkOutput {
-        let message = error.to_string();
-        tracing::warn!(
-            "{message}; its {} records go to the dead-letter topic {topic} (on_failure = \"dead-letter\")",
-            chunk.batch.num_rows()
-        );
-        let dead_letters = (0..chunk.batch.num_rows())
-            .map(|row| DeadLetterRecord {
-                row,
-                topic: topic.to_string(),
-                stage: error.udf.clone(),
-                error: message.clone(),
-            })
-            .collect::<Vec<_>>();
-        ChunkOutput {
-            rows: RecordBatch::new_empty(self.processed_schema()),
-            errors: ErrorCounts {
-                dead_lettered: dead_letters.len() as u64,
-                failed_calls: 1,
-                ..ErrorCounts::default()
-            },
-            dead_letters,
-            max_event_time,
-            timings: ChunkTimings::default(),
-        }
     }
 
     /// For `weir run --reload`: swaps in every UDF module whose file changed and still fits the plan.
@@ -426,53 +239,6 @@ impl Plan {
             })
             .collect()
     }
-
-    /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
-    /// watermark as it stood before the batch, emits what the output mode calls for at the watermark after
-    /// it, and runs the transforms that follow. Without an aggregation, returns the rows as they are.
-    pub fn aggregate(
-        &self,
-        rows: RecordBatch,
-        watermark_before: Option<i64>,
-        watermark_after: Option<i64>,
-    ) -> anyhow::Result<Aggregated> {
-        let Some(aggregator) = &self.aggregator else {
-            return Ok(Aggregated {
-                rows,
-                state: None,
-                transform_dropped: 0,
-                late: None,
-            });
-        };
-        let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
-        let late_rows = aggregator.update(&rows, watermark_before)?;
-        let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
-        drop(aggregator);
-        let late = match &self.spec.watermark {
-            Some(WatermarkSpec {
-                late_data_topic: Some(_),
-                ..
-            }) if !late_rows.is_empty() => {
-                let indices = arrow_array::UInt32Array::from(late_rows);
-                Some(
-                    arrow_select::take::take_record_batch(&rows, &indices)
-                        .context("selecting late rows")?,
-                )
-            }
-            _ => None,
-        };
-        let (rows, dropped) = run_transforms(
-            &self.after_aggregate,
-            emitted,
-            " on the aggregation's output",
-        )?;
-        Ok(Aggregated {
-            rows,
-            state: Some(progress),
-            transform_dropped: dropped,
-            late,
-        })
-    }
 }
 
 fn load_transforms(
@@ -496,47 +262,6 @@ fn last_schema(stages: &[(TransformSpec, UdfStage)], input: &SchemaRef) -> Schem
         .map_or_else(|| input.clone(), |(_, stage)| stage.output_schema().clone())
 }
 
-/// Runs `rows` through one transform; returns its rows and how many rows it dropped as failed.
-fn run_transform(
-    spec: &TransformSpec,
-    stage: &UdfStage,
-    rows: &RecordBatch,
-    records: &str,
-) -> Result<(RecordBatch, u64), TransformError> {
-    let output = stage.process(rows, records).map_err(TransformError::Call)?;
-    let Some(first) = output.row_errors.first() else {
-        return Ok((output.batch, 0));
-    };
-    if spec.on_error == OnError::Fail {
-        return Err(TransformError::Row(anyhow::anyhow!(
-            "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
-            stage.name(),
-            first.row,
-            first.message
-        )));
-    }
-    Ok((output.batch, output.row_errors.len() as u64))
-}
-
-/// Runs `rows` through a chain of transforms that must not fail (after the aggregation, where no source
-/// records remain to dead-letter); returns the rows and how many rows were dropped as failed.
-fn run_transforms(
-    stages: &[(TransformSpec, UdfStage)],
-    mut rows: RecordBatch,
-    records: &str,
-) -> anyhow::Result<(RecordBatch, u64)> {
-    let mut dropped = 0;
-    for (spec, stage) in stages {
-        let (output, failed) = run_transform(spec, stage, &rows, records).map_err(|e| match e {
-            TransformError::Call(error) => anyhow::Error::from(error),
-            TransformError::Row(error) => error,
-        })?;
-        rows = output;
-        dropped += failed;
-    }
-    Ok((rows, dropped))
-}
-
 /// The plan's lines for a chain of transforms.
 fn describe_transforms(out: &mut String, stages: &[(TransformSpec, UdfStage)]) {
     for (spec, stage) in stages {
@@ -553,16 +278,6 @@ fn describe_transforms(out: &mut String, stages: &[(TransformSpec, UdfStage)]) {
             column_list(stage.output_schema())
         );
     }
-}
-
-/// `name: type, ...` of a schema, for the plan and for errors.
-pub fn column_list(schema: &SchemaRef) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn policy(on_error: &OnError) -> String {

@@ -1,26 +1,27 @@
-//! The micro-batch loop: poll → process partitions in parallel → write → report, on tokio.
+//! The micro-batch loop: open the source and the sink, then, batch after batch, poll → the stateless step
+//! per partition, in parallel (`stateless.rs`) → the watermark → write (`overlapped_write.rs`, which runs
+//! the stateful step and commits) → report (`report.rs`), on tokio.
 //!
 //! The source and the sink are blocking clients, so each step runs on tokio's blocking pool while the loop
 //! itself stays responsive to shutdown between batches. As fast as possible, three batches are in flight:
-//! batch N+1 is read while batch N is processed and batch N-1 is written (`write.rs`); writes stay one at
-//! a time and in order. A batch's source offsets move forward only after its output (and dead letters) are
-//! acknowledged by the broker: a failure never skips records.
+//! batch N+1 is read while batch N is processed and batch N-1 is written; writes stay one at a time and in
+//! order. A batch's source offsets move forward only after its output (and dead letters) are acknowledged
+//! by the broker: a failure never skips records.
 
-use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
 use super::commit::Checkpointing;
-use super::plan::{ChunkOutput, Plan};
-use super::write::{start_writing, BatchCommit, ProcessedBatch, Written};
-use crate::config::Trigger;
-use crate::progress::{
-    millis, offsets_json, BatchProgress, Durations, ErrorCounts, EventTimeProgress,
-    ProgressListener, SinkProgress, SourceProgress,
-};
+use super::overlapped_write::{start_writing, BatchCommit, ProcessedBatch};
+use super::plan::Plan;
+use super::report::{BatchReport, InFlight, Reporter};
+use super::stateless::ChunkOutput;
+use crate::pipeline::{PipelineSpec, Trigger};
+use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
 use crate::sink::KafkaSink;
 use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
 use crate::window::{partitions_to_hold, WatermarkTracker};
@@ -51,22 +52,45 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()>,
     listener: &mut dyn ProgressListener,
 ) -> anyhow::Result<RunSummary> {
-    let spec = plan.spec().clone();
     let checkpointing = checkpointing.map(Arc::new);
-    let source_options = spec.source.clone();
-    let resume_positions = checkpointing
-        .as_ref()
-        .and_then(|c| c.resume.positions.clone());
     let opening = Instant::now();
-    // The sink starts while the source does: both wait on the broker (offsets, the group's offsets, the
-    // transactional producer's fencing), ~100-200 ms each on tansu, which a short run would otherwise pay
-    // twice.
-    let transactional_id = checkpointing.as_ref().and_then(|c| c.transactional_id());
+    let (source, sink) = open_io(plan.spec(), checkpointing.as_ref(), opening).await?;
+    let mut batches = BatchLoop::new(plan, reload, checkpointing, source, sink, opening);
+    // The shutdown signal, pinned once and polled by every step that waits.
+    tokio::pin!(shutdown);
+    let ended: anyhow::Result<()> = async {
+        while batches.step(&mut shutdown, listener).await? == Step::Next {}
+        Ok(())
+    }
+    .await;
+    // A batch still being written is finished and reported, even when the loop stopped on an error: its
+    // output is then complete and committed, or not at all.
+    let finished = match batches.writing.take() {
+        Some(last) => batches.reporter.finish(last, listener).await,
+        None => Ok(()),
+    };
+    ended?;
+    finished?;
+    Ok(batches.reporter.summary)
+}
+
+/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink (with the
+/// checkpoint's transactional id). The sink starts while the source does: both wait on the broker (offsets,
+/// the group's offsets, the transactional producer's fencing), ~100-200 ms each on tansu, which a short run
+/// would otherwise pay twice.
+async fn open_io(
+    spec: &PipelineSpec,
+    checkpointing: Option<&Arc<Checkpointing>>,
+    opening: Instant,
+) -> anyhow::Result<(KafkaSource, Arc<KafkaSink>)> {
+    let transactional_id = checkpointing.and_then(|c| c.transactional_id());
     let (sink_options, sink_format) = (spec.sink.options.clone(), spec.sink.format);
     let opening_sink = tokio::task::spawn_blocking(move || {
         KafkaSink::open_with(sink_options, sink_format, transactional_id.as_deref())
     });
-    let opening_checkpoint = checkpointing.clone();
+    let source_options = spec.source.clone();
+    let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
+    let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || {
         let source = KafkaSource::open_resuming(source_options, resume_positions.as_ref())?;
         if let Some(c) = &opening_checkpoint {
@@ -79,321 +103,314 @@ pub(crate) async fn run(
     tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
     let sink = Arc::new(opening_sink.await?.context("starting the Kafka sink")?);
     tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
-    let mut next_batch = checkpointing.as_ref().map_or(0, |c| c.resume.next_batch);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mut reporter = Reporter {
-        // Spark's query id: the checkpoint's, stable across restarts; without one, per pipeline name.
-        id: match &checkpointing {
-            Some(c) => c.checkpoint.query_id().to_string(),
-            None => format!("weir-{}", spec.name),
-        },
-        run_id: uuid::Uuid::new_v4().to_string(),
-        name: spec.name.clone(),
-        source: spec.source.description(),
-        sink: sink.description(),
-        previous_start: None,
-        summary: RunSummary::default(),
-    };
-    let mut watermarks = spec.watermark.as_ref().map(|w| {
-        let mut tracker = WatermarkTracker::new(w.delay_ms, w.idle_timeout);
-        for partition in source.positions().keys() {
-            tracker.add_partition(partition, Instant::now());
-        }
-        if let Some(snapshot) = checkpointing
-            .as_ref()
-            .and_then(|c| c.resume.watermark.as_ref())
-        {
-            tracker.restore(snapshot, Instant::now());
-        }
-        tracker
-    });
-    tokio::pin!(shutdown);
-    let mut reload_checked = Instant::now();
-    let poll_wait = match spec.trigger {
-        Trigger::AsFastAsPossible => IDLE_POLL,
-        Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
-    };
-    // The source is either idle here or inside the poll that is reading the next batch.
-    let mut idle_source = Some(source);
-    let mut polling = None;
-    // The batch being aggregated, produced and committed while the loop processes the next one.
-    let mut writing: Option<InFlight> = None;
+    Ok((source, sink))
+}
 
-    let ended: anyhow::Result<()> = async {
-        loop {
-            if reload && reload_checked.elapsed() >= RELOAD_CHECK {
-                reload_checked = Instant::now();
-                let checking = plan.clone();
-                for outcome in
-                    tokio::task::spawn_blocking(move || checking.reload_changed_modules()).await?
-                {
-                    match outcome {
-                        Ok(done) => tracing::info!("{done}"),
-                        Err(refused) => tracing::error!("{refused}"),
-                    }
-                }
-            }
-            let started = Instant::now();
-            let wall_start = SystemTime::now();
-            let polled = match polling.take() {
-                Some(prefetched) => prefetched,
-                None => {
-                    let source = idle_source
-                        .take()
-                        .expect("the source is idle when nothing is polling");
-                    if source.is_finished() {
-                        tracing::info!(since_start = ?opening.elapsed(), "reached endingOffsets; stopping");
-                        return Ok(());
-                    }
-                    poll(source, poll_wait)
-                }
-            };
-            let (returned, batch) = tokio::select! {
-                joined = polled => joined?,
-                () = &mut shutdown => { tracing::info!("stopping on request"); return Ok(()); }
-            };
-            let batch = batch.context("polling the Kafka source")?;
-            let mut returned = returned;
-            if let (Some(tracker), Some(drift)) = (
-                &watermarks,
-                spec.watermark.as_ref().and_then(|w| w.max_drift),
-            ) {
-                // Watermark alignment, from what the batches processed so far showed (window/alignment.rs).
-                let hold = partitions_to_hold(
-                    tracker,
-                    drift.as_millis() as i64,
-                    returned.held(),
-                    &returned.finished_partitions(),
-                    Instant::now(),
-                );
-                returned.hold_back(&hold)?;
-            }
-            // As fast as possible, the next batch is read while this one is processed and written: reading
-            // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
-            // committed only after this batch's, as before.
-            if spec.trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
-                polling = Some(poll(returned, poll_wait));
-            } else {
-                idle_source = Some(returned);
-            }
-            let poll_ms = millis(started.elapsed());
-            let watermark_before = watermarks.as_ref().and_then(WatermarkTracker::watermark);
-            if batch.chunks.is_empty() {
-                // With no records, only an idle partition timing out can move the watermark and close
-                // windows.
-                let moved = match watermarks.as_mut() {
-                    Some(tracker) => tracker.advance(Instant::now()) != watermark_before,
-                    None => false,
-                };
-                if !(plan.has_aggregation() && moved) {
-                    continue;
-                }
-            }
+/// The per-partition watermark, over the partitions the source was assigned, restored from the checkpoint.
+fn watermark_tracker(
+    spec: &PipelineSpec,
+    source: &KafkaSource,
+    checkpointing: Option<&Arc<Checkpointing>>,
+) -> Option<WatermarkTracker> {
+    let watermark = spec.watermark.as_ref()?;
+    let mut tracker = WatermarkTracker::new(watermark.delay_ms, watermark.idle_timeout);
+    for partition in source.positions().keys() {
+        tracker.add_partition(partition, Instant::now());
+    }
+    if let Some(snapshot) = checkpointing.and_then(|c| c.resume.watermark.as_ref()) {
+        tracker.restore(snapshot, Instant::now());
+    }
+    Some(tracker)
+}
 
-            let process_started = Instant::now();
-            let chunks = Arc::new(batch.chunks);
-            let outputs = process_in_parallel(&plan, &chunks, workers).await?;
-            let process_ms = millis(process_started.elapsed());
-            let watermark_after = watermarks.as_mut().and_then(|tracker| {
-                let now = Instant::now();
-                for (chunk, output) in chunks.iter().zip(&outputs) {
-                    tracker.observe(
-                        &(chunk.topic.clone(), chunk.partition),
-                        output.max_event_time,
-                        now,
-                    );
-                }
-                tracker.advance(now)
-            });
-            let mut errors = ErrorCounts::default();
-            for output in &outputs {
-                errors.add(&output.errors);
-            }
-            // The previous batch was written while this one was processed; state and transactions go in
-            // order, so it must be done before this one starts.
-            if let Some(previous) = writing.take() {
-                reporter.finish(previous, listener).await?;
-            }
-            let report = BatchReport {
-                started,
-                wall_start,
-                poll_ms,
-                process_ms,
-                decode_ms: millis(outputs.iter().map(|o| o.timings.decode).sum()),
-                transform_ms: millis(outputs.iter().map(|o| o.timings.transform).sum()),
-                input_rows: chunks.iter().map(|c| c.batch.num_rows() as u64).sum(),
-                start: offsets_json(&batch.start),
-                end: offsets_json(&batch.end),
-                errors,
-                watermark: watermarks
-                    .as_ref()
-                    .map(|_| EventTimeProgress::new(watermark_after)),
-                sink_started: Instant::now(),
-            };
-            let commit = checkpointing.as_ref().map(|c| BatchCommit {
-                checkpointing: c.clone(),
-                batch: next_batch,
-                start: batch.start,
-                end: batch.end,
-                watermark: watermarks
-                    .as_ref()
-                    .map(WatermarkTracker::snapshot)
-                    .unwrap_or_default(),
-            });
-            writing = Some(InFlight {
-                task: start_writing(
-                    plan.clone(),
-                    sink.clone(),
-                    ProcessedBatch {
-                        chunks,
-                        outputs,
-                        watermarks: (watermark_before, watermark_after),
-                        commit,
-                    },
-                ),
-                report,
-            });
-            next_batch += 1;
+/// Whether the loop goes on after a step.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Next,
+    Stop,
+}
 
-            if let Trigger::ProcessingTime(interval) = spec.trigger {
-                if let Some(this) = writing.take() {
-                    reporter.finish(this, listener).await?;
-                }
-                let next = started + interval;
-                tokio::select! {
-                    () = tokio::time::sleep_until(next.into()) => {}
-                    () = &mut shutdown => { tracing::info!("stopping on request"); return Ok(()); }
-                }
-            }
+/// What the loop carries from one batch to the next.
+struct BatchLoop {
+    plan: Arc<Plan>,
+    spec: PipelineSpec,
+    sink: Arc<KafkaSink>,
+    checkpointing: Option<Arc<Checkpointing>>,
+    watermarks: Option<WatermarkTracker>,
+    reporter: Reporter,
+    /// The source is either idle here or inside the poll that is reading the next batch.
+    idle_source: Option<KafkaSource>,
+    polling: Option<Polling>,
+    /// The batch being aggregated, produced and committed while the loop processes the next one.
+    writing: Option<InFlight>,
+    next_batch: u64,
+    workers: usize,
+    poll_wait: Duration,
+    reload: bool,
+    reload_checked: Instant,
+    opening: Instant,
+}
+
+/// Per partition, the next offset to read.
+type Offsets = std::collections::BTreeMap<crate::kafka::TopicPartition, i64>;
+
+/// A poll running on the blocking pool; it hands the source back with the batch.
+type Polling = tokio::task::JoinHandle<(KafkaSource, anyhow::Result<SourceBatch>)>;
+
+impl BatchLoop {
+    fn new(
+        plan: Arc<Plan>,
+        reload: bool,
+        checkpointing: Option<Arc<Checkpointing>>,
+        source: KafkaSource,
+        sink: Arc<KafkaSink>,
+        opening: Instant,
+    ) -> BatchLoop {
+        let spec = plan.spec().clone();
+        BatchLoop {
+            reporter: Reporter::new(&spec, checkpointing.as_deref(), &sink),
+            watermarks: watermark_tracker(&spec, &source, checkpointing.as_ref()),
+            next_batch: checkpointing.as_ref().map_or(0, |c| c.resume.next_batch),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            poll_wait: match spec.trigger {
+                Trigger::AsFastAsPossible => IDLE_POLL,
+                Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
+            },
+            idle_source: Some(source),
+            polling: None,
+            writing: None,
+            reload_checked: Instant::now(),
+            plan,
+            spec,
+            sink,
+            checkpointing,
+            reload,
+            opening,
         }
     }
-    .await;
-    // A batch still being written is finished and reported, even when the loop stopped on an error: its
-    // output is then complete and committed, or not at all.
-    let finished = match writing.take() {
-        Some(last) => reporter.finish(last, listener).await,
-        None => Ok(()),
-    };
-    ended?;
-    finished?;
-    Ok(reporter.summary)
-}
 
-/// A batch being written, and what its progress report needs.
-struct InFlight {
-    /// The write, and when it was done.
-    task: tokio::task::JoinHandle<anyhow::Result<(Written, Instant)>>,
-    report: BatchReport,
-}
-
-/// What the loop knew of a batch when it started writing it.
-struct BatchReport {
-    started: Instant,
-    wall_start: SystemTime,
-    poll_ms: u64,
-    process_ms: u64,
-    decode_ms: u64,
-    transform_ms: u64,
-    input_rows: u64,
-    start: BTreeMap<String, BTreeMap<String, i64>>,
-    end: BTreeMap<String, BTreeMap<String, i64>>,
-    errors: ErrorCounts,
-    watermark: Option<EventTimeProgress>,
-    sink_started: Instant,
-}
-
-/// Reports each written batch to the listener and keeps the run's totals.
-struct Reporter {
-    id: String,
-    run_id: String,
-    name: String,
-    source: String,
-    sink: String,
-    previous_start: Option<Instant>,
-    summary: RunSummary,
-}
-
-impl Reporter {
-    /// Waits for the batch's write and reports it.
-    async fn finish(
+    /// One batch: poll it, run the stateless step on its partitions, move the watermark, and start writing
+    /// it once the previous batch's write is done and reported.
+    async fn step<S: Future<Output = ()>>(
         &mut self,
-        in_flight: InFlight,
+        shutdown: &mut Pin<&mut S>,
         listener: &mut dyn ProgressListener,
-    ) -> anyhow::Result<()> {
-        let (written, done_at) = in_flight.task.await??;
-        let report = in_flight.report;
-        let mut errors = report.errors;
-        errors.add(&written.errors);
-        // Measured to when the write was done, not to when the loop got round to looking.
-        let elapsed = done_at - report.started;
-        let since_previous = self
-            .previous_start
-            .map(|p| report.started - p)
-            .unwrap_or(elapsed);
-        self.previous_start = Some(report.started);
-        let progress = BatchProgress {
-            id: self.id.clone(),
-            run_id: self.run_id.clone(),
-            name: self.name.clone(),
-            timestamp: humantime::format_rfc3339_millis(report.wall_start).to_string(),
-            batch_id: self.summary.batches,
-            num_input_rows: report.input_rows,
-            input_rows_per_second: rate(report.input_rows, since_previous),
-            processed_rows_per_second: rate(report.input_rows, elapsed),
-            duration_ms: Durations {
-                trigger_execution: millis(elapsed),
-                poll: report.poll_ms,
-                process: report.process_ms,
-                decode: report.decode_ms,
-                transform: report.transform_ms,
-                sink: millis(done_at - report.sink_started),
-                aggregate: millis(written.timings.aggregate),
-                produce: millis(written.timings.produce),
-                checkpoint: millis(written.timings.checkpoint),
-            },
-            sources: vec![SourceProgress {
-                description: self.source.clone(),
-                start_offset: report.start,
-                end_offset: report.end,
-                num_input_rows: report.input_rows,
-            }],
-            sink: SinkProgress {
-                description: self.sink.clone(),
-                num_output_rows: written.rows,
-            },
-            errors: errors.clone(),
-            event_time: report.watermark,
-            state_operators: written.state.into_iter().collect(),
+    ) -> anyhow::Result<Step> {
+        self.reload_if_due().await?;
+        let started = Instant::now();
+        let wall_start = SystemTime::now();
+        let Some(batch) = self.poll_next(shutdown).await? else {
+            return Ok(Step::Stop);
         };
-        listener.on_progress(&progress);
-        self.summary.batches += 1;
-        self.summary.input_rows += report.input_rows;
-        self.summary.output_rows += written.rows;
-        self.summary.errors.add(&errors);
+        let poll_ms = millis(started.elapsed());
+        let watermark_before = self
+            .watermarks
+            .as_ref()
+            .and_then(WatermarkTracker::watermark);
+        if batch.chunks.is_empty() {
+            // With no records, only an idle partition timing out can move the watermark and close
+            // windows.
+            let moved = match self.watermarks.as_mut() {
+                Some(tracker) => tracker.advance(Instant::now()) != watermark_before,
+                None => false,
+            };
+            if !(self.plan.has_aggregation() && moved) {
+                return Ok(Step::Next);
+            }
+        }
+
+        let process_started = Instant::now();
+        let chunks = Arc::new(batch.chunks);
+        let outputs = process_in_parallel(&self.plan, &chunks, self.workers).await?;
+        let process_ms = millis(process_started.elapsed());
+        let watermark_after = self.observe_event_times(&chunks, &outputs);
+        let mut errors = ErrorCounts::default();
+        for output in &outputs {
+            errors.add(&output.errors);
+        }
+        // The previous batch was written while this one was processed; state and transactions go in
+        // order, so it must be done before this one starts.
+        if let Some(previous) = self.writing.take() {
+            self.reporter.finish(previous, listener).await?;
+        }
+        let report = BatchReport {
+            started,
+            wall_start,
+            poll_ms,
+            process_ms,
+            decode_ms: millis(outputs.iter().map(|o| o.timings.decode).sum()),
+            transform_ms: millis(outputs.iter().map(|o| o.timings.transform).sum()),
+            input_rows: chunks.iter().map(|c| c.batch.num_rows() as u64).sum(),
+            start: offsets_json(&batch.start),
+            end: offsets_json(&batch.end),
+            errors,
+            watermark: self
+                .watermarks
+                .as_ref()
+                .map(|_| EventTimeProgress::new(watermark_after)),
+            sink_started: Instant::now(),
+        };
+        let watermarks = (watermark_before, watermark_after);
+        self.write_behind(
+            chunks,
+            outputs,
+            (batch.start, batch.end),
+            watermarks,
+            report,
+        );
+        self.wait_for_trigger(started, shutdown, listener).await
+    }
+
+    /// Starts writing a processed batch behind the loop (`overlapped_write.rs`), with what its commit
+    /// needs: the batch id, its offsets and the watermark.
+    fn write_behind(
+        &mut self,
+        chunks: Arc<Vec<PartitionChunk>>,
+        outputs: Vec<ChunkOutput>,
+        (start, end): (Offsets, Offsets),
+        watermarks: (Option<i64>, Option<i64>),
+        report: BatchReport,
+    ) {
+        let commit = self.checkpointing.as_ref().map(|c| BatchCommit {
+            checkpointing: c.clone(),
+            batch: self.next_batch,
+            start,
+            end,
+            watermark: self
+                .watermarks
+                .as_ref()
+                .map(WatermarkTracker::snapshot)
+                .unwrap_or_default(),
+        });
+        let batch = ProcessedBatch {
+            chunks,
+            outputs,
+            watermarks,
+            commit,
+        };
+        self.writing = Some(InFlight {
+            task: start_writing(self.plan.clone(), self.sink.clone(), batch),
+            report,
+        });
+        self.next_batch += 1;
+    }
+
+    /// For `--reload`: swaps in changed modules, at most once per [`RELOAD_CHECK`].
+    async fn reload_if_due(&mut self) -> anyhow::Result<()> {
+        if !self.reload || self.reload_checked.elapsed() < RELOAD_CHECK {
+            return Ok(());
+        }
+        self.reload_checked = Instant::now();
+        let checking = self.plan.clone();
+        for outcome in
+            tokio::task::spawn_blocking(move || checking.reload_changed_modules()).await?
+        {
+            match outcome {
+                Ok(done) => tracing::info!("{done}"),
+                Err(refused) => tracing::error!("{refused}"),
+            }
+        }
         Ok(())
+    }
+
+    /// The next batch (read ahead, or polled now), with watermark alignment applied to the source and,
+    /// as fast as possible, the read of the batch after it started. `None` when the run is over: the
+    /// source reached `endingOffsets`, or shutdown was asked for.
+    async fn poll_next<S: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Pin<&mut S>,
+    ) -> anyhow::Result<Option<SourceBatch>> {
+        let polled = match self.polling.take() {
+            Some(prefetched) => prefetched,
+            None => {
+                let source = self
+                    .idle_source
+                    .take()
+                    .expect("the source is idle when nothing is polling");
+                if source.is_finished() {
+                    tracing::info!(since_start = ?self.opening.elapsed(), "reached endingOffsets; stopping");
+                    return Ok(None);
+                }
+                poll(source, self.poll_wait)
+            }
+        };
+        let (mut returned, batch) = tokio::select! {
+            joined = polled => joined?,
+            () = shutdown.as_mut() => { tracing::info!("stopping on request"); return Ok(None); }
+        };
+        let batch = batch.context("polling the Kafka source")?;
+        if let (Some(tracker), Some(drift)) = (
+            &self.watermarks,
+            self.spec.watermark.as_ref().and_then(|w| w.max_drift),
+        ) {
+            // Watermark alignment, from what the batches processed so far showed (window/alignment.rs).
+            let hold = partitions_to_hold(
+                tracker,
+                drift.as_millis() as i64,
+                returned.held(),
+                &returned.finished_partitions(),
+                Instant::now(),
+            );
+            returned.hold_back(&hold)?;
+        }
+        // As fast as possible, the next batch is read while this one is processed and written: reading
+        // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
+        // committed only after this batch's, as before.
+        if self.spec.trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
+            self.polling = Some(poll(returned, self.poll_wait));
+        } else {
+            self.idle_source = Some(returned);
+        }
+        Ok(Some(batch))
+    }
+
+    /// Feeds each partition's largest event time to the watermark; returns the watermark after the batch.
+    fn observe_event_times(
+        &mut self,
+        chunks: &[PartitionChunk],
+        outputs: &[ChunkOutput],
+    ) -> Option<i64> {
+        let tracker = self.watermarks.as_mut()?;
+        let now = Instant::now();
+        for (chunk, output) in chunks.iter().zip(outputs) {
+            tracker.observe(
+                &(chunk.topic.clone(), chunk.partition),
+                output.max_event_time,
+                now,
+            );
+        }
+        tracker.advance(now)
+    }
+
+    /// With `processingTime`, the batch is written and reported, then the loop sleeps until the next
+    /// trigger; as fast as possible, it goes on at once.
+    async fn wait_for_trigger<S: Future<Output = ()>>(
+        &mut self,
+        started: Instant,
+        shutdown: &mut Pin<&mut S>,
+        listener: &mut dyn ProgressListener,
+    ) -> anyhow::Result<Step> {
+        let Trigger::ProcessingTime(interval) = self.spec.trigger else {
+            return Ok(Step::Next);
+        };
+        if let Some(this) = self.writing.take() {
+            self.reporter.finish(this, listener).await?;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until((started + interval).into()) => Ok(Step::Next),
+            () = shutdown.as_mut() => { tracing::info!("stopping on request"); Ok(Step::Stop) }
+        }
     }
 }
 
 /// A poll for the next batch on tokio's blocking pool; hands the source back with the batch.
-fn poll(
-    mut source: KafkaSource,
-    wait: Duration,
-) -> tokio::task::JoinHandle<(KafkaSource, anyhow::Result<SourceBatch>)> {
+fn poll(mut source: KafkaSource, wait: Duration) -> Polling {
     tokio::task::spawn_blocking(move || {
         let batch = source.next_batch(wait);
         (source, batch)
     })
-}
-
-fn rate(rows: u64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        (rows as f64 / secs * 10.0).round() / 10.0
-    } else {
-        0.0
-    }
 }
 
 /// Processes the chunks on up to `workers` blocking threads, each taking every `workers`-th partition, and

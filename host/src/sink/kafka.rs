@@ -24,11 +24,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::{SinkOptions, SinkRows};
-use crate::config::SinkFormat;
-use crate::source::TopicPartition;
+use crate::kafka::TopicPartition;
+use crate::sink::SinkFormat;
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
-/// pipeline aborts it and produces the batch again, a few times at most (`pipeline/write.rs`).
+/// pipeline aborts it and produces the batch again, a few times at most (`pipeline/overlapped_write.rs`).
 #[derive(Debug, thiserror::Error)]
 #[error("the batch's Kafka transaction failed and must be aborted: {0}")]
 pub struct AbortableTransaction(pub String);

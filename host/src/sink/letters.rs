@@ -10,7 +10,7 @@ use rdkafka::producer::BaseRecord;
 
 use super::deliveries::{RecordTag, NOT_A_ROW};
 use super::{KafkaSink, Refusal, SinkRows};
-use crate::config::SinkFormat;
+use crate::sink::SinkFormat;
 use crate::source::PartitionChunk;
 
 /// A source record bound for a dead-letter topic: it failed to deserialize, was in a UDF call that failed

@@ -14,6 +14,7 @@ mod kafka;
 mod letters;
 mod refusal;
 mod rows;
+mod spec;
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,9 @@ pub use kafka::{AbortableTransaction, KafkaSink};
 pub use letters::DeadLetter;
 pub use refusal::{Refusal, SinkOnError};
 pub use rows::{check_sink_schema, SinkRows};
+pub use spec::{Delivery, SinkFormat, SinkSpec};
 
-use crate::config::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
+use crate::kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
 
 /// The sink keys a pipeline file may use besides `kafka.*` options.
 const SINK_OPTIONS: &[&str] = &[
@@ -65,7 +67,7 @@ impl SinkOptions {
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
-                crate::config::unknown_key_message("sink option", key, SINK_OPTIONS),
+                crate::spelling::unknown_key_message("sink option", key, SINK_OPTIONS),
             ));
         }
         Ok(SinkOptions {

@@ -8,7 +8,7 @@ use arrow_json::writer::{LineDelimited, WriterBuilder};
 use arrow_schema::{DataType, Schema};
 
 use super::SinkOptions;
-use crate::config::SinkFormat;
+use crate::sink::SinkFormat;
 
 const KAFKA_COLUMNS: [&str; 4] = ["key", "headers", "topic", "partition"];
 

@@ -6,20 +6,20 @@
 //! offsets of each are known exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use arrow_schema::SchemaRef;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::latest::latest_offsets;
-use super::options::{OffsetSpec, SourceOptions, TopicPartition, TopicSelection};
+use super::options::{OffsetSpec, SourceOptions, TopicSelection};
 use super::records::{source_schema, ChunkBuilder, PartitionChunk};
+use crate::kafka::{SourceContext, TopicPartition, CONSUMER_DEFAULTS};
 
 /// Records per micro-batch when `maxOffsetsPerTrigger` is not set: bounds the memory of one batch. 50,000
 /// ran the reference workload as fast as 100,000 once the next batch was read ahead, with less memory.
@@ -34,39 +34,6 @@ fn advance(positions: &mut BTreeMap<TopicPartition, i64>, tp: TopicPartition, to
     let position = positions.entry(tp).or_insert(to);
     *position = (*position).max(to);
 }
-
-/// Consumer settings Weir starts from, for throughput on micro-batches; any `kafka.*` option overrides them.
-/// librdkafka's defaults fetch at most 1 MiB per partition and back off for a second once its queue is
-/// full, which left the source idle between batches (measured on tansu: 1,000,000 records took 5.7 s to
-/// consume with the defaults, 2.3 s with these). The prefetch queue (per partition) was 64 MiB until the
-/// pipeline read the next batch while processing the current one; 2 MiB then ran the reference workload as
-/// fast, with ~80 MiB less peak RSS.
-pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
-    ("max.partition.fetch.bytes", "8388608"),
-    ("fetch.queue.backoff.ms", "10"),
-    ("queued.max.messages.kbytes", "2048"),
-];
-
-/// Receives librdkafka's global events for the source's consumers. Reaching the end of a partition is
-/// expected, not an error: it is noted so the source can re-read its position (transaction markers take
-/// offsets that are never delivered).
-#[derive(Default)]
-pub(crate) struct SourceContext {
-    reached_end: AtomicBool,
-}
-
-impl ClientContext for SourceContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
-                self.reached_end.store(true, Ordering::Relaxed)
-            }
-            other => tracing::warn!("Kafka consumer: {other}: {reason}"),
-        }
-    }
-}
-
-impl ConsumerContext for SourceContext {}
 
 /// One micro-batch of records, split by partition.
 #[derive(Debug, Default)]
@@ -329,12 +296,7 @@ impl KafkaSource {
                 builder.last_offset() + 1,
             );
         }
-        if self
-            .consumer
-            .context()
-            .reached_end
-            .swap(false, Ordering::Relaxed)
-        {
+        if self.consumer.context().take_reached_end() {
             self.catch_up_positions()?;
         }
         let mut chunks: Vec<PartitionChunk> = builders

@@ -14,8 +14,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::kafka::SourceContext;
-use super::TopicPartition;
+use crate::kafka::SourceContext;
+use crate::kafka::TopicPartition;
 
 /// How long the probe waits for every partition's first fetch response.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);

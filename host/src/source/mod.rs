@@ -5,7 +5,7 @@ mod latest;
 mod options;
 mod records;
 
-pub use kafka::{KafkaSource, SourceBatch, CONSUMER_DEFAULTS, DEFAULT_MAX_RECORDS_PER_BATCH};
+pub use kafka::{KafkaSource, SourceBatch, DEFAULT_MAX_RECORDS_PER_BATCH};
 pub use latest::latest_offsets;
-pub use options::{OffsetSpec, SourceOptions, TopicPartition, TopicSelection, SOURCE_OPTIONS};
+pub use options::{OffsetSpec, SourceOptions, TopicSelection, SOURCE_OPTIONS};
 pub use records::{headers_field, sample_records, source_schema, PartitionChunk};

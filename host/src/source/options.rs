@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use crate::config::{split_kafka_options, OptionError, FORBIDDEN_SOURCE_KEYS};
-
-/// A Kafka topic partition.
-pub type TopicPartition = (String, i32);
+use crate::kafka::{split_kafka_options, OptionError, TopicPartition, FORBIDDEN_SOURCE_KEYS};
 
 /// Which topics and partitions the source reads: exactly one of Spark's three ways.
 #[derive(Debug, Clone)]
@@ -146,7 +143,7 @@ impl SourceOptions {
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
-                crate::config::unknown_key_message("source option", key, SOURCE_OPTIONS),
+                crate::spelling::unknown_key_message("source option", key, SOURCE_OPTIONS),
             ));
         }
         Ok(SourceOptions {

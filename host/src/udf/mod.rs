@@ -20,8 +20,8 @@ mod module;
 mod output;
 mod poll;
 mod rows;
+mod spec;
 mod stage;
-pub mod tool;
 
 use std::time::Duration;
 
@@ -35,10 +35,9 @@ use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub use module::{Interface, ModuleInfo};
 pub use poll::RefusedSleep;
+pub use spec::{OnError, OnFailure, TransformSpec, UdfSpec};
 pub use stage::UdfStage;
 use stage::Version;
-
-use crate::config::UdfSpec;
 
 /// How often the epoch advances; the resolution of UDF time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -14,7 +14,7 @@ use wasmtime::{InstancePre, Linker};
 
 use super::instance::{GuestState, UdfInstance};
 use super::{forward_printed, module, off_async_thread, Kind, UdfError, UdfFailure, UdfOutput};
-use crate::config::UdfSpec;
+use crate::udf::UdfSpec;
 
 /// What identifies a version of a module file: the SHA-256 of its bytes (`None` when it cannot be read).
 ///
@@ -242,8 +242,8 @@ impl UdfStage {
                 UdfFailure::Abi(format!(
                     "the new version declares the output {}, but the pipeline was planned with {}; \
                      the running version stays (restart the pipeline to change a stage's schema)",
-                    crate::pipeline::column_list(&version.output),
-                    crate::pipeline::column_list(&self.output)
+                    crate::schema::column_list(&version.output),
+                    crate::schema::column_list(&self.output)
                 )),
             ));
         }

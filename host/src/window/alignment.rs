@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::WatermarkTracker;
-use crate::source::TopicPartition;
+use crate::kafka::TopicPartition;
 
 /// The partitions to hold back now. `held` are those held so far (released only once within half of
 /// `max_drift_ms`, so that a partition near the limit is not paused and resumed every batch); `finished`

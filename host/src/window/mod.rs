@@ -7,7 +7,9 @@ mod alignment;
 mod watermark;
 
 pub use alignment::partitions_to_hold;
-pub use watermark::{WatermarkSnapshot, WatermarkTracker};
+pub use watermark::{
+    WatermarkSnapshot, WatermarkSpec, WatermarkTracker, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_DRIFT,
+};
 
 /// A tumbling or sliding window over an event-time column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,14 +49,8 @@ fn install(dir: &Path, name: &str, wat: &str) {
 fn a_stage_swaps_in_a_good_version_and_refuses_a_bad_one() {
     let dir = scratch_dir();
     install(&dir, "versioned", &versioned_wat(1, DDL));
-    let spec = weir::config::UdfSpec {
-        name: "versioned".into(),
-        path: dir.join("versioned.wasm"),
-        config: serde_json::json!({}),
-        limits: Default::default(),
-        on_failure: Default::default(),
-    };
-    let input = weir::config::parse_ddl_schema("n BIGINT").unwrap();
+    let spec = weir::udf::UdfSpec::new(dir.join("versioned.wasm"));
+    let input = weir::schema::parse_ddl_schema("n BIGINT").unwrap();
     let stage = UdfRuntime::new()
         .unwrap()
         .load(&spec, Kind::Transform, input)

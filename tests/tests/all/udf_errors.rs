@@ -304,13 +304,9 @@ fn batches_are_passed_in_slices_of_max_rows() {
     let mut limits = weir::udf::UdfLimits::default();
     limits.max_rows_per_call = 3;
     let load = |path: std::path::PathBuf, kind, input| {
-        let spec = weir::config::UdfSpec {
-            name: "sliced".into(),
-            path,
-            config: serde_json::json!({}),
-            limits,
-            on_failure: Default::default(),
-        };
+        let spec = weir::udf::UdfSpec::new(path)
+            .with_name("sliced")
+            .with_limits(limits);
         weir::udf::UdfRuntime::new()
             .unwrap()
             .load(&spec, kind, input)
@@ -338,7 +334,7 @@ fn batches_are_passed_in_slices_of_max_rows() {
     (call $out_row)
     (i32.const 0)))"#,
     );
-    let input = weir::config::parse_ddl_schema("n BIGINT").unwrap();
+    let input = weir::schema::parse_ddl_schema("n BIGINT").unwrap();
     let batch = arrow_array::RecordBatch::try_new(
         input.clone(),
         vec![std::sync::Arc::new(

@@ -18,7 +18,7 @@ use weir_guest::abi::{rows::IMPORT_MODULE, RowError};
 
 use super::instance::GuestState;
 use super::log::GuestLog;
-use crate::config::{format_ddl_schema, parse_ddl_schema};
+use crate::schema::{format_ddl_schema, parse_ddl_schema};
 
 mod values;
 use values::{read_value, OutColumn, Value};

@@ -1,5 +1,7 @@
 //! The `weir` command: argument parsing and output only; everything else is the library.
 
+mod udf_tool;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -223,12 +225,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                     limits,
                 },
         } => {
-            let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
+            let schema = udf_tool::parse_input_schema(input_schema.as_deref())?;
             let limits = weir::config::parse_limit_flags(&limits)?;
-            print!(
-                "{}",
-                weir::udf::tool::inspect(&module, schema, &config, limits)?
-            );
+            print!("{}", udf_tool::inspect(&module, schema, &config, limits)?);
             Ok(())
         }
         Command::Udf {
@@ -241,11 +240,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                     limits,
                 },
         } => {
-            let schema = weir::udf::tool::parse_input_schema(input_schema.as_deref())?;
+            let schema = udf_tool::parse_input_schema(input_schema.as_deref())?;
             let limits = weir::config::parse_limit_flags(&limits)?;
             print!(
                 "{}",
-                weir::udf::tool::test(&module, &input, schema, &config, limits)?
+                udf_tool::test(&module, &input, schema, &config, limits)?
             );
             Ok(())
         }

@@ -1,4 +1,5 @@
-//! `weir udf inspect` and `weir udf test`: what a module declares, and what it does to sample data.
+//! `weir udf inspect` and `weir udf test`: what a module declares, and what it does to sample data. They
+//! live beside the binary, which is their only user, and use the library's public API.
 //!
 //! They exist for UDF authors: to see why a module is refused, which schema it declares, and which rows
 //! it produces or rejects, without a broker or a pipeline file.
@@ -10,10 +11,9 @@ use anyhow::Context;
 use arrow_array::BinaryArray;
 use arrow_schema::SchemaRef;
 
-use super::{Kind, UdfError, UdfFailure, UdfLimits, UdfRuntime};
-use crate::config::UdfSpec;
-use crate::decode::JsonDecoder;
-use crate::source::{sample_records, source_schema};
+use weir::decode::JsonDecoder;
+use weir::source::{sample_records, source_schema};
+use weir::udf::{Kind, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec};
 
 /// The report of `weir udf inspect`: ABI, kind, exports, imports and, when an input schema is known, the
 /// output schema the module declares for it.
@@ -66,11 +66,11 @@ pub fn inspect(
             }
             Some(input) => {
                 let stage = runtime.load(&spec(path, config, limits)?, kind, input.clone())?;
-                let _ = writeln!(out, "input    {}", crate::pipeline::column_list(&input));
+                let _ = writeln!(out, "input    {}", weir::schema::column_list(&input));
                 let _ = writeln!(
                     out,
                     "output   {}",
-                    crate::pipeline::column_list(stage.output_schema())
+                    weir::schema::column_list(stage.output_schema())
                 );
             }
         }
@@ -140,21 +140,12 @@ pub fn test(
 
 fn spec(path: &Path, config: &str, limits: UdfLimits) -> anyhow::Result<UdfSpec> {
     let config: serde_json::Value = serde_json::from_str(config).context("--config is not JSON")?;
-    Ok(UdfSpec {
-        name: path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        path: path.to_path_buf(),
-        config,
-        limits,
-        on_failure: Default::default(),
-    })
+    Ok(UdfSpec::new(path).with_config(config).with_limits(limits))
 }
 
 /// Parses `--input-schema` (Spark DDL).
 pub fn parse_input_schema(ddl: Option<&str>) -> anyhow::Result<Option<SchemaRef>> {
-    ddl.map(|d| crate::config::parse_ddl_schema(d).map_err(anyhow::Error::msg))
+    ddl.map(|d| weir::schema::parse_ddl_schema(d).map_err(anyhow::Error::msg))
         .transpose()
         .context("--input-schema")
 }

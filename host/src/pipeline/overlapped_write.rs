@@ -1,7 +1,8 @@
-//! How a processed batch becomes output: the stateful part (windows, state, the transforms after them),
-//! then every row, late row and dead letter produced and made durable, by a flush or, with a checkpoint,
-//! by its delivery guarantee's commit protocol (`commit.rs`). It runs on tokio's blocking pool while the
-//! loop (`run.rs`) processes the next batch.
+//! The overlapped write: how a processed batch becomes output, on tokio's blocking pool while the loop
+//! (`run.rs`) processes the next batch. First the stateful step (`stateful.rs`: windows, state, the
+//! transforms after them), then every row, late row and dead letter produced and made durable, by a flush
+//! or, with a checkpoint, by its delivery guarantee's commit protocol (`commit.rs`). Writes run one at a
+//! time, in batch order.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -14,13 +15,15 @@ use arrow_select::concat::concat_batches;
 use tokio::task::JoinHandle;
 
 use super::commit::Checkpointing;
-use super::plan::{ChunkOutput, Plan};
+use super::plan::Plan;
 use super::refused::RefusedRows;
+use super::stateless::ChunkOutput;
 use crate::aggregate::StateOperatorProgress;
-use crate::config::Delivery;
+use crate::kafka::TopicPartition;
 use crate::progress::ErrorCounts;
+use crate::sink::Delivery;
 use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, SinkRows};
-use crate::source::{PartitionChunk, TopicPartition};
+use crate::source::PartitionChunk;
 use crate::window::WatermarkSnapshot;
 
 /// What writing a batch did.

@@ -7,7 +7,7 @@ const THRESHOLD: f64 = 0.8;
 /// The known key most like `key`, when one is like it enough (patterns such as `kafka.*` are skipped).
 ///
 /// ```
-/// use weir::config::nearest_key;
+/// use weir::spelling::nearest_key;
 /// let known = ["subscribe", "startingOffsets", "endingOffsets"];
 /// assert_eq!(nearest_key("startingOfsets", &known), Some("startingOffsets"));
 /// assert_eq!(nearest_key("banana", &known), None);

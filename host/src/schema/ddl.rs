@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 /// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC as `+00:00`, as Spark stores it) and `DATE`.
 ///
 /// ```
-/// use weir::config::parse_ddl_schema;
+/// use weir::schema::parse_ddl_schema;
 /// let schema = parse_ddl_schema("name STRING NOT NULL, flag INT").unwrap();
 /// assert_eq!(schema.field(1).name(), "flag");
 /// assert!(!schema.field(0).is_nullable() && schema.field(1).is_nullable());

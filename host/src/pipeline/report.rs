@@ -1,0 +1,141 @@
+//! Progress reports: what the loop knew of a batch when it started writing it, joined with what the write
+//! did, becomes one `BatchProgress` (Spark's StreamingQueryProgress shape) for the listener, and the run's
+//! totals.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::commit::Checkpointing;
+use super::overlapped_write::Written;
+use super::run::RunSummary;
+use super::PipelineSpec;
+use crate::progress::{
+    millis, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
+    SinkProgress, SourceProgress,
+};
+use crate::sink::KafkaSink;
+
+/// A batch being written, and what its progress report needs.
+pub(super) struct InFlight {
+    /// The write, and when it was done.
+    pub(super) task: tokio::task::JoinHandle<anyhow::Result<(Written, Instant)>>,
+    pub(super) report: BatchReport,
+}
+
+/// What the loop knew of a batch when it started writing it.
+pub(super) struct BatchReport {
+    pub(super) started: Instant,
+    pub(super) wall_start: SystemTime,
+    pub(super) poll_ms: u64,
+    pub(super) process_ms: u64,
+    pub(super) decode_ms: u64,
+    pub(super) transform_ms: u64,
+    pub(super) input_rows: u64,
+    pub(super) start: BTreeMap<String, BTreeMap<String, i64>>,
+    pub(super) end: BTreeMap<String, BTreeMap<String, i64>>,
+    pub(super) errors: ErrorCounts,
+    pub(super) watermark: Option<EventTimeProgress>,
+    pub(super) sink_started: Instant,
+}
+
+/// Reports each written batch to the listener and keeps the run's totals.
+pub(super) struct Reporter {
+    id: String,
+    run_id: String,
+    name: String,
+    source: String,
+    sink: String,
+    previous_start: Option<Instant>,
+    pub(super) summary: RunSummary,
+}
+
+impl Reporter {
+    /// A reporter for a run of `spec` writing to `sink`. The query id is Spark's: the checkpoint's, stable
+    /// across restarts; without one, per pipeline name.
+    pub(super) fn new(
+        spec: &PipelineSpec,
+        checkpointing: Option<&Checkpointing>,
+        sink: &KafkaSink,
+    ) -> Reporter {
+        Reporter {
+            id: match checkpointing {
+                Some(c) => c.checkpoint.query_id().to_string(),
+                None => format!("weir-{}", spec.name),
+            },
+            run_id: uuid::Uuid::new_v4().to_string(),
+            name: spec.name.clone(),
+            source: spec.source.description(),
+            sink: sink.description(),
+            previous_start: None,
+            summary: RunSummary::default(),
+        }
+    }
+
+    /// Waits for the batch's write and reports it.
+    pub(super) async fn finish(
+        &mut self,
+        in_flight: InFlight,
+        listener: &mut dyn ProgressListener,
+    ) -> anyhow::Result<()> {
+        let (written, done_at) = in_flight.task.await??;
+        let report = in_flight.report;
+        let mut errors = report.errors;
+        errors.add(&written.errors);
+        // Measured to when the write was done, not to when the loop got round to looking.
+        let elapsed = done_at - report.started;
+        let since_previous = self
+            .previous_start
+            .map(|p| report.started - p)
+            .unwrap_or(elapsed);
+        self.previous_start = Some(report.started);
+        let progress = BatchProgress {
+            id: self.id.clone(),
+            run_id: self.run_id.clone(),
+            name: self.name.clone(),
+            timestamp: humantime::format_rfc3339_millis(report.wall_start).to_string(),
+            batch_id: self.summary.batches,
+            num_input_rows: report.input_rows,
+            input_rows_per_second: rate(report.input_rows, since_previous),
+            processed_rows_per_second: rate(report.input_rows, elapsed),
+            duration_ms: Durations {
+                trigger_execution: millis(elapsed),
+                poll: report.poll_ms,
+                process: report.process_ms,
+                decode: report.decode_ms,
+                transform: report.transform_ms,
+                sink: millis(done_at - report.sink_started),
+                aggregate: millis(written.timings.aggregate),
+                produce: millis(written.timings.produce),
+                checkpoint: millis(written.timings.checkpoint),
+            },
+            sources: vec![SourceProgress {
+                description: self.source.clone(),
+                start_offset: report.start,
+                end_offset: report.end,
+                num_input_rows: report.input_rows,
+            }],
+            sink: SinkProgress {
+                description: self.sink.clone(),
+                num_output_rows: written.rows,
+            },
+            errors: errors.clone(),
+            event_time: report.watermark,
+            state_operators: written.state.into_iter().collect(),
+        };
+        listener.on_progress(&progress);
+        self.summary.batches += 1;
+        self.summary.input_rows += report.input_rows;
+        self.summary.output_rows += written.rows;
+        self.summary.errors.add(&errors);
+        Ok(())
+    }
+}
+
+fn rate(rows: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        (rows as f64 / secs * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}

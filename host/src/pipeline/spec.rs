@@ -1,0 +1,122 @@
+//! What a pipeline is made of: the stages' specs put together, the typed form of a pipeline file, also
+//! built directly by the Rust API ([`PipelineBuilder`](super::PipelineBuilder)).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::aggregate::AggregateSpec;
+use crate::decode::DeserializerSpec;
+use crate::sink::{Delivery, SinkSpec};
+use crate::source::SourceOptions;
+use crate::udf::{OnError, OnFailure, TransformSpec};
+use crate::window::WatermarkSpec;
+
+/// A whole pipeline: source → deserializer → transforms → sink, and how often it triggers.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// A name for logs and progress reports (default: the pipeline file's stem).
+    pub name: String,
+    /// The Kafka source.
+    pub source: SourceOptions,
+    /// How Kafka records become rows.
+    pub deserializer: DeserializerSpec,
+    /// WebAssembly transforms, applied in order.
+    pub transforms: Vec<TransformSpec>,
+    /// Event time and the watermark, taken from the deserialized rows of each partition.
+    pub watermark: Option<WatermarkSpec>,
+    /// A stateful aggregation after the transforms.
+    pub aggregate: Option<AggregateSpec>,
+    /// WebAssembly transforms applied to the aggregation's output (e.g. `count > 1`).
+    pub after_aggregate: Vec<TransformSpec>,
+    /// The Kafka sink.
+    pub sink: SinkSpec,
+    /// When micro-batches start.
+    pub trigger: Trigger,
+    /// `checkpointLocation`: the folder of the pipeline's checkpoint (sled), from which a restart resumes.
+    pub checkpoint: Option<PathBuf>,
+    /// `minBatchesToRetain`: how many of the last committed batches keep their records in the checkpoint
+    /// (Spark's `spark.sql.streaming.minBatchesToRetain`); older ones are removed as batches commit.
+    pub min_batches_to_retain: u64,
+}
+
+/// When micro-batches start, as Spark's triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The next batch starts as soon as the previous one is done.
+    AsFastAsPossible,
+    /// `processingTime`: batches start at this interval; a late batch starts the next one at once.
+    ProcessingTime(Duration),
+}
+
+/// A rule a [`PipelineSpec`] breaks: the pipeline-file key at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct SpecError {
+    /// The dotted key of the pipeline file, e.g. `sink.delivery` or `after_aggregate[0].on_error`.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> SpecError {
+        SpecError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl PipelineSpec {
+    /// Checks the rules that span stages. The pipeline file reader and
+    /// [`PipelineBuilder::build`](super::PipelineBuilder::build) both call it, so a spec from either has
+    /// passed the same checks; what needs the modules' schemas is checked when the pipeline is planned.
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut spec = weir::config::parse(
+    ///     "[source]\nsubscribe = \"in\"\n[deserializer]\nformat = \"string\"\n[sink]\ntopic = \"out\"",
+    ///     "inline.toml", std::path::Path::new("."), "inline", |_| None,
+    /// )?;
+    /// spec.sink.delivery = weir::sink::Delivery::ExactlyOnce;
+    /// let error = spec.validate().unwrap_err();
+    /// assert_eq!(error.key, "sink.delivery");
+    /// # Ok(()) }
+    /// ```
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {
+            return Err(SpecError::new(
+                "sink.delivery",
+                "exactly-once needs a checkpoint: set `checkpointLocation` at the top of the file",
+            ));
+        }
+        match &self.aggregate {
+            None if !self.after_aggregate.is_empty() => {
+                return Err(SpecError::new(
+                    "after_aggregate",
+                    "only used with an [aggregate] section",
+                ))
+            }
+            None => {}
+            Some(aggregate) => aggregate
+                .check_output_mode(self.watermark.is_some())
+                .map_err(|message| SpecError::new("aggregate.output_mode", message))?,
+        }
+        for (i, stage) in self.after_aggregate.iter().enumerate() {
+            let no_records = "after an aggregation there are no source records to dead-letter";
+            if matches!(stage.on_error, OnError::DeadLetter { .. }) {
+                return Err(SpecError::new(
+                    format!("after_aggregate[{i}].on_error"),
+                    format!("expected fail or drop: {no_records}"),
+                ));
+            }
+            if matches!(stage.udf.on_failure, OnFailure::DeadLetter { .. }) {
+                return Err(SpecError::new(
+                    format!("after_aggregate[{i}].on_failure"),
+                    format!("expected fail: {no_records}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

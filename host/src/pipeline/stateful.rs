@@ -1,0 +1,72 @@
+//! The stateful step of a batch: the rows of every partition folded into the aggregation at once (its state
+//! is shared by all partitions), the rows the output mode emits, and the transforms after it. The overlapped
+//! writer runs it for one batch at a time, in order (`overlapped_write.rs`).
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+
+use super::plan::Plan;
+use super::stateless::run_transforms;
+use crate::aggregate::StateOperatorProgress;
+use crate::window::WatermarkSpec;
+
+/// What the stateful part of a batch produced.
+pub struct Aggregated {
+    /// Rows for the sink.
+    pub rows: RecordBatch,
+    /// The aggregation's state counts, when there is an aggregation.
+    pub state: Option<StateOperatorProgress>,
+    /// Rows the transforms after the aggregation dropped as failed.
+    pub transform_dropped: u64,
+    /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
+    pub late: Option<RecordBatch>,
+}
+
+impl Plan {
+    /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
+    /// watermark as it stood before the batch, emits what the output mode calls for at the watermark after
+    /// it, and runs the transforms that follow. Without an aggregation, returns the rows as they are.
+    pub fn aggregate(
+        &self,
+        rows: RecordBatch,
+        watermark_before: Option<i64>,
+        watermark_after: Option<i64>,
+    ) -> anyhow::Result<Aggregated> {
+        let Some(aggregator) = &self.aggregator else {
+            return Ok(Aggregated {
+                rows,
+                state: None,
+                transform_dropped: 0,
+                late: None,
+            });
+        };
+        let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
+        let late_rows = aggregator.update(&rows, watermark_before)?;
+        let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
+        drop(aggregator);
+        let late = match &self.spec.watermark {
+            Some(WatermarkSpec {
+                late_data_topic: Some(_),
+                ..
+            }) if !late_rows.is_empty() => {
+                let indices = arrow_array::UInt32Array::from(late_rows);
+                Some(
+                    arrow_select::take::take_record_batch(&rows, &indices)
+                        .context("selecting late rows")?,
+                )
+            }
+            _ => None,
+        };
+        let (rows, dropped) = run_transforms(
+            &self.after_aggregate,
+            emitted,
+            " on the aggregation's output",
+        )?;
+        Ok(Aggregated {
+            rows,
+            state: Some(progress),
+            transform_dropped: dropped,
+            late,
+        })
+    }
+}

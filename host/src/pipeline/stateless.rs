@@ -1,0 +1,260 @@
+//! The stateless step of a batch, per partition: deserialize, run the transforms, and apply each stage's
+//! policies to what fails (`on_error` for single records or rows, `on_failure` for a whole call).
+//!
+//! [`Plan::process_chunk`] is a function of its input, so workers run it in parallel on different
+//! partitions; the stateful step then sees the whole batch at once (`stateful.rs`).
+
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+
+use super::plan::Plan;
+use crate::aggregate::event_times;
+use crate::decode::{DecodeError, DecodeFormat, RowFailure};
+use crate::progress::ErrorCounts;
+use crate::source::PartitionChunk;
+use crate::udf::{OnError, OnFailure, TransformSpec, UdfError, UdfStage};
+
+/// What one partition's records became.
+pub struct ChunkOutput {
+    /// Rows for the sink.
+    pub rows: RecordBatch,
+    /// Records for a dead-letter topic.
+    pub dead_letters: Vec<DeadLetterRecord>,
+    /// Records and rows that failed alone.
+    pub errors: ErrorCounts,
+    /// The largest event time among the partition's deserialized records (before any filter), when the
+    /// pipeline has a watermark.
+    pub max_event_time: Option<i64>,
+    /// Time spent in the deserializer and in the transforms, for the progress's stage breakdown.
+    pub timings: ChunkTimings,
+}
+
+/// Where one partition's processing time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkTimings {
+    /// The deserializer.
+    pub decode: std::time::Duration,
+    /// The transforms before the aggregation.
+    pub transform: std::time::Duration,
+}
+
+/// A source record on its way to a dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetterRecord {
+    /// Its row in the chunk.
+    pub row: usize,
+    /// The dead-letter topic.
+    pub topic: String,
+    /// The stage that failed on it.
+    pub stage: String,
+    /// Why.
+    pub error: String,
+}
+
+/// Why a transform stage stopped.
+enum TransformError {
+    /// The call failed as a whole; the stage's `on_failure` decides.
+    Call(UdfError),
+    /// A row failed and the stage's `on_error` is `fail`.
+    Row(anyhow::Error),
+}
+
+impl Plan {
+    /// Runs one partition's records through the deserializer and the transforms.
+    ///
+    /// Records that fail alone are handled by their stage's `on_error`; with `fail`, the error names the
+    /// record's topic, partition and offset. A call that fails as a whole is handled by its stage's
+    /// `on_failure`.
+    pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
+        let mut errors = ErrorCounts::default();
+        let decode_started = Instant::now();
+        let (rows, failures) = match self.deserializer.decode(chunk) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::Udf(error)) => {
+                let on_failure = match &self.spec.deserializer.format {
+                    DecodeFormat::Udf(udf) => &udf.on_failure,
+                    _ => &OnFailure::Fail,
+                };
+                return self.call_failed(chunk, on_failure, error, None);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let dead_letters = self.rejected_records(chunk, failures, &mut errors)?;
+        let max_event_time = match self.event_time {
+            Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
+            None => None,
+        };
+        let transform_started = Instant::now();
+        let decode = transform_started - decode_started;
+        let records = chunk.describe();
+        let mut rows = rows;
+        for (spec, stage) in &self.transforms {
+            match run_transform(spec, stage, &rows, &records) {
+                Ok((output, dropped)) => {
+                    rows = output;
+                    errors.transform_dropped += dropped;
+                }
+                Err(TransformError::Call(error)) => {
+                    return self.call_failed(chunk, &spec.udf.on_failure, error, max_event_time)
+                }
+                Err(TransformError::Row(error)) => return Err(error),
+            }
+        }
+        Ok(ChunkOutput {
+            rows,
+            dead_letters,
+            errors,
+            max_event_time,
+            timings: ChunkTimings {
+                decode,
+                transform: transform_started.elapsed(),
+            },
+        })
+    }
+
+    /// The deserializer's `on_error` for the records it could not decode: fail naming the first, drop
+    /// them (counted), or return them for the dead-letter topic.
+    fn rejected_records(
+        &self,
+        chunk: &PartitionChunk,
+        failures: Vec<RowFailure>,
+        errors: &mut ErrorCounts,
+    ) -> anyhow::Result<Vec<DeadLetterRecord>> {
+        let Some(first) = failures.first() else {
+            return Ok(Vec::new());
+        };
+        match &self.spec.deserializer.on_error {
+            OnError::Fail => {
+                let offset = chunk.offset(first.row);
+                let more = match failures.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more in this batch)", n - 1),
+                };
+                anyhow::bail!(
+                    "record {}-{} offset {offset} could not be deserialized ({}): {}{more}; set the deserializer's \
+                     on_error to \"drop\" or \"dead-letter\" to go on without such records",
+                    chunk.topic,
+                    chunk.partition,
+                    self.deserializer.describe(),
+                    first.message,
+                );
+            }
+            OnError::Drop => {
+                errors.deserializer_dropped += failures.len() as u64;
+                tracing::debug!(
+                    dropped = failures.len(),
+                    "{}: dropped records that failed to deserialize",
+                    chunk.describe()
+                );
+                Ok(Vec::new())
+            }
+            OnError::DeadLetter { topic } => {
+                errors.dead_lettered += failures.len() as u64;
+                let stage = self.deserializer.stage_name();
+                Ok(failures
+                    .into_iter()
+                    .map(|f| DeadLetterRecord {
+                        row: f.row,
+                        topic: topic.clone(),
+                        stage: stage.to_string(),
+                        error: f.message,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// A stage's `on_failure` for a call that failed as a whole: fail the pipeline with the error, or
+    /// send the whole chunk to the dead-letter topic.
+    fn call_failed(
+        &self,
+        chunk: &PartitionChunk,
+        on_failure: &OnFailure,
+        error: UdfError,
+        max_event_time: Option<i64>,
+    ) -> anyhow::Result<ChunkOutput> {
+        match on_failure {
+            OnFailure::DeadLetter { topic } => {
+                Ok(self.dead_letter_chunk(chunk, topic, &error, max_event_time))
+            }
+            OnFailure::Fail => Err(error.into()),
+        }
+    }
+
+    /// `on_failure = "dead-letter"`: every record of the chunk goes to `topic` with the call's error, and the
+    /// chunk yields no rows. Records are dead-lettered once, even those an earlier stage had rejected.
+    fn dead_letter_chunk(
+        &self,
+        chunk: &PartitionChunk,
+        topic: &str,
+        error: &UdfError,
+        max_event_time: Option<i64>,
+    ) -> ChunkOutput {
+        let message = error.to_string();
+        tracing::warn!(
+            "{message}; its {} records go to the dead-letter topic {topic} (on_failure = \"dead-letter\")",
+            chunk.batch.num_rows()
+        );
+        let dead_letters = (0..chunk.batch.num_rows())
+            .map(|row| DeadLetterRecord {
+                row,
+                topic: topic.to_string(),
+                stage: error.udf.clone(),
+                error: message.clone(),
+            })
+            .collect::<Vec<_>>();
+        ChunkOutput {
+            rows: RecordBatch::new_empty(self.processed_schema()),
+            errors: ErrorCounts {
+                dead_lettered: dead_letters.len() as u64,
+                failed_calls: 1,
+                ..ErrorCounts::default()
+            },
+            dead_letters,
+            max_event_time,
+            timings: ChunkTimings::default(),
+        }
+    }
+}
+
+/// Runs `rows` through one transform; returns its rows and how many rows it dropped as failed.
+fn run_transform(
+    spec: &TransformSpec,
+    stage: &UdfStage,
+    rows: &RecordBatch,
+    records: &str,
+) -> Result<(RecordBatch, u64), TransformError> {
+    let output = stage.process(rows, records).map_err(TransformError::Call)?;
+    let Some(first) = output.row_errors.first() else {
+        return Ok((output.batch, 0));
+    };
+    if spec.on_error == OnError::Fail {
+        return Err(TransformError::Row(anyhow::anyhow!(
+            "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
+            stage.name(),
+            first.row,
+            first.message
+        )));
+    }
+    Ok((output.batch, output.row_errors.len() as u64))
+}
+
+/// Runs `rows` through a chain of transforms that must not fail (after the aggregation, where no source
+/// records remain to dead-letter); returns the rows and how many rows were dropped as failed.
+pub(super) fn run_transforms(
+    stages: &[(TransformSpec, UdfStage)],
+    mut rows: RecordBatch,
+    records: &str,
+) -> anyhow::Result<(RecordBatch, u64)> {
+    let mut dropped = 0;
+    for (spec, stage) in stages {
+        let (output, failed) = run_transform(spec, stage, &rows, records).map_err(|e| match e {
+            TransformError::Call(error) => anyhow::Error::from(error),
+            TransformError::Row(error) => error,
+        })?;
+        rows = output;
+        dropped += failed;
+    }
+    Ok((rows, dropped))
+}
