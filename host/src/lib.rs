@@ -29,6 +29,24 @@
 //!   [`schema`] (Spark DDL strings), [`spelling`] ("did you mean" for misspelt keys).
 //! - [`workload`] and [`demo`]: the transaction generator and the self-contained demo.
 //!
+//! ## Core concepts: what each costs and how long it lives
+//!
+//! - A [`PipelineSpec`] is plain data: the stages' specs, from a pipeline file ([`config::load`]) or from
+//!   [`Pipeline::builder`]. Both check it with [`PipelineSpec::validate`]. Cheap to build and clone.
+//! - A [`udf::UdfRuntime`] is the WebAssembly engine with its epoch ticker thread (the resolution of UDF
+//!   time limits). One per process; [`Pipeline::new`] makes its own.
+//! - A [`pipeline::Plan`] is every stage loaded: each module compiled (once per module file, cached under
+//!   `~/.cache/weir/modules`, so a restart skips Cranelift), instantiated to check its ABI and schema, and
+//!   the schemas checked to compose from source to sink. It lives as long as its pipeline. Each stage keeps
+//!   a pool of instances, made as worker threads need them, each with its own linear memory (up to the
+//!   stage's `limits.memory`).
+//! - A [`Pipeline`] is a plan plus, with a `checkpointLocation`, the opened checkpoint: its state
+//!   restored, what a crash left settled, and the plan compared with the checkpoint's. [`Pipeline::run`]
+//!   consumes it; the source and the sink are opened then and closed when the run ends.
+//! - Checkpoints sit beside the data path, not in it: the loop hands each written batch's offsets,
+//!   watermark and state changes to [`checkpoint`], and, exactly once, commits them with the batch's
+//!   output in one Kafka transaction.
+//!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
 //! let spec = weir::config::load(std::path::Path::new("examples/fraud/pipeline.toml"))?;

@@ -169,7 +169,10 @@ impl<'a> Section<'a> {
     pub(crate) fn finish(self, expected: &[&str]) -> Result<(), ConfigError> {
         match self.table.keys().next() {
             None => Ok(()),
-            Some(key) => Err(self.error(key, super::unknown_key_message("key", key, expected))),
+            Some(key) => Err(self.error(
+                key,
+                crate::spelling::unknown_key_message("key", key, expected),
+            )),
         }
     }
 }

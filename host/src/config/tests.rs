@@ -1,6 +1,9 @@
 //! Pipeline-file errors: each names the file, the key and what was expected.
 
 use super::*;
+use crate::decode::DecodeFormat;
+use crate::sink::SinkFormat;
+use crate::udf::OnError;
 
 const GOOD: &str = r#"
 [source]
@@ -150,4 +153,27 @@ fn the_json_policy_keys_are_checked() {
 
     let err = error_of(&GOOD.replace("flag INT", "flag INT NULL"));
     assert!(err.message.contains("only NOT NULL may follow it"), "{err}");
+}
+
+#[test]
+fn rules_across_sections_name_the_key_at_fault() {
+    let err = error_of(&GOOD.replace("[sink]", "[sink]\ndelivery = \"exactly-once\""));
+    assert_eq!(err.key, "sink.delivery");
+    assert!(err.message.contains("needs a checkpoint"), "{err}");
+
+    let checkpointed = format!("checkpointLocation = \"ckpt\"\nminBatchesToRetain = -1\n{GOOD}");
+    let err = error_of(&checkpointed);
+    assert_eq!(err.key, "minBatchesToRetain");
+    assert!(
+        err.message.contains("a positive integer, found -1"),
+        "{err}"
+    );
+
+    let after = format!("{GOOD}\n[[after_aggregate]]\nudf = \"filter.wasm\"\n");
+    let err = error_of(&after);
+    assert_eq!(err.key, "after_aggregate");
+    assert!(
+        err.message.contains("only used with an [aggregate]"),
+        "{err}"
+    );
 }

@@ -37,3 +37,61 @@ pub enum DecodeFormat {
     /// `udf = "path.wasm"`: a WebAssembly deserializer.
     Udf(UdfSpec),
 }
+
+impl DecodeFormat {
+    /// The rules between the built-in JSON reader's options; the error names the option at fault. PERMISSIVE
+    /// turns a malformed record into a row of nulls, so it cannot go with a NOT NULL column, and only it
+    /// fills `columnNameOfCorruptRecord`, which must be a STRING column of the schema.
+    ///
+    /// ```
+    /// use weir::decode::DecodeFormat;
+    /// let json = DecodeFormat::Json {
+    ///     schema: weir::schema::parse_ddl_schema("name STRING NOT NULL").unwrap(),
+    ///     permissive: true,
+    ///     corrupt_record_column: None,
+    ///     strict: false,
+    /// };
+    /// assert_eq!(json.check().unwrap_err().0, "schema");
+    /// ```
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let DecodeFormat::Json {
+            schema,
+            permissive,
+            corrupt_record_column,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        if let Some(column) = schema.fields().iter().find(|f| !f.is_nullable()) {
+            if *permissive {
+                return Err((
+                    "schema",
+                    format!(
+                        "column {:?} is NOT NULL, but mode = \"PERMISSIVE\" turns malformed records into rows of \
+                         nulls; drop NOT NULL or choose another mode",
+                        column.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(column) = corrupt_record_column {
+            if !*permissive {
+                return Err((
+                    "columnNameOfCorruptRecord",
+                    "only used with mode = \"PERMISSIVE\"".into(),
+                ));
+            }
+            match schema.field_with_name(column) {
+                Ok(field) if field.data_type() == &arrow_schema::DataType::Utf8 => {}
+                _ => {
+                    return Err((
+                        "columnNameOfCorruptRecord",
+                        format!("the schema needs a STRING column {column:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}

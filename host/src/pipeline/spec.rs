@@ -84,6 +84,10 @@ impl PipelineSpec {
     /// # Ok(()) }
     /// ```
     pub fn validate(&self) -> Result<(), SpecError> {
+        self.deserializer
+            .format
+            .check()
+            .map_err(|(key, message)| SpecError::new(format!("deserializer.{key}"), message))?;
         if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {
             return Err(SpecError::new(
                 "sink.delivery",

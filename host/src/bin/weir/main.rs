@@ -80,36 +80,44 @@ enum CheckpointCommand {
 enum UdfCommand {
     /// Print a module's ABI version, kind, exports, imports and declared schemas.
     Inspect {
-        /// The `.wasm` module.
-        module: PathBuf,
-        /// The input schema for a transform, as Spark DDL ("name STRING, count BIGINT").
-        #[arg(long)]
-        input_schema: Option<String>,
-        /// The UDF's configuration, as JSON.
-        #[arg(long, default_value = "{}")]
-        config: String,
-        /// A limit as in the pipeline file's `[limits]`, e.g. `--limit memory=64MiB` (repeatable).
-        #[arg(long = "limit", value_name = "KEY=VALUE")]
-        limits: Vec<String>,
+        #[command(flatten)]
+        module: ModuleArgs,
     },
     /// Run a module on sample data and print the rows it returns, or the error with the row at fault.
     Test {
-        /// The `.wasm` module.
-        module: PathBuf,
+        #[command(flatten)]
+        module: ModuleArgs,
         /// One record per line: raw values for a deserializer, JSON objects for a transform.
         #[arg(long)]
         input: PathBuf,
-        /// The schema of a transform's JSON lines, as Spark DDL.
-        #[arg(long)]
-        input_schema: Option<String>,
-        /// The UDF's configuration, as JSON.
-        #[arg(long, default_value = "{}")]
-        config: String,
-        /// A limit as in the pipeline file's `[limits]`, e.g. `--limit timeout=2s` (repeatable; defaults:
-        /// memory=256MiB, timeout=10s, max_output=64MiB, max_log=64KiB, max_rows=10000).
-        #[arg(long = "limit", value_name = "KEY=VALUE")]
-        limits: Vec<String>,
     },
+}
+
+/// What `udf inspect` and `udf test` share: the module and how to load it.
+#[derive(clap::Args)]
+struct ModuleArgs {
+    /// The `.wasm` module.
+    module: PathBuf,
+    /// The input schema of a transform (and of `udf test`'s JSON lines), as Spark DDL ("name STRING,
+    /// count BIGINT").
+    #[arg(long)]
+    input_schema: Option<String>,
+    /// The UDF's configuration, as JSON.
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// A limit as in the pipeline file's `[limits]`, e.g. `--limit timeout=2s` (repeatable; defaults:
+    /// memory=256MiB, timeout=10s, max_output=64MiB, max_log=64KiB, max_rows=10000).
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    limits: Vec<String>,
+}
+
+impl ModuleArgs {
+    /// The parsed input schema and limits.
+    fn parsed(&self) -> anyhow::Result<(Option<arrow_schema::SchemaRef>, weir::udf::UdfLimits)> {
+        let schema = udf_tool::parse_input_schema(self.input_schema.as_deref())?;
+        let limits = weir::config::parse_limit_flags(&self.limits)?;
+        Ok((schema, limits))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,35 +225,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Udf {
-            command:
-                UdfCommand::Inspect {
-                    module,
-                    input_schema,
-                    config,
-                    limits,
-                },
+            command: UdfCommand::Inspect { module },
         } => {
-            let schema = udf_tool::parse_input_schema(input_schema.as_deref())?;
-            let limits = weir::config::parse_limit_flags(&limits)?;
-            print!("{}", udf_tool::inspect(&module, schema, &config, limits)?);
+            let (schema, limits) = module.parsed()?;
+            let report = udf_tool::inspect(&module.module, schema, &module.config, limits)?;
+            print!("{report}");
             Ok(())
         }
         Command::Udf {
-            command:
-                UdfCommand::Test {
-                    module,
-                    input,
-                    input_schema,
-                    config,
-                    limits,
-                },
+            command: UdfCommand::Test { module, input },
         } => {
-            let schema = udf_tool::parse_input_schema(input_schema.as_deref())?;
-            let limits = weir::config::parse_limit_flags(&limits)?;
-            print!(
-                "{}",
-                udf_tool::test(&module, &input, schema, &config, limits)?
-            );
+            let (schema, limits) = module.parsed()?;
+            let report = udf_tool::test(&module.module, &input, schema, &module.config, limits)?;
+            print!("{report}");
             Ok(())
         }
         Command::Checkpoint {

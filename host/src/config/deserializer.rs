@@ -1,0 +1,119 @@
+//! `[deserializer]`: a WebAssembly UDF or a built-in format, with Spark's `mode` accepted for the error
+//! policy of the built-in JSON reader.
+
+use std::path::Path;
+
+use super::section::Section;
+use super::udf::{read_policies, read_udf};
+use super::ConfigError;
+use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::schema::parse_ddl_schema;
+use crate::udf::{OnError, UdfLimits};
+
+pub(super) fn read_deserializer(
+    mut section: Section,
+    base: &Path,
+    limits: UdfLimits,
+) -> Result<DeserializerSpec, ConfigError> {
+    let mut udf = read_udf(&mut section, base, limits)?;
+    let format_name = section.string("format")?;
+    let mode = section.string("mode")?;
+    let strict = section.boolean("strict")?;
+    let mut on_error = read_policies(&mut section, true, udf.as_mut())?;
+    let format = match (udf, format_name.as_deref()) {
+        (Some(udf), None) => DecodeFormat::Udf(udf),
+        (Some(_), Some(_)) => {
+            return Err(section.error("format", "give either `udf` or `format`, not both"))
+        }
+        (None, Some("json")) => read_json(&mut section, mode.as_deref(), strict, &mut on_error)?,
+        (None, Some("string")) => DecodeFormat::String,
+        (None, Some("binary")) => DecodeFormat::Binary,
+        (None, Some(other)) => {
+            return Err(section.error(
+                "format",
+                format!("expected \"json\", \"string\" or \"binary\", found {other:?}"),
+            ))
+        }
+        (None, None) => {
+            return Err(section.error(
+                "udf",
+                "missing: expected `udf = \"path.wasm\"` or `format = \"json\"`",
+            ))
+        }
+    };
+    if mode.is_some() && !matches!(format, DecodeFormat::Json { .. }) {
+        return Err(section.error("mode", "only used with format = \"json\""));
+    }
+    if strict.is_some() && !matches!(format, DecodeFormat::Json { .. }) {
+        return Err(section.error(
+            "strict",
+            "only used with format = \"json\" (a UDF takes its own settings in `config`)",
+        ));
+    }
+    section.finish(&[
+        "udf",
+        "name",
+        "config",
+        "limits",
+        "format",
+        "schema",
+        "mode",
+        "strict",
+        "columnNameOfCorruptRecord",
+        "on_error",
+        "on_failure",
+        "dead_letter_topic",
+    ])?;
+    Ok(DeserializerSpec { format, on_error })
+}
+
+/// Whether an explicit `on_error` differs from what Spark's `mode` implies (the default `fail` does not count).
+fn section_sets_policy(on_error: &OnError, implied: &OnError) -> bool {
+    on_error != &OnError::Fail && on_error != implied
+}
+
+/// `format = "json"`: the schema, `columnNameOfCorruptRecord`, `strict`, and Spark's `mode`: PERMISSIVE,
+/// or another spelling of the error policy (DROPMALFORMED is `drop`, FAILFAST is `fail`). The rules
+/// between these options are the decode stage's own ([`DecodeFormat::check`]), checked with the rest of
+/// the pipeline.
+fn read_json(
+    section: &mut Section,
+    mode: Option<&str>,
+    strict: Option<bool>,
+    on_error: &mut OnError,
+) -> Result<DecodeFormat, ConfigError> {
+    let schema = section.parsed("schema", parse_ddl_schema)?.ok_or_else(|| {
+        section.error(
+            "schema",
+            "missing: format = \"json\" needs a schema such as \"name STRING, flag INT\"",
+        )
+    })?;
+    let corrupt_record_column = section.string("columnNameOfCorruptRecord")?;
+    let permissive = match mode.map(str::to_ascii_uppercase).as_deref() {
+        None => false,
+        Some("PERMISSIVE") => true,
+        Some(spark) => {
+            let implied = match spark {
+                "DROPMALFORMED" => OnError::Drop,
+                "FAILFAST" => OnError::Fail,
+                _ => {
+                    return Err(section.error(
+                        "mode",
+                        format!("expected PERMISSIVE, DROPMALFORMED or FAILFAST, found {spark:?}"),
+                    ))
+                }
+            };
+            if section_sets_policy(on_error, &implied) {
+                return Err(section.error("mode", format!("mode = {spark:?} contradicts on_error")));
+            }
+            *on_error = implied;
+            false
+        }
+    };
+    Ok(DecodeFormat::Json {
+        schema,
+        permissive,
+        corrupt_record_column,
+        strict: strict.unwrap_or(false),
+    })
+}
