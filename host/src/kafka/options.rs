@@ -53,7 +53,7 @@ impl std::error::Error for OptionError {}
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use weir::config::{split_kafka_options, FORBIDDEN_SOURCE_KEYS};
+/// use weir::kafka::{split_kafka_options, FORBIDDEN_SOURCE_KEYS};
 /// let options = BTreeMap::from([
 ///     ("kafka.bootstrap.servers".to_string(), "localhost:9092".to_string()),
 ///     ("subscribe".to_string(), "tx".to_string()),

@@ -74,10 +74,18 @@ impl PipelineSpec {
     ///
     /// ```
     /// # fn main() -> anyhow::Result<()> {
-    /// let mut spec = weir::config::parse(
-    ///     "[source]\nsubscribe = \"in\"\n[deserializer]\nformat = \"string\"\n[sink]\ntopic = \"out\"",
-    ///     "inline.toml", std::path::Path::new("."), "inline", |_| None,
-    /// )?;
+    /// let file = r#"
+    ///     [source]
+    ///     kafka.bootstrap.servers = "localhost:9092"
+    ///     subscribe = "in"
+    ///     [deserializer]
+    ///     format = "string"
+    ///     [sink]
+    ///     kafka.bootstrap.servers = "localhost:9092"
+    ///     topic = "out"
+    /// "#;
+    /// let mut spec = weir::config::parse(file, "inline.toml", std::path::Path::new("."), "inline", |_| None)?;
+    /// assert!(spec.validate().is_ok());
     /// spec.sink.delivery = weir::sink::Delivery::ExactlyOnce;
     /// let error = spec.validate().unwrap_err();
     /// assert_eq!(error.key, "sink.delivery");

@@ -76,7 +76,7 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
 /// guest that copies such a column into its declared output gets a clear error at init.
 ///
 /// ```
-/// use weir::config::{format_ddl_schema, parse_ddl_schema};
+/// use weir::schema::{format_ddl_schema, parse_ddl_schema};
 /// let ddl = "name STRING, flag INT, at TIMESTAMP";
 /// assert_eq!(format_ddl_schema(&parse_ddl_schema(ddl).unwrap()), ddl);
 /// ```

@@ -53,9 +53,11 @@ impl UdfSpec {
     ///
     /// ```
     /// use weir::udf::{UdfLimits, UdfSpec};
+    /// let mut limits = UdfLimits::default();
+    /// limits.max_rows_per_call = 1024;
     /// let spec = UdfSpec::new("udfs/fraud_flagged.wasm")
     ///     .with_config(serde_json::json!({ "threshold": 1 }))
-    ///     .with_limits(UdfLimits { max_rows_per_call: 1024, ..UdfLimits::default() });
+    ///     .with_limits(limits);
     /// assert_eq!(spec.name, "fraud_flagged");
     /// assert_eq!(spec.config["threshold"], 1);
     /// ```
