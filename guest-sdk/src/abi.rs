@@ -48,6 +48,71 @@ pub mod rows {
     pub const PROCESS_EXPORT: &str = "weir_process_rows";
     /// The import module that holds the row interface's host functions.
     pub const IMPORT_MODULE: &str = "weir";
+
+    /// A WebAssembly value type in a row-interface signature.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ValueType {
+        /// `i32`: a pointer, a length, a column or row index, a status.
+        I32,
+        /// `i64`: an integer value.
+        I64,
+        /// `f64`: a floating-point value.
+        F64,
+    }
+
+    /// One host function of the row interface, as a guest imports it from [`IMPORT_MODULE`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Import {
+        /// The function's name.
+        pub name: &'static str,
+        /// Its parameters.
+        pub params: &'static [ValueType],
+        /// Its results.
+        pub results: &'static [ValueType],
+    }
+
+    const fn import(
+        name: &'static str,
+        params: &'static [ValueType],
+        results: &'static [ValueType],
+    ) -> Import {
+        Import {
+            name,
+            params,
+            results,
+        }
+    }
+
+    /// Every function of the row interface with its signature: the one list the host registers and checks
+    /// modules against, and `docs/abi.md` section 6 describes.
+    ///
+    /// ```
+    /// use weir_guest::abi::rows::{ValueType, IMPORTS};
+    /// let out_i64 = IMPORTS.iter().find(|i| i.name == "out_i64").unwrap();
+    /// assert_eq!(out_i64.params, &[ValueType::I32, ValueType::I64]);
+    /// ```
+    pub const IMPORTS: &[Import] = {
+        use ValueType::{F64, I32, I64};
+        &[
+            import("config_get", &[I32, I32, I32, I32], &[I32]),
+            import("in_schema", &[I32, I32], &[I32]),
+            import("output_schema", &[I32, I32], &[]),
+            import("error", &[I32, I32], &[]),
+            import("log", &[I32, I32], &[]),
+            import("in_column", &[I32, I32], &[I32]),
+            import("in_is_null", &[I32, I32], &[I32]),
+            import("in_i64", &[I32, I32], &[I64]),
+            import("in_f64", &[I32, I32], &[F64]),
+            import("in_bytes", &[I32, I32, I32, I32], &[I32]),
+            import("out_null", &[I32], &[]),
+            import("out_i64", &[I32, I64], &[]),
+            import("out_f64", &[I32, F64], &[]),
+            import("out_bytes", &[I32, I32, I32], &[]),
+            import("out_copy", &[I32, I32, I32], &[]),
+            import("out_row", &[], &[]),
+            import("row_error", &[I32, I32, I32], &[]),
+        ]
+    };
 }
 
 /// Status returned by `weir_init` and `weir_process`: the call succeeded and the result is the payload.

@@ -9,6 +9,7 @@
 pub mod accumulator;
 mod sessions;
 mod spec;
+mod state_key;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -243,12 +244,11 @@ impl Aggregator {
                         kind: WindowKind::Fixed(spec),
                         ..
                     }) => {
-                        key.extend_from_slice(&ordered(start + spec.size_ms));
-                        key.extend_from_slice(&ordered(*start));
+                        state_key::push_window(&mut key, *start, start + spec.size_ms);
+                        key.extend_from_slice(group_key.as_ref());
                     }
-                    _ => key.push(bucket(group_key.as_ref())),
+                    _ => state_key::push_unwindowed(&mut key, group_key.as_ref()),
                 }
-                key.extend_from_slice(group_key.as_ref());
                 let slot = slot_for(&mut slot_of, &mut batch_keys, &key);
                 pairs.push((row as u32, slot));
             }
@@ -282,7 +282,7 @@ impl Aggregator {
         for key in &batch_keys {
             let group = self.groups.remove(key).unwrap_or_else(|| Group {
                 accumulators: self.aggregates.iter().map(Aggregate::start).collect(),
-                window: windowed.then(|| (unordered(&key[8..16]), unordered(&key[0..8]))),
+                window: windowed.then(|| state_key::window(key)),
             });
             windows.push(group.window);
             for (column, accumulator) in columns.iter_mut().zip(group.accumulators) {
@@ -323,10 +323,9 @@ impl Aggregator {
     ) -> anyhow::Result<(RecordBatch, StateOperatorProgress)> {
         let closed: Vec<Vec<u8>> = match (watermark, &self.spec.window, self.spec.output_mode) {
             (Some(w), Some(_), OutputMode::Append | OutputMode::Update) => {
-                // Window end ≤ watermark: the first 8 key bytes are the end, so this is a range.
-                let upper = ordered(w.saturating_add(1));
+                // Window end ≤ watermark: keys start with the window's end, so this is a range.
                 self.groups
-                    .range(..upper.to_vec())
+                    .range(..state_key::ending_after(w))
                     .map(|(k, _)| k.clone())
                     .collect()
             }
@@ -405,10 +404,10 @@ impl Aggregator {
             for (suffix, accumulators) in groups {
                 let mut key = blob[..prefix.min(blob.len())].to_vec();
                 key.extend_from_slice(&suffix);
-                let window = windowed.then(|| (unordered(&key[8..16]), unordered(&key[0..8])));
+                let window = windowed.then(|| state_key::window(&key));
                 if let (true, Some(window)) = (sessions, window) {
                     self.sessions
-                        .entry(key[16..].to_vec())
+                        .entry(state_key::windowed_group(&key).to_vec())
                         .or_default()
                         .insert(window);
                 }
@@ -427,9 +426,9 @@ impl Aggregator {
     /// Bytes of a state key that name its sled entry: the window (end, start), or the bucket.
     fn blob_prefix_len(&self) -> usize {
         if self.spec.window.is_some() {
-            16
+            state_key::WINDOW_LEN
         } else {
-            1
+            state_key::BUCKET_LEN
         }
     }
 
@@ -481,28 +480,6 @@ fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, 
     slot_of.insert(key.to_vec(), slot);
     batch_keys.push(key.to_vec());
     slot
-}
-
-/// Groups without a window are spread over this many sled entries.
-const BUCKETS: u32 = 64;
-
-/// The sled entry of a group without a window: FNV-1a of its key, so it is the same in every run.
-fn bucket(key: &[u8]) -> u8 {
-    let hash = key.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    });
-    (hash % BUCKETS) as u8
-}
-
-/// Big-endian with the sign bit flipped, so byte order is numeric order.
-fn ordered(value: i64) -> [u8; 8] {
-    ((value as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn unordered(bytes: &[u8]) -> i64 {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&bytes[..8]);
-    (u64::from_be_bytes(raw) ^ (1 << 63)) as i64
 }
 
 /// The event time of each row in milliseconds.

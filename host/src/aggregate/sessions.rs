@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::{ordered, slot_for, unordered, Accumulator, Aggregator, Group, WindowBy, WindowKind};
+use super::state_key;
+use super::{slot_for, Accumulator, Aggregator, Group, WindowBy, WindowKind};
 
 /// A session after a batch's events and the group's open sessions were swept together.
 struct MergedSession {
@@ -17,9 +18,8 @@ struct MergedSession {
 
 /// The state key of a session: end, start, group key (the layout of every window).
 fn session_key(start: i64, end: i64, group_key: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + group_key.len());
-    key.extend_from_slice(&ordered(end));
-    key.extend_from_slice(&ordered(start));
+    let mut key = Vec::with_capacity(state_key::WINDOW_LEN + group_key.len());
+    state_key::push_window(&mut key, start, end);
     key.extend_from_slice(group_key);
     key
 }
@@ -127,9 +127,9 @@ impl Aggregator {
             ..
         }) = self.spec.window
         {
-            let group_key = &key[16..];
+            let group_key = state_key::windowed_group(key);
             if let Some(sessions) = self.sessions.get_mut(group_key) {
-                sessions.remove(&(unordered(&key[8..16]), unordered(&key[0..8])));
+                sessions.remove(&state_key::window(key));
                 if sessions.is_empty() {
                     self.sessions.remove(group_key);
                 }

@@ -38,6 +38,25 @@ pub(crate) struct GuestState {
 }
 
 impl GuestState {
+    /// The host side for an instance with `limits`: its stdout and stderr go to `log`, its clock is its own,
+    /// and it sees no files, network or environment.
+    pub(crate) fn new(limits: UdfLimits, log: &GuestLog) -> GuestState {
+        let clock = GuestClock::new();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .monotonic_clock(clock)
+            .build_p1();
+        GuestState {
+            wasi,
+            limiter: MemoryCap::new(limits.memory_bytes),
+            rows: RowIo::new(log.clone(), limits.max_output_bytes),
+            clock,
+            deadline: Instant::now() + limits.timeout,
+            refused_sleep: None,
+        }
+    }
+
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         &mut self.wasi
     }
@@ -94,21 +113,7 @@ impl UdfInstance {
         expected: Option<Kind>,
     ) -> Result<Self, UdfFailure> {
         let log = GuestLog::new(limits.max_log_bytes);
-        let clock = GuestClock::new();
-        let wasi = WasiCtxBuilder::new()
-            .stdout(log.clone())
-            .stderr(log.clone())
-            .monotonic_clock(clock)
-            .build_p1();
-        let state = GuestState {
-            wasi,
-            limiter: MemoryCap::new(limits.memory_bytes),
-            rows: RowIo::new(log.clone(), limits.max_output_bytes),
-            clock,
-            deadline: Instant::now() + limits.timeout,
-            refused_sleep: None,
-        };
-        let mut store = Store::new(pre.module().engine(), state);
+        let mut store = Store::new(pre.module().engine(), GuestState::new(limits, &log));
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(ticks(limits.timeout));

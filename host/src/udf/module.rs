@@ -129,7 +129,7 @@ pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
                 return Err(UdfFailure::Abi(format!(
                     "the module imports `weir::{}`, which the row interface does not have (it has: {})",
                     import.name(),
-                    rows::IMPORTS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                    abi::rows::IMPORTS.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
                 )));
             };
             match import.ty() {
