@@ -16,10 +16,11 @@ pub(super) fn read_source(section: Section) -> Result<SourceOptions, ConfigError
 }
 
 pub(super) fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, ConfigError> {
-    let delivery = match (section.string("delivery")?.as_deref(), checkpointed) {
-        (None, true) | (Some("exactly-once"), _) => Delivery::ExactlyOnce,
-        (None, false) | (Some("at-least-once"), _) => Delivery::AtLeastOnce,
-        (Some(other), _) => {
+    let delivery = match section.string("delivery")?.as_deref() {
+        None => Delivery::default_for(checkpointed),
+        Some("exactly-once") => Delivery::ExactlyOnce,
+        Some("at-least-once") => Delivery::AtLeastOnce,
+        Some(other) => {
             return Err(section.error(
                 "delivery",
                 format!("expected \"exactly-once\" or \"at-least-once\", found {other:?}"),

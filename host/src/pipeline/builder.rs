@@ -179,11 +179,9 @@ impl PipelineBuilder {
         let format = self
             .deserializer
             .context("no deserializer: call deserializer_udf or deserializer_json")?;
-        let delivery = self.delivery.unwrap_or(if self.checkpoint.is_some() {
-            Delivery::ExactlyOnce
-        } else {
-            Delivery::AtLeastOnce
-        });
+        let delivery = self
+            .delivery
+            .unwrap_or(Delivery::default_for(self.checkpoint.is_some()));
         let spec = PipelineSpec {
             name: self.name,
             source,

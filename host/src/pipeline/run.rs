@@ -133,7 +133,6 @@ enum Step {
 /// What the loop carries from one batch to the next.
 struct BatchLoop {
     plan: Arc<Plan>,
-    spec: PipelineSpec,
     sink: Arc<KafkaSink>,
     checkpointing: Option<Arc<Checkpointing>>,
     watermarks: Option<WatermarkTracker>,
@@ -166,10 +165,10 @@ impl BatchLoop {
         sink: Arc<KafkaSink>,
         opening: Instant,
     ) -> BatchLoop {
-        let spec = plan.spec().clone();
+        let spec = plan.spec();
         BatchLoop {
-            reporter: Reporter::new(&spec, checkpointing.as_deref(), &sink),
-            watermarks: watermark_tracker(&spec, &source, checkpointing.as_ref()),
+            reporter: Reporter::new(spec, checkpointing.as_deref(), &sink),
+            watermarks: watermark_tracker(spec, &source, checkpointing.as_ref()),
             next_batch: checkpointing.as_ref().map_or(0, |c| c.resume.next_batch),
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -183,7 +182,6 @@ impl BatchLoop {
             writing: None,
             reload_checked: Instant::now(),
             plan,
-            spec,
             sink,
             checkpointing,
             reload,
@@ -343,7 +341,11 @@ impl BatchLoop {
         let batch = batch.context("polling the Kafka source")?;
         if let (Some(tracker), Some(drift)) = (
             &self.watermarks,
-            self.spec.watermark.as_ref().and_then(|w| w.max_drift),
+            self.plan
+                .spec()
+                .watermark
+                .as_ref()
+                .and_then(|w| w.max_drift),
         ) {
             // Watermark alignment, from what the batches processed so far showed (window/alignment.rs).
             let hold = partitions_to_hold(
@@ -358,7 +360,7 @@ impl BatchLoop {
         // As fast as possible, the next batch is read while this one is processed and written: reading
         // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
         // committed only after this batch's, as before.
-        if self.spec.trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
+        if self.plan.spec().trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
             self.polling = Some(poll(returned, self.poll_wait));
         } else {
             self.idle_source = Some(returned);
@@ -392,7 +394,7 @@ impl BatchLoop {
         shutdown: &mut Pin<&mut S>,
         listener: &mut dyn ProgressListener,
     ) -> anyhow::Result<Step> {
-        let Trigger::ProcessingTime(interval) = self.spec.trigger else {
+        let Trigger::ProcessingTime(interval) = self.plan.spec().trigger else {
             return Ok(Step::Next);
         };
         if let Some(this) = self.writing.take() {

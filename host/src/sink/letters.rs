@@ -51,27 +51,16 @@ impl KafkaSink {
                 headers = headers.insert(Header { key, value });
             }
         }
-        headers = headers
-            .insert(Header {
-                key: "weir.error",
-                value: Some(letter.error),
-            })
-            .insert(Header {
-                key: "weir.stage",
-                value: Some(letter.stage),
-            })
-            .insert(Header {
-                key: "weir.source.topic",
-                value: Some(&chunk.topic),
-            })
-            .insert(Header {
-                key: "weir.source.partition",
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: "weir.source.offset",
-                value: Some(&offset_text),
-            });
+        let headers = with_weir_headers(
+            headers,
+            &[
+                ("weir.error", letter.error),
+                ("weir.stage", letter.stage),
+                ("weir.source.topic", &chunk.topic),
+                ("weir.source.partition", &partition),
+                ("weir.source.offset", &offset_text),
+            ],
+        );
         let mut record =
             BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
         if let Some(value) = binary(1) {
@@ -94,23 +83,15 @@ impl KafkaSink {
         refusal: &Refusal,
     ) -> anyhow::Result<()> {
         let bytes = refusal.bytes.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "weir.error",
-                value: Some(&refusal.message),
-            })
-            .insert(Header {
-                key: "weir.stage",
-                value: Some("sink"),
-            })
-            .insert(Header {
-                key: "weir.sink.topic",
-                value: Some(&refusal.topic),
-            })
-            .insert(Header {
-                key: "weir.row.bytes",
-                value: Some(&bytes),
-            });
+        let headers = with_weir_headers(
+            OwnedHeaders::new(),
+            &[
+                ("weir.error", &refusal.message),
+                ("weir.stage", "sink"),
+                ("weir.sink.topic", &refusal.topic),
+                ("weir.row.bytes", &bytes),
+            ],
+        );
         let mut record =
             BaseRecord::<[u8], [u8], RecordTag>::with_opaque_to(topic, NOT_A_ROW).headers(headers);
         if let Some(key) = rows.key(refusal.row) {
@@ -119,4 +100,14 @@ impl KafkaSink {
         self.send(record)
             .with_context(|| format!("producing a dead letter to topic {topic}"))
     }
+}
+
+/// `headers` with Weir's own text headers appended, in order.
+fn with_weir_headers(headers: OwnedHeaders, pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs.iter().fold(headers, |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(*value),
+        })
+    })
 }

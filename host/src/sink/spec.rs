@@ -32,6 +32,17 @@ pub enum Delivery {
     ExactlyOnce,
 }
 
+impl Delivery {
+    /// The delivery when none is given: exactly-once with a checkpoint, at-least-once without.
+    pub fn default_for(checkpointed: bool) -> Delivery {
+        if checkpointed {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        }
+    }
+}
+
 /// How the sink turns rows into Kafka records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkFormat {

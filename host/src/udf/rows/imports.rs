@@ -86,7 +86,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
     Ok(())
 }
 
-/// The row interface's functions for the module's set-up: its configuration, the input schema, the output schema it declares, errors and log lines.
+/// The row interface's functions for the module's set-up: its configuration, the input schema, the
+/// output schema it declares, errors and log lines.
 fn add_declarations(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
@@ -215,7 +216,8 @@ fn add_input(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// The row interface's functions for appending nulls and numbers to the output; all output counts against `limits.max_output`.
+/// The row interface's functions for appending nulls and numbers to the output; all output counts
+/// against `limits.max_output`.
 fn add_output_numbers(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
@@ -259,7 +261,8 @@ fn add_output_numbers(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Res
     Ok(())
 }
 
-/// The row interface's functions for appending bytes to the output, from guest memory or copied from an input value; all output counts against `limits.max_output`.
+/// The row interface's functions for appending bytes to the output, from guest memory or copied from an
+/// input value; all output counts against `limits.max_output`.
 fn add_output_bytes(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
@@ -316,7 +319,8 @@ fn add_output_bytes(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Resul
     Ok(())
 }
 
-/// The row interface's functions for ending an output row and reporting a failed input row; all output counts against `limits.max_output`.
+/// The row interface's functions for ending an output row and reporting a failed input row; all output
+/// counts against `limits.max_output`.
 fn add_output_rows(linker: &mut Linker<GuestState>, m: &str) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
