@@ -11,14 +11,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use weir::aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
-use weir::schema::parse_ddl_schema;
-use weir::udf::{TransformSpec, UdfSpec};
-use weir::window::{WatermarkSpec, WindowSpec};
-use weir::workload::{self, closing_records, fraud_window_alerts};
-use weir::{Pipeline, SinkFormat};
+// The broker, the input and the check are Weir's test scaffolding (`weir::internal`, not API); the pipeline
+// is built and run with the public API only.
+use weir::internal::demo;
+use weir::internal::workload::{self, fraud_window_alerts};
+use weir::{
+    parse_ddl_schema, AggregateExpr, AggregateSpec, Function, OutputMode, Pipeline, SinkFormat,
+    TransformSpec, UdfSpec, WatermarkSpec, WindowBy, WindowKind, WindowSpec,
+};
 
 const TRANSACTIONS: u64 = 50_000;
 
@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let bootstrap = cluster.bootstrap_servers();
     cluster.create_topic("transactions", workload::PARTITIONS, 1)?;
     cluster.create_topic("alerts", 1, 1)?;
-    produce_workload(&bootstrap)?;
+    demo::produce_workload(&bootstrap, "transactions", TRANSACTIONS)?;
 
     let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/release");
     let schema = parse_ddl_schema(
@@ -82,28 +82,8 @@ fn alerts_per_window() -> AggregateSpec {
     }
 }
 
-/// The transactions, keyed by user, then one record per partition with an event time past every window,
-/// so every partition's watermark closes every window.
-fn produce_workload(bootstrap: &str) -> anyhow::Result<()> {
-    let records = workload::transactions(TRANSACTIONS).map(|tx| (tx.key(), tx.value()));
-    weir::demo::produce(bootstrap, "transactions", records)?;
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    for (partition, tx) in closing_records(TRANSACTIONS) {
-        let value = tx.value();
-        let record = BaseRecord::<(), _>::to("transactions")
-            .partition(partition)
-            .payload(&value);
-        producer.send(record).map_err(|(e, _)| e)?;
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .context("flushing the closing records")
-}
-
 fn check_alerts(bootstrap: &str, batches: u64, input_rows: u64) -> anyhow::Result<()> {
-    let mut got: Vec<String> = weir::demo::read_topic(bootstrap, "alerts")?
+    let mut got: Vec<String> = demo::read_topic(bootstrap, "alerts")?
         .into_iter()
         .filter_map(|record| record.value)
         .map(|value| String::from_utf8_lossy(&value).into_owned())

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use weir::aggregate::{
-    AggregateExpr, AggregateSpec, Aggregator, Function, OutputMode, WindowBy, WindowKind,
-};
-use weir::state::StateStore;
-use weir::window::WindowSpec;
+use weir::internal::Aggregator;
+use weir::internal::StateStore;
+use weir::WindowSpec;
+use weir::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
 
 const KEYS: usize = 10_000;
 const ROWS: usize = 100_000;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use weir::checkpoint::{Checkpoint, CommittedBatch, PlannedBatch};
+use weir::internal::{Checkpoint, CommittedBatch, PlannedBatch};
 
 fn offsets(batch: u64) -> BTreeMap<String, BTreeMap<String, i64>> {
     let partitions = (0..4)

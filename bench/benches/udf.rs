@@ -13,13 +13,14 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use weir::decode::DecodeFormat;
-use weir::decode::Deserializer;
-use weir::schema::parse_ddl_schema;
-use weir::source::{sample_records, source_schema, PartitionChunk};
-use weir::udf::UdfSpec;
-use weir::udf::{Kind, UdfRuntime, UdfStage};
-use weir::workload;
+use weir::internal::workload;
+use weir::internal::Deserializer;
+use weir::internal::{sample_records, source_schema, PartitionChunk};
+use weir::internal::{Kind, UdfStage};
+use weir::parse_ddl_schema;
+use weir::DecodeFormat;
+use weir::UdfRuntime;
+use weir::UdfSpec;
 
 const TRANSACTION_DDL: &str =
     "name STRING, surname STRING, amount STRING, delta_t STRING, flag INT, ts BIGINT";

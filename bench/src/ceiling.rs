@@ -1,5 +1,5 @@
 //! The broker's consume-only ceiling: one rdkafka consumer with Weir's fetch settings
-//! ([`weir::kafka::CONSUMER_DEFAULTS`]), `assign()`ed to every partition of the input from the beginning,
+//! ([`weir::internal::CONSUMER_DEFAULTS`]), `assign()`ed to every partition of the input from the beginning,
 //! counting records and doing nothing else until each partition reaches its high watermark. It is the
 //! most any pipeline on this client, broker and machine could read.
 
@@ -23,7 +23,7 @@ pub fn consume_only(
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "weir-bench-ceiling")
         .set("enable.auto.commit", "false");
-    for (key, value) in weir::kafka::CONSUMER_DEFAULTS {
+    for (key, value) in weir::internal::CONSUMER_DEFAULTS {
         config.set(*key, *value);
     }
     let started = Instant::now();
@@ -41,7 +41,7 @@ pub fn consume_only(
     }
     // The end as Weir's source finds it: tansu's ListOffsets answers with the last batch's start, so the
     // high watermark comes from a fetch.
-    let mut remaining: BTreeMap<i32, i64> = weir::source::latest_offsets(&config, &listed)?
+    let mut remaining: BTreeMap<i32, i64> = weir::internal::latest_offsets(&config, &listed)?
         .into_iter()
         .filter(|(_, high)| *high > 0)
         .map(|((_, partition), high)| (partition, high))

@@ -1,21 +1,17 @@
-//! The workload's producer: the first N transactions of [`weir::workload`], keyed by `name + surname` and
+//! The workload's producer: the first N transactions of [`weir::internal::workload`], keyed by `name + surname` and
 //! placed by the producer's default partitioner, then one closing record written to each partition
 //! explicitly, exactly as `shared/bench/fraud-window.md` specifies.
 //!
 //! As fast as possible for throughput runs; at a fixed rate, in real time, for latency runs, remembering
 //! when each record was sent so a window's closing can be put on the wall clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
-use weir::workload::{closing_records, transactions};
+use rdkafka::producer::BaseRecord;
+use weir::internal::workload::{closing_records, transactions};
+use weir::internal::CheckedProducer;
 
 /// What a generation wrote.
 pub struct Generated {
@@ -27,27 +23,6 @@ pub struct Generated {
     pub elapsed: Duration,
     /// With [`Pace::RateTimed`]: when each of the N transactions was handed to the producer, from `started`.
     pub sent_at: Vec<Duration>,
-}
-
-/// Counts failed deliveries, so a generation that lost records fails instead of skewing a benchmark.
-#[derive(Default)]
-struct DeliveryCheck {
-    failed: AtomicU64,
-    first: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryCheck {}
-
-impl ProducerContext for DeliveryCheck {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert_with(|| error.to_string());
-        }
-    }
 }
 
 /// How fast the workload is written.
@@ -82,14 +57,15 @@ impl Pace {
 pub fn generate(bootstrap: &str, topic: &str, n: u64, pace: Pace) -> anyhow::Result<Generated> {
     let rate = pace.rate();
     let timed = matches!(pace, Pace::RateTimed(_));
-    let producer: BaseProducer<DeliveryCheck> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        // Bulk: large batches. Paced: send each record promptly, as a live source would.
-        .set("linger.ms", if rate.is_some() { "1" } else { "20" })
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create_with_context(DeliveryCheck::default())
-        .with_context(|| format!("creating the generator's producer for {bootstrap}"))?;
+    let mut producer = CheckedProducer::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            // Bulk: large batches. Paced: send each record promptly, as a live source would.
+            .set("linger.ms", if rate.is_some() { "1" } else { "20" })
+            .set("batch.size", "1000000")
+            .set("queue.buffering.max.messages", "1000000"),
+        &format!("the workload for {topic} at {bootstrap}"),
+    )?;
     let started = Instant::now();
     let mut sent_at = Vec::with_capacity(if timed { n as usize } else { 0 });
     for (i, tx) in transactions(n).enumerate() {
@@ -101,72 +77,42 @@ pub fn generate(bootstrap: &str, topic: &str, n: u64, pace: Pace) -> anyhow::Res
             }
         }
         let (key, value) = (tx.key(), tx.value());
-        send(
-            &producer,
-            BaseRecord::to(topic)
-                .key(key.as_str())
-                .payload(value.as_str()),
-        )
-        .with_context(|| format!("producing transaction {i} to {topic}"))?;
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key(key.as_str())
+                    .payload(value.as_str()),
+            )
+            .with_context(|| format!("transaction {i}"))?;
         if timed {
             sent_at.push(started.elapsed());
         }
     }
     for (partition, tx) in closing_records(n) {
         let (key, value) = (tx.key(), tx.value());
-        send(
-            &producer,
-            BaseRecord::to(topic)
-                .partition(partition)
-                .key(key.as_str())
-                .payload(value.as_str()),
-        )
-        .with_context(|| format!("producing the closing record of {topic}-{partition}"))?;
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(partition)
+                    .key(key.as_str())
+                    .payload(value.as_str()),
+            )
+            .with_context(|| format!("the closing record of {topic}-{partition}"))?;
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .with_context(|| format!("waiting for {bootstrap} to acknowledge the workload"))?;
-    let failed = producer.context().failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = producer.context().first.lock().unwrap().clone();
-        anyhow::bail!(
-            "{failed} records of the workload were not delivered to {topic} (first error: {})",
-            first.unwrap_or_default()
-        );
-    }
+    let records = producer.finish(Duration::from_secs(120))?;
     Ok(Generated {
-        records: n + closing_records(n).len() as u64,
+        records,
         started,
         elapsed: started.elapsed(),
         sent_at,
     })
 }
 
-/// Sends one record, waiting for room in the producer's queue when it is full.
-fn send(
-    producer: &BaseProducer<DeliveryCheck>,
-    mut record: BaseRecord<'_, str, str>,
-) -> anyhow::Result<()> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Ok(());
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(5));
-            }
-            Err((error, _)) => return Err(error.into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use weir::workload::{closing_records, fraud_window_alerts, transactions};
+    use weir::internal::workload::{closing_records, fraud_window_alerts, transactions};
 
-    /// The spec's LCG and field formulas, written out again independently of `weir::workload`, with the
+    /// The spec's LCG and field formulas, written out again independently of `weir::internal::workload`, with the
     /// window counting done here too.
     fn spec_records(n: u64) -> Vec<(String, String)> {
         let mut x: u128 = 42;

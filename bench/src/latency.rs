@@ -90,7 +90,7 @@ pub fn measure_latency(
         let Some(end) = expected.window_end(&alert.value) else {
             continue;
         };
-        let index = end + WATERMARK_DELAY_MS - weir::workload::BASE_TS;
+        let index = end + WATERMARK_DELAY_MS - weir::internal::workload::BASE_TS;
         if !seen.insert(&alert.value) || index >= n as i64 {
             continue;
         }
@@ -114,7 +114,8 @@ pub fn measure_latency(
         p50: percentile(0.50),
         p99: percentile(0.99),
         max: delays.last().copied().unwrap_or_default(),
-        slowest_window_s: slowest.map(|(_, end)| (end - weir::workload::BASE_TS) as f64 / 1000.0),
+        slowest_window_s: slowest
+            .map(|(_, end)| (end - weir::internal::workload::BASE_TS) as f64 / 1000.0),
         exactness: run.exactness,
         peak_rss_kib: run.peak_rss_kib,
     })

@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             if create {
                 Broker::external(&bootstrap)
-                    .try_create_topic(&topic, weir::workload::PARTITIONS)?;
+                    .try_create_topic(&topic, weir::internal::workload::PARTITIONS)?;
             }
             let pace = rate.map_or(Pace::Fastest, Pace::Rate);
             let generated = generate(&bootstrap, &topic, n, pace)?;
@@ -207,7 +207,7 @@ fn soak(
             format!("{prefix}-{}-tx", variant.slug()),
             format!("{prefix}-{}-alerts", variant.slug()),
         );
-        broker.try_create_topic(&topics.0, weir::workload::PARTITIONS)?;
+        broker.try_create_topic(&topics.0, weir::internal::workload::PARTITIONS)?;
         broker.try_create_topic(&topics.1, 1)?;
         let dir = weir_tests::scratch_dir();
         let soaked = weir_bench::soak::soak(
@@ -276,7 +276,7 @@ fn suite(
     let (broker, broker_words) = broker();
     let prefix = topic_prefix("bench")?;
     let input = format!("{prefix}-tx");
-    broker.try_create_topic(&input, weir::workload::PARTITIONS)?;
+    broker.try_create_topic(&input, weir::internal::workload::PARTITIONS)?;
     let generated = generate(&broker.bootstrap, &input, n, Pace::Fastest)?;
     println!(
         "generated {} records in {:.2} s ({} records/s) on {broker_words}",
@@ -288,7 +288,11 @@ fn suite(
     let timeout = Duration::from_secs(120 + n / 50_000);
     let mut samples = Vec::new();
     for run in 1..=runs {
-        let (records, wall) = consume_only(&broker.bootstrap, &input, weir::workload::PARTITIONS)?;
+        let (records, wall) = consume_only(
+            &broker.bootstrap,
+            &input,
+            weir::internal::workload::PARTITIONS,
+        )?;
         anyhow::ensure!(
             records == generated.records,
             "the consume-only client read {records} records, not {}",
@@ -355,7 +359,7 @@ fn suite(
             format!("{prefix}-latency-tx"),
             format!("{prefix}-latency-alerts"),
         );
-        broker.try_create_topic(&topics.0, weir::workload::PARTITIONS)?;
+        broker.try_create_topic(&topics.0, weir::internal::workload::PARTITIONS)?;
         broker.try_create_topic(&topics.1, 1)?;
         let dir = weir_tests::scratch_dir();
         let measured = measure_latency(

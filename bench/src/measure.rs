@@ -30,10 +30,10 @@ pub struct Expected {
 impl Expected {
     /// The offline result of the fraud-window job over the first `n` transactions.
     pub fn fraud_window(n: u64) -> Expected {
-        let alerts = weir::workload::fraud_window_alerts(n)
+        let alerts = weir::internal::workload::fraud_window_alerts(n)
             .into_iter()
             .map(|a| {
-                let end = a.window_start + weir::workload::WINDOW_MS;
+                let end = a.window_start + weir::internal::workload::WINDOW_MS;
                 (a.json(), (a.id, end))
             })
             .collect();

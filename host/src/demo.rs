@@ -13,9 +13,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::kafka::CheckedProducer;
 use crate::workload;
 
 /// A record read back from a topic.
@@ -44,42 +45,55 @@ impl ReadRecord {
     }
 }
 
-/// Produces `records` (key, value) to `topic` and waits until all are acknowledged.
+/// Produces `records` (key, value) to `topic` and waits until all are acknowledged; fails if any was not.
 pub fn produce(
     bootstrap: &str,
     topic: &str,
     records: impl IntoIterator<Item = (String, String)>,
 ) -> anyhow::Result<u64> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .context("creating the generator's producer")?;
-    let mut count = 0;
+    let mut producer = CheckedProducer::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000"),
+        &format!("the records generated for {topic}"),
+    )?;
     for (key, value) in records {
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(20));
-                }
-                Err((e, _)) => return Err(e).context("producing generated records"),
-            }
-        }
-        count += 1;
+        producer.send(BaseRecord::to(topic).key(&key).payload(&value))?;
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("flushing generated records")?;
-    Ok(count)
+    producer.finish(Duration::from_secs(120))
+}
+
+/// Produces each of `records` (partition, key, value) to its partition of `topic`; waits until all are
+/// acknowledged and fails if any was not.
+pub fn produce_to_partitions(
+    bootstrap: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (i32, String, String)>,
+) -> anyhow::Result<u64> {
+    let mut producer = CheckedProducer::new(
+        ClientConfig::new().set("bootstrap.servers", bootstrap),
+        &format!("the records generated for {topic}"),
+    )?;
+    for (partition, key, value) in records {
+        producer.send(
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(&key)
+                .payload(&value),
+        )?;
+    }
+    producer.finish(Duration::from_secs(120))
+}
+
+/// The reference workload's `n` transactions keyed by user, then its closing records, one per partition
+/// with an event time past every window, so every partition's watermark closes every window.
+pub fn produce_workload(bootstrap: &str, topic: &str, n: u64) -> anyhow::Result<u64> {
+    let records = workload::transactions(n).map(|tx| (tx.key(), tx.value()));
+    let closing = workload::closing_records(n)
+        .into_iter()
+        .map(|(partition, tx)| (partition, tx.key(), tx.value()));
+    Ok(produce(bootstrap, topic, records)? + produce_to_partitions(bootstrap, topic, closing)?)
 }
 
 /// Reads every record of `topic` that is there now (up to each partition's high watermark).

@@ -12,30 +12,49 @@
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
 //! ```
 //!
-//! Each stage owns the spec type that describes it, and the layers run one way: [`config`] reads a
-//! pipeline file into those specs and sits on top; [`pipeline`] puts them together and runs them; the
-//! stages below know nothing of either.
+//! Each stage owns the spec type that describes it, and the layers run one way: the pipeline-file reader
+//! ([`config`]) turns a file into those specs and sits on top; the pipeline puts them together and runs
+//! them; the stages below know nothing of either. The modules, in the order a batch meets them:
 //!
-//! - [`config`]: the pipeline file (TOML), `${VAR}` expansion, errors naming file and key.
-//! - [`pipeline`]: [`PipelineSpec`] (the stages' specs together), planning and the micro-batch loop;
-//!   [`progress`]: per-batch reports; [`checkpoint`]: committed batches, offsets and state, beside it.
-//! - [`source`]: Kafka source options and polling into Spark's source schema.
-//! - [`decode`]: built-in deserializers and the WebAssembly deserializer stage.
-//! - [`udf`]: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs.
-//! - [`window`]: window assignment and the per-partition watermark; [`aggregate`]: grouping, aggregates
-//!   and output modes; [`state`]: operator state in sled.
-//! - [`sink`]: the Kafka sink.
-//! - Below the stages: [`kafka`] (the `kafka.*` passthrough, consumer defaults, topic partitions),
-//!   [`schema`] (Spark DDL strings), [`spelling`] ("did you mean" for misspelt keys).
-//! - [`workload`] and [`demo`]: the transaction generator and the self-contained demo.
+//! - `pipeline`: [`PipelineSpec`] (the stages' specs together), planning and the micro-batch loop;
+//!   [`progress`]: per-batch reports; `checkpoint`: committed batches, offsets and state, beside it.
+//! - `source`: Kafka source options and polling into Spark's source schema.
+//! - `decode`: built-in deserializers and the WebAssembly deserializer stage.
+//! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs.
+//! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
+//!   and output modes; `state`: operator state in sled.
+//! - `sink`: the Kafka sink.
+//! - Below the stages: `kafka` (the `kafka.*` passthrough, consumer defaults, the delivery-checked
+//!   producer), `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
+//! - `workload` and `demo`: the transaction generator and the self-contained demo.
+//!
+//! ## The public API
+//!
+//! The modules are private; what a library user needs is re-exported here, and nothing else is supported:
+//!
+//! - the pipeline: [`Pipeline`], [`PipelineBuilder`], [`Plan`], [`RunSummary`];
+//! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceOptions`], [`TopicSelection`],
+//!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`TransformSpec`], [`UdfSpec`],
+//!   [`UdfLimits`], [`OnError`], [`OnFailure`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
+//!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
+//!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
+//! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
+//! - watching a run: the [`progress`] module ([`progress::ProgressListener`], [`progress::BatchProgress`]);
+//! - the WebAssembly engine, shared by pipelines: [`UdfRuntime`];
+//! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`];
+//!   everything else is an [`anyhow::Error`] whose context names the file, key, record or UDF at fault;
+//! - checkpoints: [`inspect_checkpoint`].
+//!
+//! The `weir` binary's tools, the integration tests and the benchmarks also reach into the stages through a
+//! hidden `internal` module; it is not part of the API and changes without notice.
 //!
 //! ## Core concepts: what each costs and how long it lives
 //!
 //! - A [`PipelineSpec`] is plain data: the stages' specs, from a pipeline file ([`config::load`]) or from
 //!   [`Pipeline::builder`]. Both check it with [`PipelineSpec::validate`]. Cheap to build and clone.
-//! - A [`udf::UdfRuntime`] is the WebAssembly engine with its epoch ticker thread (the resolution of UDF
+//! - A [`UdfRuntime`] is the WebAssembly engine with its epoch ticker thread (the resolution of UDF
 //!   time limits). One per process; [`Pipeline::new`] makes its own.
-//! - A [`pipeline::Plan`] is every stage loaded: each module compiled (once per module file, cached under
+//! - A [`Plan`] is every stage loaded: each module compiled (once per module file, cached under
 //!   `~/.cache/weir/modules`, so a restart skips Cranelift), instantiated to check its ABI and schema, and
 //!   the schemas checked to compose from source to sink. It lives as long as its pipeline. Each stage keeps
 //!   a pool of instances, made as worker threads need them, each with its own linear memory (up to the
@@ -44,7 +63,7 @@
 //!   restored, what a crash left settled, and the plan compared with the checkpoint's. [`Pipeline::run`]
 //!   consumes it; the source and the sink are opened then and closed when the run ends.
 //! - Checkpoints sit beside the data path, not in it: the loop hands each written batch's offsets,
-//!   watermark and state changes to [`checkpoint`], and, exactly once, commits them with the batch's
+//!   watermark and state changes to the checkpoint, and, exactly once, commits them with the batch's
 //!   output in one Kafka transaction.
 //!
 //! ```no_run
@@ -57,24 +76,58 @@
 //! ```
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
-pub mod aggregate;
-pub mod checkpoint;
+mod aggregate;
+mod checkpoint;
 pub mod config;
-pub mod decode;
-pub mod demo;
-pub mod kafka;
-pub mod pipeline;
+mod decode;
+mod demo;
+mod kafka;
+mod pipeline;
 pub mod progress;
-pub mod schema;
-pub mod sink;
-pub mod source;
-pub mod spelling;
-pub mod state;
-pub mod udf;
-pub mod window;
-pub mod workload;
+mod schema;
+mod sink;
+mod source;
+mod spelling;
+mod state;
+mod udf;
+mod window;
+mod workload;
 
-pub use pipeline::PipelineSpec;
-pub use pipeline::{Pipeline, RunSummary};
-pub use sink::SinkFormat;
+pub use aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
+pub use checkpoint::inspect as inspect_checkpoint;
+pub use decode::{DecodeFormat, DeserializerSpec};
+pub use kafka::OptionError;
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Trigger};
+pub use schema::parse_ddl_schema;
+pub use sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
+pub use source::{OffsetSpec, SourceOptions, TopicSelection};
+pub use udf::{
+    OnError, OnFailure, TransformSpec, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec,
+};
+pub use window::{WatermarkSpec, WindowSpec};
+
+/// What the `weir` binary's tools, the integration tests and the benchmarks reach into: not part of the
+/// API, and changed without notice.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::aggregate::Aggregator;
+    pub use crate::checkpoint::{Checkpoint, CommittedBatch, PlannedBatch};
+    pub use crate::decode::{Deserializer, JsonDecoder};
+    pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
+    pub use crate::schema::column_list;
+    pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};
+    pub use crate::state::StateStore;
+    pub use crate::udf::{Kind, UdfStage};
+
+    /// The demo's broker, records and topic helpers.
+    pub mod demo {
+        pub use crate::demo::*;
+    }
+
+    /// The reference workload (transactions, the closing records, the expected alerts).
+    pub mod workload {
+        pub use crate::workload::*;
+    }
+}

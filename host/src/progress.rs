@@ -40,7 +40,7 @@ pub struct BatchProgress {
     pub event_time: Option<EventTimeProgress>,
     /// The aggregation's state, as Spark's `stateOperators`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub state_operators: Vec<crate::aggregate::StateOperatorProgress>,
+    pub state_operators: Vec<StateOperatorProgress>,
 }
 
 /// Spark's `eventTime` block: the watermark, as an RFC 3339 time and in ms.
@@ -101,7 +101,7 @@ pub struct Durations {
 }
 
 /// Whole milliseconds of `d`, as progress reports them.
-pub fn millis(d: std::time::Duration) -> u64 {
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
 }
 
@@ -159,7 +159,7 @@ impl ErrorCounts {
 }
 
 /// Offsets grouped the way Spark prints them.
-pub fn offsets_json(
+pub(crate) fn offsets_json(
     offsets: &BTreeMap<TopicPartition, i64>,
 ) -> BTreeMap<String, BTreeMap<String, i64>> {
     let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -180,4 +180,22 @@ pub trait ProgressListener: Send {
 /// A listener that ignores progress.
 impl ProgressListener for () {
     fn on_progress(&mut self, _: &BatchProgress) {}
+}
+
+/// Counts for the progress report, as Spark's `stateOperators`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOperatorProgress {
+    /// Groups held.
+    pub num_rows_total: u64,
+    /// Groups changed by the batch.
+    pub num_rows_updated: u64,
+    /// Groups evicted by the watermark.
+    pub num_rows_removed: u64,
+    /// Input rows dropped because they were older than the watermark.
+    pub num_rows_dropped_by_watermark: u64,
+    /// Approximate bytes of the groups held in memory.
+    pub memory_used_bytes: u64,
+    /// Bytes of the sled store on disk.
+    pub state_on_disk_bytes: u64,
 }

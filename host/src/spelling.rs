@@ -5,14 +5,7 @@
 const THRESHOLD: f64 = 0.8;
 
 /// The known key most like `key`, when one is like it enough (patterns such as `kafka.*` are skipped).
-///
-/// ```
-/// use weir::spelling::nearest_key;
-/// let known = ["subscribe", "startingOffsets", "endingOffsets"];
-/// assert_eq!(nearest_key("startingOfsets", &known), Some("startingOffsets"));
-/// assert_eq!(nearest_key("banana", &known), None);
-/// ```
-pub fn nearest_key<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn nearest_key<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let key = key.to_ascii_lowercase();
     known
         .iter()
@@ -32,4 +25,19 @@ pub(crate) fn unknown_key_message(what: &str, key: &str, known: &[&str]) -> Stri
         "unknown {what}; {hint}expected one of: {}",
         known.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `nearest_key` by example (a unit test: doc tests cannot reach crate-private items).
+    #[test]
+    fn nearest_key_example() {
+        use crate::spelling::nearest_key;
+        let known = ["subscribe", "startingOffsets", "endingOffsets"];
+        assert_eq!(
+            nearest_key("startingOfsets", &known),
+            Some("startingOffsets")
+        );
+        assert_eq!(nearest_key("banana", &known), None);
+    }
 }

@@ -48,9 +48,9 @@ impl Transaction {
 /// The first `n` transactions of the workload.
 ///
 /// ```
-/// let first = weir::workload::transactions(1).next().unwrap();
+/// let first = weir::internal::workload::transactions(1).next().unwrap();
 /// assert!(first.name.starts_with("name"));
-/// assert_eq!(weir::workload::transactions(1000).count(), 1000);
+/// assert_eq!(weir::internal::workload::transactions(1000).count(), 1000);
 /// ```
 pub fn transactions(n: u64) -> impl Iterator<Item = Transaction> {
     let mut x: u64 = 42;
@@ -126,7 +126,7 @@ impl Alert {
 /// flagged transactions per (id, 10 s window) and keep the counts above one.
 ///
 /// ```
-/// let alerts = weir::workload::fraud_window_alerts(100_000);
+/// let alerts = weir::internal::workload::fraud_window_alerts(100_000);
 /// assert!(alerts.iter().all(|a| a.count > 1));
 /// ```
 pub fn fraud_window_alerts(n: u64) -> Vec<Alert> {

@@ -14,7 +14,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 pub mod kafka_log;
-pub use weir::demo::{produce, read_topic, ReadRecord};
+pub use weir::internal::demo::{produce, read_topic, ReadRecord};
 
 /// A Kafka-protocol broker for one test, stopped when dropped.
 pub struct Broker {
@@ -283,26 +283,27 @@ pub fn produce_to(
     headers: &[(&str, Option<&str>)],
 ) {
     use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
+    use rdkafka::producer::BaseRecord;
+    let mut producer = weir::internal::CheckedProducer::new(
+        ClientConfig::new().set("bootstrap.servers", bootstrap),
+        &format!("the test's records for {topic}-{partition}"),
+    )
+    .unwrap();
     for value in values {
-        let mut owned = OwnedHeaders::new();
-        for (key, value) in headers {
-            owned = owned.insert(Header { key, value: *value });
-        }
         let mut record = BaseRecord::to(topic)
             .partition(partition)
             .key(value.as_str())
             .payload(value.as_str());
         if !headers.is_empty() {
+            let mut owned = OwnedHeaders::new();
+            for (key, value) in headers {
+                owned = owned.insert(Header { key, value: *value });
+            }
             record = record.headers(owned);
         }
-        producer.send(record).map_err(|(e, _)| e).expect("send");
+        producer.send(record).unwrap();
     }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    producer.finish(Duration::from_secs(30)).unwrap();
 }
 
 /// Parses `examples/<path>` as the `weir` binary would, with `KAFKA_BOOTSTRAP_SERVERS` set to `bootstrap`.

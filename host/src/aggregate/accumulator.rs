@@ -76,7 +76,7 @@ impl Function {
 
 /// The kind of values an aggregate reads, after widening (all integers to Int64, floats to Float64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     /// 64-bit integers (and timestamps, as their integer value).
     Int,
     /// 64-bit floats.
@@ -87,7 +87,7 @@ pub enum ValueKind {
 
 impl ValueKind {
     /// The kind for an input column type, if aggregates can read it.
-    pub fn of(data_type: &DataType) -> Option<ValueKind> {
+    pub(crate) fn of(data_type: &DataType) -> Option<ValueKind> {
         match data_type {
             DataType::Int8
             | DataType::Int16
@@ -115,7 +115,7 @@ impl ValueKind {
 
 /// One value held in state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     /// An integer.
     Int(i64),
     /// A float.
@@ -162,7 +162,7 @@ impl Scalar {
 
 /// The running state of one aggregate for one group.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum Accumulator {
+pub(crate) enum Accumulator {
     /// `count`.
     Count(i64),
     /// `sum` of integers.
@@ -186,7 +186,7 @@ pub enum Accumulator {
 
 /// One aggregate of an aggregation: function, input column index and output.
 #[derive(Debug, Clone)]
-pub struct Aggregate {
+pub(crate) struct Aggregate {
     /// The function.
     pub function: Function,
     /// The input column, `None` for `count` of rows.
@@ -201,7 +201,7 @@ pub struct Aggregate {
 
 impl Aggregate {
     /// A fresh accumulator.
-    pub fn start(&self) -> Accumulator {
+    pub(crate) fn start(&self) -> Accumulator {
         match (self.function, self.kind) {
             (Function::Count, _) => Accumulator::Count(0),
             (Function::Sum, Some(ValueKind::Float)) => Accumulator::SumFloat(None),
@@ -214,7 +214,7 @@ impl Aggregate {
     }
 
     /// Checks that the function can read the input kind.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         let numeric = matches!(self.kind, Some(ValueKind::Int | ValueKind::Float));
         match self.function {
             Function::Sum | Function::Avg if !numeric => {
@@ -227,7 +227,7 @@ impl Aggregate {
     }
 
     /// The output field.
-    pub fn field(&self) -> Field {
+    pub(crate) fn field(&self) -> Field {
         let value = self
             .kind
             .map(ValueKind::data_type)
@@ -244,7 +244,7 @@ impl Aggregate {
 
     /// Folds `column` into the accumulators: `pairs` holds (row, group) and `accumulators[group]` is the
     /// group's accumulator for this aggregate.
-    pub fn update(
+    pub(crate) fn update(
         &self,
         column: Option<&ArrayRef>,
         pairs: &[(u32, u32)],
@@ -360,7 +360,7 @@ impl Aggregate {
     }
 
     /// Merges the accumulator of a later session into an earlier one (session windows joining).
-    pub fn merge(&self, earlier: &mut Accumulator, later: Accumulator) {
+    pub(crate) fn merge(&self, earlier: &mut Accumulator, later: Accumulator) {
         match (earlier, later) {
             (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
             (Accumulator::SumInt(a), Accumulator::SumInt(b)) => {
@@ -404,7 +404,10 @@ impl Aggregate {
     }
 
     /// The output column for `accumulators`, in order.
-    pub fn finish<'a>(&self, accumulators: impl Iterator<Item = &'a Accumulator>) -> ArrayRef {
+    pub(crate) fn finish<'a>(
+        &self,
+        accumulators: impl Iterator<Item = &'a Accumulator>,
+    ) -> ArrayRef {
         let kind = self.kind.unwrap_or(ValueKind::Int);
         match self.function {
             Function::Count | Function::CountDistinct => {

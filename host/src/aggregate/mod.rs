@@ -6,7 +6,7 @@
 //! - **update**: the rows a batch changed; windows are evicted once the watermark passes them;
 //! - **complete**: every row, every batch; nothing is evicted.
 
-pub mod accumulator;
+pub(crate) mod accumulator;
 mod sessions;
 mod spec;
 mod state_key;
@@ -21,11 +21,11 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-pub use accumulator::{Accumulator, Aggregate, Function, ValueKind};
-pub use spec::{
-    AggregateExpr, AggregateSpec, OutputMode, StateOperatorProgress, WindowBy, WindowKind,
-};
+pub use accumulator::Function;
+pub(crate) use accumulator::{Accumulator, Aggregate, ValueKind};
+pub use spec::{AggregateExpr, AggregateSpec, OutputMode, WindowBy, WindowKind};
 
+use crate::progress::StateOperatorProgress;
 use crate::state::StateTable;
 
 struct Group {
@@ -483,7 +483,7 @@ fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, 
 }
 
 /// The event time of each row in milliseconds.
-pub fn event_times(column: &ArrayRef) -> anyhow::Result<Vec<Option<i64>>> {
+pub(crate) fn event_times(column: &ArrayRef) -> anyhow::Result<Vec<Option<i64>>> {
     let millis = match column.data_type() {
         DataType::Int64 => column.clone(),
         DataType::Timestamp(_, tz) => arrow_cast::cast(

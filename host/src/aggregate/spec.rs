@@ -1,8 +1,6 @@
 //! What an aggregation is, as the pipeline file describes it: group keys, window, aggregates, output mode;
 //! and the counts it reports per batch.
 
-use serde::Serialize;
-
 use super::accumulator::Function;
 use crate::window::WindowSpec;
 
@@ -120,22 +118,4 @@ impl AggregateSpec {
         }
         Ok(())
     }
-}
-
-/// Counts for the progress report, as Spark's `stateOperators`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct StateOperatorProgress {
-    /// Groups held.
-    pub num_rows_total: u64,
-    /// Groups changed by the batch.
-    pub num_rows_updated: u64,
-    /// Groups evicted by the watermark.
-    pub num_rows_removed: u64,
-    /// Input rows dropped because they were older than the watermark.
-    pub num_rows_dropped_by_watermark: u64,
-    /// Approximate bytes of the groups held in memory.
-    pub memory_used_bytes: u64,
-    /// Bytes of the sled store on disk.
-    pub state_on_disk_bytes: u64,
 }

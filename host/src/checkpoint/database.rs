@@ -19,7 +19,7 @@ use crate::state::{tree_name, SharedDb, StateStore, TableChanges};
 const FORMAT: u32 = 1;
 
 /// Committed batches whose records a checkpoint keeps by default (Spark's `minBatchesToRetain`, also 100).
-pub const DEFAULT_BATCHES_TO_RETAIN: u64 = 100;
+pub(crate) const DEFAULT_BATCHES_TO_RETAIN: u64 = 100;
 
 /// The folder is not copied into a new generation below this size, however much it grew: a copy costs a
 /// pass over the live data, and a few MiB on disk cost nothing.

@@ -19,14 +19,14 @@ use crate::source::SourceOptions;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handle on the pipeline's consumer group.
-pub struct GroupOffsets {
+pub(crate) struct GroupOffsets {
     consumer: BaseConsumer,
     name: String,
 }
 
 impl GroupOffsets {
     /// A client for group `name`, with the source's `kafka.*` options (bootstrap servers, security).
-    pub fn open(source: &SourceOptions, name: &str) -> anyhow::Result<GroupOffsets> {
+    pub(crate) fn open(source: &SourceOptions, name: &str) -> anyhow::Result<GroupOffsets> {
         let mut config = ClientConfig::new();
         for (key, value) in &source.kafka {
             config.set(key, value);
@@ -45,19 +45,19 @@ impl GroupOffsets {
     }
 
     /// The group's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// What a transactional producer needs to commit offsets for this group.
-    pub fn metadata(&self) -> anyhow::Result<ConsumerGroupMetadata> {
+    pub(crate) fn metadata(&self) -> anyhow::Result<ConsumerGroupMetadata> {
         self.consumer
             .group_metadata()
             .context("reading the consumer group's metadata")
     }
 
     /// The offsets the group has committed for `partitions` (partitions without one are left out).
-    pub fn committed<'a>(
+    pub(crate) fn committed<'a>(
         &self,
         partitions: impl IntoIterator<Item = &'a TopicPartition>,
     ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
@@ -88,7 +88,7 @@ impl GroupOffsets {
     }
 
     /// Commits `offsets` for the group outside any transaction (at-least-once pipelines).
-    pub fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
+    pub(crate) fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*offset))

@@ -29,8 +29,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use database::{Checkpoint, DEFAULT_BATCHES_TO_RETAIN};
-pub use group::GroupOffsets;
+pub use database::Checkpoint;
+pub(crate) use database::DEFAULT_BATCHES_TO_RETAIN;
+pub(crate) use group::GroupOffsets;
 pub use inspect::inspect;
 
 use crate::kafka::TopicPartition;
@@ -38,10 +39,10 @@ use crate::sink::Delivery;
 use crate::window::WatermarkSnapshot;
 
 /// Offsets by topic then partition, as Spark writes them: `{"tx": {"0": 42}}`.
-pub type Offsets = BTreeMap<String, BTreeMap<String, i64>>;
+pub(crate) type Offsets = BTreeMap<String, BTreeMap<String, i64>>;
 
 /// Offsets keyed by (topic, partition), as the source uses them.
-pub fn to_positions(offsets: &Offsets) -> BTreeMap<TopicPartition, i64> {
+pub(crate) fn to_positions(offsets: &Offsets) -> BTreeMap<TopicPartition, i64> {
     offsets
         .iter()
         .flat_map(|(topic, partitions)| {
@@ -141,7 +142,7 @@ pub struct CommittedBatch {
 
 /// Where a recovered pipeline starts.
 #[derive(Debug, Clone, Default)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// The next batch id.
     pub next_batch: u64,
     /// Per-partition positions, when a batch was ever committed.
@@ -156,7 +157,7 @@ pub struct Resume {
 /// committed offsets are the batch's end offsets) and discarded otherwise. Whether a checkpoint with no
 /// committed batch was lost is checked once the source knows its partitions
 /// (`Checkpointing::check_not_lost`).
-pub fn recover(
+pub(crate) fn recover(
     checkpoint: &Checkpoint,
     delivery: Delivery,
     group: &GroupOffsets,

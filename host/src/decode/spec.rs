@@ -44,9 +44,9 @@ impl DecodeFormat {
     /// fills `columnNameOfCorruptRecord`, which must be a STRING column of the schema.
     ///
     /// ```
-    /// use weir::decode::DecodeFormat;
+    /// use weir::DecodeFormat;
     /// let json = DecodeFormat::Json {
-    ///     schema: weir::schema::parse_ddl_schema("name STRING NOT NULL").unwrap(),
+    ///     schema: weir::parse_ddl_schema("name STRING NOT NULL").unwrap(),
     ///     permissive: true,
     ///     corrupt_record_column: None,
     ///     strict: false,

@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 /// Option keys and values, as written in the pipeline file.
-pub type Options = BTreeMap<String, String>;
+pub(crate) type Options = BTreeMap<String, String>;
 
 /// Keys Spark refuses on the source, because the engine owns offsets and deserialization.
-pub const FORBIDDEN_SOURCE_KEYS: &[&str] = &[
+pub(crate) const FORBIDDEN_SOURCE_KEYS: &[&str] = &[
     "auto.offset.reset",
     "key.deserializer",
     "value.deserializer",
@@ -19,7 +19,7 @@ pub const FORBIDDEN_SOURCE_KEYS: &[&str] = &[
 ];
 
 /// Keys Spark refuses on the sink, because the engine owns serialization.
-pub const FORBIDDEN_SINK_KEYS: &[&str] =
+pub(crate) const FORBIDDEN_SINK_KEYS: &[&str] =
     &["key.serializer", "value.serializer", "interceptor.classes"];
 
 /// A bad option: the key as written and what is wrong with it.
@@ -50,22 +50,7 @@ impl std::fmt::Display for OptionError {
 impl std::error::Error for OptionError {}
 
 /// Splits `options` into the librdkafka configuration (the `kafka.` prefix removed) and Weir's own options.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use weir::kafka::{split_kafka_options, FORBIDDEN_SOURCE_KEYS};
-/// let options = BTreeMap::from([
-///     ("kafka.bootstrap.servers".to_string(), "localhost:9092".to_string()),
-///     ("subscribe".to_string(), "tx".to_string()),
-/// ]);
-/// let (kafka, rest) = split_kafka_options(options, FORBIDDEN_SOURCE_KEYS).unwrap();
-/// assert_eq!(kafka["bootstrap.servers"], "localhost:9092");
-/// assert_eq!(rest["subscribe"], "tx");
-///
-/// let bad = BTreeMap::from([("kafka.enable.auto.commit".to_string(), "true".to_string())]);
-/// assert!(split_kafka_options(bad, FORBIDDEN_SOURCE_KEYS).is_err());
-/// ```
-pub fn split_kafka_options(
+pub(crate) fn split_kafka_options(
     options: Options,
     forbidden: &[&str],
 ) -> Result<(Options, Options), OptionError> {
@@ -94,4 +79,27 @@ pub fn split_kafka_options(
         ));
     }
     Ok((kafka, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    /// `split_kafka_options` by example (a unit test: doc tests cannot reach crate-private items).
+    #[test]
+    fn split_kafka_options_example() {
+        use crate::kafka::{split_kafka_options, FORBIDDEN_SOURCE_KEYS};
+        use std::collections::BTreeMap;
+        let options = BTreeMap::from([
+            (
+                "kafka.bootstrap.servers".to_string(),
+                "localhost:9092".to_string(),
+            ),
+            ("subscribe".to_string(), "tx".to_string()),
+        ]);
+        let (kafka, rest) = split_kafka_options(options, FORBIDDEN_SOURCE_KEYS).unwrap();
+        assert_eq!(kafka["bootstrap.servers"], "localhost:9092");
+        assert_eq!(rest["subscribe"], "tx");
+
+        let bad = BTreeMap::from([("kafka.enable.auto.commit".to_string(), "true".to_string())]);
+        assert!(split_kafka_options(bad, FORBIDDEN_SOURCE_KEYS).is_err());
+    }
 }

@@ -49,8 +49,6 @@ pub use builder::PipelineBuilder;
 pub use plan::Plan;
 pub use run::RunSummary;
 pub use spec::{PipelineSpec, SpecError, Trigger};
-pub use stateful::Aggregated;
-pub use stateless::{ChunkOutput, ChunkTimings};
 
 /// A planned pipeline, ready to run.
 pub struct Pipeline {

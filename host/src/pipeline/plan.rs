@@ -43,7 +43,7 @@ impl Plan {
     }
 
     /// [`Plan::new`] with operator state in `state` (a checkpoint's), restored from what it holds.
-    pub fn with_state(
+    pub(crate) fn with_state(
         spec: PipelineSpec,
         runtime: &UdfRuntime,
         state: StateStore,
@@ -118,12 +118,12 @@ impl Plan {
     }
 
     /// The schema of the rows that come out of the stateless stages (the partitions' part of the work).
-    pub fn processed_schema(&self) -> SchemaRef {
+    pub(crate) fn processed_schema(&self) -> SchemaRef {
         last_schema(&self.transforms, self.deserializer.output_schema())
     }
 
     /// What a checkpoint compares between runs (see [`PlanFingerprint`]).
-    pub fn fingerprint(&self) -> PlanFingerprint {
+    pub(crate) fn fingerprint(&self) -> PlanFingerprint {
         let aggregate = self.spec.aggregate.as_ref();
         PlanFingerprint {
             source: self.spec.source.description(),
@@ -139,7 +139,7 @@ impl Plan {
     }
 
     /// Whether the pipeline has an aggregation.
-    pub fn has_aggregation(&self) -> bool {
+    pub(crate) fn has_aggregation(&self) -> bool {
         self.aggregator.is_some()
     }
 
@@ -216,7 +216,7 @@ impl Plan {
 
     /// For `weir run --reload`: swaps in every UDF module whose file changed and still fits the plan.
     /// Returns one line per change, swapped or refused, for the log.
-    pub fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
+    pub(crate) fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
         let deserializer = match &self.deserializer {
             Deserializer::Udf(stage) => Some(stage.as_ref()),
             _ => None,

@@ -86,7 +86,7 @@ impl PipelineSpec {
     /// "#;
     /// let mut spec = weir::config::parse(file, "inline.toml", std::path::Path::new("."), "inline", |_| None)?;
     /// assert!(spec.validate().is_ok());
-    /// spec.sink.delivery = weir::sink::Delivery::ExactlyOnce;
+    /// spec.sink.delivery = weir::Delivery::ExactlyOnce;
     /// let error = spec.validate().unwrap_err();
     /// assert_eq!(error.key, "sink.delivery");
     /// # Ok(()) }

@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 
 use super::plan::Plan;
 use super::stateless::run_transforms;
-use crate::aggregate::StateOperatorProgress;
+use crate::progress::StateOperatorProgress;
 use crate::window::WatermarkSpec;
 
 /// What the stateful part of a batch produced.

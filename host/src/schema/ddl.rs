@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 /// `BIGINT`/`LONG`, `FLOAT`, `DOUBLE`, `TIMESTAMP` (microseconds, UTC as `+00:00`, as Spark stores it) and `DATE`.
 ///
 /// ```
-/// use weir::schema::parse_ddl_schema;
+/// use weir::parse_ddl_schema;
 /// let schema = parse_ddl_schema("name STRING NOT NULL, flag INT").unwrap();
 /// assert_eq!(schema.field(1).name(), "flag");
 /// assert!(!schema.field(0).is_nullable() && schema.field(1).is_nullable());
@@ -74,13 +74,7 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<SchemaRef, String> {
 ///
 /// Other types are written with their Arrow name (e.g. `headers List(...)`), which no DDL parser accepts, so a
 /// guest that copies such a column into its declared output gets a clear error at init.
-///
-/// ```
-/// use weir::schema::{format_ddl_schema, parse_ddl_schema};
-/// let ddl = "name STRING, flag INT, at TIMESTAMP";
-/// assert_eq!(format_ddl_schema(&parse_ddl_schema(ddl).unwrap()), ddl);
-/// ```
-pub fn format_ddl_schema(schema: &Schema) -> String {
+pub(crate) fn format_ddl_schema(schema: &Schema) -> String {
     let columns: Vec<String> = schema
         .fields()
         .iter()
@@ -103,4 +97,15 @@ pub fn format_ddl_schema(schema: &Schema) -> String {
         })
         .collect();
     columns.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    /// `format_ddl_schema` by example (a unit test: doc tests cannot reach crate-private items).
+    #[test]
+    fn format_ddl_schema_example() {
+        use crate::schema::{format_ddl_schema, parse_ddl_schema};
+        let ddl = "name STRING, flag INT, at TIMESTAMP";
+        assert_eq!(format_ddl_schema(&parse_ddl_schema(ddl).unwrap()), ddl);
+    }
 }

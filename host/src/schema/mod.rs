@@ -5,7 +5,8 @@ mod ddl;
 
 use arrow_schema::SchemaRef;
 
-pub use ddl::{format_ddl_schema, parse_ddl_schema};
+pub(crate) use ddl::format_ddl_schema;
+pub use ddl::parse_ddl_schema;
 
 /// `name: type, ...` of a schema, for the plan and for errors.
 pub fn column_list(schema: &SchemaRef) -> String {

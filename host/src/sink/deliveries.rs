@@ -1,7 +1,6 @@
 //! The producer's delivery reports, sorted: rows refused for good (for `[sink] on_error`), and other
 //! failures, which fail the batch. Records are tagged when sent so a report can name its output row.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rdkafka::message::DeliveryResult;
@@ -9,6 +8,7 @@ use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 
 use super::refusal::{refused_for_good, Refusal};
+use crate::kafka::DeliveryFailures;
 
 /// Which record a delivery report is about: [`NOT_A_ROW`] for dead letters and late rows, otherwise one
 /// more than the output row's index in its batch.
@@ -21,19 +21,14 @@ pub(super) const NOT_A_ROW: RecordTag = 0;
 /// rows refused for good apart, for `[sink] on_error`.
 #[derive(Default)]
 pub(super) struct Deliveries {
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    failures: DeliveryFailures,
     refused: Mutex<Vec<Refusal>>,
 }
 
 impl Deliveries {
     /// Forgets what an aborted attempt left: its failures and refusals.
     pub(super) fn reset(&self) {
-        self.failed.store(0, Ordering::Relaxed);
-        self.first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.failures.take();
         self.refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -47,13 +42,7 @@ impl Deliveries {
 
     /// How many deliveries failed since the last call, with the first reason.
     pub(super) fn take_failed(&self) -> Option<(u64, String)> {
-        let failed = self.failed.swap(0, Ordering::Relaxed);
-        let first = self
-            .first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        (failed > 0).then(|| (failed, first.unwrap_or_default()))
+        self.failures.take()
     }
 }
 
@@ -81,13 +70,9 @@ impl ProducerContext for Deliveries {
                         message: error.to_string(),
                     });
             }
-            _ => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-                if first.is_none() {
-                    *first = Some(format!("{error} (topic {})", message.topic()));
-                }
-            }
+            _ => self
+                .failures
+                .record(|| format!("{error} (topic {})", message.topic())),
         }
     }
 }

@@ -17,21 +17,21 @@ use anyhow::{bail, Context};
 use arrow_array::RecordBatch;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::{SinkOptions, SinkRows};
-use crate::kafka::TopicPartition;
+use crate::kafka::{flush_in_steps, send_waiting, TopicPartition};
 use crate::sink::SinkFormat;
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
 /// pipeline aborts it and produces the batch again, a few times at most (`pipeline/overlapped_write.rs`).
 #[derive(Debug, thiserror::Error)]
 #[error("the batch's Kafka transaction failed and must be aborted: {0}")]
-pub struct AbortableTransaction(pub String);
+pub(crate) struct AbortableTransaction(pub String);
 
 /// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,7 +40,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes rows to Kafka.
-pub struct KafkaSink {
+pub(crate) struct KafkaSink {
     producer: BaseProducer<Deliveries>,
     options: SinkOptions,
     format: SinkFormat,
@@ -48,15 +48,10 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// Creates the producer; `kafka.*` options pass through to librdkafka.
-    pub fn open(options: SinkOptions, format: SinkFormat) -> anyhow::Result<KafkaSink> {
-        KafkaSink::open_with(options, format, None)
-    }
-
-    /// [`KafkaSink::open`], transactional when `transactional_id` is given: the producer registers the id
-    /// with the broker, which fences any older producer with the same id (a zombie of a crashed run) and
+    /// Creates the producer (`kafka.*` options pass through to librdkafka), transactional when
+    /// `transactional_id` is given: the producer registers the id with the broker, which fences any older producer with the same id (a zombie of a crashed run) and
     /// aborts its open transaction.
-    pub fn open_with(
+    pub(crate) fn open_with(
         options: SinkOptions,
         format: SinkFormat,
         transactional_id: Option<&str>,
@@ -87,7 +82,7 @@ impl KafkaSink {
 
     /// Starts the batch's transaction (exactly-once only). What an aborted attempt left behind (reports of
     /// its purged records, refusals) is served and forgotten first, so it cannot fail the next attempt.
-    pub fn begin(&self) -> anyhow::Result<()> {
+    pub(crate) fn begin(&self) -> anyhow::Result<()> {
         if self.transactional {
             self.producer.poll(Duration::ZERO);
             self.producer.context().reset();
@@ -99,7 +94,7 @@ impl KafkaSink {
     }
 
     /// Adds the batch's source offsets to its transaction, committed for `group` with the output.
-    pub fn send_offsets(
+    pub(crate) fn send_offsets(
         &self,
         offsets: &BTreeMap<TopicPartition, i64>,
         group: &ConsumerGroupMetadata,
@@ -115,7 +110,7 @@ impl KafkaSink {
     }
 
     /// Commits the batch's transaction: the moment its output becomes visible and its offsets advance.
-    pub fn commit(&self) -> anyhow::Result<()> {
+    pub(crate) fn commit(&self) -> anyhow::Result<()> {
         // The transaction's commit waits for the acknowledgements itself, but without serving their
         // delivery reports it took ~60 ms a batch; flushing first brings that to a few ms.
         // The flush has checked every delivery; nothing is in flight after it. The pipeline has already
@@ -141,7 +136,7 @@ impl KafkaSink {
     /// Records of the batch may still be queued (a batch can fail part-way through producing): they are
     /// purged and their delivery reports served first, since librdkafka will not abort with reports
     /// outstanding.
-    pub fn abort(&self) -> anyhow::Result<()> {
+    pub(crate) fn abort(&self) -> anyhow::Result<()> {
         self.producer
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
         let deadline = Instant::now() + TRANSACTION_TIMEOUT;
@@ -154,7 +149,7 @@ impl KafkaSink {
     }
 
     /// Spark's description of the sink, for progress reports.
-    pub fn description(&self) -> String {
+    pub(crate) fn description(&self) -> String {
         match &self.options.topic {
             Some(topic) => format!("KafkaSink[{topic}]"),
             None => "KafkaSink[topic column]".into(),
@@ -162,13 +157,17 @@ impl KafkaSink {
     }
 
     /// The rows of `batch` in the sink's shape (value, key, topic, partition, headers).
-    pub fn rows(&self, batch: &RecordBatch) -> anyhow::Result<SinkRows> {
+    pub(crate) fn rows(&self, batch: &RecordBatch) -> anyhow::Result<SinkRows> {
         SinkRows::new(batch, self.format, self.options.key_column.as_deref())
             .map_err(anyhow::Error::msg)
     }
 
     /// The topic row `row` goes to: the `topic` option, else its `topic` column.
-    pub fn topic_of<'a>(&'a self, rows: &'a SinkRows, row: usize) -> anyhow::Result<&'a str> {
+    pub(crate) fn topic_of<'a>(
+        &'a self,
+        rows: &'a SinkRows,
+        row: usize,
+    ) -> anyhow::Result<&'a str> {
         match (self.options.topic.as_deref(), rows.topic(row)) {
             (Some(topic), _) | (None, Some(topic)) => Ok(topic),
             (None, None) => {
@@ -180,7 +179,7 @@ impl KafkaSink {
     /// Queues the rows of `rows` not in `skip` (rows refused earlier in this batch); returns how many were
     /// queued and the rows the producer refused for good at once. Call [`KafkaSink::flush`] after, which
     /// returns those the broker refuses.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         rows: &SinkRows,
         skip: &std::collections::BTreeSet<usize>,
@@ -211,7 +210,7 @@ impl KafkaSink {
 
     /// Queues every row of `batch` as a JSON object to `topic` (e.g. late rows); call
     /// [`KafkaSink::flush`] after.
-    pub fn write_json(&self, topic: &str, batch: &RecordBatch) -> anyhow::Result<usize> {
+    pub(crate) fn write_json(&self, topic: &str, batch: &RecordBatch) -> anyhow::Result<usize> {
         let rows = SinkRows::new(batch, SinkFormat::Json, None).map_err(anyhow::Error::msg)?;
         for row in 0..rows.len() {
             self.send(record_of(&rows, row, topic))
@@ -252,43 +251,17 @@ impl KafkaSink {
     /// Queues one record, waiting for room in the local queue when it is full.
     pub(super) fn send(
         &self,
-        mut record: BaseRecord<'_, [u8], [u8], RecordTag>,
+        record: BaseRecord<'_, [u8], [u8], RecordTag>,
     ) -> Result<(), KafkaError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // The local queue is full: serve delivery reports until there is room.
-                    record = returned;
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
+        send_waiting(&self.producer, record)
     }
 
     /// Waits until every queued record is acknowledged; fails if any delivery failed, except output rows
     /// the broker refused for good, which it returns.
-    pub fn flush(&self) -> anyhow::Result<Vec<Refusal>> {
-        // Not `Producer::flush`: rdkafka 0.39 waits for acknowledgements in 100 ms polls that each run to
-        // their end, so every flush took at least 100 ms (measured: 100 ms per batch with ~500 alerts
-        // acknowledged in a few). Here the delivery reports are served in 1 ms steps.
-        let deadline = Instant::now() + FLUSH_TIMEOUT;
-        loop {
-            match self.producer.flush(Duration::ZERO) {
-                Ok(()) => break,
-                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                    if Instant::now() < deadline =>
-                {
-                    self.producer.poll(Duration::from_millis(1));
-                }
-                Err(error) => {
-                    return Err(error).with_context(|| {
-                        format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
-                    })
-                }
-            }
-        }
+    pub(crate) fn flush(&self) -> anyhow::Result<Vec<Refusal>> {
+        flush_in_steps(&self.producer, FLUSH_TIMEOUT).with_context(|| {
+            format!("waiting {FLUSH_TIMEOUT:?} for the broker to acknowledge the batch")
+        })?;
         let refused = self.producer.context().take_refused();
         if self.transactional && !refused.is_empty() {
             // A refused row fails the transaction, and librdkafka purges the rest of it: those reports are

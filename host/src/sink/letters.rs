@@ -15,7 +15,7 @@ use crate::source::PartitionChunk;
 
 /// A source record bound for a dead-letter topic: it failed to deserialize, was in a UDF call that failed
 /// (`on_failure`), or made an output row the broker refused (`[sink] on_error`).
-pub struct DeadLetter<'a> {
+pub(crate) struct DeadLetter<'a> {
     /// The records of the partition it came from.
     pub chunk: &'a PartitionChunk,
     /// Its row in the chunk.
@@ -29,7 +29,7 @@ pub struct DeadLetter<'a> {
 impl KafkaSink {
     /// Sends a failed record, unchanged, to `topic` with `weir.error`, `weir.stage` and `weir.source.*`
     /// headers added to its own.
-    pub fn dead_letter(&self, topic: &str, letter: DeadLetter<'_>) -> anyhow::Result<()> {
+    pub(crate) fn dead_letter(&self, topic: &str, letter: DeadLetter<'_>) -> anyhow::Result<()> {
         let batch = &letter.chunk.batch;
         let (row, chunk) = (letter.row, letter.chunk);
         let binary = |i: usize| {
@@ -76,7 +76,7 @@ impl KafkaSink {
     /// Writes, in place of an output row refused after an aggregation (which no source record made), its
     /// key and no value to `topic`, with `weir.error`, `weir.stage` (`sink`), `weir.sink.topic` and
     /// `weir.row.bytes` headers.
-    pub fn refused_row_letter(
+    pub(crate) fn refused_row_letter(
         &self,
         topic: &str,
         rows: &SinkRows,

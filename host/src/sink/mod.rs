@@ -18,10 +18,11 @@ mod spec;
 
 use std::collections::BTreeMap;
 
-pub use kafka::{AbortableTransaction, KafkaSink};
-pub use letters::DeadLetter;
-pub use refusal::{Refusal, SinkOnError};
-pub use rows::{check_sink_schema, SinkRows};
+pub(crate) use kafka::{AbortableTransaction, KafkaSink};
+pub(crate) use letters::DeadLetter;
+pub(crate) use refusal::Refusal;
+pub use refusal::SinkOnError;
+pub(crate) use rows::{check_sink_schema, SinkRows};
 pub use spec::{Delivery, SinkFormat, SinkSpec};
 
 use crate::kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
@@ -57,7 +58,7 @@ impl SinkOptions {
     ///     ("kafka.bootstrap.servers".to_string(), "localhost:9092".to_string()),
     ///     ("topic".to_string(), "results".to_string()),
     /// ]);
-    /// let sink = weir::sink::SinkOptions::from_options(options).unwrap();
+    /// let sink = weir::SinkOptions::from_options(options).unwrap();
     /// assert_eq!(sink.topic.as_deref(), Some("results"));
     /// ```
     pub fn from_options(options: BTreeMap<String, String>) -> Result<SinkOptions, OptionError> {

@@ -27,7 +27,7 @@ pub enum SinkOnError {
 
 /// One output row the producer or broker refused for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The row in the batch given to [`super::KafkaSink::write`].
     pub row: usize,
     /// The topic it was for.
@@ -42,7 +42,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// What would let such a row through, for the error that stops the pipeline.
-    pub fn remedy(&self) -> &'static str {
+    pub(crate) fn remedy(&self) -> &'static str {
         use RDKafkaErrorCode::*;
         match self.code {
             MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => {

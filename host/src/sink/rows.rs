@@ -13,7 +13,7 @@ use crate::sink::SinkFormat;
 const KAFKA_COLUMNS: [&str; 4] = ["key", "headers", "topic", "partition"];
 
 /// Checks that rows of `schema` can be written with `format` (and the `topic` option), naming what is missing.
-pub fn check_sink_schema(
+pub(crate) fn check_sink_schema(
     schema: &Schema,
     format: SinkFormat,
     options: &SinkOptions,
@@ -81,7 +81,7 @@ pub fn check_sink_schema(
 }
 
 /// The columns of one batch, resolved for producing.
-pub struct SinkRows {
+pub(crate) struct SinkRows {
     values: Values,
     keys: Option<ArrayRef>,
     topics: Option<ArrayRef>,
@@ -101,7 +101,7 @@ enum Values {
 
 impl SinkRows {
     /// Resolves the columns of `batch` (checked with [`check_sink_schema`] when the plan was made).
-    pub fn new(
+    pub(crate) fn new(
         batch: &RecordBatch,
         format: SinkFormat,
         key_column: Option<&str>,
@@ -153,17 +153,12 @@ impl SinkRows {
     }
 
     /// Number of rows.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The value of row `row`.
-    pub fn value(&self, row: usize) -> Option<&[u8]> {
+    pub(crate) fn value(&self, row: usize) -> Option<&[u8]> {
         match &self.values {
             Values::Column(column) => bytes_at(column, row),
             Values::Json { text, ends } => {
@@ -174,12 +169,12 @@ impl SinkRows {
     }
 
     /// The key of row `row`.
-    pub fn key(&self, row: usize) -> Option<&[u8]> {
+    pub(crate) fn key(&self, row: usize) -> Option<&[u8]> {
         self.keys.as_ref().and_then(|k| bytes_at(k, row))
     }
 
     /// The `topic` column's value for row `row`.
-    pub fn topic(&self, row: usize) -> Option<&str> {
+    pub(crate) fn topic(&self, row: usize) -> Option<&str> {
         self.topics.as_ref().and_then(|t| {
             let t = t.as_string::<i32>();
             (!t.is_null(row)).then(|| t.value(row))
@@ -187,14 +182,14 @@ impl SinkRows {
     }
 
     /// The `partition` column's value for row `row`.
-    pub fn partition(&self, row: usize) -> Option<i32> {
+    pub(crate) fn partition(&self, row: usize) -> Option<i32> {
         self.partitions
             .as_ref()
             .and_then(|p| (!p.is_null(row)).then(|| p.value(row)))
     }
 
     /// The bytes row `row` takes as a record: key, value and headers.
-    pub fn size(&self, row: usize) -> usize {
+    pub(crate) fn size(&self, row: usize) -> usize {
         let headers: usize = self
             .headers(row)
             .iter()
@@ -204,7 +199,7 @@ impl SinkRows {
     }
 
     /// The headers of row `row` as (key, value) pairs.
-    pub fn headers(&self, row: usize) -> Vec<(&str, Option<&[u8]>)> {
+    pub(crate) fn headers(&self, row: usize) -> Vec<(&str, Option<&[u8]>)> {
         let Some(list) = &self.headers else {
             return Vec::new();
         };

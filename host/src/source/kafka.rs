@@ -23,7 +23,7 @@ use crate::kafka::{SourceContext, TopicPartition, CONSUMER_DEFAULTS};
 
 /// Records per micro-batch when `maxOffsetsPerTrigger` is not set: bounds the memory of one batch. 50,000
 /// ran the reference workload as fast as 100,000 once the next batch was read ahead, with less memory.
-pub const DEFAULT_MAX_RECORDS_PER_BATCH: u64 = 50_000;
+pub(crate) const DEFAULT_MAX_RECORDS_PER_BATCH: u64 = 50_000;
 /// How often subscribed topics are checked for new partitions (and patterns for new topics).
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// How long metadata and offset look-ups may take before the source gives up.
@@ -37,7 +37,7 @@ fn advance(positions: &mut BTreeMap<TopicPartition, i64>, tp: TopicPartition, to
 
 /// One micro-batch of records, split by partition.
 #[derive(Debug, Default)]
-pub struct SourceBatch {
+pub(crate) struct SourceBatch {
     /// The records, one chunk per partition that had any, in topic/partition order.
     pub chunks: Vec<PartitionChunk>,
     /// Where each partition stood before the batch (the next offset to read).
@@ -46,15 +46,8 @@ pub struct SourceBatch {
     pub end: BTreeMap<TopicPartition, i64>,
 }
 
-impl SourceBatch {
-    /// Number of records in the batch.
-    pub fn num_rows(&self) -> usize {
-        self.chunks.iter().map(|c| c.batch.num_rows()).sum()
-    }
-}
-
 /// A Kafka source reading assigned partitions from resolved offsets.
-pub struct KafkaSource {
+pub(crate) struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     options: SourceOptions,
     schema: SchemaRef,
@@ -72,14 +65,10 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Connects, resolves the partitions and the starting (and ending) offsets, and assigns them.
-    pub fn open(options: SourceOptions) -> anyhow::Result<KafkaSource> {
-        KafkaSource::open_resuming(options, None)
-    }
-
-    /// [`KafkaSource::open`], but partitions in `resume` (a checkpoint's committed positions) start there;
-    /// only partitions new since then use `startingOffsets`, as in Spark. A resume position the broker no
+    /// Partitions in `resume` (a checkpoint's committed positions) start there; only partitions new since
+    /// then use `startingOffsets`, as in Spark. A resume position the broker no
     /// longer holds (retention, a deleted topic) is data loss, handled per `failOnDataLoss`.
-    pub fn open_resuming(
+    pub(crate) fn open_resuming(
         options: SourceOptions,
         resume: Option<&BTreeMap<TopicPartition, i64>>,
     ) -> anyhow::Result<KafkaSource> {
@@ -143,18 +132,13 @@ impl KafkaSource {
         Ok(source)
     }
 
-    /// The schema of the record batches: Spark's Kafka source schema.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// The next offset to read, per partition.
-    pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
+    pub(crate) fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.positions
     }
 
     /// The partitions a bounded query has read to their ending offsets.
-    pub fn finished_partitions(&self) -> BTreeSet<TopicPartition> {
+    pub(crate) fn finished_partitions(&self) -> BTreeSet<TopicPartition> {
         let Some(ending) = &self.ending else {
             return BTreeSet::new();
         };
@@ -166,14 +150,14 @@ impl KafkaSource {
     }
 
     /// The partitions held back by watermark alignment now.
-    pub fn held(&self) -> &BTreeSet<TopicPartition> {
+    pub(crate) fn held(&self) -> &BTreeSet<TopicPartition> {
         &self.held
     }
 
     /// Pauses the partitions in `held` and resumes those held before and not now (watermark alignment,
     /// `crate::window::partitions_to_hold`). librdkafka drops what it had fetched for a paused partition
     /// and fetches again from the next unread offset on resume, so nothing is skipped or read twice.
-    pub fn hold_back(&mut self, held: &BTreeSet<TopicPartition>) -> anyhow::Result<()> {
+    pub(crate) fn hold_back(&mut self, held: &BTreeSet<TopicPartition>) -> anyhow::Result<()> {
         let finished = self.finished_partitions();
         let list = |partitions: Vec<&TopicPartition>| {
             let mut list = TopicPartitionList::new();
@@ -205,7 +189,7 @@ impl KafkaSource {
     }
 
     /// Whether a bounded query has read everything up to its ending offsets.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         match &self.ending {
             None => false,
             Some(ending) => ending
@@ -216,7 +200,7 @@ impl KafkaSource {
 
     /// Polls one micro-batch: waits up to `max_wait` for the first record, then takes what has arrived, up
     /// to `maxOffsetsPerTrigger` records.
-    pub fn next_batch(&mut self, max_wait: Duration) -> anyhow::Result<SourceBatch> {
+    pub(crate) fn next_batch(&mut self, max_wait: Duration) -> anyhow::Result<SourceBatch> {
         if self.ending.is_none() && self.last_discovery.elapsed() >= DISCOVERY_INTERVAL {
             self.discover()?;
         }

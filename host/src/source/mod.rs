@@ -5,7 +5,8 @@ mod latest;
 mod options;
 mod records;
 
-pub use kafka::{KafkaSource, SourceBatch, DEFAULT_MAX_RECORDS_PER_BATCH};
+pub(crate) use kafka::{KafkaSource, SourceBatch};
 pub use latest::latest_offsets;
-pub use options::{OffsetSpec, SourceOptions, TopicSelection, SOURCE_OPTIONS};
-pub use records::{headers_field, sample_records, source_schema, PartitionChunk};
+pub use options::{OffsetSpec, SourceOptions, TopicSelection};
+pub(crate) use records::headers_field;
+pub use records::{sample_records, source_schema, PartitionChunk};

@@ -59,7 +59,7 @@ pub struct SourceOptions {
 }
 
 /// The source option names Weir knows, for error messages.
-pub const SOURCE_OPTIONS: &[&str] = &[
+pub(crate) const SOURCE_OPTIONS: &[&str] = &[
     "kafka.*",
     "subscribe",
     "subscribePattern",
@@ -76,7 +76,7 @@ impl SourceOptions {
     ///
     /// ```
     /// use std::collections::BTreeMap;
-    /// use weir::source::{OffsetSpec, SourceOptions};
+    /// use weir::{OffsetSpec, SourceOptions};
     /// let options = BTreeMap::from([
     ///     ("kafka.bootstrap.servers".to_string(), "localhost:9092".to_string()),
     ///     ("subscribe".to_string(), "tx".to_string()),

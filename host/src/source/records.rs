@@ -22,7 +22,7 @@ fn header_fields() -> Fields {
 /// `timestampType` and, with `includeHeaders`, `headers` (list of key/value structs).
 ///
 /// ```
-/// let schema = weir::source::source_schema(true);
+/// let schema = weir::internal::source_schema(true);
 /// assert_eq!(schema.field(1).name(), "value");
 /// assert_eq!(schema.fields().len(), 8);
 /// ```
@@ -47,7 +47,7 @@ pub fn source_schema(include_headers: bool) -> SchemaRef {
 }
 
 /// The `headers` column's field: `array<struct<key string, value binary>>`.
-pub fn headers_field() -> Field {
+pub(crate) fn headers_field() -> Field {
     Field::new(
         "headers",
         DataType::List(Arc::new(Field::new(
@@ -111,7 +111,7 @@ impl PartitionChunk {
 /// a deserializer on sample data (`weir udf test`).
 ///
 /// ```
-/// let chunk = weir::source::sample_records("sample", &[b"{}".to_vec(), b"[]".to_vec()]);
+/// let chunk = weir::internal::sample_records("sample", &[b"{}".to_vec(), b"[]".to_vec()]);
 /// assert_eq!((chunk.batch.num_rows(), chunk.last_offset), (2, 1));
 /// ```
 pub fn sample_records(topic: &str, values: &[Vec<u8>]) -> PartitionChunk {

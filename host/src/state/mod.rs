@@ -136,7 +136,7 @@ impl StateStore {
 }
 
 /// The sled tree name of operator table `name`.
-pub fn tree_name(name: &str) -> String {
+pub(crate) fn tree_name(name: &str) -> String {
     format!("state/{name}")
 }
 

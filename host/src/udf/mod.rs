@@ -27,20 +27,19 @@ use std::time::Duration;
 
 use arrow_schema::SchemaRef;
 use wasmtime::{Config, Engine, Linker};
-pub use weir_guest::abi::{Kind, RowError};
+pub use weir_guest::abi::Kind;
 
 pub use error::{UdfError, UdfFailure};
-pub use instance::UdfOutput;
+pub(crate) use instance::UdfOutput;
 use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
-pub use module::{Interface, ModuleInfo};
-pub use poll::RefusedSleep;
+pub(crate) use module::ModuleInfo;
 pub use spec::{OnError, OnFailure, TransformSpec, UdfSpec};
 pub use stage::UdfStage;
 use stage::Version;
 
 /// How often the epoch advances; the resolution of UDF time limits.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The shared engine that compiles and runs every UDF module.
 ///

@@ -17,7 +17,7 @@ impl TransformSpec {
     /// A transform running `udf`, failing the pipeline on a row error (`on_error = "fail"`).
     ///
     /// ```
-    /// use weir::udf::{OnError, TransformSpec, UdfSpec};
+    /// use weir::{OnError, TransformSpec, UdfSpec};
     /// let filter = TransformSpec::new(
     ///     UdfSpec::new("filter.wasm").with_config(serde_json::json!({ "column": "count", "greater_than": 1 })),
     /// );
@@ -52,7 +52,7 @@ impl UdfSpec {
     /// `on_failure = "fail"`; the `with_*` methods change one of those.
     ///
     /// ```
-    /// use weir::udf::{UdfLimits, UdfSpec};
+    /// use weir::{UdfLimits, UdfSpec};
     /// let mut limits = UdfLimits::default();
     /// limits.max_rows_per_call = 1024;
     /// let spec = UdfSpec::new("udfs/fraud_flagged.wasm")

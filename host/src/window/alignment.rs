@@ -18,20 +18,7 @@ use crate::kafka::TopicPartition;
 /// The partitions to hold back now. `held` are those held so far (released only once within half of
 /// `max_drift_ms`, so that a partition near the limit is not paused and resumed every batch); `finished`
 /// partitions (read to their end) neither hold others back nor are held.
-///
-/// ```
-/// use std::collections::BTreeSet;
-/// use std::time::{Duration, Instant};
-/// use weir::window::{partitions_to_hold, WatermarkTracker};
-/// let now = Instant::now();
-/// let (fast, slow) = (("tx".to_string(), 0), ("tx".to_string(), 1));
-/// let mut tracker = WatermarkTracker::new(5_000, Duration::from_secs(60));
-/// tracker.observe(&fast, Some(100_000), now);
-/// tracker.observe(&slow, Some(20_000), now);
-/// let none = BTreeSet::new();
-/// assert_eq!(partitions_to_hold(&tracker, 30_000, &none, &none, now), BTreeSet::from([fast.clone()]));
-/// ```
-pub fn partitions_to_hold(
+pub(crate) fn partitions_to_hold(
     tracker: &WatermarkTracker,
     max_drift_ms: i64,
     held: &BTreeSet<TopicPartition>,
@@ -65,6 +52,24 @@ pub fn partitions_to_hold(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// `partitions_to_hold` by example (a unit test: doc tests cannot reach crate-private items).
+    #[test]
+    fn partitions_to_hold_example() {
+        use crate::window::{partitions_to_hold, WatermarkTracker};
+        use std::collections::BTreeSet;
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let (fast, slow) = (("tx".to_string(), 0), ("tx".to_string(), 1));
+        let mut tracker = WatermarkTracker::new(5_000, Duration::from_secs(60));
+        tracker.observe(&fast, Some(100_000), now);
+        tracker.observe(&slow, Some(20_000), now);
+        let none = BTreeSet::new();
+        assert_eq!(
+            partitions_to_hold(&tracker, 30_000, &none, &none, now),
+            BTreeSet::from([fast.clone()])
+        );
+    }
 
     fn tp(p: i32) -> TopicPartition {
         ("t".to_string(), p)

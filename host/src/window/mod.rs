@@ -6,10 +6,9 @@
 mod alignment;
 mod watermark;
 
-pub use alignment::partitions_to_hold;
-pub use watermark::{
-    WatermarkSnapshot, WatermarkSpec, WatermarkTracker, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_DRIFT,
-};
+pub(crate) use alignment::partitions_to_hold;
+pub use watermark::WatermarkSpec;
+pub(crate) use watermark::{WatermarkSnapshot, WatermarkTracker};
 
 /// A tumbling or sliding window over an event-time column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ impl WindowSpec {
     /// Appends the start of every window containing `ts` to `starts`, latest first.
     ///
     /// ```
-    /// use weir::window::WindowSpec;
+    /// use weir::WindowSpec;
     /// let mut starts = Vec::new();
     /// WindowSpec::tumbling(10_000).starts(1_700_000_012_345, &mut starts);
     /// assert_eq!(starts, [1_700_000_010_000]);

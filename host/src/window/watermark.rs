@@ -30,14 +30,14 @@ pub struct WatermarkSpec {
 
 impl WatermarkSpec {
     /// Event time from `column`, records up to `delay` late, and the defaults for the rest: a partition
-    /// silent for [`DEFAULT_IDLE_TIMEOUT`] stops holding the watermark back, alignment at
-    /// [`DEFAULT_MAX_DRIFT`], late rows counted and dropped.
+    /// silent for 60 s stops holding the watermark back, partitions 10 minutes of event time ahead of the
+    /// slowest are held back (alignment), late rows are counted and dropped.
     ///
     /// ```
     /// use std::time::Duration;
-    /// let spec = weir::window::WatermarkSpec::new("ts", Duration::from_secs(5));
+    /// let spec = weir::WatermarkSpec::new("ts", Duration::from_secs(5));
     /// assert_eq!(spec.delay_ms, 5_000);
-    /// assert_eq!(spec.max_drift, Some(weir::window::DEFAULT_MAX_DRIFT));
+    /// assert_eq!(spec.max_drift, Some(Duration::from_secs(600)));
     /// ```
     pub fn new(column: impl Into<String>, delay: Duration) -> WatermarkSpec {
         WatermarkSpec {
@@ -56,10 +56,10 @@ impl WatermarkSpec {
 /// 97-102 MiB with 120 s and with 600 s alike. Each pause drops what librdkafka had fetched for the
 /// partition, so a small drift costs time on such a broker: over 1,000,000 records, exactly-once, 6
 /// interleaved runs, 120 s took a median 2.07 s and 600 s 1.75 s (1.48 s for the build before alignment).
-pub const DEFAULT_MAX_DRIFT: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_MAX_DRIFT: Duration = Duration::from_secs(600);
 
 /// Default for `watermark.idle_timeout` ([`WatermarkSpec::idle_timeout`]).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
@@ -69,7 +69,7 @@ struct PartitionClock {
 
 /// Per-partition event-time clocks and the watermark they give.
 #[derive(Debug, Clone)]
-pub struct WatermarkTracker {
+pub(crate) struct WatermarkTracker {
     delay_ms: i64,
     idle_timeout: Duration,
     partitions: BTreeMap<TopicPartition, PartitionClock>,
@@ -78,7 +78,7 @@ pub struct WatermarkTracker {
 
 impl WatermarkTracker {
     /// A tracker with the `watermark` delay and idle timeout.
-    pub fn new(delay_ms: i64, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(delay_ms: i64, idle_timeout: Duration) -> Self {
         WatermarkTracker {
             delay_ms,
             idle_timeout,
@@ -88,13 +88,13 @@ impl WatermarkTracker {
     }
 
     /// The current watermark, `None` until every active partition has sent an event time.
-    pub fn watermark(&self) -> Option<i64> {
+    pub(crate) fn watermark(&self) -> Option<i64> {
         self.watermark
     }
 
     /// Declares a partition the source reads, so that it holds the watermark back until it sends data or
     /// goes idle.
-    pub fn add_partition(&mut self, partition: &TopicPartition, now: Instant) {
+    pub(crate) fn add_partition(&mut self, partition: &TopicPartition, now: Instant) {
         self.partitions
             .entry(partition.clone())
             .or_insert(PartitionClock {
@@ -104,7 +104,12 @@ impl WatermarkTracker {
     }
 
     /// Records the largest event time in a batch of one partition.
-    pub fn observe(&mut self, partition: &TopicPartition, max_event_ms: Option<i64>, now: Instant) {
+    pub(crate) fn observe(
+        &mut self,
+        partition: &TopicPartition,
+        max_event_ms: Option<i64>,
+        now: Instant,
+    ) {
         let clock = self
             .partitions
             .entry(partition.clone())
@@ -130,19 +135,7 @@ impl WatermarkTracker {
     }
 
     /// Recomputes the watermark at `now` and returns it.
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use weir::window::WatermarkTracker;
-    /// let now = Instant::now();
-    /// let (fast, slow) = (("tx".to_string(), 0), ("tx".to_string(), 1));
-    /// let mut tracker = WatermarkTracker::new(5_000, Duration::from_secs(60));
-    /// tracker.observe(&fast, Some(100_000), now);
-    /// tracker.observe(&slow, Some(20_000), now);
-    /// // the slow partition holds the watermark back
-    /// assert_eq!(tracker.advance(now), Some(15_000));
-    /// ```
-    pub fn advance(&mut self, now: Instant) -> Option<i64> {
+    pub(crate) fn advance(&mut self, now: Instant) -> Option<i64> {
         let mut lowest_active: Option<i64> = None;
         let mut highest: Option<i64> = None;
         for clock in self.partitions.values() {
@@ -178,7 +171,7 @@ pub struct WatermarkSnapshot {
 
 impl WatermarkTracker {
     /// The state to checkpoint.
-    pub fn snapshot(&self) -> WatermarkSnapshot {
+    pub(crate) fn snapshot(&self) -> WatermarkSnapshot {
         WatermarkSnapshot {
             watermark: self.watermark,
             partitions: self
@@ -190,7 +183,7 @@ impl WatermarkTracker {
     }
 
     /// Resumes from a checkpointed state; every partition counts as active from `now`.
-    pub fn restore(&mut self, snapshot: &WatermarkSnapshot, now: Instant) {
+    pub(crate) fn restore(&mut self, snapshot: &WatermarkSnapshot, now: Instant) {
         self.watermark = snapshot.watermark;
         for (topic, partition, max_event_ms) in &snapshot.partitions {
             self.partitions.insert(
@@ -207,6 +200,20 @@ impl WatermarkTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `advance` by example (a unit test: doc tests cannot reach crate-private items).
+    #[test]
+    fn advance_example() {
+        use crate::window::WatermarkTracker;
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let (fast, slow) = (("tx".to_string(), 0), ("tx".to_string(), 1));
+        let mut tracker = WatermarkTracker::new(5_000, Duration::from_secs(60));
+        tracker.observe(&fast, Some(100_000), now);
+        tracker.observe(&slow, Some(20_000), now);
+        // the slow partition holds the watermark back
+        assert_eq!(tracker.advance(now), Some(15_000));
+    }
 
     fn tp(p: i32) -> TopicPartition {
         ("t".to_string(), p)

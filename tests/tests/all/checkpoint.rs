@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir::workload::fraud_window_alerts;
+use weir::internal::workload::fraud_window_alerts;
 use weir_tests::kafka_log::read_log;
 use weir_tests::*;
 

@@ -1,7 +1,7 @@
 //! The fraud example end to end: exact output, dead letters, and the native JSON path.
 
-use weir::demo::{demo_records, MALFORMED_EVERY};
-use weir::workload;
+use weir::internal::demo::{demo_records, MALFORMED_EVERY};
+use weir::internal::workload;
 use weir_tests::*;
 
 fn expected_results(n: u64) -> Vec<String> {

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseRecord;
+use weir::internal::CheckedProducer;
 use weir_tests::*;
 
 /// What becomes of a record.
@@ -107,18 +108,19 @@ const STRICT: &str = "name STRING NOT NULL, surname STRING NOT NULL, amount STRI
                       delta_t STRING NOT NULL, flag INT NOT NULL, ts BIGINT";
 
 fn produce_corpus(bootstrap: &str, records: &[(Option<String>, [Fate; 4])]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
+    let mut producer = CheckedProducer::new(
+        ClientConfig::new().set("bootstrap.servers", bootstrap),
+        "the poison corpus",
+    )
+    .unwrap();
     for (value, _) in records {
         let mut record = BaseRecord::<(), str>::to("transactions").partition(0);
         if let Some(value) = value {
             record = record.payload(value.as_str());
         }
-        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.send(record).unwrap();
     }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    producer.finish(Duration::from_secs(30)).unwrap();
 }
 
 /// `examples/<pipeline>` with `edits`, reading and writing the test's broker (`${BROKER}`).

@@ -1,7 +1,7 @@
 //! UDFs in four languages in one pipeline (`examples/polyglot`): C → Zig → AssemblyScript → Rust, exact.
 
-use weir::demo::{demo_records, MALFORMED_EVERY};
-use weir::workload;
+use weir::internal::demo::{demo_records, MALFORMED_EVERY};
+use weir::internal::workload;
 use weir_tests::*;
 
 /// What the chain must write for the first `n` workload transactions, computed without any UDF: flagged

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use weir::udf::{Kind, UdfRuntime};
+use weir::internal::Kind;
+use weir::UdfRuntime;
 use weir_tests::*;
 
 /// A row-interface transform that copies `n` and adds `v` = `version`; `ddl` is what it declares.
@@ -49,8 +50,8 @@ fn install(dir: &Path, name: &str, wat: &str) {
 fn a_stage_swaps_in_a_good_version_and_refuses_a_bad_one() {
     let dir = scratch_dir();
     install(&dir, "versioned", &versioned_wat(1, DDL));
-    let spec = weir::udf::UdfSpec::new(dir.join("versioned.wasm"));
-    let input = weir::schema::parse_ddl_schema("n BIGINT").unwrap();
+    let spec = weir::UdfSpec::new(dir.join("versioned.wasm"));
+    let input = weir::parse_ddl_schema("n BIGINT").unwrap();
     let stage = UdfRuntime::new()
         .unwrap()
         .load(&spec, Kind::Transform, input)

@@ -301,13 +301,13 @@ async fn imports_other_than_wasi_are_refused() {
 /// name the right offsets).
 #[test]
 fn batches_are_passed_in_slices_of_max_rows() {
-    let mut limits = weir::udf::UdfLimits::default();
+    let mut limits = weir::UdfLimits::default();
     limits.max_rows_per_call = 3;
     let load = |path: std::path::PathBuf, kind, input| {
-        let spec = weir::udf::UdfSpec::new(path)
+        let spec = weir::UdfSpec::new(path)
             .with_name("sliced")
             .with_limits(limits);
-        weir::udf::UdfRuntime::new()
+        weir::UdfRuntime::new()
             .unwrap()
             .load(&spec, kind, input)
             .unwrap()
@@ -334,7 +334,7 @@ fn batches_are_passed_in_slices_of_max_rows() {
     (call $out_row)
     (i32.const 0)))"#,
     );
-    let input = weir::schema::parse_ddl_schema("n BIGINT").unwrap();
+    let input = weir::parse_ddl_schema("n BIGINT").unwrap();
     let batch = arrow_array::RecordBatch::try_new(
         input.clone(),
         vec![std::sync::Arc::new(
@@ -342,7 +342,7 @@ fn batches_are_passed_in_slices_of_max_rows() {
         )],
     )
     .unwrap();
-    let calls = load(counter, weir::udf::Kind::Transform, input)
+    let calls = load(counter, weir::internal::Kind::Transform, input)
         .process(&batch, "")
         .unwrap();
     let sizes: Vec<i64> = int64s(&calls.batch, "rows");
@@ -351,8 +351,8 @@ fn batches_are_passed_in_slices_of_max_rows() {
     // Row errors are renumbered from each slice to the batch.
     let deserializer = load(
         udf_module("json_transactions"),
-        weir::udf::Kind::Deserializer,
-        weir::source::source_schema(false),
+        weir::internal::Kind::Deserializer,
+        weir::internal::source_schema(false),
     );
     let values: Vec<Vec<u8>> = (0..10)
         .map(|i| match i {
@@ -363,7 +363,7 @@ fn batches_are_passed_in_slices_of_max_rows() {
             .into_bytes(),
         })
         .collect();
-    let chunk = weir::source::sample_records("tx", &values);
+    let chunk = weir::internal::sample_records("tx", &values);
     let output = deserializer.process(&chunk.batch, " of tx-0").unwrap();
     let rejected: Vec<u32> = output.row_errors.iter().map(|e| e.row).collect();
     assert_eq!(rejected, [4, 8]);

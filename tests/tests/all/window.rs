@@ -3,17 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use weir::workload::{self, closing_records, fraud_window_alerts};
+use weir::internal::workload::{self, fraud_window_alerts};
 use weir_tests::*;
 
 /// Produces the fraud-window workload: `n` transactions keyed by user, then one closing record per partition.
 pub fn produce_workload(broker: &Broker, n: u64) {
     broker.create_topic("tx", workload::PARTITIONS);
-    let records = workload::transactions(n).map(|t| (t.key(), t.value()));
-    produce(&broker.bootstrap, "tx", records).unwrap();
-    for (partition, tx) in closing_records(n) {
-        produce_to(&broker.bootstrap, "tx", partition, &[tx.value()], &[]);
-    }
+    weir::internal::demo::produce_workload(&broker.bootstrap, "tx", n).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -113,7 +113,7 @@ struct ModuleArgs {
 
 impl ModuleArgs {
     /// The parsed input schema and limits.
-    fn parsed(&self) -> anyhow::Result<(Option<arrow_schema::SchemaRef>, weir::udf::UdfLimits)> {
+    fn parsed(&self) -> anyhow::Result<(Option<arrow_schema::SchemaRef>, weir::UdfLimits)> {
         let schema = udf_tool::parse_input_schema(self.input_schema.as_deref())?;
         let limits = weir::config::parse_limit_flags(&self.limits)?;
         Ok((schema, limits))
@@ -243,11 +243,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Checkpoint {
             command: CheckpointCommand::Inspect { dir },
         } => {
-            print!("{}", weir::checkpoint::inspect(&dir)?);
+            print!("{}", weir::inspect_checkpoint(&dir)?);
             Ok(())
         }
         Command::Demo { file, records } => {
-            let report = weir::demo::run_fraud_demo(&file, records).await?;
+            let report = weir::internal::demo::run_fraud_demo(&file, records).await?;
             println!("{report}");
             Ok(())
         }

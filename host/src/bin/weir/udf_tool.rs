@@ -11,9 +11,10 @@ use anyhow::Context;
 use arrow_array::BinaryArray;
 use arrow_schema::SchemaRef;
 
-use weir::decode::JsonDecoder;
-use weir::source::{sample_records, source_schema};
-use weir::udf::{Kind, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec};
+use weir::internal::JsonDecoder;
+use weir::internal::Kind;
+use weir::internal::{sample_records, source_schema};
+use weir::{UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec};
 
 /// The report of `weir udf inspect`: ABI, kind, exports, imports and, when an input schema is known, the
 /// output schema the module declares for it.
@@ -66,11 +67,11 @@ pub fn inspect(
             }
             Some(input) => {
                 let stage = runtime.load(&spec(path, config, limits)?, kind, input.clone())?;
-                let _ = writeln!(out, "input    {}", weir::schema::column_list(&input));
+                let _ = writeln!(out, "input    {}", weir::internal::column_list(&input));
                 let _ = writeln!(
                     out,
                     "output   {}",
-                    weir::schema::column_list(stage.output_schema())
+                    weir::internal::column_list(stage.output_schema())
                 );
             }
         }
@@ -145,7 +146,7 @@ fn spec(path: &Path, config: &str, limits: UdfLimits) -> anyhow::Result<UdfSpec>
 
 /// Parses `--input-schema` (Spark DDL).
 pub fn parse_input_schema(ddl: Option<&str>) -> anyhow::Result<Option<SchemaRef>> {
-    ddl.map(|d| weir::schema::parse_ddl_schema(d).map_err(anyhow::Error::msg))
+    ddl.map(|d| weir::parse_ddl_schema(d).map_err(anyhow::Error::msg))
         .transpose()
         .context("--input-schema")
 }
