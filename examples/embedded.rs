@@ -72,12 +72,7 @@ fn alerts_per_window() -> AggregateSpec {
             column: "ts".into(),
             kind: WindowKind::Fixed(WindowSpec::tumbling(workload::WINDOW_MS)),
         }),
-        aggregates: vec![AggregateExpr {
-            function: Function::Count,
-            column: None,
-            alias: "count".into(),
-            max_items: 100,
-        }],
+        aggregates: vec![AggregateExpr::new(Function::Count, None)],
         output_mode: OutputMode::Append,
     }
 }

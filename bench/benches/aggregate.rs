@@ -36,18 +36,8 @@ fn aggregator(schema: &arrow_array::RecordBatch) -> Aggregator {
             kind: WindowKind::Fixed(WindowSpec::tumbling(10_000)),
         }),
         aggregates: vec![
-            AggregateExpr {
-                function: Function::Count,
-                column: None,
-                alias: "count".into(),
-                max_items: 100,
-            },
-            AggregateExpr {
-                function: Function::Sum,
-                column: Some("amount".into()),
-                alias: "total".into(),
-                max_items: 100,
-            },
+            AggregateExpr::new(Function::Count, None),
+            AggregateExpr::new(Function::Sum, Some("amount")).with_alias("total"),
         ],
         output_mode: OutputMode::Append,
     };

@@ -38,8 +38,47 @@ pub struct AggregateExpr {
     pub column: Option<String>,
     /// The output column name.
     pub alias: String,
-    /// For `collect_list`: the most values kept per group (default 100).
+    /// For `collect_list`: the most values kept per group (default [`AggregateExpr::DEFAULT_MAX_ITEMS`]).
     pub max_items: usize,
+}
+
+impl AggregateExpr {
+    /// How many values `collect_list` keeps per group when `max_items` is not given.
+    pub const DEFAULT_MAX_ITEMS: usize = 100;
+
+    /// `function` of `column` (none for a `count` of rows), named as the pipeline file names it when `as`
+    /// is not given: the function, then the column (`count`, `sum_amount`).
+    ///
+    /// ```
+    /// use weir::{AggregateExpr, Function};
+    /// let total = AggregateExpr::new(Function::Sum, Some("amount")).with_alias("total");
+    /// assert_eq!(total.to_string(), "sum(amount) as total");
+    /// assert_eq!(AggregateExpr::new(Function::Count, None).alias, "count");
+    /// ```
+    pub fn new(function: Function, column: Option<&str>) -> AggregateExpr {
+        let alias = match column {
+            Some(column) => format!("{}_{column}", function.name()),
+            None => function.name().to_string(),
+        };
+        AggregateExpr {
+            function,
+            column: column.map(str::to_string),
+            alias,
+            max_items: AggregateExpr::DEFAULT_MAX_ITEMS,
+        }
+    }
+
+    /// Names the output column (`as`).
+    pub fn with_alias(mut self, alias: impl Into<String>) -> AggregateExpr {
+        self.alias = alias.into();
+        self
+    }
+
+    /// For `collect_list`: keeps at most `max_items` values per group.
+    pub fn with_max_items(mut self, max_items: usize) -> AggregateExpr {
+        self.max_items = max_items;
+        self
+    }
 }
 
 /// `count(*) as n`, `sum(amount) as total`: how plans and checkpoints show an aggregate.

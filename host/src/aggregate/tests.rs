@@ -35,12 +35,7 @@ fn batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
 }
 
 fn count() -> AggregateExpr {
-    AggregateExpr {
-        function: Function::Count,
-        column: None,
-        alias: "count".into(),
-        max_items: 100,
-    }
+    AggregateExpr::new(Function::Count, None)
 }
 
 fn aggregator(
@@ -208,11 +203,10 @@ fn sliding_windows_count_a_row_in_every_window_holding_it() {
 
 #[test]
 fn every_aggregate_function() {
-    let expr = |function, alias: &str| AggregateExpr {
-        function,
-        column: Some("amount".into()),
-        alias: alias.into(),
-        max_items: 2,
+    let expr = |function, alias: &str| {
+        AggregateExpr::new(function, Some("amount"))
+            .with_alias(alias)
+            .with_max_items(2)
     };
     let mut agg = aggregator(
         None,
@@ -347,11 +341,10 @@ fn session_windows_grow_merge_and_close() {
 
 #[test]
 fn merged_sessions_combine_every_aggregate() {
-    let expr = |function, alias: &str| AggregateExpr {
-        function,
-        column: Some("amount".into()),
-        alias: alias.into(),
-        max_items: 10,
+    let expr = |function, alias: &str| {
+        AggregateExpr::new(function, Some("amount"))
+            .with_alias(alias)
+            .with_max_items(10)
     };
     let mut agg = aggregator(
         Some(WindowKind::Session { gap_ms: 10 }),

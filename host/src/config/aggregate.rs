@@ -44,19 +44,15 @@ pub(super) fn read_aggregate(mut section: Section) -> Result<AggregateSpec, Conf
         let function = item
             .parsed("function", Function::parse)?
             .ok_or_else(|| item.error("function", "missing: expected e.g. \"count\""))?;
-        let column = item.string("column")?;
-        let alias = item.string("as")?.unwrap_or_else(|| match &column {
-            Some(column) => format!("{}_{column}", function.name()),
-            None => function.name().to_string(),
-        });
-        let max_items = item.integer("max_items")?.unwrap_or(100) as usize;
+        let mut aggregate = AggregateExpr::new(function, item.string("column")?.as_deref());
+        if let Some(alias) = item.string("as")? {
+            aggregate = aggregate.with_alias(alias);
+        }
+        if let Some(max_items) = item.integer("max_items")? {
+            aggregate = aggregate.with_max_items(max_items as usize);
+        }
         item.finish(&["function", "column", "as", "max_items"])?;
-        aggregates.push(AggregateExpr {
-            function,
-            column,
-            alias,
-            max_items,
-        });
+        aggregates.push(aggregate);
     }
     if aggregates.is_empty() {
         return Err(section.error(

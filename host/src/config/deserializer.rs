@@ -19,7 +19,7 @@ pub(super) fn read_deserializer(
     let format_name = section.string("format")?;
     let mode = section.string("mode")?;
     let strict = section.boolean("strict")?;
-    let mut on_error = read_policies(&mut section, true, udf.as_mut())?;
+    let mut on_error = read_policies(&mut section, udf.as_mut())?;
     let format = match (udf, format_name.as_deref()) {
         (Some(udf), None) => DecodeFormat::Udf(udf),
         (Some(_), Some(_)) => {

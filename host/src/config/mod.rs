@@ -150,14 +150,14 @@ fn read_pipeline(
     let transforms = root
         .array_of_tables("transform")?
         .into_iter()
-        .map(|section| read_transform(section, base, limits, true))
+        .map(|section| read_transform(section, base, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let watermark = root.table("watermark")?.map(read_watermark).transpose()?;
     let aggregate = root.table("aggregate")?.map(read_aggregate).transpose()?;
     let after_aggregate = root
         .array_of_tables("after_aggregate")?
         .into_iter()
-        .map(|section| read_transform(section, base, limits, false))
+        .map(|section| read_transform(section, base, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let sink = root
         .table("sink")?

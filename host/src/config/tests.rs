@@ -176,4 +176,18 @@ fn rules_across_sections_name_the_key_at_fault() {
         err.message.contains("only used with an [aggregate]"),
         "{err}"
     );
+
+    let transform = "[[transform]]\nudf = \"t.wasm\"\non_error = \"dead-letter\"\ndead_letter_topic = \"dlq\"\n";
+    let err = error_of(&format!("{GOOD}\n{transform}"));
+    assert_eq!(err.key, "transform[0].on_error");
+    assert!(err.message.contains("use on_failure"), "{err}");
+
+    let aggregated = format!(
+        "{GOOD}\n[aggregate]\ngroup_by = [\"name\"]\naggregates = [{{ function = \"count\" }}]\n\
+         output_mode = \"complete\"\n[[after_aggregate]]\nudf = \"filter.wasm\"\n\
+         on_failure = \"dead-letter\"\ndead_letter_topic = \"dlq\"\n"
+    );
+    let err = error_of(&aggregated);
+    assert_eq!(err.key, "after_aggregate[0].on_failure");
+    assert!(err.message.contains("no source records"), "{err}");
 }

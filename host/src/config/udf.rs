@@ -69,12 +69,11 @@ pub(super) fn read_limits(
 }
 
 /// Reads `on_error`, `on_failure` and `dead_letter_topic` together, since both policies may use the topic.
-///
-/// `allow_dead_letter` says whether records can be traced back to the source (not after an aggregation);
-/// `udf` is the stage's module, which receives `on_failure`.
+/// `udf` is the stage's module, which receives `on_failure`. Where a policy may not dead-letter (a
+/// transform's rows, anything after an aggregation) is a rule of the pipeline, checked by
+/// `PipelineSpec::validate`.
 pub(super) fn read_policies(
     section: &mut Section,
-    allow_dead_letter: bool,
     udf: Option<&mut UdfSpec>,
 ) -> Result<OnError, ConfigError> {
     let policy = section.string("on_error")?;
@@ -84,7 +83,7 @@ pub(super) fn read_policies(
         (Some(_), None) => {
             return Err(section.error("on_failure", "only used with a UDF (`udf = \"...\"`)"))
         }
-        (Some("dead-letter"), Some(_)) if allow_dead_letter => OnFailure::DeadLetter {
+        (Some("dead-letter"), Some(_)) => OnFailure::DeadLetter {
             topic: topic.clone().ok_or_else(|| {
                 section.error(
                     "dead_letter_topic",
@@ -93,21 +92,16 @@ pub(super) fn read_policies(
             })?,
         },
         (Some(other), Some(_)) => {
-            let expected = if allow_dead_letter {
-                "fail or dead-letter"
-            } else {
-                "fail (after an aggregation there are no source records to dead-letter)"
-            };
             return Err(section.error(
                 "on_failure",
-                format!("expected {expected}, found {other:?}"),
+                format!("expected fail or dead-letter, found {other:?}"),
             ));
         }
     };
     let on_error = match policy.as_deref() {
         None | Some("fail") => OnError::Fail,
         Some("drop") => OnError::Drop,
-        Some("dead-letter") if allow_dead_letter => OnError::DeadLetter {
+        Some("dead-letter") => OnError::DeadLetter {
             topic: topic.clone().ok_or_else(|| {
                 section.error(
                     "dead_letter_topic",
@@ -116,12 +110,10 @@ pub(super) fn read_policies(
             })?,
         },
         Some(other) => {
-            let expected = if allow_dead_letter {
-                "fail, drop or dead-letter"
-            } else {
-                "fail or drop"
-            };
-            return Err(section.error("on_error", format!("expected {expected}, found {other:?}")));
+            return Err(section.error(
+                "on_error",
+                format!("expected fail, drop or dead-letter, found {other:?}"),
+            ));
         }
     };
     if topic.is_some()
@@ -164,22 +156,15 @@ pub(super) fn read_udf(
     Ok(Some(spec.with_limits(limits)))
 }
 
-/// A `[[transform]]` (`from_source`: its rows trace back to Kafka records) or `[[after_aggregate]]` stage.
+/// A `[[transform]]` or `[[after_aggregate]]` stage.
 pub(super) fn read_transform(
     mut section: Section,
     base: &Path,
     limits: UdfLimits,
-    from_source: bool,
 ) -> Result<TransformSpec, ConfigError> {
     let mut udf = read_udf(&mut section, base, limits)?
         .ok_or_else(|| section.error("udf", "missing: expected the path of a .wasm transform"))?;
-    let on_error = read_policies(&mut section, from_source, Some(&mut udf))?;
-    if let OnError::DeadLetter { .. } = on_error {
-        return Err(section.error(
-            "on_error",
-            "a transform's rows are dropped or fail the pipeline (\"drop\" or \"fail\"); use on_failure = \"dead-letter\" to dead-letter the records of a failed call",
-        ));
-    }
+    let on_error = read_policies(&mut section, Some(&mut udf))?;
     section.finish(&[
         "udf",
         "name",

@@ -114,6 +114,21 @@ impl PipelineSpec {
                 .check_output_mode(self.watermark.is_some())
                 .map_err(|message| SpecError::new("aggregate.output_mode", message))?,
         }
+        self.check_dead_letter_policies()
+    }
+
+    /// Where records cannot be dead-lettered: a transform's rows (its input rows are not records), and
+    /// anything after an aggregation (its rows trace back to no source record).
+    fn check_dead_letter_policies(&self) -> Result<(), SpecError> {
+        for (i, stage) in self.transforms.iter().enumerate() {
+            if matches!(stage.on_error, OnError::DeadLetter { .. }) {
+                return Err(SpecError::new(
+                    format!("transform[{i}].on_error"),
+                    "a transform's rows are dropped or fail the pipeline (\"drop\" or \"fail\"); use \
+                     on_failure = \"dead-letter\" to dead-letter the records of a failed call",
+                ));
+            }
+        }
         for (i, stage) in self.after_aggregate.iter().enumerate() {
             let no_records = "after an aggregation there are no source records to dead-letter";
             if matches!(stage.on_error, OnError::DeadLetter { .. }) {
