@@ -3,16 +3,18 @@
 //! An update takes one input column and a list of (row, group) pairs and folds the whole batch into the
 //! groups' accumulators in one typed loop per aggregate, so the per-row cost is an index and an add.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringBuilder};
+use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, Field};
 use serde::{Deserialize, Serialize};
+
+pub(crate) use super::scalar::ValueKind;
+use super::scalar::{Scalar, ScalarBuilder};
 
 /// An aggregate function, as named in the pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,92 +73,6 @@ impl Function {
                 ))
             }
         })
-    }
-}
-
-/// The kind of values an aggregate reads, after widening (all integers to Int64, floats to Float64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueKind {
-    /// 64-bit integers (and timestamps, as their integer value).
-    Int,
-    /// 64-bit floats.
-    Float,
-    /// UTF-8 strings.
-    Str,
-}
-
-impl ValueKind {
-    /// The kind for an input column type, if aggregates can read it.
-    pub(crate) fn of(data_type: &DataType) -> Option<ValueKind> {
-        match data_type {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::Timestamp(_, _)
-            | DataType::Date32 => Some(ValueKind::Int),
-            DataType::Float32 | DataType::Float64 => Some(ValueKind::Float),
-            DataType::Utf8 | DataType::LargeUtf8 => Some(ValueKind::Str),
-            _ => None,
-        }
-    }
-
-    fn data_type(self) -> DataType {
-        match self {
-            ValueKind::Int => DataType::Int64,
-            ValueKind::Float => DataType::Float64,
-            ValueKind::Str => DataType::Utf8,
-        }
-    }
-}
-
-/// One value held in state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Scalar {
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(String),
-}
-
-impl PartialEq for Scalar {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Scalar {}
-
-impl PartialOrd for Scalar {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scalar {
-    fn cmp(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (Scalar::Int(a), Scalar::Int(b)) => a.cmp(b),
-            (Scalar::Float(a), Scalar::Float(b)) => a.total_cmp(b),
-            (Scalar::Str(a), Scalar::Str(b)) => a.cmp(b),
-            // One aggregate only ever sees one kind; order kinds for totality.
-            (a, b) => a.rank().cmp(&b.rank()),
-        }
-    }
-}
-
-impl Scalar {
-    fn rank(&self) -> u8 {
-        match self {
-            Scalar::Int(_) => 0,
-            Scalar::Float(_) => 1,
-            Scalar::Str(_) => 2,
-        }
     }
 }
 
@@ -259,18 +175,21 @@ impl Aggregate {
             }
             return;
         };
-        let value = |row: usize| -> Option<Scalar> {
-            if column.is_null(row) {
-                return None;
+        match self.function {
+            Function::Count | Function::Sum => {
+                self.update_counts_and_sums(column, pairs, accumulators)
             }
-            Some(match self.kind {
-                Some(ValueKind::Int) => Scalar::Int(column.as_primitive::<Int64Type>().value(row)),
-                Some(ValueKind::Float) => {
-                    Scalar::Float(column.as_primitive::<Float64Type>().value(row))
-                }
-                _ => Scalar::Str(column.as_string::<i32>().value(row).to_string()),
-            })
-        };
+            _ => self.update_with_values(column, pairs, accumulators),
+        }
+    }
+
+    /// [`Aggregate::update`] for `count` and `sum` of a column: typed loops over the Arrow array.
+    fn update_counts_and_sums(
+        &self,
+        column: &ArrayRef,
+        pairs: &[(u32, u32)],
+        accumulators: &mut [Accumulator],
+    ) {
         match self.function {
             Function::Count => {
                 for (row, group) in pairs {
@@ -304,6 +223,31 @@ impl Aggregate {
                     }
                 }
             }
+            _ => unreachable!("only count and sum come here"),
+        }
+    }
+
+    /// [`Aggregate::update`] for the functions that keep values (`avg`, `min`, `max`, `first`, `last`,
+    /// `count_distinct`, `collect_list`): each row's value read as a [`Scalar`].
+    fn update_with_values(
+        &self,
+        column: &ArrayRef,
+        pairs: &[(u32, u32)],
+        accumulators: &mut [Accumulator],
+    ) {
+        let value = |row: usize| -> Option<Scalar> {
+            if column.is_null(row) {
+                return None;
+            }
+            Some(match self.kind {
+                Some(ValueKind::Int) => Scalar::Int(column.as_primitive::<Int64Type>().value(row)),
+                Some(ValueKind::Float) => {
+                    Scalar::Float(column.as_primitive::<Float64Type>().value(row))
+                }
+                _ => Scalar::Str(column.as_string::<i32>().value(row).to_string()),
+            })
+        };
+        match self.function {
             Function::Avg => {
                 for (row, group) in pairs {
                     let v = match value(*row as usize) {
@@ -356,6 +300,7 @@ impl Aggregate {
                     }
                 }
             }
+            Function::Count | Function::Sum => unreachable!("count and sum have typed loops"),
         }
     }
 
@@ -457,77 +402,5 @@ impl Aggregate {
                 out.finish()
             }
         }
-    }
-}
-
-/// Builds an array of one value kind from scalars.
-struct ScalarBuilder {
-    ints: Int64Builder,
-    floats: Float64Builder,
-    strings: StringBuilder,
-    kind: ValueKind,
-}
-
-impl ScalarBuilder {
-    fn new(kind: ValueKind) -> Self {
-        ScalarBuilder {
-            ints: Int64Builder::new(),
-            floats: Float64Builder::new(),
-            strings: StringBuilder::new(),
-            kind,
-        }
-    }
-
-    fn append(&mut self, value: Option<&Scalar>) {
-        match (self.kind, value) {
-            (ValueKind::Int, Some(Scalar::Int(i))) => self.ints.append_value(*i),
-            (ValueKind::Float, Some(Scalar::Float(f))) => self.floats.append_value(*f),
-            (ValueKind::Str, Some(Scalar::Str(s))) => self.strings.append_value(s),
-            (ValueKind::Int, _) => self.ints.append_null(),
-            (ValueKind::Float, _) => self.floats.append_null(),
-            (ValueKind::Str, _) => self.strings.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self.kind {
-            ValueKind::Int => Arc::new(self.ints.finish()),
-            ValueKind::Float => Arc::new(self.floats.finish()),
-            ValueKind::Str => Arc::new(self.strings.finish()),
-        }
-    }
-}
-
-impl arrow_array::builder::ArrayBuilder for ScalarBuilder {
-    fn len(&self) -> usize {
-        match self.kind {
-            ValueKind::Int => self.ints.len(),
-            ValueKind::Float => self.floats.len(),
-            ValueKind::Str => self.strings.len(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        ScalarBuilder::finish(self)
-    }
-
-    fn finish_cloned(&self) -> ArrayRef {
-        match self.kind {
-            ValueKind::Int => Arc::new(self.ints.finish_cloned()),
-            ValueKind::Float => Arc::new(self.floats.finish_cloned()),
-            ValueKind::Str => Arc::new(self.strings.finish_cloned()),
-        }
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-
-    fn into_box_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-        self
     }
 }

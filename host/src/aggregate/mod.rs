@@ -6,17 +6,17 @@
 //! - **update**: the rows a batch changed; windows are evicted once the watermark passes them;
 //! - **complete**: every row, every batch; nothing is evicted.
 
-pub(crate) mod accumulator;
+mod accumulator;
+mod grouping;
+mod scalar;
 mod sessions;
 mod spec;
 mod state_key;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context;
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -24,6 +24,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 pub use accumulator::Function;
 pub(crate) use accumulator::{Accumulator, Aggregate, ValueKind};
 pub use spec::{AggregateExpr, AggregateSpec, OutputMode, WindowBy, WindowKind};
+
+pub(crate) use grouping::event_times;
+use grouping::BatchGroups;
 
 use crate::progress::StateOperatorProgress;
 use crate::state::StateTable;
@@ -65,20 +68,12 @@ impl Aggregator {
         watermark: bool,
         table: StateTable,
     ) -> anyhow::Result<Aggregator> {
-        let index = |name: &str, what: &str| {
-            input.index_of(name).map_err(|_| {
-                anyhow::anyhow!(
-                    "{what} `{name}` is not a column of the rows reaching the aggregation ({})",
-                    names(input)
-                )
-            })
-        };
         spec.check_output_mode(watermark)
             .map_err(anyhow::Error::msg)?;
         let key_columns = spec
             .group_by
             .iter()
-            .map(|c| index(c, "group_by column"))
+            .map(|c| column_index(input, c, "group_by column"))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let fields: Vec<SortField> = key_columns
             .iter()
@@ -87,54 +82,13 @@ impl Aggregator {
         let keys = RowConverter::new(fields).context("grouping by these column types")?;
         let (time_column, time_is_timestamp) = match &spec.window {
             None => (None, None),
-            Some(window) => {
-                match window.kind {
-                    WindowKind::Fixed(spec) => spec.validate().map_err(anyhow::Error::msg)?,
-                    WindowKind::Session { gap_ms } if gap_ms <= 0 => {
-                        anyhow::bail!("the session gap must be more than zero")
-                    }
-                    WindowKind::Session { .. } => {}
-                }
-                let i = index(&window.column, "window column")?;
-                let data_type = input.field(i).data_type().clone();
-                match &data_type {
-                    DataType::Int64 => (Some(i), None),
-                    DataType::Timestamp(_, _) => (Some(i), Some(data_type)),
-                    other => anyhow::bail!(
-                        "window column `{}` is {other}; expected Int64 milliseconds or a timestamp",
-                        window.column
-                    ),
-                }
-            }
+            Some(window) => time_column(window, input)?,
         };
-        let mut aggregates = Vec::new();
-        for expr in &spec.aggregates {
-            let column = expr
-                .column
-                .as_deref()
-                .map(|c| index(c, "aggregate column"))
-                .transpose()?;
-            let kind = match column {
-                None => None,
-                Some(i) => Some(ValueKind::of(input.field(i).data_type()).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "aggregate `{}` reads column `{}` of type {}, which it cannot aggregate",
-                        expr.alias,
-                        input.field(i).name(),
-                        input.field(i).data_type()
-                    )
-                })?),
-            };
-            let aggregate = Aggregate {
-                function: expr.function,
-                column,
-                kind,
-                name: expr.alias.clone(),
-                max_items: expr.max_items,
-            };
-            aggregate.check().map_err(anyhow::Error::msg)?;
-            aggregates.push(aggregate);
-        }
+        let aggregates = spec
+            .aggregates
+            .iter()
+            .map(|expr| plan_aggregate(expr, input))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut fields: Vec<Field> = key_columns
             .iter()
             .map(|i| input.field(*i).clone())
@@ -187,91 +141,19 @@ impl Aggregator {
         if batch.num_rows() == 0 {
             return Ok(late);
         }
-        let key_arrays: Vec<ArrayRef> = self
-            .key_columns
-            .iter()
-            .map(|i| batch.column(*i).clone())
-            .collect();
-        let rows = self
-            .keys
-            .convert_columns(&key_arrays)
-            .context("encoding group keys")?;
-        let times = match self.time_column {
-            Some(i) => Some(event_times(batch.column(i))?),
-            None => None,
-        };
-        // (row, group) pairs, and the groups' keys by index, for the column-at-a-time updates below.
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(batch.num_rows());
-        let mut batch_keys: Vec<Vec<u8>> = Vec::new();
-        let mut slot_of: HashMap<Vec<u8>, u32> = HashMap::new();
-        let mut starts = Vec::new();
-        let mut key = Vec::new();
-        // Session windows: each group's (event time, row), resolved into sessions after the loop.
-        let mut session_rows: BTreeMap<Vec<u8>, Vec<(i64, u32)>> = BTreeMap::new();
-        for row in 0..batch.num_rows() {
-            let group_key = rows.row(row);
-            let windows: &[i64] = match (&times, &self.spec.window) {
-                (Some(times), Some(window)) => {
-                    let Some(ts) = times.get(row).copied().flatten() else {
-                        continue;
-                    };
-                    if watermark.is_some_and(|w| ts <= w) {
-                        self.progress.num_rows_dropped_by_watermark += 1;
-                        late.push(row as u32);
-                        continue;
-                    }
-                    match window.kind {
-                        WindowKind::Fixed(spec) => {
-                            starts.clear();
-                            spec.starts(ts, &mut starts);
-                            &starts
-                        }
-                        WindowKind::Session { .. } => {
-                            session_rows
-                                .entry(group_key.as_ref().to_vec())
-                                .or_default()
-                                .push((ts, row as u32));
-                            continue;
-                        }
-                    }
-                }
-                _ => &[i64::MIN],
-            };
-            for start in windows {
-                key.clear();
-                match &self.spec.window {
-                    Some(WindowBy {
-                        kind: WindowKind::Fixed(spec),
-                        ..
-                    }) => {
-                        state_key::push_window(&mut key, *start, start + spec.size_ms);
-                        key.extend_from_slice(group_key.as_ref());
-                    }
-                    _ => state_key::push_unwindowed(&mut key, group_key.as_ref()),
-                }
-                let slot = slot_for(&mut slot_of, &mut batch_keys, &key);
-                pairs.push((row as u32, slot));
-            }
-        }
-        if let Some(WindowBy {
-            kind: WindowKind::Session { gap_ms },
+        let groups = self.group_rows(batch, watermark, &mut late)?;
+        self.fold(batch, groups)?;
+        Ok(late)
+    }
+
+    /// Folds each aggregate over the batch's rows into the groups they touch: the touched groups are taken
+    /// out as one column of accumulators per aggregate, updated a column at a time, and put back.
+    fn fold(&mut self, batch: &RecordBatch, groups: BatchGroups) -> anyhow::Result<()> {
+        let BatchGroups {
+            pairs,
+            keys: batch_keys,
             ..
-        }) = self.spec.window
-        {
-            for (group_key, mut events) in session_rows {
-                events.sort_unstable();
-                self.assign_sessions(
-                    &group_key,
-                    &events,
-                    gap_ms,
-                    &mut slot_of,
-                    &mut batch_keys,
-                    &mut pairs,
-                );
-            }
-        }
-        // Take the touched groups out, one column of accumulators per aggregate, fold each aggregate over
-        // the whole batch, and put them back.
+        } = groups;
         let windowed = self.spec.window.is_some();
         let mut columns: Vec<Vec<Accumulator>> = self
             .aggregates
@@ -312,7 +194,7 @@ impl Aggregator {
         }
         self.progress.num_rows_updated += batch_keys.len() as u64;
         self.dirty.extend(batch_keys);
-        Ok(late)
+        Ok(())
     }
 
     /// Ends a batch: emits the rows the output mode calls for at `watermark`, evicts what the watermark
@@ -462,6 +344,70 @@ impl Aggregator {
     }
 }
 
+/// The index of `window`'s event-time column in `input`, and its type when it is a timestamp (the output
+/// gives window bounds in the same type); checks the window's sizes.
+fn time_column(
+    window: &WindowBy,
+    input: &SchemaRef,
+) -> anyhow::Result<(Option<usize>, Option<DataType>)> {
+    match window.kind {
+        WindowKind::Fixed(spec) => spec.validate().map_err(anyhow::Error::msg)?,
+        WindowKind::Session { gap_ms } if gap_ms <= 0 => {
+            anyhow::bail!("the session gap must be more than zero")
+        }
+        WindowKind::Session { .. } => {}
+    }
+    let i = column_index(input, &window.column, "window column")?;
+    let data_type = input.field(i).data_type().clone();
+    match &data_type {
+        DataType::Int64 => Ok((Some(i), None)),
+        DataType::Timestamp(_, _) => Ok((Some(i), Some(data_type))),
+        other => anyhow::bail!(
+            "window column `{}` is {other}; expected Int64 milliseconds or a timestamp",
+            window.column
+        ),
+    }
+}
+
+/// `expr` over `input`: its column found and its value kind checked against the function.
+fn plan_aggregate(expr: &AggregateExpr, input: &SchemaRef) -> anyhow::Result<Aggregate> {
+    let column = expr
+        .column
+        .as_deref()
+        .map(|c| column_index(input, c, "aggregate column"))
+        .transpose()?;
+    let kind = match column {
+        None => None,
+        Some(i) => Some(ValueKind::of(input.field(i).data_type()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "aggregate `{}` reads column `{}` of type {}, which it cannot aggregate",
+                expr.alias,
+                input.field(i).name(),
+                input.field(i).data_type()
+            )
+        })?),
+    };
+    let aggregate = Aggregate {
+        function: expr.function,
+        column,
+        kind,
+        name: expr.alias.clone(),
+        max_items: expr.max_items,
+    };
+    aggregate.check().map_err(anyhow::Error::msg)?;
+    Ok(aggregate)
+}
+
+/// The index of column `name` (a `what`) in `input`, or an error listing the columns there are.
+fn column_index(input: &SchemaRef, name: &str, what: &str) -> anyhow::Result<usize> {
+    input.index_of(name).map_err(|_| {
+        anyhow::anyhow!(
+            "{what} `{name}` is not a column of the rows reaching the aggregation ({})",
+            names(input)
+        )
+    })
+}
+
 fn names(schema: &SchemaRef) -> String {
     schema
         .fields()
@@ -469,34 +415,6 @@ fn names(schema: &SchemaRef) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The slot of `key` among the groups a batch touches, adding it if new.
-fn slot_for(slot_of: &mut HashMap<Vec<u8>, u32>, batch_keys: &mut Vec<Vec<u8>>, key: &[u8]) -> u32 {
-    if let Some(slot) = slot_of.get(key) {
-        return *slot;
-    }
-    let slot = batch_keys.len() as u32;
-    slot_of.insert(key.to_vec(), slot);
-    batch_keys.push(key.to_vec());
-    slot
-}
-
-/// The event time of each row in milliseconds.
-pub(crate) fn event_times(column: &ArrayRef) -> anyhow::Result<Vec<Option<i64>>> {
-    let millis = match column.data_type() {
-        DataType::Int64 => column.clone(),
-        DataType::Timestamp(_, tz) => arrow_cast::cast(
-            column,
-            &DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz.clone()),
-        )
-        .and_then(|c| arrow_cast::cast(&c, &DataType::Int64))
-        .context("reading event times")?,
-        other => anyhow::bail!(
-            "event-time column of type {other}; expected Int64 milliseconds or a timestamp"
-        ),
-    };
-    Ok(millis.as_primitive::<Int64Type>().iter().collect())
 }
 
 fn from_millis(array: &ArrayRef, data_type: &DataType) -> anyhow::Result<ArrayRef> {

@@ -1,10 +1,9 @@
 //! Session windows: each group's events open `[ts, ts + gap)` intervals, which merge with each other and
 //! with the group's open sessions; merged sessions merge their accumulators.
 
-use std::collections::HashMap;
-
+use super::grouping::BatchGroups;
 use super::state_key;
-use super::{slot_for, Accumulator, Aggregator, Group, WindowBy, WindowKind};
+use super::{Accumulator, Aggregator, Group, WindowBy, WindowKind};
 
 /// A session after a batch's events and the group's open sessions were swept together.
 struct MergedSession {
@@ -24,6 +23,37 @@ fn session_key(start: i64, end: i64, group_key: &[u8]) -> Vec<u8> {
     key
 }
 
+/// Sweeps a group's open sessions and a batch's events (each opening `[ts, ts + gap)`) together in start
+/// order, merging what overlaps.
+fn sweep(open: &[(i64, i64)], events: &[(i64, u32)], gap_ms: i64) -> Vec<MergedSession> {
+    let mut items: Vec<(i64, i64, Option<u32>)> =
+        open.iter().map(|(s, e)| (*s, *e, None)).collect();
+    items.extend(
+        events
+            .iter()
+            .map(|(ts, row)| (*ts, ts + gap_ms, Some(*row))),
+    );
+    items.sort_unstable_by_key(|(start, end, row)| (*start, *end, row.is_some()));
+    let mut merged: Vec<MergedSession> = Vec::new();
+    for (start, end, row) in items {
+        match merged.last_mut() {
+            Some(session) if start < session.end => session.end = session.end.max(end),
+            _ => merged.push(MergedSession {
+                start,
+                end,
+                open: Vec::new(),
+                rows: Vec::new(),
+            }),
+        }
+        let session = merged.last_mut().expect("just pushed");
+        match row {
+            Some(row) => session.rows.push(row),
+            None => session.open.push((start, end)),
+        }
+    }
+    merged
+}
+
 impl Aggregator {
     /// Places a group's events of this batch (sorted by time) into sessions: each event opens
     /// `[ts, ts + gap)`; overlapping intervals, including the group's open sessions, merge. Merged open
@@ -34,41 +64,14 @@ impl Aggregator {
         group_key: &[u8],
         events: &[(i64, u32)],
         gap_ms: i64,
-        slot_of: &mut HashMap<Vec<u8>, u32>,
-        batch_keys: &mut Vec<Vec<u8>>,
-        pairs: &mut Vec<(u32, u32)>,
+        groups: &mut BatchGroups,
     ) {
         let open: Vec<(i64, i64)> = self
             .sessions
             .get(group_key)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
-        // Sweep over open sessions and new events together, in start order.
-        let mut items: Vec<(i64, i64, Option<u32>)> =
-            open.iter().map(|(s, e)| (*s, *e, None)).collect();
-        items.extend(
-            events
-                .iter()
-                .map(|(ts, row)| (*ts, ts + gap_ms, Some(*row))),
-        );
-        items.sort_unstable_by_key(|(start, end, row)| (*start, *end, row.is_some()));
-        let mut merged: Vec<MergedSession> = Vec::new();
-        for (start, end, row) in items {
-            match merged.last_mut() {
-                Some(session) if start < session.end => session.end = session.end.max(end),
-                _ => merged.push(MergedSession {
-                    start,
-                    end,
-                    open: Vec::new(),
-                    rows: Vec::new(),
-                }),
-            }
-            let session = merged.last_mut().expect("just pushed");
-            match row {
-                Some(row) => session.rows.push(row),
-                None => session.open.push((start, end)),
-            }
-        }
+        let merged = sweep(&open, events, gap_ms);
         let sessions = self.sessions.entry(group_key.to_vec()).or_default();
         for MergedSession {
             start,
@@ -115,8 +118,8 @@ impl Aggregator {
                 );
             }
             sessions.insert((start, end));
-            let slot = slot_for(slot_of, batch_keys, &key);
-            pairs.extend(rows.into_iter().map(|row| (row, slot)));
+            let slot = groups.slot(&key);
+            groups.pairs.extend(rows.into_iter().map(|row| (row, slot)));
         }
     }
 

@@ -30,6 +30,15 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
             );
         }
     }
+    write_batches(&mut out, &checkpoint)?;
+    write_state(&mut out, &checkpoint)?;
+    let _ = writeln!(out, "on disk     {} bytes", checkpoint.size_on_disk());
+    Ok(out)
+}
+
+/// The batches: how many committed, the last planned, the last commit's offsets and watermark, and a
+/// batch staged but not settled.
+fn write_batches(out: &mut String, checkpoint: &Checkpoint) -> anyhow::Result<()> {
     let planned: Option<PlannedBatch> =
         last(&checkpoint.tree("offsets")?, "the last planned batch")?;
     let committed: Option<CommittedBatch> = checkpoint.last_commit()?;
@@ -76,6 +85,11 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
             staged.batch
         );
     }
+    Ok(())
+}
+
+/// Each operator's state table: entries and bytes.
+fn write_state(out: &mut String, checkpoint: &Checkpoint) -> anyhow::Result<()> {
     let _ = writeln!(out, "state");
     let mut tables = 0;
     let db = checkpoint.db();
@@ -97,6 +111,5 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     if tables == 0 {
         let _ = writeln!(out, "  (no stateful operator)");
     }
-    let _ = writeln!(out, "on disk     {} bytes", checkpoint.size_on_disk());
-    Ok(out)
+    Ok(())
 }

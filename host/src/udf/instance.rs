@@ -3,25 +3,30 @@
 //! An instance serves one worker at a time. Through the Arrow IPC interface it copies each input batch into
 //! guest memory once and each result out once; through the row interface ([`super::rows`]) the guest pulls
 //! values and the host builds the output. Everything read back from the guest is bounds-checked, so a hostile
-//! module can make a call fail but cannot make the host panic.
+//! module can make a call fail but cannot make the host panic (`instance/guest_memory.rs`); a failed call
+//! is classified from what the store recorded (`instance/failure.rs`).
 
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use wasmtime::{InstancePre, Memory, Store, Trap, TypedFunc};
+use wasmtime::{Instance, InstancePre, Memory, Store, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 use weir_guest::abi::{self, Kind, RowError};
 use weir_guest::ipc;
 
-use super::error::trap_message;
 use super::limits::MemoryCap;
 use super::log::GuestLog;
 use super::output::{decode_output, untrusted_ipc};
 use super::poll::{GuestClock, RefusedSleep};
 use super::rows::RowIo;
 use super::{UdfFailure, UdfLimits, EPOCH_TICK};
+use failure::classify;
+use guest_memory::IpcCalls;
+
+mod failure;
+mod guest_memory;
 
 /// The host side of a store: WASI with no files, network or environment, the guest's log and its limits.
 pub(crate) struct GuestState {
@@ -73,14 +78,56 @@ enum Calls {
     },
 }
 
-#[derive(Clone)]
-struct IpcCalls {
-    alloc: TypedFunc<i32, i32>,
-    free: TypedFunc<(i32, i32), ()>,
-    init: TypedFunc<(i32, i32, i32, i32, i32), i32>,
-    process: TypedFunc<(i32, i32, i32), i32>,
-    /// Where the guest writes each result's pointer and length.
-    result_slot: i32,
+impl Calls {
+    /// The row interface's functions when the module exports them, otherwise the IPC interface's.
+    fn look_up(
+        pre: &InstancePre<GuestState>,
+        instance: &Instance,
+        store: &mut Store<GuestState>,
+    ) -> Result<Calls, UdfFailure> {
+        let abi_error = |e: wasmtime::Error| UdfFailure::Abi(format!("{e:#}"));
+        if pre.module().get_export(abi::rows::PROCESS_EXPORT).is_some() {
+            return Ok(Calls::Rows {
+                init: instance
+                    .get_typed_func(&mut *store, abi::rows::INIT_EXPORT)
+                    .map_err(abi_error)?,
+                process: instance
+                    .get_typed_func(&mut *store, abi::rows::PROCESS_EXPORT)
+                    .map_err(abi_error)?,
+            });
+        }
+        Ok(Calls::Ipc(IpcCalls {
+            alloc: instance
+                .get_typed_func(&mut *store, abi::ALLOC_EXPORT)
+                .map_err(abi_error)?,
+            free: instance
+                .get_typed_func(&mut *store, abi::FREE_EXPORT)
+                .map_err(abi_error)?,
+            init: instance
+                .get_typed_func(&mut *store, abi::INIT_EXPORT)
+                .map_err(abi_error)?,
+            process: instance
+                .get_typed_func(&mut *store, abi::PROCESS_EXPORT)
+                .map_err(abi_error)?,
+            result_slot: 0,
+        }))
+    }
+}
+
+/// The kind `weir_kind` returned (`code`), if ABI v1 defines it and it is the one `expected`.
+fn checked_kind(code: i32, expected: Option<Kind>) -> Result<Kind, UdfFailure> {
+    match (Kind::from_code(code), expected) {
+        (Some(kind), None) => Ok(kind),
+        (Some(kind), Some(expected)) if kind == expected => Ok(kind),
+        (Some(kind), Some(expected)) => Err(UdfFailure::Abi(format!(
+            "the module is a {}, but it is used as a {}",
+            kind.name(),
+            expected.name()
+        ))),
+        (None, _) => Err(UdfFailure::Abi(format!(
+            "`weir_kind` returned {code}, which ABI v1 does not define"
+        ))),
+    }
 }
 
 /// An instantiated module with its ABI functions looked up once.
@@ -125,32 +172,7 @@ impl UdfInstance {
             .get_memory(&mut store, abi::MEMORY_EXPORT)
             .ok_or_else(|| UdfFailure::Abi("no exported memory".into()))?;
         store.data_mut().rows.memory = Some(memory);
-        let calls = if pre.module().get_export(abi::rows::PROCESS_EXPORT).is_some() {
-            Calls::Rows {
-                init: instance
-                    .get_typed_func(&mut store, abi::rows::INIT_EXPORT)
-                    .map_err(abi_error)?,
-                process: instance
-                    .get_typed_func(&mut store, abi::rows::PROCESS_EXPORT)
-                    .map_err(abi_error)?,
-            }
-        } else {
-            Calls::Ipc(IpcCalls {
-                alloc: instance
-                    .get_typed_func(&mut store, abi::ALLOC_EXPORT)
-                    .map_err(abi_error)?,
-                free: instance
-                    .get_typed_func(&mut store, abi::FREE_EXPORT)
-                    .map_err(abi_error)?,
-                init: instance
-                    .get_typed_func(&mut store, abi::INIT_EXPORT)
-                    .map_err(abi_error)?,
-                process: instance
-                    .get_typed_func(&mut store, abi::PROCESS_EXPORT)
-                    .map_err(abi_error)?,
-                result_slot: 0,
-            })
-        };
+        let calls = Calls::look_up(pre, &instance, &mut store)?;
         let kind: TypedFunc<(), i32> = instance
             .get_typed_func(&mut store, abi::KIND_EXPORT)
             .map_err(abi_error)?;
@@ -173,22 +195,7 @@ impl UdfInstance {
             .map_err(abi_error)?;
         this.minor = this.call(|store| version.call(store, ()))?;
         let code = this.call(|store| kind.call(store, ()))?;
-        match (Kind::from_code(code), expected) {
-            (Some(kind), None) => this.kind = kind,
-            (Some(kind), Some(expected)) if kind == expected => this.kind = kind,
-            (Some(kind), Some(expected)) => {
-                return Err(UdfFailure::Abi(format!(
-                    "the module is a {}, but it is used as a {}",
-                    kind.name(),
-                    expected.name()
-                )))
-            }
-            (None, _) => {
-                return Err(UdfFailure::Abi(format!(
-                    "`weir_kind` returned {code}, which ABI v1 does not define"
-                )))
-            }
-        }
+        this.kind = checked_kind(code, expected)?;
         if let Calls::Ipc(ipc) = &this.calls {
             let slot = this.alloc_bytes(&ipc.clone(), abi::RESULT_SLOT_LEN)?;
             if let Calls::Ipc(ipc) = &mut this.calls {
@@ -363,79 +370,6 @@ impl UdfInstance {
         let result = f(&mut self.store);
         result.map_err(|e| classify(&mut self.store, &self.log, self.limits, e))
     }
-
-    fn alloc_bytes(&mut self, ipc: &IpcCalls, len: usize) -> Result<i32, UdfFailure> {
-        let alloc = ipc.alloc.clone();
-        let len32 = i32::try_from(len)
-            .map_err(|_| UdfFailure::Abi(format!("{len} bytes do not fit a 32-bit guest")))?;
-        let ptr = self.call(|store| alloc.call(store, len32))?;
-        if ptr == 0 && len > 0 {
-            return Err(UdfFailure::Abi(format!(
-                "`weir_alloc` could not allocate {len} bytes"
-            )));
-        }
-        Ok(ptr)
-    }
-
-    /// Copies `bytes` into a buffer from `weir_alloc`; empty input is passed as pointer 0 without a buffer,
-    /// so a guest is never asked for 0 bytes.
-    fn write_bytes(&mut self, ipc: &IpcCalls, bytes: &[u8]) -> Result<i32, UdfFailure> {
-        if bytes.is_empty() {
-            return Ok(0);
-        }
-        let ptr = self.alloc_bytes(ipc, bytes.len())?;
-        self.memory
-            .write(&mut self.store, ptr as u32 as usize, bytes)
-            .map_err(|_| {
-                UdfFailure::Abi(format!(
-                    "`weir_alloc` returned {} for {} bytes, which lie outside the guest's {} bytes of memory",
-                    ptr as u32,
-                    bytes.len(),
-                    self.memory.data_size(&self.store)
-                ))
-            })?;
-        Ok(ptr)
-    }
-
-    /// Hands a buffer back with `weir_free`; pointer 0 with length 0 is no buffer (see
-    /// [`Self::write_bytes`]) and is not handed back.
-    fn free_bytes(&mut self, ipc: &IpcCalls, ptr: i32, len: usize) -> Result<(), UdfFailure> {
-        if ptr == 0 && len == 0 {
-            return Ok(());
-        }
-        let free = ipc.free.clone();
-        self.call(|store| free.call(store, (ptr, len as i32)))
-    }
-
-    /// Reads the result slot, copies the result out of guest memory and frees it in the guest.
-    fn take_result(&mut self, ipc: &IpcCalls) -> Result<Vec<u8>, UdfFailure> {
-        let mut slot = [0u8; abi::RESULT_SLOT_LEN];
-        self.memory
-            .read(&self.store, ipc.result_slot as u32 as usize, &mut slot)
-            .map_err(|_| {
-                UdfFailure::MalformedOutput("the result slot is outside the guest's memory".into())
-            })?;
-        let ptr = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]);
-        let len = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
-        if u64::from(len) > self.limits.max_output_bytes {
-            return Err(UdfFailure::OutputTooLarge {
-                len: len.into(),
-                cap: self.limits.max_output_bytes,
-            });
-        }
-        let data = self.memory.data(&self.store);
-        let bytes = data
-            .get(ptr as usize..ptr as usize + len as usize)
-            .ok_or_else(|| {
-                UdfFailure::MalformedOutput(format!(
-                    "the result ({len} bytes at {ptr}) lies outside the guest's {} bytes of memory",
-                    data.len()
-                ))
-            })?
-            .to_vec();
-        self.free_bytes(ipc, ptr as i32, len as usize)?;
-        Ok(bytes)
-    }
 }
 
 /// The message a guest gave with `weir::error`, or a note that it gave none.
@@ -446,55 +380,4 @@ fn guest_message(message: Option<String>) -> String {
 /// Epoch ticks for a time limit, rounding up so a limit is never shorter than asked.
 fn ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
-}
-
-fn classify(
-    store: &mut Store<GuestState>,
-    log: &GuestLog,
-    limits: UdfLimits,
-    error: wasmtime::Error,
-) -> UdfFailure {
-    if let Some((desired, initial)) = store.data_mut().limiter.refused.take() {
-        return UdfFailure::MemoryCap {
-            desired,
-            cap: limits.memory_bytes,
-            initial,
-        };
-    }
-    if let Some(len) = store.data_mut().rows.out.too_large.take() {
-        return UdfFailure::OutputTooLarge {
-            len,
-            cap: limits.max_output_bytes,
-        };
-    }
-    if let Some(sleep) = store.data_mut().refused_sleep.take() {
-        return UdfFailure::Timeout {
-            limit: limits.timeout,
-            sleep: Some(sleep),
-        };
-    }
-    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        return UdfFailure::Timeout {
-            limit: limits.timeout,
-            sleep: None,
-        };
-    }
-    let printed = log.take();
-    let tail: String = {
-        let text = printed.text.trim_end();
-        let start = text.len().saturating_sub(2000);
-        let start = (start..=text.len())
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(text.len());
-        text[start..].to_string()
-    };
-    let printed = if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; the guest printed: {tail}")
-    };
-    UdfFailure::Trap {
-        message: trap_message(&error),
-        printed,
-    }
 }

@@ -36,6 +36,14 @@ impl Interface {
 
 /// Checks the module's exports and imports against ABI v1; says which interface it implements.
 pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
+    check_version(module)?;
+    let interface = check_exports(module)?;
+    check_imports(module)?;
+    Ok(interface)
+}
+
+/// Checks that the module declares exactly one ABI version, and that it is this host's.
+fn check_version(module: &Module) -> Result<(), UdfFailure> {
     let versions: Vec<&str> = module
         .exports()
         .map(|e| e.name())
@@ -44,15 +52,15 @@ pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
     match versions.as_slice() {
         [] => {
             let names: Vec<&str> = module.exports().map(|e| e.name()).collect();
-            return Err(UdfFailure::Abi(format!(
+            Err(UdfFailure::Abi(format!(
                 "not a Weir UDF: it has no `{}` version export (its exports: {})",
                 abi::VERSION_EXPORT,
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
-            )));
+            )))
         }
-        [one] if *one == abi::VERSION_EXPORT => {}
+        [one] if *one == abi::VERSION_EXPORT => Ok(()),
         [one] => {
-            return Err(UdfFailure::Abi(format!(
+            Err(UdfFailure::Abi(format!(
                 "the module is built for Weir UDF ABI {} (export `{one}`), but this host supports v{}; \
                  rebuild it with a matching guest SDK",
                 &one[abi::VERSION_EXPORT_PREFIX.len() - 1..],
@@ -60,9 +68,13 @@ pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
             )))
         }
         many => {
-            return Err(UdfFailure::Abi(format!("the module declares several ABI versions: {}", many.join(", "))))
+            Err(UdfFailure::Abi(format!("the module declares several ABI versions: {}", many.join(", "))))
         }
     }
+}
+
+/// Checks the exports the module's interface needs, with their types; returns the interface.
+fn check_exports(module: &Module) -> Result<Interface, UdfFailure> {
     let i32s = |n: usize| vec![ValType::I32; n];
     let interface = if module.get_export(abi::rows::PROCESS_EXPORT).is_some()
         || module.get_export(abi::rows::INIT_EXPORT).is_some()
@@ -120,6 +132,11 @@ pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
             abi::MEMORY_EXPORT
         )));
     }
+    Ok(interface)
+}
+
+/// Checks that the module imports nothing but WASI preview 1 and the row interface, with the host's types.
+fn check_imports(module: &Module) -> Result<(), UdfFailure> {
     for import in module.imports() {
         if import.module() == "wasi_snapshot_preview1" {
             continue;
@@ -156,7 +173,7 @@ pub(crate) fn check_abi(module: &Module) -> Result<Interface, UdfFailure> {
             import.name()
         )));
     }
-    Ok(interface)
+    Ok(())
 }
 
 fn describe(ty: &FuncType) -> String {

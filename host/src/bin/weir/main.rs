@@ -186,44 +186,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             file,
             progress,
             reload,
-        } => {
-            let spec = weir::config::load(&file)?;
-            let pipeline = weir::Pipeline::new(spec)
-                .with_context(|| format!("{}: planning the pipeline", file.display()))?
-                .reload_modules(reload);
-            let terminal = std::io::stderr().is_terminal();
-            let (json, human) = match progress {
-                ProgressMode::Auto => (!terminal, terminal),
-                ProgressMode::Json => (true, false),
-                ProgressMode::Human => (false, true),
-                ProgressMode::Both => (true, true),
-            };
-            let mut listener = Printer::new(json, human);
-            // Ctrl-C or SIGTERM (service managers, `kill`) ends the run after the current batch.
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .context("listening for SIGTERM")?;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            };
-            let summary = pipeline
-                .run_with_progress(shutdown, &mut listener)
-                .await
-                .with_context(|| format!("{}: running the pipeline", file.display()))?;
-            listener.finish();
-            eprintln!(
-                "done: {} batches, {} records in, {} out, {} dead-lettered, {} dropped",
-                summary.batches,
-                summary.input_rows,
-                summary.output_rows,
-                summary.errors.dead_lettered,
-                summary.errors.deserializer_dropped + summary.errors.transform_dropped
-            );
-            Ok(())
-        }
+        } => run(&file, progress, reload).await,
         Command::Udf {
             command: UdfCommand::Inspect { module },
         } => {
@@ -252,6 +215,45 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `weir run`: the pipeline until its bounded input ends, Ctrl-C or SIGTERM, with progress as asked.
+async fn run(file: &std::path::Path, progress: ProgressMode, reload: bool) -> anyhow::Result<()> {
+    let spec = weir::config::load(file)?;
+    let pipeline = weir::Pipeline::new(spec)
+        .with_context(|| format!("{}: planning the pipeline", file.display()))?
+        .reload_modules(reload);
+    let terminal = std::io::stderr().is_terminal();
+    let (json, human) = match progress {
+        ProgressMode::Auto => (!terminal, terminal),
+        ProgressMode::Json => (true, false),
+        ProgressMode::Human => (false, true),
+        ProgressMode::Both => (true, true),
+    };
+    let mut listener = Printer::new(json, human);
+    // Ctrl-C or SIGTERM (service managers, `kill`) ends the run after the current batch.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    let summary = pipeline
+        .run_with_progress(shutdown, &mut listener)
+        .await
+        .with_context(|| format!("{}: running the pipeline", file.display()))?;
+    listener.finish();
+    eprintln!(
+        "done: {} batches, {} records in, {} out, {} dead-lettered, {} dropped",
+        summary.batches,
+        summary.input_rows,
+        summary.output_rows,
+        summary.errors.dead_lettered,
+        summary.errors.deserializer_dropped + summary.errors.transform_dropped
+    );
+    Ok(())
 }
 
 /// Prints progress as JSON lines and/or a one-line status.
