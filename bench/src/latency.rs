@@ -63,6 +63,7 @@ pub fn measure_latency(
     let run = std::thread::scope(|scope| {
         let running = scope.spawn(|| {
             Run {
+                weir: &weir_tests::weir_binary(),
                 pipeline: &pipeline,
                 bootstrap,
                 expected: &expected,

@@ -14,9 +14,9 @@ use clap::{Parser, Subcommand};
 use weir_bench::ceiling::consume_only;
 use weir_bench::generator::{generate, Pace};
 use weir_bench::latency::measure_latency;
-use weir_bench::measure::{AlertWatch, Ending, Expected, Run};
+use weir_bench::measure::{AlertWatch, Ending, Expected, Run, RunMeasure};
 use weir_bench::report::{self, Sample, Setting, CEILING};
-use weir_bench::variant::VARIANTS;
+use weir_bench::variant::{Variant, VARIANTS};
 use weir_tests::Broker;
 
 #[derive(Parser)]
@@ -48,6 +48,10 @@ enum Command {
         /// Transactions in the latency run.
         #[arg(long, default_value_t = 500_000)]
         latency_n: u64,
+        /// Another `weir` binary (e.g. a release build of an earlier commit) to run every configuration
+        /// with as well, interleaved with this one in each run, as "<configuration> (baseline)".
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
     /// Runs the pipeline unbounded while writing a long input at a fixed rate, sampling its memory and
     /// checkpoint folder every second; checks that both stay flat and the alerts exact.
@@ -116,7 +120,14 @@ fn main() -> anyhow::Result<()> {
             out,
             latency_rate,
             latency_n,
-        } => suite(n, runs, &out, latency_rate, latency_n),
+            baseline,
+        } => suite(
+            n,
+            runs,
+            &out,
+            (latency_rate, latency_n),
+            baseline.as_deref(),
+        ),
         Command::Soak {
             n,
             rate,
@@ -269,10 +280,18 @@ fn suite(
     n: u64,
     runs: usize,
     out: &std::path::Path,
-    latency_rate: u64,
-    latency_n: u64,
+    (latency_rate, latency_n): (u64, u64),
+    baseline: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     check_built()?;
+    if let Some(baseline) = baseline {
+        anyhow::ensure!(
+            baseline.is_file(),
+            "--baseline {}: no such file",
+            baseline.display()
+        );
+    }
+    let current = weir_tests::weir_binary();
     let (broker, broker_words) = broker();
     let prefix = topic_prefix("bench")?;
     let input = format!("{prefix}-tx");
@@ -299,7 +318,7 @@ fn suite(
             generated.records
         );
         let sample = Sample {
-            config: CEILING,
+            config: CEILING.to_string(),
             run,
             records,
             wall,
@@ -310,47 +329,41 @@ fn suite(
             report::thousands(sample.records_per_second())
         );
         samples.push(sample);
+        // With a baseline, the two binaries alternate which goes first, so drift during a run is shared.
+        let mut binaries = vec![(current.as_path(), "", "")];
+        if let Some(baseline) = baseline {
+            binaries.push((baseline, " (baseline)", "-baseline"));
+            if run % 2 == 1 {
+                binaries.reverse();
+            }
+        }
         for variant in VARIANTS {
-            let alerts = format!("{prefix}-alerts-{}-{run}", variant.slug());
-            broker.try_create_topic(&alerts, 1)?;
-            let dir = weir_tests::scratch_dir();
-            let pipeline = variant.write_pipeline(&dir, &input, &alerts, true)?;
-            let log = dir.join("weir.log");
-            let watch = AlertWatch::start(&broker.bootstrap, &alerts, Duration::from_millis(20))?;
-            let measure = Run {
-                pipeline: &pipeline,
-                bootstrap: &broker.bootstrap,
-                expected: &expected,
-                records: generated.records,
-                ending: Ending::Exits,
-                timeout,
-                log: &log,
-                env: &[],
-                footprint: None,
+            for &(weir, label, slug) in &binaries {
+                let config = format!("{}{label}", variant.name);
+                let measure = measure_run(
+                    &broker.bootstrap,
+                    (&input, generated.records),
+                    (variant, weir),
+                    (&expected, timeout),
+                    &format!("{prefix}-alerts-{}{slug}-{run}", variant.slug()),
+                )
+                .with_context(|| format!("run {run} of {config}"))?;
+                println!(
+                    "run {run}: {config}: {} records/s, {}, peak RSS {:.0} MiB, CPU {:.2} s, {} batches",
+                    report::thousands(measure.records_per_second()),
+                    measure.exactness,
+                    measure.peak_rss_kib as f64 / 1024.0,
+                    (measure.cpu_user + measure.cpu_system).as_secs_f64(),
+                    measure.batches
+                );
+                samples.push(Sample {
+                    config,
+                    run,
+                    records: measure.records,
+                    wall: measure.wall,
+                    pipeline: Some(measure),
+                });
             }
-            .measure(watch)
-            .with_context(|| format!("run {run} of {}", variant.name))?;
-            println!(
-                "run {run}: {}: {} records/s, {}, peak RSS {:.0} MiB, CPU {:.2} s, {} batches",
-                variant.name,
-                report::thousands(measure.records_per_second()),
-                measure.exactness,
-                measure.peak_rss_kib as f64 / 1024.0,
-                (measure.cpu_user + measure.cpu_system).as_secs_f64(),
-                measure.batches
-            );
-            if measure.exactness.is_exact() {
-                let _ = std::fs::remove_dir_all(&dir);
-            } else {
-                println!("  its files are kept in {}", dir.display());
-            }
-            samples.push(Sample {
-                config: variant.name,
-                run,
-                records: measure.records,
-                wall: measure.wall,
-                pipeline: Some(measure),
-            });
         }
     }
     let mut latency = Vec::new();
@@ -387,7 +400,14 @@ fn suite(
         n,
         runs,
         broker: broker_words,
-        commit: git_commit(),
+        commit: match baseline {
+            None => git_commit(),
+            Some(path) => format!(
+                "{}; \"(baseline)\" rows ran {}, interleaved",
+                git_commit(),
+                path.display()
+            ),
+        },
     };
     let markdown = report::markdown(&setting, &samples, &latency);
     println!("\n{markdown}");
@@ -418,6 +438,41 @@ fn suite(
         "{inexact} runs did not produce exactly the expected alerts"
     );
     Ok(())
+}
+
+/// One measured run of `variant` with the `weir` binary `weir`, reading `input` (its `records`) and
+/// writing to a new topic `alerts`; the run's files are kept when its alerts are not exact.
+fn measure_run(
+    bootstrap: &str,
+    (input, records): (&str, u64),
+    (variant, weir): (&Variant, &std::path::Path),
+    (expected, timeout): (&Expected, Duration),
+    alerts: &str,
+) -> anyhow::Result<RunMeasure> {
+    Broker::external(bootstrap).try_create_topic(alerts, 1)?;
+    let dir = weir_tests::scratch_dir();
+    let pipeline = variant.write_pipeline(&dir, input, alerts, true)?;
+    let log = dir.join("weir.log");
+    let watch = AlertWatch::start(bootstrap, alerts, Duration::from_millis(20))?;
+    let measure = Run {
+        weir,
+        pipeline: &pipeline,
+        bootstrap,
+        expected,
+        records,
+        ending: Ending::Exits,
+        timeout,
+        log: &log,
+        env: &[],
+        footprint: None,
+    }
+    .measure(watch)?;
+    if measure.exactness.is_exact() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("  its files are kept in {}", dir.display());
+    }
+    Ok(measure)
 }
 
 /// Fails with the build command when the `weir` binary or a module of the example is missing.

@@ -274,6 +274,8 @@ pub enum Ending {
 
 /// One run of the `weir` binary to measure.
 pub struct Run<'a> {
+    /// The `weir` binary ([`weir_tests::weir_binary`], or a baseline build to compare with).
+    pub weir: &'a Path,
     /// The pipeline file.
     pub pipeline: &'a Path,
     /// The broker, passed as `KAFKA_BOOTSTRAP_SERVERS`.
@@ -299,6 +301,7 @@ impl Run<'_> {
     /// every expected alert was read and the process exited, or the timeout passed.
     pub fn measure(&self, watch: AlertWatch) -> anyhow::Result<RunMeasure> {
         let Run {
+            weir,
             pipeline,
             bootstrap,
             expected,
@@ -312,7 +315,7 @@ impl Run<'_> {
         let stderr =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let started = Instant::now();
-        let mut child = weir_tests::weir_command()
+        let mut child = std::process::Command::new(weir)
             .args(["run", "--progress", "json"])
             .arg(pipeline)
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
@@ -320,7 +323,7 @@ impl Run<'_> {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("starting weir run {}", pipeline.display()))?;
+            .with_context(|| format!("starting {} run {}", weir.display(), pipeline.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let progress = std::thread::spawn(move || {
             let mut totals = StageTimes::default();

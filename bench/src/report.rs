@@ -17,7 +17,7 @@ pub const CEILING: &str = "consume-only (rdkafka, no processing)";
 #[derive(Debug, Clone)]
 pub struct Sample {
     /// The configuration's name.
-    pub config: &'static str,
+    pub config: String,
     /// Run number, from 1.
     pub run: usize,
     /// Records read.
@@ -45,12 +45,12 @@ pub fn median(values: &mut [f64]) -> f64 {
 }
 
 /// Per configuration, in first-seen order: its samples sorted by records/s, and the median one.
-pub fn by_config(samples: &[Sample]) -> Vec<(&'static str, Vec<&Sample>)> {
-    let mut configs: Vec<(&'static str, Vec<&Sample>)> = Vec::new();
+pub fn by_config(samples: &[Sample]) -> Vec<(&str, Vec<&Sample>)> {
+    let mut configs: Vec<(&str, Vec<&Sample>)> = Vec::new();
     for sample in samples {
         match configs.iter_mut().find(|(name, _)| *name == sample.config) {
             Some((_, list)) => list.push(sample),
-            None => configs.push((sample.config, vec![sample])),
+            None => configs.push((&sample.config, vec![sample])),
         }
     }
     for (_, list) in &mut configs {
@@ -328,8 +328,8 @@ mod tests {
 
     #[test]
     fn samples_group_by_configuration_sorted_by_throughput() {
-        let sample = |config, wall_ms| Sample {
-            config,
+        let sample = |config: &str, wall_ms| Sample {
+            config: config.to_string(),
             run: 1,
             records: 1000,
             wall: Duration::from_millis(wall_ms),

@@ -92,6 +92,7 @@ pub fn soak(
     let run = std::thread::scope(|scope| {
         let running = scope.spawn(|| {
             Run {
+                weir: &weir_tests::weir_binary(),
                 pipeline: &pipeline,
                 bootstrap,
                 expected: &expected,

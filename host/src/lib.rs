@@ -40,7 +40,8 @@
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
 //! - watching a run: the [`progress`] module ([`progress::ProgressListener`], [`progress::BatchProgress`]);
-//! - the WebAssembly engine, shared by pipelines: [`UdfRuntime`];
+//! - the WebAssembly engine, [`UdfRuntime`]: [`Plan::new`] loads a pipeline's modules with one, to check
+//!   a pipeline without running it;
 //! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`];
 //!   everything else is an [`anyhow::Error`] whose context names the file, key, record or UDF at fault;
 //! - checkpoints: [`inspect_checkpoint`].

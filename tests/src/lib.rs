@@ -170,9 +170,14 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The path of this workspace's release `weir` binary.
+pub fn weir_binary() -> PathBuf {
+    workspace().join("target/release/weir")
+}
+
 /// The `weir` binary of this workspace (`cargo build --release --bin weir` first).
 pub fn weir_command() -> std::process::Command {
-    let path = workspace().join("target/release/weir");
+    let path = weir_binary();
     assert!(
         path.exists(),
         "{} is missing: build with `cargo build --release --bin weir`",
