@@ -86,13 +86,13 @@ async fn open_io(
     let transactional_id = checkpointing.and_then(|c| c.transactional_id());
     let (sink_options, sink_format) = (spec.sink.options.clone(), spec.sink.format);
     let opening_sink = tokio::task::spawn_blocking(move || {
-        KafkaSink::open_with(sink_options, sink_format, transactional_id.as_deref())
+        KafkaSink::open(sink_options, sink_format, transactional_id.as_deref())
     });
     let source_options = spec.source.clone();
     let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
     let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || {
-        let source = KafkaSource::open_resuming(source_options, resume_positions.as_ref())?;
+        let source = KafkaSource::open(source_options, resume_positions.as_ref())?;
         if let Some(c) = &opening_checkpoint {
             c.check_not_lost(source.positions().keys())?;
         }

@@ -49,9 +49,9 @@ pub(crate) struct KafkaSink {
 
 impl KafkaSink {
     /// Creates the producer (`kafka.*` options pass through to librdkafka), transactional when
-    /// `transactional_id` is given: the producer registers the id with the broker, which fences any older producer with the same id (a zombie of a crashed run) and
-    /// aborts its open transaction.
-    pub(crate) fn open_with(
+    /// `transactional_id` is given: the producer registers the id with the broker, which fences any older
+    /// producer with the same id (a zombie of a crashed run) and aborts its open transaction.
+    pub(crate) fn open(
         options: SinkOptions,
         format: SinkFormat,
         transactional_id: Option<&str>,

@@ -70,9 +70,9 @@ pub(crate) struct KafkaSource {
 impl KafkaSource {
     /// Connects, resolves the partitions and the starting (and ending) offsets, and assigns them.
     /// Partitions in `resume` (a checkpoint's committed positions) start there; only partitions new since
-    /// then use `startingOffsets`, as in Spark. A resume position the broker no
-    /// longer holds (retention, a deleted topic) is data loss, handled per `failOnDataLoss`.
-    pub(crate) fn open_resuming(
+    /// then use `startingOffsets`, as in Spark. A resume position the broker no longer holds (retention, a
+    /// deleted topic) is data loss, handled per `failOnDataLoss`.
+    pub(crate) fn open(
         options: SourceOptions,
         resume: Option<&BTreeMap<TopicPartition, i64>>,
     ) -> anyhow::Result<KafkaSource> {
