@@ -26,6 +26,8 @@ pub struct Variant {
     pub delivery: Option<&'static str>,
     /// `maxOffsetsPerTrigger`, to show what smaller batches cost; `None` keeps Weir's default.
     pub batch_records: Option<u64>,
+    /// `[metrics]` on (on a port the system picks, not scraped), to show what keeping them costs.
+    pub metrics: bool,
 }
 
 /// Every configuration the suite runs, the headline (exactly-once, as the example is meant to run) first.
@@ -35,30 +37,42 @@ pub const VARIANTS: &[Variant] = &[
         decoder: Decoder::Wasm,
         delivery: Some("exactly-once"),
         batch_records: None,
+        metrics: false,
+    },
+    Variant {
+        name: "wasm exactly-once, metrics on",
+        decoder: Decoder::Wasm,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: true,
     },
     Variant {
         name: "wasm exactly-once, 10,000-record batches",
         decoder: Decoder::Wasm,
         delivery: Some("exactly-once"),
         batch_records: Some(10_000),
+        metrics: false,
     },
     Variant {
         name: "wasm at-least-once",
         decoder: Decoder::Wasm,
         delivery: Some("at-least-once"),
         batch_records: None,
+        metrics: false,
     },
     Variant {
         name: "wasm no checkpoint",
         decoder: Decoder::Wasm,
         delivery: None,
         batch_records: None,
+        metrics: false,
     },
     Variant {
         name: "native json exactly-once",
         decoder: Decoder::NativeJson,
         delivery: Some("exactly-once"),
         batch_records: None,
+        metrics: false,
     },
 ];
 
@@ -109,6 +123,12 @@ impl Variant {
                 format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
             ));
         }
+        if self.metrics {
+            edits.push((
+                "\n[sink]\n",
+                "\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[sink]\n".to_string(),
+            ));
+        }
         if self.decoder == Decoder::NativeJson {
             edits.push((
                 "udf = \"../../target/wasm32-wasip1/release/json_transactions.wasm\"",
@@ -145,6 +165,7 @@ mod tests {
                 variant.decoder == Decoder::NativeJson
             );
             assert_eq!(spec.source.max_offsets_per_trigger, variant.batch_records);
+            assert_eq!(spec.metrics.is_some(), variant.metrics);
             assert!(!variant.slug().contains([' ', ',']));
         }
     }

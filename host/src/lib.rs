@@ -24,6 +24,7 @@
 //! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
 //!   and output modes; `state`: operator state in sled.
 //! - `sink`: the Kafka sink.
+//! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks.
 //! - Below the stages: `kafka` (the `kafka.*` passthrough, consumer defaults, the delivery-checked
 //!   producer), `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
 //! - `workload` and `demo`: the transaction generator and the self-contained demo.
@@ -40,6 +41,7 @@
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
 //! - watching a run: the [`progress`] module ([`progress::ProgressListener`], [`progress::BatchProgress`]);
+//!   Prometheus metrics and health checks: [`MetricsSpec`];
 //! - the WebAssembly engine, [`UdfRuntime`]: [`Plan::new`] loads a pipeline's modules with one, to check
 //!   a pipeline without running it;
 //! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`];
@@ -85,6 +87,7 @@ pub mod config;
 mod decode;
 mod demo;
 mod kafka;
+mod metrics;
 mod pipeline;
 pub mod progress;
 mod schema;
@@ -100,6 +103,7 @@ pub use aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy
 pub use checkpoint::inspect as inspect_checkpoint;
 pub use decode::{DecodeFormat, DeserializerSpec};
 pub use kafka::OptionError;
+pub use metrics::MetricsSpec;
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Trigger};
 pub use schema::parse_ddl_schema;
 pub use sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};

@@ -90,7 +90,8 @@ pub fn mock_cluster() -> Broker {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on now, on 127.0.0.1.
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     listener.local_addr().expect("local address").port()
 }

@@ -54,6 +54,7 @@ use deserializer::read_deserializer;
 use source_sink::{read_sink, read_source};
 use udf::{read_limits, read_transform};
 
+use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
 use crate::udf::UdfLimits;
 
@@ -174,6 +175,7 @@ fn read_pipeline(
         None => crate::checkpoint::DEFAULT_BATCHES_TO_RETAIN,
     };
     let trigger = root.table("trigger")?.map(read_trigger).transpose()?;
+    let metrics = root.table("metrics")?.map(read_metrics).transpose()?;
     root.finish(&[
         "name",
         "source",
@@ -187,6 +189,7 @@ fn read_pipeline(
         "limits",
         "checkpointLocation",
         "minBatchesToRetain",
+        "metrics",
     ])?;
     Ok(PipelineSpec {
         name,
@@ -199,8 +202,22 @@ fn read_pipeline(
         sink,
         trigger: trigger.unwrap_or(Trigger::AsFastAsPossible),
         checkpoint,
+        metrics,
         min_batches_to_retain,
     })
+}
+
+/// `[metrics] listen`: an address and port such as `127.0.0.1:9464`.
+fn read_metrics(mut section: Section) -> Result<MetricsSpec, ConfigError> {
+    let listen = section
+        .parsed("listen", |text| {
+            text.parse::<std::net::SocketAddr>().map_err(|_| {
+                format!("expected an address and port such as \"127.0.0.1:9464\", found {text:?}")
+            })
+        })?
+        .ok_or_else(|| section.error("listen", "missing: expected e.g. \"127.0.0.1:9464\""))?;
+    section.finish(&["listen"])?;
+    Ok(MetricsSpec::new(listen))
 }
 
 /// `[trigger] processingTime`; zero means as fast as possible, as in Spark.

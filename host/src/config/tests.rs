@@ -82,6 +82,11 @@ fn bad_values_say_what_was_expected() {
     let err = error_of(&format!("{GOOD}\n[trigger]\nprocessingTime = \"soon\"\n"));
     assert_eq!(err.key, "trigger.processingTime");
 
+    let err = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"9464\"\n"));
+    assert_eq!(err.key, "metrics.listen");
+    assert!(err.message.contains("127.0.0.1:9464"), "{err}");
+    let metrics = parse_text(&format!("{GOOD}\n[metrics]\nlisten = \"0.0.0.0:9464\"\n")).unwrap();
+    assert_eq!(metrics.metrics.unwrap().listen.port(), 9464);
     let err = error_of(&format!("{GOOD}\n[limits]\nmemory = 5\n"));
     assert_eq!(err.key, "limits.memory");
     assert!(err.message.contains("expected a string"));

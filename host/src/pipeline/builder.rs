@@ -12,6 +12,7 @@ use arrow_schema::SchemaRef;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 use crate::source::SourceOptions;
@@ -35,6 +36,7 @@ pub struct PipelineBuilder {
     trigger: Trigger,
     limits: UdfLimits,
     checkpoint: Option<PathBuf>,
+    metrics: Option<MetricsSpec>,
     min_batches_to_retain: u64,
 }
 
@@ -56,6 +58,7 @@ impl PipelineBuilder {
             trigger: Trigger::AsFastAsPossible,
             limits: UdfLimits::default(),
             checkpoint: None,
+            metrics: None,
             min_batches_to_retain: crate::checkpoint::DEFAULT_BATCHES_TO_RETAIN,
         }
     }
@@ -162,6 +165,12 @@ impl PipelineBuilder {
         self
     }
 
+    /// `[metrics]`: serve Prometheus metrics and the health checks while the pipeline runs.
+    pub fn metrics(mut self, metrics: MetricsSpec) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The trigger (default: as fast as possible).
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
@@ -201,6 +210,7 @@ impl PipelineBuilder {
             },
             trigger: self.trigger,
             checkpoint: self.checkpoint,
+            metrics: self.metrics,
             min_batches_to_retain: self.min_batches_to_retain,
         };
         spec.validate()?;

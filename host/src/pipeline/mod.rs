@@ -4,11 +4,13 @@
 //!
 //! 1. `spec.rs` and `builder.rs`: what the pipeline is, and the checks that span stages;
 //! 2. `plan.rs`: every stage loaded and checked to compose (what `weir validate` prints);
-//! 3. `run.rs`: the loop opens the source and the sink, polls a batch, and moves the watermark;
+//! 3. `run.rs`: the loop opens the source, the sink and the metrics endpoint (`opening.rs`), polls a
+//!    batch, and moves the watermark;
 //! 4. `stateless.rs`: per partition, in parallel: deserialize, transform, apply `on_error`/`on_failure`;
 //! 5. `overlapped_write.rs`: behind the loop, one batch at a time: `stateful.rs` (the aggregation), then
 //!    output and dead letters produced (`refused.rs` for rows the broker refuses);
-//! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report.
+//! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report, which
+//!    also updates the metrics.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -31,6 +33,7 @@
 
 mod builder;
 mod commit;
+mod opening;
 mod overlapped_write;
 mod plan;
 mod refused;

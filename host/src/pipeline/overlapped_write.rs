@@ -37,6 +37,15 @@ pub(crate) struct Written {
     pub(crate) errors: ErrorCounts,
     /// Where the time went.
     pub(crate) timings: WriteTimings,
+    /// Exactly-once: the batch's transaction committed, and the attempts aborted before it.
+    pub(crate) transactions: Transactions,
+}
+
+/// A batch's Kafka transactions, for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Transactions {
+    pub(crate) committed: u64,
+    pub(crate) aborted: u64,
 }
 
 /// Where writing a batch spent its time (see [`crate::progress::Durations`]).
@@ -105,6 +114,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
     checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
     let transactional = checkpointing.delivery == Delivery::ExactlyOnce;
     let mut attempt = 1;
+    let mut aborted = 0;
     loop {
         let attempted = checkpointing.begin(sink).and_then(|()| {
             let delivering = Instant::now();
@@ -123,7 +133,16 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
             Ok(Some(counts))
         });
         match attempted {
-            Ok(Some(counts)) => return Ok(output.written(counts, &refused, timings)),
+            Ok(Some(counts)) => {
+                let mut written = output.written(counts, &refused, timings);
+                if transactional {
+                    written.transactions = Transactions {
+                        committed: 1,
+                        aborted,
+                    };
+                }
+                return Ok(written);
+            }
             // A row the broker refused fails the whole transaction: it is aborted and the batch produced
             // again without the rows refused so far.
             Ok(None) => {}
@@ -143,6 +162,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
             }
         }
         checkpointing.abandon(sink);
+        aborted += u64::from(transactional);
         refused.restart();
         beginning = Instant::now();
     }
@@ -202,6 +222,7 @@ impl BatchOutput {
                 ..ErrorCounts::default()
             },
             timings,
+            transactions: Transactions::default(),
         }
     }
 }

@@ -211,6 +211,13 @@ impl Plan {
             .unwrap_or("from the topic column");
         let _ = writeln!(out, "  sink         Kafka topic {topic} ({format})");
         let _ = writeln!(out, "  trigger      {:?}", self.spec.trigger);
+        if let Some(metrics) = &self.spec.metrics {
+            let _ = writeln!(
+                out,
+                "  metrics      http://{}/metrics (and /health, /ready)",
+                metrics.listen
+            );
+        }
         out
     }
 

@@ -3,12 +3,15 @@
 //! totals.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::commit::Checkpointing;
 use super::overlapped_write::Written;
 use super::run::RunSummary;
 use super::PipelineSpec;
+use crate::kafka::TopicPartition;
+use crate::metrics::Metrics;
 use crate::progress::{
     millis, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
     SinkProgress, SourceProgress,
@@ -35,6 +38,8 @@ pub(super) struct BatchReport {
     pub(super) end: BTreeMap<String, BTreeMap<String, i64>>,
     pub(super) errors: ErrorCounts,
     pub(super) watermark: Option<EventTimeProgress>,
+    /// Each partition's latest event time, for the metrics.
+    pub(super) event_times: Vec<(TopicPartition, Option<i64>)>,
     pub(super) sink_started: Instant,
 }
 
@@ -47,6 +52,8 @@ pub(super) struct Reporter {
     sink: String,
     previous_start: Option<Instant>,
     pub(super) summary: RunSummary,
+    /// With `[metrics]`: updated from each report.
+    pub(super) metrics: Option<Arc<Metrics>>,
 }
 
 impl Reporter {
@@ -68,6 +75,7 @@ impl Reporter {
             sink: sink.description(),
             previous_start: None,
             summary: RunSummary::default(),
+            metrics: None,
         }
     }
 
@@ -122,6 +130,15 @@ impl Reporter {
             event_time: report.watermark,
             state_operators: written.state.into_iter().collect(),
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_batch(&progress);
+            metrics.observe_event_times(
+                report.event_times.iter().map(|(tp, latest)| (tp, *latest)),
+                SystemTime::now(),
+            );
+            let transactions = written.transactions;
+            metrics.observe_transactions(transactions.committed, transactions.aborted);
+        }
         listener.on_progress(&progress);
         self.summary.batches += 1;
         self.summary.input_rows += report.input_rows;

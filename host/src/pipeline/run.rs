@@ -16,11 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 
 use super::commit::Checkpointing;
+use super::opening::{open_io, serve_metrics, watermark_tracker};
 use super::overlapped_write::{start_writing, BatchCommit, ProcessedBatch};
 use super::plan::Plan;
 use super::report::{BatchReport, InFlight, Reporter};
 use super::stateless::ChunkOutput;
-use crate::pipeline::{PipelineSpec, Trigger};
+use crate::pipeline::Trigger;
 use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
 use crate::sink::KafkaSink;
 use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
@@ -54,8 +55,13 @@ pub(crate) async fn run(
 ) -> anyhow::Result<RunSummary> {
     let checkpointing = checkpointing.map(Arc::new);
     let opening = Instant::now();
+    let metrics = serve_metrics(plan.spec()).await?;
     let (source, sink) = open_io(plan.spec(), checkpointing.as_ref(), opening).await?;
-    let mut batches = BatchLoop::new(plan, reload, checkpointing, source, sink, opening);
+    let mut batches = BatchLoop::new(plan, reload, checkpointing, (source, sink), opening);
+    if let Some(server) = &metrics {
+        server.metrics().set_ready(true);
+        batches.reporter.metrics = Some(server.metrics().clone());
+    }
     // The shutdown signal, pinned once and polled by every step that waits.
     tokio::pin!(shutdown);
     let ended: anyhow::Result<()> = async {
@@ -72,55 +78,6 @@ pub(crate) async fn run(
     ended?;
     finished?;
     Ok(batches.reporter.summary)
-}
-
-/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink (with the
-/// checkpoint's transactional id). The sink starts while the source does: both wait on the broker (offsets,
-/// the group's offsets, the transactional producer's fencing), ~100-200 ms each on tansu, which a short run
-/// would otherwise pay twice.
-async fn open_io(
-    spec: &PipelineSpec,
-    checkpointing: Option<&Arc<Checkpointing>>,
-    opening: Instant,
-) -> anyhow::Result<(KafkaSource, Arc<KafkaSink>)> {
-    let transactional_id = checkpointing.and_then(|c| c.transactional_id());
-    let (sink_options, sink_format) = (spec.sink.options.clone(), spec.sink.format);
-    let opening_sink = tokio::task::spawn_blocking(move || {
-        KafkaSink::open(sink_options, sink_format, transactional_id.as_deref())
-    });
-    let source_options = spec.source.clone();
-    let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
-    let opening_checkpoint = checkpointing.cloned();
-    let source = tokio::task::spawn_blocking(move || {
-        let source = KafkaSource::open(source_options, resume_positions.as_ref())?;
-        if let Some(c) = &opening_checkpoint {
-            c.check_not_lost(source.positions().keys())?;
-        }
-        anyhow::Ok(source)
-    })
-    .await?
-    .context("starting the Kafka source")?;
-    tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
-    let sink = Arc::new(opening_sink.await?.context("starting the Kafka sink")?);
-    tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
-    Ok((source, sink))
-}
-
-/// The per-partition watermark, over the partitions the source was assigned, restored from the checkpoint.
-fn watermark_tracker(
-    spec: &PipelineSpec,
-    source: &KafkaSource,
-    checkpointing: Option<&Arc<Checkpointing>>,
-) -> Option<WatermarkTracker> {
-    let watermark = spec.watermark.as_ref()?;
-    let mut tracker = WatermarkTracker::new(watermark.delay_ms, watermark.idle_timeout);
-    for partition in source.positions().keys() {
-        tracker.add_partition(partition, Instant::now());
-    }
-    if let Some(snapshot) = checkpointing.and_then(|c| c.resume.watermark.as_ref()) {
-        tracker.restore(snapshot, Instant::now());
-    }
-    Some(tracker)
 }
 
 /// Whether the loop goes on after a step.
@@ -161,8 +118,7 @@ impl BatchLoop {
         plan: Arc<Plan>,
         reload: bool,
         checkpointing: Option<Arc<Checkpointing>>,
-        source: KafkaSource,
-        sink: Arc<KafkaSink>,
+        (source, sink): (KafkaSource, Arc<KafkaSink>),
         opening: Instant,
     ) -> BatchLoop {
         let spec = plan.spec();
@@ -208,6 +164,8 @@ impl BatchLoop {
             .as_ref()
             .and_then(WatermarkTracker::watermark);
         if batch.chunks.is_empty() {
+            // A quiet source: the batch written behind is reported now, not when the next records come.
+            self.report_if_written(listener).await?;
             // With no records, only an idle partition timing out can move the watermark and close
             // windows.
             let moved = match self.watermarks.as_mut() {
@@ -248,6 +206,12 @@ impl BatchLoop {
                 .watermarks
                 .as_ref()
                 .map(|_| EventTimeProgress::new(watermark_after)),
+            event_times: self.watermarks.as_ref().map_or(Vec::new(), |tracker| {
+                tracker
+                    .clocks(Instant::now())
+                    .map(|(partition, latest, _)| (partition.clone(), latest))
+                    .collect()
+            }),
             sink_started: Instant::now(),
         };
         let watermarks = (watermark_before, watermark_after);
@@ -259,6 +223,18 @@ impl BatchLoop {
             report,
         );
         self.wait_for_trigger(started, shutdown, listener).await
+    }
+
+    /// Reports the batch being written behind the loop if its write is done.
+    async fn report_if_written(
+        &mut self,
+        listener: &mut dyn ProgressListener,
+    ) -> anyhow::Result<()> {
+        if self.writing.as_ref().is_some_and(|w| w.task.is_finished()) {
+            let written = self.writing.take().expect("checked just above");
+            self.reporter.finish(written, listener).await?;
+        }
+        Ok(())
     }
 
     /// Starts writing a processed batch behind the loop (`overlapped_write.rs`), with what its commit

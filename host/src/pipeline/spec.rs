@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::DeserializerSpec;
+use crate::metrics::MetricsSpec;
 use crate::sink::{Delivery, SinkSpec};
 use crate::source::SourceOptions;
 use crate::udf::{OnError, OnFailure, TransformSpec};
@@ -34,6 +35,8 @@ pub struct PipelineSpec {
     pub trigger: Trigger,
     /// `checkpointLocation`: the folder of the pipeline's checkpoint (sled), from which a restart resumes.
     pub checkpoint: Option<PathBuf>,
+    /// `[metrics]`: where the Prometheus endpoint and the health checks listen, if anywhere.
+    pub metrics: Option<MetricsSpec>,
     /// `minBatchesToRetain`: how many of the last committed batches keep their records in the checkpoint
     /// (Spark's `spark.sql.streaming.minBatchesToRetain`); older ones are removed as batches commit.
     pub min_batches_to_retain: u64,

@@ -6,6 +6,7 @@ mod checkpoint;
 mod cli;
 mod fraud;
 mod limits;
+mod metrics;
 mod poison;
 mod polyglot;
 mod refused;

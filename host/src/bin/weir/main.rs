@@ -25,6 +25,16 @@ use weir::progress::{BatchProgress, ErrorCounts, ProgressListener};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text, or as one JSON object per line (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -40,6 +50,10 @@ enum Command {
         /// module that fails the checks is refused with a message and the running version stays.
         #[arg(long)]
         reload: bool,
+        /// Serve Prometheus metrics and the health checks (/metrics, /health, /ready) on this address,
+        /// e.g. 127.0.0.1:9464; overrides the file's `[metrics] listen`.
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Load the modules, check that the schemas compose from source to sink, and print the plan.
     Validate {
@@ -149,16 +163,8 @@ fn limit_malloc_arenas() {}
 
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::udf=info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in a file, a pipe or a service's journal.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -169,6 +175,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines on stderr, filtered by `WEIR_LOG` (default: warnings, and what UDFs print).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::udf=info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only for a person at a terminal, not in a file, a pipe or a service's journal.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 
@@ -186,7 +206,8 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             file,
             progress,
             reload,
-        } => run(&file, progress, reload).await,
+            metrics,
+        } => run(&file, progress, reload, metrics).await,
         Command::Udf {
             command: UdfCommand::Inspect { module },
         } => {
@@ -218,8 +239,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 /// `weir run`: the pipeline until its bounded input ends, Ctrl-C or SIGTERM, with progress as asked.
-async fn run(file: &std::path::Path, progress: ProgressMode, reload: bool) -> anyhow::Result<()> {
-    let spec = weir::config::load(file)?;
+async fn run(
+    file: &std::path::Path,
+    progress: ProgressMode,
+    reload: bool,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut spec = weir::config::load(file)?;
+    if let Some(listen) = metrics {
+        spec.metrics = Some(weir::MetricsSpec::new(listen));
+    }
     let pipeline = weir::Pipeline::new(spec)
         .with_context(|| format!("{}: planning the pipeline", file.display()))?
         .reload_modules(reload);

@@ -1,0 +1,72 @@
+//! What a run opens before its first batch: the metrics endpoint, the source and the sink, and the
+//! per-partition watermark over the partitions the source was given.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::commit::Checkpointing;
+use super::PipelineSpec;
+use crate::metrics::MetricsServer;
+use crate::sink::KafkaSink;
+use crate::source::KafkaSource;
+use crate::window::WatermarkTracker;
+
+/// With `[metrics]`, the endpoint, served from before the source opens so that `/health` answers and
+/// `/ready` says "not yet" while it does.
+pub(super) async fn serve_metrics(spec: &PipelineSpec) -> anyhow::Result<Option<MetricsServer>> {
+    match &spec.metrics {
+        Some(metrics) => Ok(Some(MetricsServer::start(metrics, &spec.name).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink (with the
+/// checkpoint's transactional id). The sink starts while the source does: both wait on the broker (offsets,
+/// the group's offsets, the transactional producer's fencing), ~100-200 ms each on tansu, which a short run
+/// would otherwise pay twice.
+pub(super) async fn open_io(
+    spec: &PipelineSpec,
+    checkpointing: Option<&Arc<Checkpointing>>,
+    opening: Instant,
+) -> anyhow::Result<(KafkaSource, Arc<KafkaSink>)> {
+    let transactional_id = checkpointing.and_then(|c| c.transactional_id());
+    let (sink_options, sink_format) = (spec.sink.options.clone(), spec.sink.format);
+    let opening_sink = tokio::task::spawn_blocking(move || {
+        KafkaSink::open(sink_options, sink_format, transactional_id.as_deref())
+    });
+    let source_options = spec.source.clone();
+    let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
+    let opening_checkpoint = checkpointing.cloned();
+    let source = tokio::task::spawn_blocking(move || {
+        let source = KafkaSource::open(source_options, resume_positions.as_ref())?;
+        if let Some(c) = &opening_checkpoint {
+            c.check_not_lost(source.positions().keys())?;
+        }
+        anyhow::Ok(source)
+    })
+    .await?
+    .context("starting the Kafka source")?;
+    tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
+    let sink = Arc::new(opening_sink.await?.context("starting the Kafka sink")?);
+    tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
+    Ok((source, sink))
+}
+
+/// The per-partition watermark, over the partitions the source was assigned, restored from the checkpoint.
+pub(super) fn watermark_tracker(
+    spec: &PipelineSpec,
+    source: &KafkaSource,
+    checkpointing: Option<&Arc<Checkpointing>>,
+) -> Option<WatermarkTracker> {
+    let watermark = spec.watermark.as_ref()?;
+    let mut tracker = WatermarkTracker::new(watermark.delay_ms, watermark.idle_timeout);
+    for partition in source.positions().keys() {
+        tracker.add_partition(partition, Instant::now());
+    }
+    if let Some(snapshot) = checkpointing.and_then(|c| c.resume.watermark.as_ref()) {
+        tracker.restore(snapshot, Instant::now());
+    }
+    Some(tracker)
+}

@@ -1,0 +1,197 @@
+//! `[metrics]`: a running pipeline's Prometheus endpoint agrees with its own progress lines, and the health
+//! checks answer.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use weir_tests::*;
+
+use super::window::produce_workload;
+
+/// `GET path` on 127.0.0.1:`port`: the status code and the body; `None` when nothing listens.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// The value of the series `name{labels}` in an OpenMetrics text (labels as written, in order).
+fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&key))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[test]
+fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
+    let broker = tansu();
+    let n = 20_000;
+    produce_workload(&broker, n);
+    broker.create_topic("alerts", 1);
+    let dir = scratch_dir();
+    let port = free_port();
+    // Unbounded (no endingOffsets), exactly-once, in several batches, with the endpoint on.
+    let text = example_variant(
+        "fraud-window/pipeline.toml",
+        &[
+            (
+                "name = \"fraud-window\"",
+                format!(
+                    "name = \"metered\"\ncheckpointLocation = \"{}\"",
+                    dir.join("checkpoint").display()
+                ),
+            ),
+            (
+                "endingOffsets = \"latest\"",
+                "maxOffsetsPerTrigger = 5000".to_string(),
+            ),
+            (
+                "\n[sink]\n",
+                format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[sink]\n"),
+            ),
+        ],
+    );
+    for module in ["json_transactions", "fraud_flagged", "filter"] {
+        udf_module(module);
+    }
+    let file = dir.join("pipeline.toml");
+    std::fs::write(&file, text).unwrap();
+    let mut child = weir_command()
+        .args(["run", "--progress", "json"])
+        .arg(&file)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+
+    // Every record read: the progress lines so far are the whole run's.
+    let mut progress: Vec<serde_json::Value> = Vec::new();
+    let mut read = 0;
+    for line in lines {
+        let line = line.unwrap();
+        let Ok(batch) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        read += batch["numInputRows"].as_u64().unwrap();
+        progress.push(batch);
+        if read == n + 4 {
+            break;
+        }
+    }
+    assert_eq!(read, n + 4);
+    let health = http_get(port, "/health");
+    let ready = http_get(port, "/ready");
+    let (status, metrics) = http_get(port, "/metrics").expect("the endpoint answers");
+    let missing = http_get(port, "/nothing-here");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+
+    assert_eq!(status, 200);
+    assert_eq!(health.map(|(s, _)| s), Some(200));
+    assert_eq!(ready.map(|(s, _)| s), Some(200));
+    assert_eq!(missing.map(|(s, _)| s), Some(404));
+    let sum = |field: &dyn Fn(&serde_json::Value) -> u64| progress.iter().map(field).sum::<u64>();
+    let pipeline = "pipeline=\"metered\"";
+    let expect = [
+        (
+            "weir_batches_total",
+            pipeline.to_string(),
+            progress.len() as u64,
+        ),
+        (
+            "weir_records_total",
+            format!("{pipeline},stage=\"source\""),
+            n + 4,
+        ),
+        (
+            "weir_records_total",
+            format!("{pipeline},stage=\"sink\""),
+            sum(&|b| b["sink"]["numOutputRows"].as_u64().unwrap()),
+        ),
+        (
+            // Exactly-once: one committed transaction per batch, none aborted.
+            "weir_transactions_total",
+            format!("{pipeline},outcome=\"committed\""),
+            progress.len() as u64,
+        ),
+        (
+            "weir_transactions_total",
+            format!("{pipeline},outcome=\"aborted\""),
+            0,
+        ),
+        (
+            "weir_late_rows_total",
+            pipeline.to_string(),
+            sum(&|b| {
+                b["stateOperators"][0]["numRowsDroppedByWatermark"]
+                    .as_u64()
+                    .unwrap()
+            }),
+        ),
+        (
+            "weir_state_groups",
+            pipeline.to_string(),
+            progress.last().unwrap()["stateOperators"][0]["numRowsTotal"]
+                .as_u64()
+                .unwrap(),
+        ),
+        (
+            "weir_watermark_milliseconds",
+            pipeline.to_string(),
+            progress.last().unwrap()["eventTime"]["watermarkMs"]
+                .as_u64()
+                .unwrap(),
+        ),
+    ];
+    for (name, labels, value) in expect {
+        assert_eq!(
+            series(&metrics, name, &labels),
+            Some(value as f64),
+            "{name}{{{labels}}} in\n{metrics}"
+        );
+    }
+    assert!(sum(&|b| b["sink"]["numOutputRows"].as_u64().unwrap()) > 0);
+    // Each of the 4 partitions has an event-time clock, and the workload's times are years ago.
+    let lags: BTreeMap<i32, f64> = (0..4)
+        .filter_map(|p| {
+            let labels = format!("{pipeline},topic=\"tx\",partition=\"{p}\"");
+            series(&metrics, "weir_partition_event_time_lag_seconds", &labels).map(|v| (p, v))
+        })
+        .collect();
+    assert_eq!(lags.len(), 4, "{metrics}");
+    assert!(lags.values().all(|lag| *lag > 86_400.0), "{lags:?}");
+    assert!(
+        metrics.contains("weir_batch_duration_seconds_count{pipeline=\"metered\"}"),
+        "{metrics}"
+    );
+
+    // The endpoint ends with the run.
+    let started = Instant::now();
+    while http_get(port, "/health").is_some() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(http_get(port, "/health").is_none());
+}
