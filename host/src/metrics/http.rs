@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{Metrics, MetricsSpec};
+use crate::udf::CallCounts;
 
 /// The OpenMetrics text format, which Prometheus asks for and reads.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -29,13 +30,17 @@ pub(crate) struct MetricsServer {
 impl MetricsServer {
     /// Listens on `spec.listen` and serves the metrics of pipeline `name` until dropped. Fails, naming the
     /// key, when the address cannot be bound (in use, or not this host's).
-    pub(crate) async fn start(spec: &MetricsSpec, name: &str) -> anyhow::Result<MetricsServer> {
+    pub(crate) async fn start(
+        spec: &MetricsSpec,
+        name: &str,
+        udfs: Vec<(String, Arc<CallCounts>)>,
+    ) -> anyhow::Result<MetricsServer> {
         let listener = TcpListener::bind(spec.listen)
             .await
             .with_context(|| format!("metrics.listen: cannot listen on {}", spec.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, "metrics served: /metrics, /health, /ready");
-        let metrics = Arc::new(Metrics::new(name));
+        let metrics = Arc::new(Metrics::new(name, udfs));
         let serving = tokio::spawn(accept(listener, metrics.clone()));
         Ok(MetricsServer { metrics, serving })
     }

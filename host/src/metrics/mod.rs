@@ -8,8 +8,10 @@
 
 mod http;
 mod spec;
+mod udf_calls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -24,6 +26,8 @@ pub use spec::MetricsSpec;
 
 use crate::kafka::TopicPartition;
 use crate::progress::BatchProgress;
+use crate::udf::CallCounts;
+use udf_calls::UdfCalls;
 
 /// `stage`: where in the pipeline a count or a time belongs.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,8 +76,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics of the pipeline `name`, every series labelled `pipeline="<name>"`.
-    pub(crate) fn new(name: &str) -> Metrics {
+    /// The metrics of the pipeline `name`, every series labelled `pipeline="<name>"`, with the call counts
+    /// of its UDF stages (by name).
+    pub(crate) fn new(name: &str, udfs: Vec<(String, Arc<CallCounts>)>) -> Metrics {
         let labels = [("pipeline".into(), name.to_string().into())].into_iter();
         let mut metrics = Metrics {
             registry: Registry::with_prefix_and_labels("weir", labels),
@@ -94,6 +99,9 @@ impl Metrics {
             ready: AtomicBool::new(false),
         };
         metrics.register();
+        metrics
+            .registry
+            .register_collector(Box::new(UdfCalls { stages: udfs }));
         metrics
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::commit::Checkpointing;
-use super::PipelineSpec;
+use super::{PipelineSpec, Plan};
 use crate::metrics::MetricsServer;
 use crate::sink::KafkaSink;
 use crate::source::KafkaSource;
@@ -15,9 +15,12 @@ use crate::window::WatermarkTracker;
 
 /// With `[metrics]`, the endpoint, served from before the source opens so that `/health` answers and
 /// `/ready` says "not yet" while it does.
-pub(super) async fn serve_metrics(spec: &PipelineSpec) -> anyhow::Result<Option<MetricsServer>> {
+pub(super) async fn serve_metrics(plan: &Plan) -> anyhow::Result<Option<MetricsServer>> {
+    let spec = plan.spec();
     match &spec.metrics {
-        Some(metrics) => Ok(Some(MetricsServer::start(metrics, &spec.name).await?)),
+        Some(metrics) => Ok(Some(
+            MetricsServer::start(metrics, &spec.name, plan.udf_call_counts()).await?,
+        )),
         None => Ok(None),
     }
 }

@@ -5,7 +5,7 @@
 //! over the whole batch (`stateful.rs`).
 
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use arrow_schema::SchemaRef;
@@ -18,7 +18,7 @@ use crate::schema::column_list;
 use crate::sink::check_sink_schema;
 use crate::source::source_schema;
 use crate::state::StateStore;
-use crate::udf::{Kind, UdfError, UdfRuntime, UdfStage};
+use crate::udf::{CallCounts, Kind, UdfError, UdfRuntime, UdfStage};
 use crate::udf::{OnError, TransformSpec};
 
 /// A pipeline with its stages loaded.
@@ -136,6 +136,20 @@ impl Plan {
             state_input: aggregate.map(|_| column_list(&self.processed_schema())),
             watermark_column: self.spec.watermark.as_ref().map(|w| w.column.clone()),
         }
+    }
+
+    /// Each UDF stage's name and call counts, in pipeline order.
+    pub(crate) fn udf_call_counts(&self) -> Vec<(String, Arc<CallCounts>)> {
+        let deserializer = match &self.deserializer {
+            Deserializer::Udf(stage) => Some(stage.as_ref()),
+            _ => None,
+        };
+        deserializer
+            .into_iter()
+            .chain(self.transforms.iter().map(|(_, stage)| stage))
+            .chain(self.after_aggregate.iter().map(|(_, stage)| stage))
+            .map(|stage| (stage.name().to_string(), stage.call_counts()))
+            .collect()
     }
 
     /// Whether the pipeline has an aggregation.

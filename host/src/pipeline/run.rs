@@ -55,7 +55,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<RunSummary> {
     let checkpointing = checkpointing.map(Arc::new);
     let opening = Instant::now();
-    let metrics = serve_metrics(plan.spec()).await?;
+    let metrics = serve_metrics(&plan).await?;
     let (source, sink) = open_io(plan.spec(), checkpointing.as_ref(), opening).await?;
     let mut batches = BatchLoop::new(plan, reload, checkpointing, (source, sink), opening);
     if let Some(server) = &metrics {

@@ -35,6 +35,7 @@ use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub(crate) use module::ModuleInfo;
 pub use spec::{OnError, OnFailure, TransformSpec, UdfSpec};
+pub(crate) use stage::CallCounts;
 pub use stage::UdfStage;
 use stage::Version;
 

@@ -6,7 +6,9 @@
 //! version stays.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -66,6 +68,34 @@ impl Version {
     }
 }
 
+/// What a stage's calls came to since it was loaded (each call is one partition's batch, however many
+/// slices it was passed in), for the metrics; counted with relaxed atomic adds.
+#[derive(Debug, Default)]
+pub(crate) struct CallCounts {
+    calls: AtomicU64,
+    nanos: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl CallCounts {
+    fn record(&self, elapsed: Duration, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.failures
+            .fetch_add(u64::from(failed), Ordering::Relaxed);
+    }
+
+    /// Calls, the time they took, and how many failed.
+    pub(crate) fn read(&self) -> (u64, Duration, u64) {
+        (
+            self.calls.load(Ordering::Relaxed),
+            Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// One loaded UDF stage of a pipeline, shared by the workers that run it.
 pub struct UdfStage {
     spec: UdfSpec,
@@ -77,6 +107,7 @@ pub struct UdfStage {
     current: RwLock<Arc<Version>>,
     /// The file's fingerprint when it was last read, loaded or not, so each version is tried once.
     seen: Mutex<Fingerprint>,
+    counts: Arc<CallCounts>,
 }
 
 impl UdfStage {
@@ -96,6 +127,7 @@ impl UdfStage {
             linker,
             current: RwLock::new(Arc::new(version)),
             seen: Mutex::new(fingerprint(&spec.path)),
+            counts: Arc::default(),
         }
     }
 
@@ -112,6 +144,11 @@ impl UdfStage {
     /// The schema the stage takes.
     pub fn input_schema(&self) -> &SchemaRef {
         &self.input
+    }
+
+    /// The stage's calls so far.
+    pub(crate) fn call_counts(&self) -> Arc<CallCounts> {
+        self.counts.clone()
     }
 
     /// The schema the stage returns, as its init declared.
@@ -135,7 +172,10 @@ impl UdfStage {
     /// guest's own error status; after a trap, timeout, cap or malformed output it is dropped, and the next
     /// call gets a fresh one.
     pub fn process(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
-        off_async_thread(|| self.process_here(batch, records))
+        let started = Instant::now();
+        let result = off_async_thread(|| self.process_here(batch, records));
+        self.counts.record(started.elapsed(), result.is_err());
+        result
     }
 
     fn process_here(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {

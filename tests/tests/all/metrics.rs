@@ -187,6 +187,18 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
         metrics.contains("weir_batch_duration_seconds_count{pipeline=\"metered\"}"),
         "{metrics}"
     );
+    // Every UDF stage was called, none failed, and the calls took time.
+    for udf in ["json_transactions", "fraud_flagged", "filter"] {
+        let labels = format!("{pipeline},udf=\"{udf}\"");
+        let calls = series(&metrics, "weir_udf_calls_total", &labels);
+        assert!(calls.is_some_and(|c| c >= 1.0), "{udf}: {metrics}");
+        assert_eq!(
+            series(&metrics, "weir_udf_failures_total", &labels),
+            Some(0.0)
+        );
+        let seconds = series(&metrics, "weir_udf_seconds_total", &labels);
+        assert!(seconds.is_some_and(|s| s > 0.0), "{udf}: {metrics}");
+    }
 
     // The endpoint ends with the run.
     let started = Instant::now();
