@@ -71,6 +71,7 @@ pub(crate) struct Metrics {
     watermark: Gauge,
     partition_event_time: Family<PartitionLabels, Gauge>,
     partition_event_time_lag: Family<PartitionLabels, Gauge<f64, AtomicU64>>,
+    consumer_lag: Family<PartitionLabels, Gauge>,
     transactions: Family<OutcomeLabels, Counter>,
     ready: AtomicBool,
 }
@@ -95,6 +96,7 @@ impl Metrics {
             watermark: Gauge::default(),
             partition_event_time: Family::default(),
             partition_event_time_lag: Family::default(),
+            consumer_lag: Family::default(),
             transactions: Family::default(),
             ready: AtomicBool::new(false),
         };
@@ -174,6 +176,12 @@ impl Metrics {
             self.partition_event_time_lag.clone(),
         );
         registry.register(
+            "consumer_lag",
+            "Offsets in each source partition not read yet: the broker's high watermark at the last fetch, \
+             less the next offset to read",
+            self.consumer_lag.clone(),
+        );
+        registry.register(
             "transactions",
             "Kafka transactions of batches (exactly-once), by outcome: committed or aborted",
             self.transactions.clone(),
@@ -246,6 +254,17 @@ impl Metrics {
             self.partition_event_time_lag
                 .get_or_create(&labels)
                 .set((now_ms - latest) as f64 / 1000.0);
+        }
+    }
+
+    /// Sets each partition's consumer lag (offsets not read yet).
+    pub(crate) fn observe_consumer_lag(&self, lag: &[(TopicPartition, i64)]) {
+        for ((topic, partition), offsets) in lag {
+            let labels = PartitionLabels {
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            self.consumer_lag.get_or_create(&labels).set(*offsets);
         }
     }
 

@@ -40,6 +40,8 @@ pub(super) struct BatchReport {
     pub(super) watermark: Option<EventTimeProgress>,
     /// Each partition's latest event time, for the metrics.
     pub(super) event_times: Vec<(TopicPartition, Option<i64>)>,
+    /// Offsets left to read in each partition after the batch, for the metrics.
+    pub(super) consumer_lag: Vec<(TopicPartition, i64)>,
     pub(super) sink_started: Instant,
 }
 
@@ -136,6 +138,7 @@ impl Reporter {
                 report.event_times.iter().map(|(tp, latest)| (tp, *latest)),
                 SystemTime::now(),
             );
+            metrics.observe_consumer_lag(&report.consumer_lag);
             let transactions = written.transactions;
             metrics.observe_transactions(transactions.committed, transactions.aborted);
         }

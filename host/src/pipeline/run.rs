@@ -206,6 +206,7 @@ impl BatchLoop {
                 .watermarks
                 .as_ref()
                 .map(|_| EventTimeProgress::new(watermark_after)),
+            consumer_lag: batch.lag,
             event_times: self.watermarks.as_ref().map_or(Vec::new(), |tracker| {
                 tracker
                     .clocks(Instant::now())

@@ -48,6 +48,8 @@ pub(crate) struct SourceBatch {
     pub start: BTreeMap<TopicPartition, i64>,
     /// Where each partition stands after the batch.
     pub end: BTreeMap<TopicPartition, i64>,
+    /// Records left behind `end` in each partition, as far as the consumer knows (for the metrics).
+    pub lag: Vec<(TopicPartition, i64)>,
 }
 
 /// A Kafka source reading assigned partitions from resolved offsets.
@@ -315,7 +317,37 @@ impl KafkaSource {
             chunks,
             start,
             end: self.positions.clone(),
+            lag: self.lag(),
         })
+    }
+
+    /// Records left in each assigned partition after its position: the high watermark librdkafka last
+    /// had from the broker (it comes with every fetch response, so no request is made), less the next
+    /// offset to read. Partitions with no fetch yet are left out.
+    fn lag(&self) -> Vec<(TopicPartition, i64)> {
+        let client = self.consumer.client().native_ptr();
+        self.positions
+            .iter()
+            .filter_map(|((topic, partition), position)| {
+                let name = std::ffi::CString::new(topic.as_str()).ok()?;
+                let (mut low, mut high) = (0i64, 0i64);
+                // SAFETY: the client lives as long as `self.consumer`; the topic name is a valid C string
+                // for the call; librdkafka only writes the two offsets, and reads its own cache.
+                let error = unsafe {
+                    rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                        client,
+                        name.as_ptr(),
+                        *partition,
+                        &mut low,
+                        &mut high,
+                    )
+                };
+                let known = error
+                    == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                    && high >= 0;
+                known.then(|| ((topic.clone(), *partition), (high - position).max(0)))
+            })
+            .collect()
     }
 
     fn catch_up_positions(&mut self) -> anyhow::Result<()> {

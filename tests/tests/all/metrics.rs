@@ -183,6 +183,15 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
         .collect();
     assert_eq!(lags.len(), 4, "{metrics}");
     assert!(lags.values().all(|lag| *lag > 86_400.0), "{lags:?}");
+    // Every record read: each partition's position is at the broker's high watermark.
+    for p in 0..4 {
+        let labels = format!("{pipeline},topic=\"tx\",partition=\"{p}\"");
+        assert_eq!(
+            series(&metrics, "weir_consumer_lag", &labels),
+            Some(0.0),
+            "{metrics}"
+        );
+    }
     assert!(
         metrics.contains("weir_batch_duration_seconds_count{pipeline=\"metered\"}"),
         "{metrics}"
