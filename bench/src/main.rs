@@ -341,7 +341,7 @@ fn suite(
             for &(weir, label, slug) in &binaries {
                 let config = format!("{}{label}", variant.name);
                 let measure = measure_run(
-                    &broker.bootstrap,
+                    &broker,
                     (&input, generated.records),
                     (variant, weir),
                     (&expected, timeout),
@@ -443,13 +443,14 @@ fn suite(
 /// One measured run of `variant` with the `weir` binary `weir`, reading `input` (its `records`) and
 /// writing to a new topic `alerts`; the run's files are kept when its alerts are not exact.
 fn measure_run(
-    bootstrap: &str,
+    broker: &Broker,
     (input, records): (&str, u64),
     (variant, weir): (&Variant, &std::path::Path),
     (expected, timeout): (&Expected, Duration),
     alerts: &str,
 ) -> anyhow::Result<RunMeasure> {
-    Broker::external(bootstrap).try_create_topic(alerts, 1)?;
+    broker.try_create_topic(alerts, 1)?;
+    let bootstrap = broker.bootstrap.as_str();
     let dir = weir_tests::scratch_dir();
     let pipeline = variant.write_pipeline(&dir, input, alerts, true)?;
     let log = dir.join("weir.log");

@@ -154,7 +154,8 @@ impl CheckedProducer {
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
     {
-        let topic = record.topic.to_string();
+        // The name is borrowed, not copied: this runs once per record.
+        let topic = record.topic;
         send_waiting(&self.producer, record)
             .with_context(|| format!("producing {} to {topic}", self.what))?;
         self.producer.poll(Duration::ZERO);

@@ -235,9 +235,9 @@ impl Metrics {
     }
 
     /// Sets each partition's latest event time (ms since the epoch), and its lag behind `now`.
-    pub(crate) fn observe_event_times<'a>(
+    pub(crate) fn observe_event_times(
         &self,
-        partitions: impl Iterator<Item = (&'a TopicPartition, Option<i64>)>,
+        partitions: &[(TopicPartition, Option<i64>)],
         now: SystemTime,
     ) {
         let now_ms = now
@@ -245,7 +245,7 @@ impl Metrics {
             .unwrap_or(Duration::ZERO)
             .as_millis() as i64;
         for ((topic, partition), latest) in partitions {
-            let Some(latest) = latest else { continue };
+            let Some(latest) = *latest else { continue };
             let labels = PartitionLabels {
                 topic: topic.clone(),
                 partition: *partition,

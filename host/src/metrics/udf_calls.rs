@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeLabelSet, EncodeMetric,
+};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use crate::udf::CallCounts;
@@ -35,34 +38,43 @@ impl Collector for UdfCalls {
                 )
             })
             .collect();
-        let calls = ConstCounter::new(0u64);
-        let mut family = encoder.encode_descriptor(
-            "udf_calls",
+        let calls = counts.iter().map(|(udf, (calls, _, _))| (udf, *calls));
+        counter(
+            &mut encoder,
+            ("udf_calls", None),
             "UDF calls (one per partition's batch, however many slices)",
-            None,
-            calls.metric_type(),
+            calls,
         )?;
-        for (labels, (calls, _, _)) in &counts {
-            ConstCounter::new(*calls).encode(family.encode_family(labels)?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "udf",
+        let seconds = counts.iter().map(|(udf, (_, seconds, _))| (udf, *seconds));
+        counter(
+            &mut encoder,
+            ("udf", Some(&Unit::Seconds)),
             "Time spent in UDF calls, instantiation included",
-            Some(&Unit::Seconds),
-            calls.metric_type(),
+            seconds,
         )?;
-        for (labels, (_, seconds, _)) in &counts {
-            ConstCounter::new(*seconds).encode(family.encode_family(labels)?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "udf_failures",
+        let failures = counts
+            .iter()
+            .map(|(udf, (_, _, failures))| (udf, *failures));
+        counter(
+            &mut encoder,
+            ("udf_failures", None),
             "UDF calls that failed (trap, limit, malformed output, or the guest's error status)",
-            None,
-            calls.metric_type(),
+            failures,
         )?;
-        for (labels, (_, _, failures)) in &counts {
-            ConstCounter::new(*failures).encode(family.encode_family(labels)?)?;
-        }
         Ok(())
     }
+}
+
+/// One counter family, a value per UDF.
+fn counter<'a, N: EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder,
+    (name, unit): (&str, Option<&Unit>),
+    help: &str,
+    values: impl Iterator<Item = (&'a UdfLabels, N)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, value) in values {
+        ConstCounter::new(value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
 }

@@ -134,10 +134,7 @@ impl Reporter {
         };
         if let Some(metrics) = &self.metrics {
             metrics.observe_batch(&progress);
-            metrics.observe_event_times(
-                report.event_times.iter().map(|(tp, latest)| (tp, *latest)),
-                SystemTime::now(),
-            );
+            metrics.observe_event_times(&report.event_times, SystemTime::now());
             metrics.observe_consumer_lag(&report.consumer_lag);
             let transactions = written.transactions;
             metrics.observe_transactions(transactions.committed, transactions.aborted);

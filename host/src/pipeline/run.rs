@@ -21,6 +21,7 @@ use super::overlapped_write::{start_writing, BatchCommit, ProcessedBatch};
 use super::plan::Plan;
 use super::report::{BatchReport, InFlight, Reporter};
 use super::stateless::ChunkOutput;
+use crate::kafka::TopicPartition;
 use crate::pipeline::Trigger;
 use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
 use crate::sink::KafkaSink;
@@ -108,7 +109,7 @@ struct BatchLoop {
 }
 
 /// Per partition, the next offset to read.
-type Offsets = std::collections::BTreeMap<crate::kafka::TopicPartition, i64>;
+type Offsets = std::collections::BTreeMap<TopicPartition, i64>;
 
 /// A poll running on the blocking pool; it hands the source back with the batch.
 type Polling = tokio::task::JoinHandle<(KafkaSource, anyhow::Result<SourceBatch>)>;
@@ -207,12 +208,7 @@ impl BatchLoop {
                 .as_ref()
                 .map(|_| EventTimeProgress::new(watermark_after)),
             consumer_lag: batch.lag,
-            event_times: self.watermarks.as_ref().map_or(Vec::new(), |tracker| {
-                tracker
-                    .clocks(Instant::now())
-                    .map(|(partition, latest, _)| (partition.clone(), latest))
-                    .collect()
-            }),
+            event_times: self.event_times_for_metrics(),
             sink_started: Instant::now(),
         };
         let watermarks = (watermark_before, watermark_after);
@@ -224,6 +220,17 @@ impl BatchLoop {
             report,
         );
         self.wait_for_trigger(started, shutdown, listener).await
+    }
+
+    /// Each partition's latest event time, when the metrics show them (empty otherwise).
+    fn event_times_for_metrics(&self) -> Vec<(TopicPartition, Option<i64>)> {
+        match (&self.watermarks, &self.reporter.metrics) {
+            (Some(tracker), Some(_)) => tracker
+                .clocks(Instant::now())
+                .map(|(partition, latest, _)| (partition.clone(), latest))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Reports the batch being written behind the loop if its write is done.

@@ -19,16 +19,10 @@ use super::window::produce_workload;
 /// `examples/fraud-window/pipeline.toml` with a checkpoint, `per_trigger`-record batches (small ones give
 /// many commit points) and the given delivery guarantee, written to `dir`.
 fn pipeline_file(dir: &Path, delivery: &str, per_trigger: u64) -> PathBuf {
-    let text = example_variant(
-        "fraud-window/pipeline.toml",
+    checkpointed_fraud_window(
+        dir,
+        &format!("crash-{delivery}"),
         &[
-            (
-                "name = \"fraud-window\"",
-                format!(
-                    "name = \"crash-{delivery}\"\ncheckpointLocation = \"{}\"",
-                    dir.join("checkpoint").display()
-                ),
-            ),
             (
                 "endingOffsets = \"latest\"",
                 format!("endingOffsets = \"latest\"\nmaxOffsetsPerTrigger = {per_trigger}"),
@@ -38,7 +32,25 @@ fn pipeline_file(dir: &Path, delivery: &str, per_trigger: u64) -> PathBuf {
                 format!("\n[sink]\ndelivery = \"{delivery}\"\n"),
             ),
         ],
-    );
+    )
+}
+
+/// `examples/fraud-window/pipeline.toml` named `name`, with its checkpoint in `dir/checkpoint` and `edits`
+/// applied, written to `dir/pipeline.toml`; its modules are checked to be built.
+pub(super) fn checkpointed_fraud_window(
+    dir: &Path,
+    name: &str,
+    edits: &[(&str, String)],
+) -> PathBuf {
+    let mut edits = edits.to_vec();
+    edits.push((
+        "name = \"fraud-window\"",
+        format!(
+            "name = \"{name}\"\ncheckpointLocation = \"{}\"",
+            dir.join("checkpoint").display()
+        ),
+    ));
+    let text = example_variant("fraud-window/pipeline.toml", &edits);
     for module in ["json_transactions", "fraud_flagged", "filter"] {
         udf_module(module);
     }

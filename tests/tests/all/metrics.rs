@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use weir_tests::*;
 
+use super::checkpoint::checkpointed_fraud_window;
 use super::window::produce_workload;
 
 /// `GET path` on 127.0.0.1:`port`: the status code and the body; `None` when nothing listens.
@@ -45,16 +46,10 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
     let dir = scratch_dir();
     let port = free_port();
     // Unbounded (no endingOffsets), exactly-once, in several batches, with the endpoint on.
-    let text = example_variant(
-        "fraud-window/pipeline.toml",
+    let file = checkpointed_fraud_window(
+        &dir,
+        "metered",
         &[
-            (
-                "name = \"fraud-window\"",
-                format!(
-                    "name = \"metered\"\ncheckpointLocation = \"{}\"",
-                    dir.join("checkpoint").display()
-                ),
-            ),
             (
                 "endingOffsets = \"latest\"",
                 "maxOffsetsPerTrigger = 5000".to_string(),
@@ -65,11 +60,6 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
             ),
         ],
     );
-    for module in ["json_transactions", "fraud_flagged", "filter"] {
-        udf_module(module);
-    }
-    let file = dir.join("pipeline.toml");
-    std::fs::write(&file, text).unwrap();
     let mut child = weir_command()
         .args(["run", "--progress", "json"])
         .arg(&file)
@@ -215,4 +205,87 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(http_get(port, "/health").is_none());
+}
+
+/// The fraud-window example with `[metrics] listen` on `port`, written to `dir` (no broker is needed
+/// until the source opens).
+fn metered_example(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let text = example_variant(
+        "fraud-window/pipeline.toml",
+        &[(
+            "\n[sink]\n",
+            format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[sink]\n"),
+        )],
+    );
+    for module in ["json_transactions", "fraud_flagged", "filter"] {
+        udf_module(module);
+    }
+    let file = dir.join("pipeline.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn a_taken_address_is_named_and_start_up_is_healthy_but_not_ready() {
+    let dir = scratch_dir();
+    // Nothing listens at this broker address: the source cannot open, so the run stays in start-up.
+    let no_broker = format!("127.0.0.1:{}", free_port());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = weir_command()
+        .arg("run")
+        .arg(metered_example(&dir, port))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &no_broker)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "metrics.listen: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+
+    let port = free_port();
+    let mut child = weir_command()
+        .args(["--log-format", "json", "run"])
+        .arg(metered_example(&dir, port))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &no_broker)
+        .env("WEIR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut health = None;
+    while health.is_none() && started.elapsed() < Duration::from_secs(20) {
+        health = http_get(port, "/health");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ready = http_get(port, "/ready");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(health.map(|(s, _)| s), Some(200), "{stderr}");
+    assert_eq!(ready.map(|(s, _)| s), Some(503), "{stderr}");
+    // --log-format json: every log line is a JSON object; one says where the metrics are.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|line| line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("metrics served"))),
+        "{stderr}"
+    );
 }
