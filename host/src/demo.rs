@@ -45,15 +45,30 @@ impl ReadRecord {
     }
 }
 
+/// A client configuration for the cluster at `bootstrap`, to add options to (e.g. TLS and SASL).
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
 /// Produces `records` (key, value) to `topic` and waits until all are acknowledged; fails if any was not.
 pub fn produce(
     bootstrap: &str,
     topic: &str,
     records: impl IntoIterator<Item = (String, String)>,
 ) -> anyhow::Result<u64> {
+    produce_with(client_config(bootstrap), topic, records)
+}
+
+/// [`produce`] with a client configuration of one's own (`bootstrap.servers` and, say, TLS and SASL).
+pub fn produce_with(
+    mut config: ClientConfig,
+    topic: &str,
+    records: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<u64> {
     let mut producer = CheckedProducer::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        config
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000"),
         &format!("the records generated for {topic}"),
@@ -98,9 +113,12 @@ pub fn produce_workload(bootstrap: &str, topic: &str, n: u64) -> anyhow::Result<
 
 /// Reads every record of `topic` that is there now (up to each partition's high watermark).
 pub fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
-    let mut config = ClientConfig::new();
+    read_topic_with(client_config(bootstrap), topic)
+}
+
+/// [`read_topic`] with a client configuration of one's own (`bootstrap.servers` and, say, TLS and SASL).
+pub fn read_topic_with(mut config: ClientConfig, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
     config
-        .set("bootstrap.servers", bootstrap)
         .set("group.id", "weir-reader")
         .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create().context("creating a reader")?;

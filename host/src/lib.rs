@@ -24,9 +24,10 @@
 //! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
 //!   and output modes; `state`: operator state in sled.
 //! - `sink`: the Kafka sink.
-//! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks.
+//! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks; [`secrets`], the
+//!   values (passwords, `${VAR}`s) never to print.
 //! - Below the stages: `kafka` (the `kafka.*` passthrough, consumer defaults, the delivery-checked
-//!   producer), `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
+//!   producer, naming a failed TLS or SASL handshake), `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
 //! - `workload` and `demo`: the transaction generator and the self-contained demo.
 //!
 //! ## The public API
@@ -41,7 +42,8 @@
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
 //! - watching a run: the [`progress`] module ([`progress::ProgressListener`], [`progress::BatchProgress`]);
-//!   Prometheus metrics and health checks: [`MetricsSpec`];
+//!   Prometheus metrics and health checks: [`MetricsSpec`]; keeping secrets out of what is printed:
+//!   [`secrets::Secrets`], from [`Pipeline::secrets`];
 //! - the WebAssembly engine, [`UdfRuntime`]: [`Plan::new`] loads a pipeline's modules with one, to check
 //!   a pipeline without running it;
 //! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`];
@@ -91,6 +93,7 @@ mod metrics;
 mod pipeline;
 pub mod progress;
 mod schema;
+pub mod secrets;
 mod sink;
 mod source;
 mod spelling;

@@ -14,19 +14,23 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 pub mod kafka_log;
+pub mod secured;
 pub use weir::internal::demo::{produce, read_topic, ReadRecord};
 
 /// A Kafka-protocol broker for one test, stopped when dropped.
 pub struct Broker {
     /// `host:port` for clients.
     pub bootstrap: String,
-    process: Option<Child>,
+    /// Client options beyond `bootstrap.servers` that the broker demands (TLS, SASL).
+    pub client_options: Vec<(String, String)>,
+    /// The broker and the processes in front of it, stopped last to first.
+    processes: Vec<Child>,
     _mock: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.process {
+        for child in self.processes.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -50,15 +54,26 @@ pub fn tansu_binary() -> PathBuf {
 
 /// Starts a tansu broker with in-memory storage on a free loopback port.
 pub fn tansu() -> Broker {
+    tansu_advertising_to(None)
+}
+
+/// Starts a tansu broker on a free loopback port (its `bootstrap`) that tells clients to connect to
+/// `advertised` instead: the address of a front (TLS, SASL) that passes connections on to it.
+pub fn tansu_advertising(advertised: &str) -> Broker {
+    tansu_advertising_to(Some(advertised))
+}
+
+fn tansu_advertising_to(advertised: Option<&str>) -> Broker {
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
+    let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
     let child = Command::new(tansu_binary())
         .args([
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
             "--storage-engine",
             "memory://tansu/",
         ])
@@ -75,7 +90,8 @@ pub fn tansu() -> Broker {
     }
     Broker {
         bootstrap,
-        process: Some(child),
+        processes: vec![child],
+        client_options: Vec::new(),
         _mock: None,
     }
 }
@@ -85,7 +101,8 @@ pub fn mock_cluster() -> Broker {
     let mock = MockCluster::new(1).expect("starting the mock cluster");
     Broker {
         bootstrap: mock.bootstrap_servers(),
-        process: None,
+        processes: Vec::new(),
+        client_options: Vec::new(),
         _mock: Some(mock),
     }
 }
@@ -101,9 +118,24 @@ impl Broker {
     pub fn external(bootstrap: &str) -> Broker {
         Broker {
             bootstrap: bootstrap.to_string(),
-            process: None,
+            processes: Vec::new(),
+            client_options: Vec::new(),
             _mock: None,
         }
+    }
+
+    /// A client configuration for this broker: `bootstrap.servers` and the options it demands.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = weir::internal::demo::client_config(&self.bootstrap);
+        for (key, value) in &self.client_options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Stops `process` (a front in front of the broker) with the broker.
+    pub fn keep_running(&mut self, process: Child) {
+        self.processes.push(process);
     }
 
     /// The in-process mock cluster, for fault injection (`broker_down`, `request_errors`).
@@ -125,8 +157,8 @@ impl Broker {
                 .create_topic(name, partitions, 1)
                 .with_context(|| format!("creating the mock topic {name}"));
         }
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config()
             .create()
             .context("creating an admin client")?;
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));

@@ -13,14 +13,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::TopicPartition;
+use crate::kafka::{fetch_metadata_checked, SourceContext, TopicPartition};
 use crate::source::SourceOptions;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handle on the pipeline's consumer group.
 pub(crate) struct GroupOffsets {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     name: String,
 }
 
@@ -35,9 +35,16 @@ impl GroupOffsets {
             .set("group.id", name)
             .set("client.id", "weir-commits")
             .set("enable.auto.commit", "false");
-        let consumer = config
-            .create()
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(SourceContext::default())
             .with_context(|| format!("creating a client for consumer group {name}"))?;
+        // Reach the cluster now, so a wrong CA or password is named; this consumer is never assigned, so
+        // polling it for librdkafka's errors takes no message.
+        let serve_events = || {
+            let _ = consumer.poll(Duration::ZERO);
+        };
+        fetch_metadata_checked(consumer.client(), None, TIMEOUT, serve_events)
+            .with_context(|| format!("connecting the client for consumer group {name}"))?;
         Ok(GroupOffsets {
             consumer,
             name: name.to_string(),

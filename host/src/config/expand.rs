@@ -1,7 +1,70 @@
 //! `${VAR}` and `${VAR:-default}` in pipeline-file strings, so one file runs against any broker.
 //!
 //! Expansion happens on parsed string values, never on the raw text, so a value holding quotes cannot break
-//! the TOML around it. `$$` stands for a literal `$`.
+//! the TOML around it. `$$` stands for a literal `$`. What the environment supplied, and every value of a
+//! secret key, is noted as a secret on the way.
+
+use std::cell::RefCell;
+
+use super::ConfigError;
+use crate::secrets::{is_secret_key, Secrets};
+
+/// Expands every string in `table` (nested tables and arrays too) with `env`, and adds to `secrets` the
+/// values `env` supplied and the values of secret keys.
+pub(super) fn expand_table(
+    file: &str,
+    table: &mut toml::Table,
+    env: &impl Fn(&str) -> Option<String>,
+    secrets: &mut Secrets,
+) -> Result<(), ConfigError> {
+    let collecting = RefCell::new(std::mem::take(secrets));
+    let lookup = |name: &str| {
+        let value = env(name);
+        if let Some(value) = &value {
+            collecting.borrow_mut().add_from_environment(value);
+        }
+        value
+    };
+    let mut expanded = Ok(());
+    for (key, value) in table.iter_mut() {
+        expanded = expanded.and_then(|()| expand_value(file, key, value, &lookup, &collecting));
+    }
+    let collected = collecting.into_inner();
+    if let Err(error) = &mut expanded {
+        error.message = collected.redact(&error.message).into_owned();
+    }
+    *secrets = collected;
+    expanded
+}
+
+fn expand_value(
+    file: &str,
+    key: &str,
+    value: &mut toml::Value,
+    env: &impl Fn(&str) -> Option<String>,
+    secrets: &RefCell<Secrets>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            *s = expand(s, env).map_err(|e| ConfigError::new(file, key, e))?;
+            if is_secret_key(key) {
+                secrets.borrow_mut().add_secret(s);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (name, item) in table.iter_mut() {
+                expand_value(file, &format!("{key}.{name}"), item, env, secrets)?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(file, &format!("{key}[{i}]"), item, env, secrets)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
 
 /// Expands the variables in `text` with `lookup`; returns the name of the first unset variable without a
 /// default as the error, or a description of a malformed reference.

@@ -31,7 +31,9 @@
 //! ```
 //!
 //! Strings expand `${VAR}` and `${VAR:-default}` from the environment. Paths are relative to the file.
-//! Every error names the file, the key and what was expected.
+//! Every error names the file, the key and what was expected. Values from the environment and values of
+//! secret keys (`kafka.sasl.password`, ...) are collected into the spec's
+//! [`Secrets`], and errors print `***` in their place.
 
 mod aggregate;
 mod deserializer;
@@ -44,6 +46,7 @@ mod units;
 use std::path::Path;
 
 pub use expand::expand;
+use expand::expand_table;
 pub use udf::parse_limit_flags;
 pub use units::{parse_duration, parse_size};
 
@@ -56,6 +59,7 @@ use udf::{read_limits, read_transform};
 
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
+use crate::secrets::Secrets;
 use crate::udf::UdfLimits;
 
 /// A mistake in a pipeline file: which file, which key, what was expected.
@@ -105,11 +109,23 @@ pub fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PipelineSpec, ConfigError> {
     let mut table = read_toml(text, file)?;
-    expand_strings(file, "", &mut table, &env)?;
-    let spec = read_pipeline(Section::new(file, "", table), base, default_name)?;
-    spec.validate()
-        .map_err(|e| ConfigError::new(file, e.key, e.message))?;
-    Ok(spec)
+    let mut secrets = Secrets::default();
+    expand_table(file, &mut table, &env, &mut secrets)?;
+    let read = read_pipeline(Section::new(file, "", table), base, default_name).and_then(|spec| {
+        spec.validate()
+            .map_err(|e| ConfigError::new(file, e.key, e.message))?;
+        Ok(spec)
+    });
+    match read {
+        Ok(mut spec) => {
+            spec.secrets = secrets;
+            Ok(spec)
+        }
+        Err(mut error) => {
+            error.message = secrets.redact(&error.message).into_owned();
+            Err(error)
+        }
+    }
 }
 
 /// The file as a TOML table; a syntax error names its line.
@@ -204,6 +220,7 @@ fn read_pipeline(
         checkpoint,
         metrics,
         min_batches_to_retain,
+        secrets: Secrets::default(),
     })
 }
 
@@ -228,44 +245,6 @@ fn read_trigger(mut section: Section) -> Result<Trigger, ConfigError> {
         Some(d) if !d.is_zero() => Trigger::ProcessingTime(d),
         _ => Trigger::AsFastAsPossible,
     })
-}
-
-fn expand_strings(
-    file: &str,
-    path: &str,
-    table: &mut toml::Table,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for (key, value) in table.iter_mut() {
-        let key = if path.is_empty() {
-            key.clone()
-        } else {
-            format!("{path}.{key}")
-        };
-        expand_value(file, &key, value, env)?;
-    }
-    Ok(())
-}
-
-fn expand_value(
-    file: &str,
-    key: &str,
-    value: &mut toml::Value,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    match value {
-        toml::Value::String(s) => {
-            *s = expand(s, env).map_err(|e| ConfigError::new(file, key, e))?
-        }
-        toml::Value::Table(table) => expand_strings(file, key, table, env)?,
-        toml::Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                expand_value(file, &format!("{key}[{i}]"), item, env)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -196,3 +196,44 @@ fn rules_across_sections_name_the_key_at_fault() {
     assert_eq!(err.key, "after_aggregate[0].on_failure");
     assert!(err.message.contains("no source records"), "{err}");
 }
+
+#[test]
+fn secrets_are_collected_and_masked_in_debug_and_errors() {
+    let text = GOOD
+        .replace(
+            "startingOffsets = \"earliest\"",
+            "startingOffsets = \"earliest\"\nkafka.sasl.password = \"written-in-file\"\n\
+             kafka.sasl.username = \"${SECRET_USER}\"\nmaxOffsetsPerTrigger = \"${BATCH}\"",
+        )
+        .replace(
+            "topic = \"results\"",
+            "topic = \"results\"\nkafka.ssl.key.pem = \"-----BEGIN KEY-----\"",
+        );
+    let env = |name: &str| match name {
+        "SECRET_USER" => Some("from-the-environment".to_string()),
+        "BATCH" => Some("5000".to_string()),
+        _ => None,
+    };
+    let spec = parse(&text, "p.toml", Path::new("/p"), "p", env).unwrap();
+    let shown = format!("{spec:?} {spec:#?}");
+    for secret in [
+        "written-in-file",
+        "from-the-environment",
+        "-----BEGIN KEY-----",
+    ] {
+        assert!(!shown.contains(secret), "Debug shows {secret}");
+        assert_eq!(spec.secrets.redact(secret), "***");
+    }
+    assert!(
+        shown.contains("5000"),
+        "a number from the environment is not a secret"
+    );
+
+    // An error about a value from the environment does not repeat it.
+    let env = |name: &str| (name == "LISTEN").then(|| "internal-host-name".to_string());
+    let bad = format!("{GOOD}\n[metrics]\nlisten = \"${{LISTEN}}\"\n");
+    let error = parse(&bad, "p.toml", Path::new("/p"), "p", env).unwrap_err();
+    assert_eq!(error.key, "metrics.listen");
+    assert!(!error.message.contains("internal-host-name"), "{error}");
+    assert!(error.message.contains("***"), "{error}");
+}

@@ -1,11 +1,14 @@
 //! What every Weir consumer starts from: throughput settings for micro-batches, and the context that turns
-//! librdkafka's end-of-partition events into a flag instead of errors.
+//! librdkafka's end-of-partition events into a flag instead of errors and records failed TLS and SASL
+//! handshakes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
+
+use super::connection::{HandshakeFailure, RecordsHandshakes};
 
 /// Consumer settings Weir starts from, for throughput on micro-batches; any `kafka.*` option overrides them.
 /// librdkafka's defaults fetch at most 1 MiB per partition and back off for a second once its queue is
@@ -21,10 +24,11 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 
 /// Receives librdkafka's global events for the source's consumers. Reaching the end of a partition is
 /// expected, not an error: it is noted so the source can re-read its position (transaction markers take
-/// offsets that are never delivered).
+/// offsets that are never delivered). A failed TLS or SASL handshake is recorded, for start-up to report.
 #[derive(Default)]
 pub(crate) struct SourceContext {
     reached_end: AtomicBool,
+    handshakes: HandshakeFailure,
 }
 
 impl SourceContext {
@@ -40,8 +44,17 @@ impl ClientContext for SourceContext {
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
                 self.reached_end.store(true, Ordering::Relaxed)
             }
-            other => tracing::warn!("Kafka consumer: {other}: {reason}"),
+            other => {
+                self.handshakes.record(&other, reason);
+                tracing::warn!("Kafka consumer: {other}: {reason}")
+            }
         }
+    }
+}
+
+impl RecordsHandshakes for SourceContext {
+    fn handshakes(&self) -> &HandshakeFailure {
+        &self.handshakes
     }
 }
 

@@ -1,13 +1,15 @@
 //! Kafka client plumbing shared by the source, the sink and the checkpoint: the `kafka.*` passthrough
-//! options, the consumer settings Weir starts from, the delivery-checked producer, and the name of a topic
-//! partition.
+//! options, the consumer settings Weir starts from, the delivery-checked producer, the start-up check that
+//! names a failed TLS or SASL handshake, and the name of a topic partition.
 //!
 //! This is the bottom layer of the Kafka side: it knows librdkafka, and nothing of pipelines or stages.
 
+mod connection;
 mod consumer;
 mod options;
 mod producer;
 
+pub(crate) use connection::{fetch_metadata_checked, HandshakeFailure, RecordsHandshakes};
 pub(crate) use consumer::SourceContext;
 pub use consumer::CONSUMER_DEFAULTS;
 pub use options::OptionError;

@@ -14,6 +14,7 @@ use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
+use crate::secrets::Secrets;
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 use crate::source::SourceOptions;
 use crate::udf::{OnError, TransformSpec, UdfLimits, UdfSpec};
@@ -212,6 +213,7 @@ impl PipelineBuilder {
             checkpoint: self.checkpoint,
             metrics: self.metrics,
             min_batches_to_retain: self.min_batches_to_retain,
+            secrets: Secrets::default(),
         };
         spec.validate()?;
         Ok(spec)

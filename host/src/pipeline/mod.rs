@@ -47,6 +47,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::progress::ProgressListener;
+use crate::secrets::Secrets;
 use crate::udf::UdfRuntime;
 pub use builder::PipelineBuilder;
 pub use plan::Plan;
@@ -98,6 +99,21 @@ impl Pipeline {
     /// The loaded plan, e.g. to print it.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// What must never be printed: the spec's [`secrets`](PipelineSpec::secrets) and the values of its
+    /// secret `kafka.*` options. Pass what the pipeline says (errors, logs, plans, progress) through
+    /// [`Secrets::redact`](crate::secrets::Secrets::redact) before showing it, as the `weir` binary does.
+    ///
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// let spec = weir::config::load(std::path::Path::new("pipeline.toml"))?;
+    /// let pipeline = weir::Pipeline::new(spec)?;
+    /// println!("{}", pipeline.secrets().redact(&pipeline.plan().describe()));
+    /// # Ok(()) }
+    /// ```
+    pub fn secrets(&self) -> Secrets {
+        self.plan.spec().all_secrets()
     }
 
     /// Runs until the source reaches its `endingOffsets`, `shutdown` completes, or an error stops it.

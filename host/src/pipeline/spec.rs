@@ -1,19 +1,23 @@
 //! What a pipeline is made of: the stages' specs put together, the typed form of a pipeline file, also
 //! built directly by the Rust API ([`PipelineBuilder`](super::PipelineBuilder)).
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::DeserializerSpec;
 use crate::metrics::MetricsSpec;
+use crate::secrets::{is_secret_key, Secrets};
 use crate::sink::{Delivery, SinkSpec};
 use crate::source::SourceOptions;
 use crate::udf::{OnError, OnFailure, TransformSpec};
 use crate::window::WatermarkSpec;
 
 /// A whole pipeline: source → deserializer → transforms → sink, and how often it triggers.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output prints `***` for its [`secrets`](PipelineSpec::secrets).
+#[derive(Clone)]
 pub struct PipelineSpec {
     /// A name for logs and progress reports (default: the pipeline file's stem).
     pub name: String,
@@ -40,6 +44,62 @@ pub struct PipelineSpec {
     /// `minBatchesToRetain`: how many of the last committed batches keep their records in the checkpoint
     /// (Spark's `spark.sql.streaming.minBatchesToRetain`); older ones are removed as batches commit.
     pub min_batches_to_retain: u64,
+    /// Values never to print: those the pipeline file took from the environment and those of secret keys
+    /// ([`crate::secrets`]). [`Pipeline::new`](super::Pipeline::new) adds the secret `kafka.*` options of
+    /// a spec built in code.
+    pub secrets: Secrets,
+}
+
+impl PipelineSpec {
+    /// [`PipelineSpec::secrets`] with the values of the secret `kafka.*` options (`sasl.password`, ...)
+    /// of the source and the sink added.
+    pub(crate) fn all_secrets(&self) -> Secrets {
+        let mut secrets = self.secrets.clone();
+        for (key, value) in self.source.kafka.iter().chain(&self.sink.options.kafka) {
+            if is_secret_key(key) {
+                secrets.add_secret(value);
+            }
+        }
+        secrets
+    }
+}
+
+/// The derived form, with every secret masked.
+impl fmt::Debug for PipelineSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// A field's `Debug` text, already masked.
+        struct Masked(String);
+        impl fmt::Debug for Masked {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        let secrets = self.all_secrets();
+        let alternate = f.alternate();
+        let masked = |field: &dyn fmt::Debug| {
+            let text = if alternate {
+                format!("{field:#?}")
+            } else {
+                format!("{field:?}")
+            };
+            Masked(secrets.redact(&text).into_owned())
+        };
+        f.debug_struct("PipelineSpec")
+            .field("name", &masked(&self.name))
+            .field("source", &masked(&self.source))
+            .field("deserializer", &masked(&self.deserializer))
+            .field("transforms", &masked(&self.transforms))
+            .field("watermark", &masked(&self.watermark))
+            .field("aggregate", &masked(&self.aggregate))
+            .field("after_aggregate", &masked(&self.after_aggregate))
+            .field("sink", &masked(&self.sink))
+            .field("trigger", &self.trigger)
+            .field("checkpoint", &masked(&self.checkpoint))
+            .field("metrics", &self.metrics)
+            .field("min_batches_to_retain", &self.min_batches_to_retain)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 /// When micro-batches start, as Spark's triggers.

@@ -3,12 +3,13 @@
 
 use std::sync::Mutex;
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 
 use super::refusal::{refused_for_good, Refusal};
-use crate::kafka::DeliveryFailures;
+use crate::kafka::{DeliveryFailures, HandshakeFailure, RecordsHandshakes};
 
 /// Which record a delivery report is about: [`NOT_A_ROW`] for dead letters and late rows, otherwise one
 /// more than the output row's index in its batch.
@@ -18,11 +19,13 @@ pub(super) type RecordTag = usize;
 pub(super) const NOT_A_ROW: RecordTag = 0;
 
 /// Counts failed deliveries and keeps the first reason, for the end-of-batch check, and keeps the output
-/// rows refused for good apart, for `[sink] on_error`.
+/// rows refused for good apart, for `[sink] on_error`. A failed TLS or SASL handshake is recorded, for
+/// start-up to report.
 #[derive(Default)]
 pub(super) struct Deliveries {
     failures: DeliveryFailures,
     refused: Mutex<Vec<Refusal>>,
+    handshakes: HandshakeFailure,
 }
 
 impl Deliveries {
@@ -46,7 +49,18 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.handshakes.record(&error, reason);
+        tracing::warn!("Kafka producer: {error}: {reason}");
+    }
+}
+
+impl RecordsHandshakes for Deliveries {
+    fn handshakes(&self) -> &HandshakeFailure {
+        &self.handshakes
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = RecordTag;

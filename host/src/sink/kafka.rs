@@ -24,7 +24,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::{SinkOptions, SinkRows};
-use crate::kafka::{flush_in_steps, send_waiting, TopicPartition};
+use crate::kafka::{fetch_metadata_checked, flush_in_steps, send_waiting, TopicPartition};
 use crate::sink::SinkFormat;
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
@@ -35,6 +35,9 @@ pub(crate) struct AbortableTransaction(pub String);
 
 /// How long a batch may take to be acknowledged before the sink reports the broker as unreachable.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the producer may take to reach the cluster at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long the transactional calls (init, offsets, commit, abort) may take.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,6 +70,13 @@ impl KafkaSink {
         let producer: BaseProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .context("creating the Kafka producer")?;
+        // Connect now, so that a wrong address, CA or password fails the start, not the first batch.
+        // Nothing has been sent, so polling for librdkafka's errors serves no delivery report.
+        let serve_events = || {
+            producer.poll(Duration::ZERO);
+        };
+        fetch_metadata_checked(producer.client(), None, CONNECT_TIMEOUT, serve_events)
+            .context("connecting the sink's Kafka producer")?;
         if let Some(id) = transactional_id {
             producer
                 .init_transactions(TRANSACTION_TIMEOUT)

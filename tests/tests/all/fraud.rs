@@ -4,7 +4,7 @@ use weir::internal::demo::{demo_records, MALFORMED_EVERY};
 use weir::internal::workload;
 use weir_tests::*;
 
-fn expected_results(n: u64) -> Vec<String> {
+pub(super) fn expected_results(n: u64) -> Vec<String> {
     let mut expected: Vec<String> = workload::transactions(n)
         .filter_map(|t| t.fraud_result())
         .collect();
@@ -13,7 +13,7 @@ fn expected_results(n: u64) -> Vec<String> {
 }
 
 /// The topics of `examples/fraud`: 4 input partitions, as in the reference workload.
-fn create_fraud_topics(broker: &Broker) {
+pub(super) fn create_fraud_topics(broker: &Broker) {
     broker.create_topic("transactions", 4);
     broker.create_topic("results", 1);
     broker.create_topic("transactions-dead-letter", 1);

@@ -12,6 +12,7 @@ mod polyglot;
 mod refused;
 mod reload;
 mod sandbox;
+mod secured;
 mod source;
 mod udf_errors;
 mod window;

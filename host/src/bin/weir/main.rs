@@ -1,5 +1,6 @@
 //! The `weir` command: argument parsing and output only; everything else is the library.
 
+mod redacted;
 mod udf_tool;
 
 use std::io::IsTerminal;
@@ -172,7 +173,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", redacted::redact(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }
@@ -184,7 +185,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::udf=info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| redacted::Stderr);
     match format {
         LogFormat::Json => logs.json().init(),
         // Colour codes only for a person at a terminal, not in a file, a pipe or a service's journal.
@@ -196,9 +197,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Validate { file } => {
             let spec = weir::config::load(&file)?;
+            redacted::hide(&spec.secrets);
             let pipeline = weir::Pipeline::new(spec)
                 .with_context(|| format!("{}: planning the pipeline", file.display()))?;
-            print!("{}", pipeline.plan().describe());
+            print!("{}", redacted::redact(&pipeline.plan().describe()));
             println!("ok: {} is valid", file.display());
             Ok(())
         }
@@ -246,6 +248,7 @@ async fn run(
     metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut spec = weir::config::load(file)?;
+    redacted::hide(&spec.secrets);
     if let Some(listen) = metrics {
         spec.metrics = Some(weir::MetricsSpec::new(listen));
     }
@@ -323,7 +326,7 @@ impl ProgressListener for Printer {
         self.errors.add(&progress.errors);
         if self.json {
             if let Ok(line) = serde_json::to_string(progress) {
-                println!("{line}");
+                println!("{}", redacted::redact(&line));
             }
         }
         if let Some(bar) = &self.bar {

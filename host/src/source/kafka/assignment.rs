@@ -10,17 +10,25 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{KafkaSource, METADATA_TIMEOUT};
-use crate::kafka::TopicPartition;
+use crate::kafka::{fetch_metadata_checked, TopicPartition};
 use crate::source::latest::latest_offsets;
 use crate::source::options::{OffsetSpec, TopicSelection};
 
 impl KafkaSource {
     /// The partitions the options select, per the broker's metadata now.
     pub(super) fn resolve_partitions(&self, at_start: bool) -> anyhow::Result<Vec<TopicPartition>> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(None, METADATA_TIMEOUT)
-            .with_context(|| format!("fetching topic metadata from {}", self.bootstrap))?;
+        // At start nothing is assigned yet, so polling for librdkafka's errors loses no message.
+        let metadata = if at_start {
+            let serve_events = || {
+                let _ = self.consumer.poll(std::time::Duration::ZERO);
+            };
+            fetch_metadata_checked(self.consumer.client(), None, METADATA_TIMEOUT, serve_events)
+        } else {
+            self.consumer
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .map_err(anyhow::Error::from)
+        }
+        .with_context(|| format!("fetching topic metadata from {}", self.bootstrap))?;
         let mut found = Vec::new();
         let topic_partitions = |name: &str| {
             metadata
