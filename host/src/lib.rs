@@ -122,7 +122,7 @@ pub use window::{WatermarkSpec, WindowSpec};
 pub mod internal {
     pub use crate::aggregate::Aggregator;
     pub use crate::checkpoint::{Checkpoint, CommittedBatch, PlannedBatch};
-    pub use crate::decode::{Deserializer, JsonDecoder};
+    pub use crate::decode::{AvroDecoder, Deserializer, JsonDecoder};
     pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
     pub use crate::schema::column_list;
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};

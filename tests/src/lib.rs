@@ -13,7 +13,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
+pub mod avro;
 pub mod kafka_log;
+pub mod registry;
 pub mod secured;
 pub use weir::internal::demo::{produce, read_topic, ReadRecord};
 

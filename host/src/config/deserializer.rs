@@ -26,12 +26,13 @@ pub(super) fn read_deserializer(
             return Err(section.error("format", "give either `udf` or `format`, not both"))
         }
         (None, Some("json")) => read_json(&mut section, mode.as_deref(), strict, &mut on_error)?,
+        (None, Some("avro")) => read_avro(&mut section, base)?,
         (None, Some("string")) => DecodeFormat::String,
         (None, Some("binary")) => DecodeFormat::Binary,
         (None, Some(other)) => {
             return Err(section.error(
                 "format",
-                format!("expected \"json\", \"string\" or \"binary\", found {other:?}"),
+                format!("expected \"json\", \"avro\", \"string\" or \"binary\", found {other:?}"),
             ))
         }
         (None, None) => {
@@ -60,6 +61,9 @@ pub(super) fn read_deserializer(
         "mode",
         "strict",
         "columnNameOfCorruptRecord",
+        "schema_registry",
+        "reader_schema",
+        "subject",
         "on_error",
         "on_failure",
         "dead_letter_topic",
@@ -115,5 +119,34 @@ fn read_json(
         permissive,
         corrupt_record_column,
         strict: strict.unwrap_or(false),
+    })
+}
+
+/// `format = "avro"`: the registry's URL, and the reader schema as a `.avsc` file (relative to the pipeline
+/// file) or, without one, a registry subject whose latest schema is read at planning.
+fn read_avro(section: &mut Section, base: &Path) -> Result<DecodeFormat, ConfigError> {
+    let registry = section.string("schema_registry")?.ok_or_else(|| {
+        section.error(
+            "schema_registry",
+            "missing: format = \"avro\" needs the schema registry's URL, e.g. \"http://localhost:8081\"",
+        )
+    })?;
+    let reader_schema = match section.string("reader_schema")? {
+        None => None,
+        Some(path) => {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                section.error(
+                    "reader_schema",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Some(text)
+        }
+    };
+    Ok(DecodeFormat::Avro {
+        registry,
+        reader_schema,
+        subject: section.string("subject")?,
     })
 }

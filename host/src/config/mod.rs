@@ -57,9 +57,11 @@ use deserializer::read_deserializer;
 use source_sink::{read_sink, read_source};
 use udf::{read_limits, read_transform};
 
+use crate::decode::DecodeFormat;
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
 use crate::secrets::Secrets;
+use crate::source::TopicSelection;
 use crate::udf::UdfLimits;
 
 /// A mistake in a pipeline file: which file, which key, what was expected.
@@ -163,7 +165,8 @@ fn read_pipeline(
     let deserializer = root
         .table("deserializer")?
         .ok_or_else(|| root.error("deserializer", "missing: expected a [deserializer] table"))?;
-    let deserializer = read_deserializer(deserializer, base, limits)?;
+    let mut deserializer = read_deserializer(deserializer, base, limits)?;
+    default_avro_subject(&mut deserializer.format, &source.topics);
     let transforms = root
         .array_of_tables("transform")?
         .into_iter()
@@ -222,6 +225,24 @@ fn read_pipeline(
         min_batches_to_retain,
         secrets: Secrets::default(),
     })
+}
+
+/// Avro without a reader schema or a subject reads as the latest schema of the subscribed topic's value
+/// subject, `<topic>-value`, as Confluent's serializers name it (when exactly one topic is subscribed).
+fn default_avro_subject(format: &mut DecodeFormat, topics: &TopicSelection) {
+    if let (
+        DecodeFormat::Avro {
+            reader_schema: None,
+            subject: subject @ None,
+            ..
+        },
+        TopicSelection::Subscribe(topics),
+    ) = (format, topics)
+    {
+        if let [topic] = topics.as_slice() {
+            *subject = Some(format!("{topic}-value"));
+        }
+    }
 }
 
 /// `[metrics] listen`: an address and port such as `127.0.0.1:9464`.

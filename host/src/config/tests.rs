@@ -237,3 +237,25 @@ fn secrets_are_collected_and_masked_in_debug_and_errors() {
     assert!(!error.message.contains("internal-host-name"), "{error}");
     assert!(error.message.contains("***"), "{error}");
 }
+
+#[test]
+fn avro_reads_the_subscribed_topics_subject_unless_told_otherwise() {
+    let avro = GOOD.replace(
+        "format = \"json\"\nschema = \"name STRING, flag INT\"",
+        "format = \"avro\"\nschema_registry = \"http://registry:8081\"",
+    );
+    let spec = parse_text(&avro).unwrap();
+    let DecodeFormat::Avro { subject, .. } = &spec.deserializer.format else {
+        panic!("not avro: {:?}", spec.deserializer.format);
+    };
+    assert_eq!(subject.as_deref(), Some("transactions-value"));
+
+    // Two topics: no one subject to default to.
+    let two = avro.replace("subscribe = \"transactions\"", "subscribe = \"a,b\"");
+    let error = error_of(&two);
+    assert_eq!(error.key, "deserializer.reader_schema");
+    assert!(error.message.contains("subject"), "{error}");
+
+    let no_registry = avro.replace("schema_registry = \"http://registry:8081\"\n", "");
+    assert_eq!(error_of(&no_registry).key, "deserializer.schema_registry");
+}

@@ -1,11 +1,13 @@
 //! Decode: Kafka records (Spark's source schema) become rows of the user's schema.
 //!
-//! Either a built-in format (`json`, `string`, `binary`: also the native baseline that WebAssembly is
-//! measured against) or a WebAssembly deserializer UDF. Records that fail alone are returned as
+//! Either a built-in format (`json`, `avro` with a schema registry, `string`, `binary`: also the native
+//! baseline that WebAssembly is measured against) or a WebAssembly deserializer UDF. Records that fail alone are returned as
 //! [`RowFailure`]s so the pipeline can apply the stage's `on_error` policy to just those records.
 
+mod avro;
 mod json;
 mod json_check;
+mod registry;
 mod spec;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+pub use avro::AvroDecoder;
 pub use json::JsonDecoder;
 pub use spec::{DecodeFormat, DeserializerSpec};
 
@@ -32,6 +35,8 @@ pub struct RowFailure {
 pub enum Deserializer {
     /// arrow-json into a declared schema.
     Json(JsonDecoder),
+    /// arrow-avro, the Confluent wire format, writer schemas from a registry.
+    Avro(AvroDecoder),
     /// Key and value as UTF-8 strings, the other source columns kept.
     String(SchemaRef),
     /// The records unchanged.
@@ -64,7 +69,7 @@ impl Deserializer {
         format: &DecodeFormat,
         runtime: &UdfRuntime,
         source: &SchemaRef,
-    ) -> Result<Deserializer, UdfError> {
+    ) -> anyhow::Result<Deserializer> {
         Ok(match format {
             DecodeFormat::Json {
                 schema,
@@ -77,6 +82,16 @@ impl Deserializer {
                 corrupt_record_column.clone(),
                 *strict,
             )),
+            DecodeFormat::Avro {
+                registry,
+                reader_schema,
+                subject,
+            } => {
+                let subject = subject.as_deref().unwrap_or_default();
+                let decoder = AvroDecoder::new(registry, reader_schema.as_deref(), subject)
+                    .map_err(|e| anyhow::anyhow!("the built-in avro deserializer: {e}"))?;
+                Deserializer::Avro(decoder)
+            }
             DecodeFormat::String => Deserializer::String(string_schema(source)),
             DecodeFormat::Binary => Deserializer::Binary(source.clone()),
             DecodeFormat::Udf(spec) => Deserializer::Udf(Box::new(runtime.load(
@@ -91,6 +106,7 @@ impl Deserializer {
     pub fn output_schema(&self) -> &SchemaRef {
         match self {
             Deserializer::Json(json) => json.schema(),
+            Deserializer::Avro(avro) => avro.schema(),
             Deserializer::String(schema) | Deserializer::Binary(schema) => schema,
             Deserializer::Udf(udf) => udf.output_schema(),
         }
@@ -100,6 +116,7 @@ impl Deserializer {
     pub fn stage_name(&self) -> &str {
         match self {
             Deserializer::Json(_) => "json",
+            Deserializer::Avro(_) => "avro",
             Deserializer::String(_) => "string",
             Deserializer::Binary(_) => "binary",
             Deserializer::Udf(udf) => udf.name(),
@@ -110,6 +127,12 @@ impl Deserializer {
     pub fn describe(&self) -> String {
         match self {
             Deserializer::Json(_) => "built-in json (arrow-json)".into(),
+            Deserializer::Avro(avro) => {
+                format!(
+                    "built-in avro (arrow-avro, registry {})",
+                    avro.registry_url()
+                )
+            }
             Deserializer::String(_) => "built-in string".into(),
             Deserializer::Binary(_) => "built-in binary".into(),
             Deserializer::Udf(udf) => format!("WebAssembly deserializer `{}`", udf.name()),
@@ -132,6 +155,9 @@ impl Deserializer {
                 json.decode(values)
                     .map_err(|e| builtin("json", e.to_string()))
             }
+            Deserializer::Avro(avro) => avro
+                .decode(value_column(&chunk.batch))
+                .map_err(|e| builtin("avro", e)),
             Deserializer::String(schema) => {
                 to_strings(&chunk.batch, schema).map_err(|e| builtin("string", e))
             }

@@ -34,6 +34,17 @@ pub enum DecodeFormat {
     String,
     /// `format = "binary"`: the Kafka records as they are.
     Binary,
+    /// `format = "avro"`: Avro in the Confluent wire format, writer schemas from a schema registry, read as
+    /// one reader schema.
+    Avro {
+        /// `schema_registry`: the registry's URL, e.g. `http://localhost:8081`.
+        registry: String,
+        /// `reader_schema`: the Avro schema (JSON) every record is read as; `None`: `subject`'s latest.
+        reader_schema: Option<String>,
+        /// `subject`: the registry subject whose latest schema is the reader schema (default: the
+        /// subscribed topic's `<topic>-value`).
+        subject: Option<String>,
+    },
     /// `udf = "path.wasm"`: a WebAssembly deserializer.
     Udf(UdfSpec),
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aggregate::AggregateSpec;
-use crate::decode::DeserializerSpec;
+use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
 use crate::sink::{Delivery, SinkSpec};
@@ -159,6 +159,18 @@ impl PipelineSpec {
             .format
             .check()
             .map_err(|(key, message)| SpecError::new(format!("deserializer.{key}"), message))?;
+        if let DecodeFormat::Avro {
+            reader_schema: None,
+            subject: None,
+            ..
+        } = &self.deserializer.format
+        {
+            return Err(SpecError::new(
+                "deserializer.reader_schema",
+                "format = \"avro\" reads every record as one schema: give `reader_schema` (an .avsc file) \
+                 or `subject` (its latest version in the registry; the default with one subscribed topic)",
+            ));
+        }
         if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {
             return Err(SpecError::new(
                 "sink.delivery",

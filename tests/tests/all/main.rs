@@ -2,6 +2,7 @@
 //!
 //! They need the UDF modules built for wasm32-wasip1 and the tansu binary; `bash .ci/run` prepares both.
 
+mod avro;
 mod checkpoint;
 mod cli;
 mod fraud;

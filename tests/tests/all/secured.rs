@@ -156,6 +156,51 @@ fn assert_hidden(what: &str, text: &str, secrets: &[&str]) {
     }
 }
 
+/// A successful `weir run --progress json` whose progress and log lines show none of `hidden` and stay
+/// JSON, and whose librdkafka broker debugging shows the broker as `***`.
+fn assert_run_hides(run: &Output, json_logs: bool, hidden: &[&str]) {
+    let (progress, logs) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{logs}");
+    assert_hidden("the progress lines", &progress, hidden);
+    for line in progress.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("progress stays JSON");
+    }
+    assert_hidden("the log lines", &logs, hidden);
+    // librdkafka's broker debugging named the broker: masked, not missing.
+    assert!(logs.contains("sasl_plaintext://***/bootstrap"), "{logs}");
+    if json_logs {
+        for line in logs.lines().filter(|l| l.starts_with('{')) {
+            serde_json::from_str::<serde_json::Value>(line).expect("log lines stay JSON");
+        }
+    }
+}
+
+/// Every file under `folders` (checkpoints) holds none of `hidden`; there is at least one.
+fn assert_files_hide(folders: &[PathBuf], hidden: &[&str]) {
+    let mut folders = folders.to_vec();
+    let mut files = 0;
+    while let Some(folder) = folders.pop() {
+        for path in std::fs::read_dir(folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+        {
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let what = format!("checkpoint file {}", path.display());
+                assert_hidden(&what, &String::from_utf8_lossy(&bytes), hidden);
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0, "no checkpoint was written");
+}
+
 #[test]
 fn secrets_are_never_printed_nor_kept() {
     udf_module("json_transactions");
@@ -232,43 +277,9 @@ fn secrets_are_never_printed_nor_kept() {
             .envs(env(SECRETS.password))
             .output()
             .unwrap();
-        let (progress, logs) = (
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr),
-        );
-        assert!(run.status.success(), "{logs}");
-        assert_hidden("the progress lines", &progress, &hidden);
-        for line in progress.lines() {
-            serde_json::from_str::<serde_json::Value>(line).expect("progress stays JSON");
-        }
-        assert_hidden("the log lines", &logs, &hidden);
-        // librdkafka's broker debugging named the broker: masked, not missing.
-        assert!(logs.contains("sasl_plaintext://***/bootstrap"), "{logs}");
-        if log_format == "json" {
-            for line in logs.lines().filter(|l| l.starts_with('{')) {
-                serde_json::from_str::<serde_json::Value>(line).expect("log lines stay JSON");
-            }
-        }
+        assert_run_hides(&run, log_format == "json", &hidden);
     }
-    let mut folders = vec![dir.join("text"), dir.join("json")];
-    let mut files = 0;
-    while let Some(folder) = folders.pop() {
-        for path in std::fs::read_dir(folder)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-        {
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                let what = format!("checkpoint file {}", path.display());
-                assert_hidden(&what, &String::from_utf8_lossy(&bytes), &hidden);
-                files += 1;
-            }
-        }
-    }
-    assert!(files > 0, "no checkpoint was written");
+    assert_files_hide(&[dir.join("text"), dir.join("json")], &hidden);
 
     // An error that names the broker and follows a wrong password shows neither.
     let wrong = weir_command()

@@ -1,0 +1,102 @@
+//! A schema registry client for `format = "avro"`: the Confluent REST API's two reads Weir needs, with the
+//! schemas cached for the life of the pipeline (a registered schema never changes under its id).
+//!
+//! Writer schemas are fetched by id the first time a record names one (`GET /schemas/ids/{id}`); the
+//! reader schema, when the pipeline file gives none, is the subject's latest version at planning
+//! (`GET /subjects/{subject}/versions/latest`). Karapace and Confluent's registry both serve this API.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How long one registry request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A schema as the registry returns it.
+#[derive(Debug, Deserialize)]
+struct RegisteredSchema {
+    /// The Avro schema, as JSON text.
+    schema: String,
+    /// `AVRO` when absent; `JSON` and `PROTOBUF` are not Avro.
+    #[serde(default, rename = "schemaType")]
+    schema_type: Option<String>,
+    /// The schema's id (in a subject version's answer).
+    #[serde(default)]
+    id: Option<u32>,
+}
+
+/// The registry at one URL, with the writer schemas seen so far.
+pub(crate) struct SchemaRegistry {
+    url: String,
+    agent: ureq::Agent,
+    writers: Mutex<HashMap<u32, String>>,
+}
+
+impl SchemaRegistry {
+    /// A client for the registry at `url` (e.g. `http://localhost:8081`).
+    pub(crate) fn new(url: &str) -> SchemaRegistry {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .new_agent();
+        SchemaRegistry {
+            url: url.trim_end_matches('/').to_string(),
+            agent,
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registry's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The writer schema registered under `id`, fetched once.
+    pub(crate) fn writer_schema(&self, id: u32) -> Result<String, String> {
+        if let Some(schema) = self.lock().get(&id) {
+            return Ok(schema.clone());
+        }
+        let fetched = self.get(&format!("/schemas/ids/{id}"))?;
+        self.lock().insert(id, fetched.schema.clone());
+        Ok(fetched.schema)
+    }
+
+    /// Every writer schema fetched so far, by id.
+    pub(crate) fn known_writers(&self) -> Vec<(u32, String)> {
+        let mut known: Vec<_> = self.lock().iter().map(|(id, s)| (*id, s.clone())).collect();
+        known.sort_by_key(|(id, _)| *id);
+        known
+    }
+
+    /// The latest schema of `subject`, and its id.
+    pub(crate) fn latest(&self, subject: &str) -> Result<(u32, String), String> {
+        let latest = self.get(&format!("/subjects/{subject}/versions/latest"))?;
+        let id = latest
+            .id
+            .ok_or_else(|| format!("the registry's answer for subject {subject:?} has no id"))?;
+        self.lock().insert(id, latest.schema.clone());
+        Ok((id, latest.schema))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `GET path` on the registry, as an Avro schema.
+    fn get(&self, path: &str) -> Result<RegisteredSchema, String> {
+        let url = format!("{}{path}", self.url);
+        let schema: RegisteredSchema = self
+            .agent
+            .get(&url)
+            .header("Accept", "application/vnd.schemaregistry.v1+json")
+            .call()
+            .and_then(|mut response| response.body_mut().read_json())
+            .map_err(|e| format!("schema registry {url}: {e}"))?;
+        match schema.schema_type.as_deref() {
+            None | Some("AVRO") => Ok(schema),
+            Some(other) => Err(format!("schema registry {url}: a {other} schema, not Avro")),
+        }
+    }
+}
