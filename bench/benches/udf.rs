@@ -6,6 +6,8 @@
 //! - `json_decode`: 1,000,000 transaction records deserialized in batches of 1,000, 10,000 and 100,000 by the
 //!   host's built-in arrow-json decoder, the Rust WebAssembly deserializer (`json-transactions`, Arrow IPC)
 //!   and the C one (`c-transactions`, row interface).
+//! - `json_vs_avro`: the same 1,000,000 transactions from JSON (built-in arrow-json) and from Avro in the
+//!   Confluent wire format (built-in arrow-avro), both into the same six columns, in the same batch sizes.
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
 
@@ -21,6 +23,8 @@ use weir::parse_ddl_schema;
 use weir::DecodeFormat;
 use weir::UdfRuntime;
 use weir::UdfSpec;
+use weir_tests::avro::{framed, transaction_schema, Schema};
+use weir_tests::registry::TestRegistry;
 
 const TRANSACTION_DDL: &str =
     "name STRING, surname STRING, amount STRING, delta_t STRING, flag INT, ts BIGINT";
@@ -140,20 +144,69 @@ fn json_decode(c: &mut Criterion) {
         let input = chunks(TOTAL, size);
         for (name, decoder) in &decoders {
             group.bench_with_input(BenchmarkId::new(*name, size), &input, |b, input| {
-                b.iter(|| {
-                    let mut rows = 0;
-                    for chunk in input {
-                        let (batch, failures) = decoder.decode(chunk).unwrap();
-                        assert!(failures.is_empty());
-                        rows += batch.num_rows();
-                    }
-                    assert_eq!(rows as u64, TOTAL);
-                })
+                b.iter(|| decode_every_chunk(decoder, input, TOTAL))
             });
         }
     }
     group.finish();
 }
 
-criterion_group!(benches, udf_call, json_decode);
+/// Decodes every chunk of `input`, which must hold `total` good records.
+fn decode_every_chunk(decoder: &Deserializer, input: &[PartitionChunk], total: u64) {
+    let mut rows = 0;
+    for chunk in input {
+        let (batch, failures) = decoder.decode(chunk).unwrap();
+        assert!(failures.is_empty());
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows as u64, total);
+}
+
+/// `json_vs_avro`: the same transactions from JSON (arrow-json) and from Confluent-framed Avro
+/// (arrow-avro, the writer schema fetched once from a test registry); the input sizes are printed first.
+fn json_vs_avro(c: &mut Criterion) {
+    const TOTAL: u64 = 1_000_000;
+    let registry = TestRegistry::start(&[("tx-value", vec![transaction_schema(1)])]);
+    let schema = Schema::parse_str(&transaction_schema(1)).unwrap();
+    let json: Vec<Vec<u8>> = workload::transactions(TOTAL)
+        .map(|t| t.value().into_bytes())
+        .collect();
+    let avro: Vec<Vec<u8>> = workload::transactions(TOTAL)
+        .map(|t| framed(&schema, registry.ids[0], &t, None))
+        .collect();
+    let bytes = |values: &[Vec<u8>]| values.iter().map(Vec::len).sum::<usize>();
+    println!(
+        "input: {TOTAL} records, JSON {} bytes, Avro {} bytes",
+        bytes(&json),
+        bytes(&avro)
+    );
+    let avro_decoder = Deserializer::new(
+        &DecodeFormat::Avro {
+            registry: registry.url.clone(),
+            reader_schema: Some(transaction_schema(1)),
+            subject: None,
+        },
+        &UdfRuntime::new().unwrap(),
+        &source_schema(false),
+    )
+    .unwrap();
+    let decoders = [("json", native_json(), json), ("avro", avro_decoder, avro)];
+    let mut group = c.benchmark_group("json_vs_avro");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(TOTAL));
+    for size in [1_000usize, 10_000, 100_000] {
+        for (name, decoder, values) in &decoders {
+            let input: Vec<PartitionChunk> = values
+                .chunks(size)
+                .map(|c| sample_records("tx", c))
+                .collect();
+            group.bench_with_input(BenchmarkId::new(*name, size), &input, |b, input| {
+                b.iter(|| decode_every_chunk(decoder, input, TOTAL))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, udf_call, json_decode, json_vs_avro);
 criterion_main!(benches);

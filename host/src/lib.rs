@@ -27,7 +27,8 @@
 //! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks; [`secrets`], the
 //!   values (passwords, `${VAR}`s) never to print.
 //! - Below the stages: `kafka` (the `kafka.*` passthrough, consumer defaults, the delivery-checked
-//!   producer, naming a failed TLS or SASL handshake), `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
+//!   producer, naming a failed TLS or SASL handshake), `registry` (the Avro schema registry client),
+//!   `schema` (Spark DDL strings), `spelling` ("did you mean" for misspelt keys).
 //! - `workload` and `demo`: the transaction generator and the self-contained demo.
 //!
 //! ## The public API
@@ -92,6 +93,7 @@ mod kafka;
 mod metrics;
 mod pipeline;
 pub mod progress;
+mod registry;
 mod schema;
 pub mod secrets;
 mod sink;

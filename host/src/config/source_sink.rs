@@ -30,10 +30,11 @@ pub(super) fn read_sink(mut section: Section, checkpointed: bool) -> Result<Sink
     let format = match section.string("format")?.as_deref() {
         None | Some("kafka") => SinkFormat::Kafka,
         Some("json") => SinkFormat::Json,
+        Some("avro") => SinkFormat::Avro,
         Some(other) => {
             return Err(section.error(
                 "format",
-                format!("expected \"kafka\" or \"json\", found {other:?}"),
+                format!("expected \"kafka\", \"json\" or \"avro\", found {other:?}"),
             ))
         }
     };

@@ -259,3 +259,25 @@ fn avro_reads_the_subscribed_topics_subject_unless_told_otherwise() {
     let no_registry = avro.replace("schema_registry = \"http://registry:8081\"\n", "");
     assert_eq!(error_of(&no_registry).key, "deserializer.schema_registry");
 }
+
+#[test]
+fn an_avro_sink_needs_its_registry_and_names_its_subject() {
+    let sink = |extra: &str| {
+        GOOD.replace(
+            "topic = \"results\"\nformat = \"json\"",
+            &format!("topic = \"results\"\nformat = \"avro\"\n{extra}"),
+        )
+    };
+    assert_eq!(error_of(&sink("")).key, "sink.schema_registry");
+    let spec = parse_text(&sink("schema_registry = \"http://registry:8081\"")).unwrap();
+    assert_eq!(spec.sink.format, SinkFormat::Avro);
+    let (_, subject) = spec.sink.options.avro_target().unwrap();
+    assert_eq!(subject, "results-value");
+    let no_topic = sink("schema_registry = \"http://r:8081\"").replace("topic = \"results\"\n", "");
+    assert!(parse_text(&no_topic).is_err());
+    let json_with_registry = GOOD.replace(
+        "topic = \"results\"",
+        "topic = \"results\"\nschema_registry = \"http://r:8081\"",
+    );
+    assert_eq!(error_of(&json_with_registry).key, "sink.schema_registry");
+}

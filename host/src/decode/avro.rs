@@ -3,7 +3,7 @@
 //! by arrow-avro straight into Arrow columns.
 //!
 //! Each record names its writer schema; the registry is asked for an id the first time it is seen
-//! (`registry.rs`). Every record is read *as* the reader schema (Avro schema resolution: fields added with
+//! (`crate::registry`). Every record is read *as* the reader schema (Avro schema resolution: fields added with
 //! a default, removed, promoted), so all rows share one Arrow schema however many writer versions the
 //! topic holds. The reader schema is the file's `reader_schema`, or the subject's latest version when the
 //! pipeline is planned.
@@ -25,8 +25,8 @@ use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaSt
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
 
-use super::registry::SchemaRegistry;
 use super::RowFailure;
+use crate::registry::SchemaRegistry;
 
 /// The length of the Confluent prefix: the magic byte and the schema id.
 const PREFIX: usize = 5;

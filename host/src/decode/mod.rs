@@ -7,7 +7,6 @@
 mod avro;
 mod json;
 mod json_check;
-mod registry;
 mod spec;
 
 use std::sync::Arc;

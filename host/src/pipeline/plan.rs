@@ -215,6 +215,7 @@ impl Plan {
         let format = match self.spec.sink.format {
             crate::sink::SinkFormat::Kafka => "value column",
             crate::sink::SinkFormat::Json => "rows as JSON",
+            crate::sink::SinkFormat::Avro => "rows as Avro, schema registered",
         };
         let topic = self
             .spec

@@ -9,7 +9,7 @@ use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
-use crate::sink::{Delivery, SinkSpec};
+use crate::sink::{Delivery, SinkFormat, SinkSpec};
 use crate::source::SourceOptions;
 use crate::udf::{OnError, OnFailure, TransformSpec};
 use crate::window::WatermarkSpec;
@@ -169,6 +169,18 @@ impl PipelineSpec {
                 "deserializer.reader_schema",
                 "format = \"avro\" reads every record as one schema: give `reader_schema` (an .avsc file) \
                  or `subject` (its latest version in the registry; the default with one subscribed topic)",
+            ));
+        }
+        if self.sink.format == SinkFormat::Avro {
+            self.sink
+                .options
+                .avro_target()
+                .map_err(|(key, message)| SpecError::new(format!("sink.{key}"), message))?;
+        } else if self.sink.options.schema_registry.is_some() || self.sink.options.subject.is_some()
+        {
+            return Err(SpecError::new(
+                "sink.schema_registry",
+                "only used with format = \"avro\"",
             ));
         }
         if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {

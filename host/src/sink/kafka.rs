@@ -11,6 +11,7 @@
 //! it at once or the broker did later, and the pipeline applies `[sink] on_error` to it.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -23,8 +24,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
+use super::rows::{avro_schema_of, Encoding};
 use super::{SinkOptions, SinkRows};
 use crate::kafka::{fetch_metadata_checked, flush_in_steps, send_waiting, TopicPartition};
+use crate::registry::SchemaRegistry;
 use crate::sink::SinkFormat;
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
@@ -48,6 +51,15 @@ pub(crate) struct KafkaSink {
     options: SinkOptions,
     format: SinkFormat,
     transactional: bool,
+    /// With `format = "avro"`: where the rows' schema is registered, and its id once it is.
+    avro: Option<AvroTarget>,
+}
+
+/// An Avro sink's registry and subject, and the id of the rows' schema, registered with the first batch.
+struct AvroTarget {
+    registry: SchemaRegistry,
+    subject: String,
+    id: OnceLock<u32>,
 }
 
 impl KafkaSink {
@@ -82,11 +94,25 @@ impl KafkaSink {
                 .init_transactions(TRANSACTION_TIMEOUT)
                 .with_context(|| format!("registering transactional.id {id:?} with the broker"))?;
         }
+        let avro = match format {
+            SinkFormat::Avro => {
+                let (registry, subject) = options
+                    .avro_target()
+                    .map_err(|(key, message)| anyhow::anyhow!("sink option `{key}`: {message}"))?;
+                Some(AvroTarget {
+                    registry: SchemaRegistry::new(registry),
+                    subject,
+                    id: OnceLock::new(),
+                })
+            }
+            _ => None,
+        };
         Ok(KafkaSink {
             producer,
             options,
             format,
             transactional: transactional_id.is_some(),
+            avro,
         })
     }
 
@@ -168,7 +194,15 @@ impl KafkaSink {
 
     /// The rows of `batch` in the sink's shape (value, key, topic, partition, headers).
     pub(crate) fn rows(&self, batch: &RecordBatch) -> anyhow::Result<SinkRows> {
-        SinkRows::new(batch, self.format, self.options.key_column.as_deref())
+        let encoding = match (self.format, &self.avro) {
+            (SinkFormat::Kafka, _) => Encoding::Value,
+            (SinkFormat::Json, _) => Encoding::Json,
+            (SinkFormat::Avro, Some(avro)) => Encoding::Avro {
+                id: avro.schema_id(batch)?,
+            },
+            (SinkFormat::Avro, None) => bail!("an Avro sink opened without its registry"),
+        };
+        SinkRows::new(batch, encoding, self.options.key_column.as_deref())
             .map_err(anyhow::Error::msg)
     }
 
@@ -221,12 +255,28 @@ impl KafkaSink {
     /// Queues every row of `batch` as a JSON object to `topic` (e.g. late rows); call
     /// [`KafkaSink::flush`] after.
     pub(crate) fn write_json(&self, topic: &str, batch: &RecordBatch) -> anyhow::Result<usize> {
-        let rows = SinkRows::new(batch, SinkFormat::Json, None).map_err(anyhow::Error::msg)?;
+        let rows = SinkRows::new(batch, Encoding::Json, None).map_err(anyhow::Error::msg)?;
         for row in 0..rows.len() {
             self.send(record_of(&rows, row, topic))
                 .with_context(|| format!("producing a record to topic {topic}"))?;
         }
         Ok(rows.len())
+    }
+}
+
+impl AvroTarget {
+    /// The registry id of the schema of `batch`'s written columns, registered under the subject the first
+    /// time (every batch of a pipeline has the same columns).
+    fn schema_id(&self, batch: &RecordBatch) -> anyhow::Result<u32> {
+        if let Some(id) = self.id.get() {
+            return Ok(*id);
+        }
+        let schema = avro_schema_of(batch).map_err(anyhow::Error::msg)?;
+        let id = self
+            .registry
+            .register(&self.subject, &schema)
+            .map_err(anyhow::Error::msg)?;
+        Ok(*self.id.get_or_init(|| id))
     }
 }
 

@@ -9,8 +9,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::deliveries::{RecordTag, NOT_A_ROW};
+use super::rows::Encoding;
 use super::{KafkaSink, Refusal, SinkRows};
-use crate::sink::SinkFormat;
 use crate::source::PartitionChunk;
 
 /// A source record bound for a dead-letter topic: it failed to deserialize, was in a UDF call that failed
@@ -43,7 +43,7 @@ impl KafkaSink {
         if batch.num_columns() > 7 {
             let sink_rows = SinkRows::new(
                 &batch.project(&[1, 7]).context("reading headers")?,
-                SinkFormat::Kafka,
+                Encoding::Value,
                 None,
             )
             .map_err(anyhow::Error::msg)?;

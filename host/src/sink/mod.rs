@@ -1,12 +1,12 @@
 //! Sink: rows out to Kafka, in Spark's sink shape (`value`, optional `key`, `headers`, `topic`,
-//! `partition` columns) or serialized as JSON.
+//! `partition` columns) or serialized as JSON or as Avro (its schema registered in a schema registry).
 //!
 //! ```toml
 //! [sink]
 //! kafka.bootstrap.servers = "localhost:9092"
 //! topic = "results"      # overrides a `topic` column; required when there is none
 //! key_column = "id"      # the record key comes from this column instead of `key`
-//! format = "json"        # or "kafka" (the default): rows must have a `value` column
+//! format = "json"        # or "avro" (with schema_registry), or "kafka" (the default): a `value` column
 //! ```
 
 mod deliveries;
@@ -36,6 +36,8 @@ const SINK_OPTIONS: &[&str] = &[
     "delivery",
     "on_error",
     "dead_letter_topic",
+    "schema_registry",
+    "subject",
 ];
 
 /// The parsed sink options.
@@ -45,6 +47,10 @@ pub struct SinkOptions {
     pub topic: Option<String>,
     /// `key_column`: the column whose value is the record key (default: the `key` column).
     pub key_column: Option<String>,
+    /// `schema_registry`: with `format = "avro"`, the registry the rows' schema is registered in.
+    pub schema_registry: Option<String>,
+    /// `subject`: with `format = "avro"`, the subject it is registered under (default: `<topic>-value`).
+    pub subject: Option<String>,
     /// Everything given as `kafka.*`, prefix removed, for librdkafka.
     pub kafka: BTreeMap<String, String>,
 }
@@ -65,6 +71,8 @@ impl SinkOptions {
         let (kafka, mut rest) = split_kafka_options(options, FORBIDDEN_SINK_KEYS)?;
         let topic = rest.remove("topic");
         let key_column = rest.remove("key_column");
+        let schema_registry = rest.remove("schema_registry");
+        let subject = rest.remove("subject");
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
@@ -74,7 +82,29 @@ impl SinkOptions {
         Ok(SinkOptions {
             topic,
             key_column,
+            schema_registry,
+            subject,
             kafka,
         })
+    }
+}
+
+impl SinkOptions {
+    /// The registry and subject of an Avro sink: `subject`, or `<topic>-value`; an error names the missing
+    /// option.
+    pub(crate) fn avro_target(&self) -> Result<(&str, String), (&'static str, &'static str)> {
+        let registry = self.schema_registry.as_deref().ok_or((
+            "schema_registry",
+            "missing: format = \"avro\" needs the schema registry's URL, e.g. \"http://localhost:8081\"",
+        ))?;
+        let subject = match (&self.subject, &self.topic) {
+            (Some(subject), _) => subject.clone(),
+            (None, Some(topic)) => format!("{topic}-value"),
+            (None, None) => return Err((
+                "subject",
+                "missing: without a `topic` option, format = \"avro\" needs the registry subject",
+            )),
+        };
+        Ok((registry, subject))
     }
 }

@@ -1,9 +1,14 @@
 //! Rows in the sink's shape: which column is the value, the key, the topic, the partition, the headers.
 //!
-//! Resolved once per batch by column name, so the produce loop only indexes arrays.
+//! Resolved once per batch by column name, so the produce loop only indexes arrays. The values are a
+//! column as it is, or every other column encoded per row as JSON (arrow-json) or as Avro in the Confluent
+//! wire format (arrow-avro).
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, GenericListArray, Int32Array, RecordBatch, StructArray};
+use arrow_avro::schema::{AvroSchema, FingerprintStrategy};
+use arrow_avro::writer::format::AvroSoeFormat;
+use arrow_avro::writer::EncodedRows;
 use arrow_json::writer::{LineDelimited, WriterBuilder};
 use arrow_schema::{DataType, Schema};
 
@@ -11,6 +16,50 @@ use super::SinkOptions;
 use crate::sink::SinkFormat;
 
 const KAFKA_COLUMNS: [&str; 4] = ["key", "headers", "topic", "partition"];
+
+/// How a row becomes a record value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// The `value` column.
+    Value,
+    /// The other columns as a JSON object.
+    Json,
+    /// The other columns as an Avro record, prefixed by the registry `id` of their schema.
+    Avro {
+        /// The schema's registry id.
+        id: u32,
+    },
+}
+
+/// The Avro schema (JSON) of the columns an Avro sink writes: all but `key`, `headers`, `topic` and
+/// `partition`.
+pub(crate) fn avro_schema_of(batch: &RecordBatch) -> Result<String, String> {
+    let written = written_columns(batch)?;
+    AvroSchema::try_from(written.schema().as_ref())
+        .map(|schema| schema.json_string)
+        .map_err(|e| format!("the rows' columns as an Avro schema: {e}"))
+}
+
+/// The columns written as the value by the JSON and Avro encodings.
+fn written_columns(batch: &RecordBatch) -> Result<RecordBatch, String> {
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|i| !KAFKA_COLUMNS.contains(&batch.schema().field(*i).name().as_str()))
+        .collect();
+    batch.project(&keep).map_err(|e| e.to_string())
+}
+
+/// Each row of `batch` as an Avro record in the Confluent wire format, schema id `id`.
+fn avro_rows(batch: &RecordBatch, id: u32) -> Result<EncodedRows, String> {
+    let written = written_columns(batch)?;
+    let mut encoder = arrow_avro::writer::WriterBuilder::new(written.schema().as_ref().clone())
+        .with_fingerprint_strategy(FingerprintStrategy::Id(id))
+        .build_encoder::<AvroSoeFormat>()
+        .map_err(|e| format!("an Avro encoder for the rows: {e}"))?;
+    encoder
+        .encode(&written)
+        .map_err(|e| format!("serializing rows as Avro: {e}"))?;
+    Ok(encoder.flush())
+}
 
 /// Checks that rows of `schema` can be written with `format` (and the `topic` option), naming what is missing.
 pub(crate) fn check_sink_schema(
@@ -97,25 +146,25 @@ enum Values {
         text: Vec<u8>,
         ends: Vec<usize>,
     },
+    /// Every row's Avro record.
+    Avro(EncodedRows),
 }
 
 impl SinkRows {
     /// Resolves the columns of `batch` (checked with [`check_sink_schema`] when the plan was made).
     pub(crate) fn new(
         batch: &RecordBatch,
-        format: SinkFormat,
+        encoding: Encoding,
         key_column: Option<&str>,
     ) -> Result<SinkRows, String> {
         let column = |name: &str| batch.column_by_name(name).cloned();
-        let values = match format {
-            SinkFormat::Kafka => {
+        let values = match encoding {
+            Encoding::Value => {
                 Values::Column(column("value").ok_or("the rows have no `value` column")?)
             }
-            SinkFormat::Json => {
-                let keep: Vec<usize> = (0..batch.num_columns())
-                    .filter(|i| !KAFKA_COLUMNS.contains(&batch.schema().field(*i).name().as_str()))
-                    .collect();
-                let projected = batch.project(&keep).map_err(|e| e.to_string())?;
+            Encoding::Avro { id } => Values::Avro(avro_rows(batch, id)?),
+            Encoding::Json => {
+                let projected = written_columns(batch)?;
                 let mut writer = WriterBuilder::new()
                     .with_explicit_nulls(false)
                     .build::<_, LineDelimited>(Vec::new());
@@ -164,6 +213,10 @@ impl SinkRows {
             Values::Json { text, ends } => {
                 let start = if row == 0 { 0 } else { ends[row - 1] + 1 };
                 Some(&text[start..ends[row]])
+            }
+            Values::Avro(rows) => {
+                let offsets = rows.offsets();
+                Some(&rows.bytes()[offsets[row]..offsets[row + 1]])
             }
         }
     }

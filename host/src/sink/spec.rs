@@ -52,4 +52,7 @@ pub enum SinkFormat {
     /// Every column except `key`, `headers`, `topic` and `partition` written as one JSON object per row
     /// (Spark's `to_json(struct(*))`); those four keep their Kafka meaning.
     Json,
+    /// The same columns as one Avro record per row in the Confluent wire format, its schema (derived from
+    /// the columns) registered in the options' `schema_registry` under their `subject`.
+    Avro,
 }

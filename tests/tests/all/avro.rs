@@ -1,6 +1,7 @@
 //! `format = "avro"`: Confluent-framed Avro from two producers with two versions of the schema (the second
 //! adds a field with a default), read as the latest version through the fraud UDF, exact; records that are
-//! not Avro, name an unknown schema id or are cut short are dead-lettered with the reason.
+//! not Avro, name an unknown schema id or are cut short are dead-lettered with the reason. And the results
+//! written as Avro, their schema registered, read back by another Avro implementation.
 
 use std::time::Duration;
 
@@ -22,8 +23,13 @@ fn produce_bytes(broker: &Broker, topic: &str, values: impl IntoIterator<Item = 
     producer.finish(Duration::from_secs(60)).unwrap();
 }
 
-/// `tx` (Avro, dead letters to `tx-dead-letter`) through the fraud UDF to `results` as JSON.
-fn avro_pipeline(registry_url: &str) -> String {
+/// `tx` (Avro, dead letters to `tx-dead-letter`) through the fraud UDF to `results` in `sink_format`.
+fn avro_pipeline(registry_url: &str, sink_format: &str) -> String {
+    let registry = if sink_format == "avro" {
+        format!("schema_registry = \"{registry_url}\"")
+    } else {
+        String::new()
+    };
     format!(
         r#"
 [source]
@@ -44,7 +50,8 @@ udf = "{}"
 [sink]
 kafka.bootstrap.servers = "${{BROKER}}"
 topic = "results"
-format = "json"
+format = "{sink_format}"
+{registry}
 "#,
         registry_url,
         udf_module("fraud_flagged").display()
@@ -90,7 +97,7 @@ async fn avro_from_two_schema_versions_is_exact_and_bad_records_are_dead_lettere
     produce_bytes(&broker, "tx", bad);
 
     let dir = scratch_dir();
-    let toml = avro_pipeline(&registry.url);
+    let toml = avro_pipeline(&registry.url, "json");
     let spec = pipeline_spec(&dir, &broker.bootstrap, &toml).unwrap();
     let summary = run_pipeline(spec).await.unwrap();
     assert_eq!(summary.input_rows, n + 3);
@@ -143,4 +150,59 @@ fn assert_dead_letter_reasons(broker: &Broker) {
             .any(|r| r.contains("shorter than its schema")),
         "{reasons:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_results_register_their_schema_and_read_back_exactly() {
+    let v1 = transaction_schema(1);
+    let registry = TestRegistry::start(&[("tx-value", vec![v1.clone()])]);
+    let schema = Schema::parse_str(&v1).unwrap();
+    let broker = tansu();
+    broker.create_topic("tx", 2);
+    broker.create_topic("results", 1);
+    broker.create_topic("tx-dead-letter", 1);
+    let n = 5_000;
+    let all: Vec<Transaction> = transactions(n).collect();
+    produce_bytes(
+        &broker,
+        "tx",
+        all.iter()
+            .map(|tx| framed(&schema, registry.ids[0], tx, None)),
+    );
+
+    let dir = scratch_dir();
+    let toml = avro_pipeline(&registry.url, "avro");
+    let summary = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &toml).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(summary.input_rows, n);
+
+    // The sink registered its rows' schema under `results-value`; every record names it.
+    let (id, written) = registry
+        .latest("results-value")
+        .expect("the sink registered its schema");
+    let written = Schema::parse_str(&written).unwrap();
+    let mut got: Vec<serde_json::Value> = read_topic(&broker.bootstrap, "results")
+        .unwrap()
+        .iter()
+        .map(|record| {
+            let value = record.value.as_deref().unwrap();
+            assert_eq!(value[0], 0, "the magic byte");
+            assert_eq!(u32::from_be_bytes(value[1..5].try_into().unwrap()), id);
+            let datum = apache_avro::from_avro_datum(&written, &mut &value[5..], None).unwrap();
+            serde_json::Value::try_from(datum).unwrap()
+        })
+        .collect();
+    let mut expected: Vec<serde_json::Value> = all
+        .iter()
+        .filter_map(Transaction::fraud_result)
+        .map(|json| serde_json::from_str(&json).unwrap())
+        .collect();
+    let by_id = |v: &serde_json::Value| {
+        v["id"].as_str().unwrap_or_default().to_string() + &v["ts"].to_string()
+    };
+    got.sort_by_key(by_id);
+    expected.sort_by_key(by_id);
+    assert!(!expected.is_empty());
+    assert_eq!(got, expected);
 }

@@ -1,9 +1,12 @@
-//! A schema registry client for `format = "avro"`: the Confluent REST API's two reads Weir needs, with the
-//! schemas cached for the life of the pipeline (a registered schema never changes under its id).
+//! A schema registry client for `format = "avro"`, on the source and the sink: the three calls of the
+//! Confluent REST API Weir needs, with the schemas cached for the life of the pipeline (a registered schema
+//! never changes under its id). Karapace and Confluent's registry both serve this API.
 //!
-//! Writer schemas are fetched by id the first time a record names one (`GET /schemas/ids/{id}`); the
-//! reader schema, when the pipeline file gives none, is the subject's latest version at planning
-//! (`GET /subjects/{subject}/versions/latest`). Karapace and Confluent's registry both serve this API.
+//! - The deserializer fetches a writer schema by id the first time a record names one
+//!   (`GET /schemas/ids/{id}`), and, when the pipeline file gives no reader schema, reads the subject's
+//!   latest version at planning (`GET /subjects/{subject}/versions/latest`).
+//! - The sink registers the schema of its rows under its subject (`POST /subjects/{subject}/versions`),
+//!   which answers the existing id when the schema is already there.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -78,6 +81,25 @@ impl SchemaRegistry {
             .ok_or_else(|| format!("the registry's answer for subject {subject:?} has no id"))?;
         self.lock().insert(id, latest.schema.clone());
         Ok((id, latest.schema))
+    }
+
+    /// Registers `schema` (Avro JSON) under `subject`; the registry answers its id, the existing one when
+    /// the subject already holds the schema.
+    pub(crate) fn register(&self, subject: &str, schema: &str) -> Result<u32, String> {
+        #[derive(Deserialize)]
+        struct Registered {
+            id: u32,
+        }
+        let url = format!("{}/subjects/{subject}/versions", self.url);
+        let registered: Registered = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .send_json(serde_json::json!({ "schema": schema }))
+            .and_then(|mut response| response.body_mut().read_json())
+            .map_err(|e| format!("schema registry {url}: registering the sink's schema: {e}"))?;
+        self.lock().insert(registered.id, schema.to_string());
+        Ok(registered.id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
