@@ -17,6 +17,7 @@
 //! failed halfway, so after one the decoder is built again and the good rows since its last batch are
 //! decoded again; a clean chunk never pays for that.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, BinaryArray, RecordBatch};
@@ -85,9 +86,11 @@ impl AvroDecoder {
     pub fn decode(&self, values: &BinaryArray) -> Result<(RecordBatch, Vec<RowFailure>), String> {
         let mut failures = Vec::new();
         let mut framed = Vec::with_capacity(values.len());
+        // Ids the registry could not give in this chunk: asked once, not once per record.
+        let mut unavailable = HashMap::new();
         for row in 0..values.len() {
             let value = (!values.is_null(row)).then(|| values.value(row));
-            match self.writer_id(value) {
+            match self.writer_id(value, &mut unavailable) {
                 Ok(id) => framed.push((row, id)),
                 Err(message) => failures.push(RowFailure { row, message }),
             }
@@ -129,7 +132,12 @@ impl AvroDecoder {
     }
 
     /// The writer schema id of a record, its schema fetched if new; an error says why the record is bad.
-    fn writer_id(&self, value: Option<&[u8]>) -> Result<u32, String> {
+    /// `unavailable` holds the ids the registry failed to give, with why, so each is asked once per chunk.
+    fn writer_id(
+        &self,
+        value: Option<&[u8]>,
+        unavailable: &mut HashMap<u32, String>,
+    ) -> Result<u32, String> {
         let value = value.ok_or("the value is null")?;
         let id = match value {
             [0, a, b, c, d, ..] if value.len() > PREFIX => u32::from_be_bytes([*a, *b, *c, *d]),
@@ -138,9 +146,14 @@ impl AvroDecoder {
                     .into(),
             ),
         };
-        self.registry
-            .writer_schema(id)
-            .map_err(|e| format!("writer schema id {id}: {e}"))?;
+        if let Some(why) = unavailable.get(&id) {
+            return Err(why.clone());
+        }
+        if let Err(e) = self.registry.writer_schema(id) {
+            let why = format!("writer schema id {id}: {e}");
+            unavailable.insert(id, why.clone());
+            return Err(why);
+        }
         Ok(id)
     }
 
@@ -194,4 +207,33 @@ fn flush(decoder: &mut Decoder, batches: &mut Vec<RecordBatch>) -> Result<(), St
         batches.push(batch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READER: &str = r#"{"type":"record","name":"T","fields":[{"name":"n","type":"long"}]}"#;
+
+    #[test]
+    fn an_unreachable_registry_or_a_missing_prefix_fails_the_record_alone() {
+        // Nothing listens on port 1: the registry is down.
+        let decoder = AvroDecoder::new("http://127.0.0.1:1", Some(READER), "t-value").unwrap();
+        assert_eq!(decoder.schema().field(0).name(), "n");
+        let values = BinaryArray::from_iter_values([
+            &[0u8, 0, 0, 0, 7, 2][..],
+            &[0, 0, 0, 0, 7, 4][..],
+            b"{\"n\": 1}",
+        ]);
+        let (batch, failures) = decoder.decode(&values).unwrap();
+        assert_eq!(batch.num_rows(), 0);
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            failures.iter().map(|f| f.row).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(messages[0].contains("writer schema id 7") && messages[0].contains("127.0.0.1:1"));
+        assert_eq!(messages[0], messages[1], "asked once, the same reason");
+        assert!(messages[2].contains("not Avro in the Confluent wire format"));
+    }
 }
