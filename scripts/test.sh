@@ -11,6 +11,7 @@ bash .ci/install-build-deps
 bash .ci/check-first-run
 bash .ci/install-tansu
 bash .ci/install-stunnel
+bash .ci/install-confluent-kafka
 bash .ci/install-guest-toolchains
 # The tests use every UDF, so a missing compiler is an error here, not a skipped UDF.
 WEIR_ALL_UDFS=1 bash scripts/build-udfs.sh

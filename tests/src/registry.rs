@@ -4,8 +4,8 @@
 //!
 //! It stands in for a real registry because none can be installed here: Karapace is not on PyPI ("no
 //! matching distribution"), and Confluent's and Apicurio's registries are JVM services from their own
-//! download sites. The records themselves are written by the `apache-avro` crate, an Avro implementation
-//! independent of the arrow-avro decoder Weir reads them with.
+//! download sites. The records themselves are written by the `apache-avro` crate and by confluent-kafka's
+//! own `AvroSerializer`, both independent of the arrow-avro Weir reads them with.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,7 +1,8 @@
 //! `format = "avro"`: Confluent-framed Avro from two producers with two versions of the schema (the second
 //! adds a field with a default), read as the latest version through the fraud UDF, exact; records that are
-//! not Avro, name an unknown schema id or are cut short are dead-lettered with the reason. And the results
-//! written as Avro, their schema registered, read back by another Avro implementation.
+//! not Avro, name an unknown schema id or are cut short are dead-lettered with the reason; the same from
+//! records framed by confluent-kafka's own AvroSerializer; and results written as Avro, their schema
+//! registered, read back by another Avro implementation.
 
 use std::time::Duration;
 
@@ -104,21 +105,7 @@ async fn avro_from_two_schema_versions_is_exact_and_bad_records_are_dead_lettere
     assert_eq!(summary.errors.dead_lettered, 3);
 
     // Read as version 2: the old records get the default channel.
-    let expected_result = |tx: &Transaction, channel: &str| {
-        tx.fraud_result()
-            .map(|json| format!("{},\"channel\":\"{channel}\"}}", json.trim_end_matches('}')))
-    };
-    let mut expected: Vec<String> = old
-        .iter()
-        .filter_map(|tx| expected_result(tx, "web"))
-        .chain(new.iter().filter_map(|tx| expected_result(tx, "app")))
-        .collect();
-    expected.sort();
-    let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
-    results.sort();
-    assert!(!expected.is_empty());
-    assert_eq!(results.len(), expected.len());
-    assert_eq!(results, expected);
+    assert_results_with_channels(&broker, old, new);
 
     assert_dead_letter_reasons(&broker);
 }
@@ -205,4 +192,113 @@ async fn avro_results_register_their_schema_and_read_back_exactly() {
     expected.sort_by_key(by_id);
     assert!(!expected.is_empty());
     assert_eq!(got, expected);
+}
+
+/// The Python of the virtualenv `.ci/install-confluent-kafka` makes: `$WEIR_CONFLUENT_PYTHON`, or its place
+/// under `~/.cache/weir/`.
+fn confluent_python() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("WEIR_CONFLUENT_PYTHON") {
+        return path.into();
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let path = std::path::PathBuf::from(home).join(".cache/weir/confluent-kafka-2.16.1/bin/python");
+    assert!(
+        path.exists(),
+        "confluent-kafka is not installed at {}: run `bash .ci/install-confluent-kafka`",
+        path.display()
+    );
+    path
+}
+
+/// `transactions` serialized by confluent-kafka's AvroSerializer (`tests/scripts/confluent_avro.py`): the
+/// schemas it registered, by id, and the values.
+fn confluent_serialized(transactions: &[Transaction]) -> (Vec<(u32, String)>, Vec<Vec<u8>>) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(confluent_python())
+        .arg(workspace().join("tests/scripts/confluent_avro.py"))
+        .args([transaction_schema(1), transaction_schema(2)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines: String = transactions.iter().map(|tx| tx.value() + "\n").collect();
+    let writing = std::thread::spawn(move || stdin.write_all(lines.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writing.join().unwrap().unwrap();
+    assert!(output.status.success(), "confluent_avro.py failed");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let mut schemas: Vec<(u32, String)> = header["schemas"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, schema)| (id.parse().unwrap(), schema.as_str().unwrap().to_string()))
+        .collect();
+    schemas.sort();
+    let hex = |line: &str| -> Vec<u8> {
+        (0..line.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    (schemas, lines.map(hex).collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_written_by_confluents_serializer_is_read_exactly() {
+    udf_module("fraud_flagged");
+    let n = 4_000;
+    let all: Vec<Transaction> = transactions(n).collect();
+    let (schemas, values) = confluent_serialized(&all);
+    // Serve Confluent's schemas under the ids its serializer wrote into the records.
+    let versions: Vec<String> = schemas.iter().map(|(_, s)| s.clone()).collect();
+    let registry = TestRegistry::start(&[("tx-value", versions)]);
+    let ids: Vec<u32> = schemas.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        registry.ids, ids,
+        "the test registry numbers the schemas as Confluent's did"
+    );
+    assert_eq!(
+        values[0][..5],
+        [0, 0, 0, 0, ids[0] as u8],
+        "Confluent's framing"
+    );
+
+    let broker = tansu();
+    broker.create_topic("tx", 2);
+    broker.create_topic("results", 1);
+    broker.create_topic("tx-dead-letter", 1);
+    produce_bytes(&broker, "tx", values);
+    let dir = scratch_dir();
+    let toml = avro_pipeline(&registry.url, "json");
+    let summary = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &toml).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(summary.input_rows, n);
+    assert_eq!(summary.errors.dead_lettered, 0);
+
+    let (old, new) = all.split_at(n as usize / 2);
+    assert_results_with_channels(&broker, old, new);
+}
+
+/// `results` holds exactly the fraud results of `old` (channel "web", version 2's default) and of `new`
+/// (channel "app"), as JSON.
+fn assert_results_with_channels(broker: &Broker, old: &[Transaction], new: &[Transaction]) {
+    let with_channel = |tx: &Transaction, channel: &str| {
+        tx.fraud_result()
+            .map(|json| format!("{},\"channel\":\"{channel}\"}}", json.trim_end_matches('}')))
+    };
+    let mut expected: Vec<String> = old
+        .iter()
+        .filter_map(|tx| with_channel(tx, "web"))
+        .chain(new.iter().filter_map(|tx| with_channel(tx, "app")))
+        .collect();
+    expected.sort();
+    let mut results = values(&read_topic(&broker.bootstrap, "results").unwrap());
+    results.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(results.len(), expected.len());
+    assert_eq!(results, expected);
 }
