@@ -35,9 +35,9 @@ use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub(crate) use module::ModuleInfo;
 pub use spec::{OnError, OnFailure, TransformSpec, UdfSpec};
-pub(crate) use stage::CallCounts;
 pub use stage::UdfStage;
 use stage::Version;
+pub(crate) use stage::{CallCounts, CallTotals};
 
 /// How often the epoch advances; the resolution of UDF time limits.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);

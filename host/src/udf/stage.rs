@@ -75,24 +75,45 @@ pub(crate) struct CallCounts {
     calls: AtomicU64,
     nanos: AtomicU64,
     failures: AtomicU64,
+    rows_in: AtomicU64,
+    rows_out: AtomicU64,
+}
+
+/// What a stage's calls add up to, at one moment.
+pub(crate) struct CallTotals {
+    /// Calls.
+    pub(crate) calls: u64,
+    /// The time they took.
+    pub(crate) time: Duration,
+    /// How many failed.
+    pub(crate) failures: u64,
+    /// Rows handed to the UDF.
+    pub(crate) rows_in: u64,
+    /// Rows it returned (calls that failed return none).
+    pub(crate) rows_out: u64,
 }
 
 impl CallCounts {
-    fn record(&self, elapsed: Duration, failed: bool) {
+    fn record(&self, elapsed: Duration, rows_in: usize, rows_out: Option<usize>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         self.failures
-            .fetch_add(u64::from(failed), Ordering::Relaxed);
+            .fetch_add(u64::from(rows_out.is_none()), Ordering::Relaxed);
+        self.rows_in.fetch_add(rows_in as u64, Ordering::Relaxed);
+        self.rows_out
+            .fetch_add(rows_out.unwrap_or(0) as u64, Ordering::Relaxed);
     }
 
-    /// Calls, the time they took, and how many failed.
-    pub(crate) fn read(&self) -> (u64, Duration, u64) {
-        (
-            self.calls.load(Ordering::Relaxed),
-            Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),
-            self.failures.load(Ordering::Relaxed),
-        )
+    /// The totals so far.
+    pub(crate) fn read(&self) -> CallTotals {
+        CallTotals {
+            calls: self.calls.load(Ordering::Relaxed),
+            time: Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),
+            failures: self.failures.load(Ordering::Relaxed),
+            rows_in: self.rows_in.load(Ordering::Relaxed),
+            rows_out: self.rows_out.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -174,7 +195,9 @@ impl UdfStage {
     pub fn process(&self, batch: &RecordBatch, records: &str) -> Result<UdfOutput, UdfError> {
         let started = Instant::now();
         let result = off_async_thread(|| self.process_here(batch, records));
-        self.counts.record(started.elapsed(), result.is_err());
+        let rows_out = result.as_ref().ok().map(|output| output.batch.num_rows());
+        self.counts
+            .record(started.elapsed(), batch.num_rows(), rows_out);
         result
     }
 

@@ -198,6 +198,23 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
         let seconds = series(&metrics, "weir_udf_seconds_total", &labels);
         assert!(seconds.is_some_and(|s| s > 0.0), "{udf}: {metrics}");
     }
+    // Rows stage to stage: every record read reaches the deserializer, its rows the transform, and the
+    // filter after the aggregation returns the sink's rows.
+    let rows = |udf: &str, direction: &str| {
+        let labels = format!("{pipeline},udf=\"{udf}\",direction=\"{direction}\"");
+        series(&metrics, "weir_udf_rows_total", &labels)
+    };
+    assert_eq!(
+        rows("json_transactions", "in"),
+        Some((n + 4) as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        rows("fraud_flagged", "in"),
+        rows("json_transactions", "out")
+    );
+    let written = sum(&|b| b["sink"]["numOutputRows"].as_u64().unwrap());
+    assert_eq!(rows("filter", "out"), Some(written as f64), "{metrics}");
 
     // The endpoint ends with the run.
     let started = Instant::now();
