@@ -33,19 +33,30 @@ struct RegisteredSchema {
 /// The registry at one URL, with the writer schemas seen so far.
 pub(crate) struct SchemaRegistry {
     url: String,
+    /// `Basic ...` when the URL carried `user:password@`.
+    authorization: Option<String>,
     agent: ureq::Agent,
     writers: Mutex<HashMap<u32, String>>,
 }
 
 impl SchemaRegistry {
-    /// A client for the registry at `url` (e.g. `http://localhost:8081`).
+    /// A client for the registry at `url` (e.g. `http://localhost:8081`). Credentials in the URL
+    /// (`https://user:password@host`, as Confluent Cloud's API key and secret) are sent as HTTP basic
+    /// authentication, and left out of the URL shown in plans and errors.
     pub(crate) fn new(url: &str) -> SchemaRegistry {
+        use base64::Engine;
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
             .new_agent();
+        let (url, user_info) = split_user_info(url.trim_end_matches('/'));
+        let authorization = user_info.map(|user_info| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(user_info);
+            format!("Basic {encoded}")
+        });
         SchemaRegistry {
-            url: url.trim_end_matches('/').to_string(),
+            url,
+            authorization,
             agent,
             writers: Mutex::new(HashMap::new()),
         }
@@ -91,10 +102,14 @@ impl SchemaRegistry {
             id: u32,
         }
         let url = format!("{}/subjects/{subject}/versions", self.url);
-        let registered: Registered = self
+        let mut request = self
             .agent
             .post(&url)
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let registered: Registered = request
             .send_json(serde_json::json!({ "schema": schema }))
             .and_then(|mut response| response.body_mut().read_json())
             .map_err(|e| format!("schema registry {url}: registering the sink's schema: {e}"))?;
@@ -109,10 +124,14 @@ impl SchemaRegistry {
     /// `GET path` on the registry, as an Avro schema.
     fn get(&self, path: &str) -> Result<RegisteredSchema, String> {
         let url = format!("{}{path}", self.url);
-        let schema: RegisteredSchema = self
+        let mut request = self
             .agent
             .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json")
+            .header("Accept", "application/vnd.schemaregistry.v1+json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let schema: RegisteredSchema = request
             .call()
             .and_then(|mut response| response.body_mut().read_json())
             .map_err(|e| format!("schema registry {url}: {e}"))?;
@@ -120,5 +139,38 @@ impl SchemaRegistry {
             None | Some("AVRO") => Ok(schema),
             Some(other) => Err(format!("schema registry {url}: a {other} schema, not Avro")),
         }
+    }
+}
+
+/// `scheme://user:password@host...` as the URL without the credentials, and the credentials.
+fn split_user_info(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rsplit_once('@') {
+        Some((user_info, host)) => (
+            format!("{scheme}://{host}{}", &rest[host_end..]),
+            Some(user_info.to_string()),
+        ),
+        None => (url.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url_for_the_authorization_header() {
+        let registry = SchemaRegistry::new("https://key:s3cret@registry.example.com/prefix/");
+        assert_eq!(registry.url(), "https://registry.example.com/prefix");
+        assert_eq!(
+            registry.authorization.as_deref(),
+            Some("Basic a2V5OnMzY3JldA==")
+        );
+        let plain = SchemaRegistry::new("http://localhost:8081");
+        assert_eq!(plain.url(), "http://localhost:8081");
+        assert_eq!(plain.authorization, None);
     }
 }
