@@ -102,19 +102,25 @@ impl SchemaRegistry {
             id: u32,
         }
         let url = format!("{}/subjects/{subject}/versions", self.url);
-        let mut request = self
+        let request = self
             .agent
             .post(&url)
             .header("Content-Type", "application/vnd.schemaregistry.v1+json");
-        if let Some(authorization) = &self.authorization {
-            request = request.header("Authorization", authorization);
-        }
-        let registered: Registered = request
+        let registered: Registered = self
+            .authorized(request)
             .send_json(serde_json::json!({ "schema": schema }))
             .and_then(|mut response| response.body_mut().read_json())
             .map_err(|e| format!("schema registry {url}: registering the sink's schema: {e}"))?;
         self.lock().insert(registered.id, schema.to_string());
         Ok(registered.id)
+    }
+
+    /// `request` with the basic authentication header, when the URL carried credentials.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(authorization) => request.header("Authorization", authorization),
+            None => request,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
@@ -124,14 +130,12 @@ impl SchemaRegistry {
     /// `GET path` on the registry, as an Avro schema.
     fn get(&self, path: &str) -> Result<RegisteredSchema, String> {
         let url = format!("{}{path}", self.url);
-        let mut request = self
+        let request = self
             .agent
             .get(&url)
             .header("Accept", "application/vnd.schemaregistry.v1+json");
-        if let Some(authorization) = &self.authorization {
-            request = request.header("Authorization", authorization);
-        }
-        let schema: RegisteredSchema = request
+        let schema: RegisteredSchema = self
+            .authorized(request)
             .call()
             .and_then(|mut response| response.body_mut().read_json())
             .map_err(|e| format!("schema registry {url}: {e}"))?;

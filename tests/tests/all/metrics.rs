@@ -90,13 +90,7 @@ fn the_endpoint_agrees_with_the_progress_and_the_checks_answer() {
     let (status, metrics) = http_get(port, "/metrics").expect("the endpoint answers");
     let missing = http_get(port, "/nothing-here");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(child.wait().unwrap().success(), "{stderr}");
 
     assert_eq!(status, 200);
@@ -285,13 +279,7 @@ fn a_taken_address_is_named_and_start_up_is_healthy_but_not_ready() {
     let ready = http_get(port, "/ready");
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(health.map(|(s, _)| s), Some(200), "{stderr}");
     assert_eq!(ready.map(|(s, _)| s), Some(503), "{stderr}");
     // --log-format json: every log line is a JSON object; one says where the metrics are.
@@ -305,4 +293,16 @@ fn a_taken_address_is_named_and_start_up_is_healthy_but_not_ready() {
             .is_some_and(|m| m.starts_with("metrics served"))),
         "{stderr}"
     );
+}
+
+/// Everything `child` wrote to its (piped) stderr, read to its end.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
 }
