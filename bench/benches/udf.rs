@@ -8,6 +8,9 @@
 //!   and the C one (`c-transactions`, row interface).
 //! - `json_vs_avro`: the same 1,000,000 transactions from JSON (built-in arrow-json) and from Avro in the
 //!   Confluent wire format (built-in arrow-avro), both into the same six columns, in the same batch sizes.
+//! - `sql_vs_udf`: the fraud example's transform, `flag = 1` and `id = name || surname`, as the Rust
+//!   WebAssembly module `fraud-flagged` and as two SQL stages (`where`, `select`), on batches of 1,000,
+//!   10,000 and 100,000 decoded transactions.
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
 
@@ -18,9 +21,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use weir::internal::workload;
 use weir::internal::Deserializer;
 use weir::internal::{sample_records, source_schema, PartitionChunk};
-use weir::internal::{Kind, UdfStage};
+use weir::internal::{Kind, SqlStage, UdfStage};
 use weir::parse_ddl_schema;
 use weir::DecodeFormat;
+use weir::SqlSpec;
 use weir::UdfRuntime;
 use weir::UdfSpec;
 use weir_tests::avro::{framed, transaction_schema, Schema};
@@ -208,5 +212,50 @@ fn json_vs_avro(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, udf_call, json_decode, json_vs_avro);
+fn sql_vs_udf(c: &mut Criterion) {
+    let runtime = UdfRuntime::new().unwrap();
+    let decoder = native_json();
+    let mut group = c.benchmark_group("sql_vs_udf");
+    for rows in [1_000u64, 10_000, 100_000] {
+        let (transactions, _) = decoder.decode(&records(rows)).unwrap();
+        let module = runtime
+            .load(
+                &udf("fraud_flagged", serde_json::json!({})),
+                Kind::Transform,
+                transactions.schema(),
+            )
+            .unwrap();
+        let flagged = SqlStage::plan(
+            &SqlSpec::filter("flag = 1"),
+            "transform[0]",
+            &transactions.schema(),
+        )
+        .unwrap();
+        let with_id = SqlStage::plan(
+            &SqlSpec::select(["name || surname AS id", "*"]),
+            "transform[1]",
+            flagged.output_schema(),
+        )
+        .unwrap();
+        // Both give the same rows, or the comparison would mean nothing.
+        let by_sql = with_id
+            .process(&flagged.process(&transactions).unwrap())
+            .unwrap();
+        assert_eq!(module.process(&transactions, "").unwrap().batch, by_sql);
+        group.throughput(Throughput::Elements(rows));
+        group.bench_with_input(
+            BenchmarkId::new("wasm_fraud_flagged", rows),
+            &transactions,
+            |b, batch| b.iter(|| module.process(batch, "").unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("sql_where_select", rows),
+            &transactions,
+            |b, batch| b.iter(|| with_id.process(&flagged.process(batch).unwrap()).unwrap()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, udf_call, json_decode, json_vs_avro, sql_vs_udf);
 criterion_main!(benches);

@@ -52,6 +52,10 @@ enum Command {
         /// with as well, interleaved with this one in each run, as "<configuration> (baseline)".
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// Only these configurations, by name (e.g. `--only "wasm exactly-once" --only "wasm + sql
+        /// exactly-once"`); all of them when absent.
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Runs the pipeline unbounded while writing a long input at a fixed rate, sampling its memory and
     /// checkpoint folder every second; checks that both stay flat and the alerts exact.
@@ -121,12 +125,14 @@ fn main() -> anyhow::Result<()> {
             latency_rate,
             latency_n,
             baseline,
+            only,
         } => suite(
             n,
             runs,
             &out,
             (latency_rate, latency_n),
             baseline.as_deref(),
+            &only,
         ),
         Command::Soak {
             n,
@@ -282,8 +288,17 @@ fn suite(
     out: &std::path::Path,
     (latency_rate, latency_n): (u64, u64),
     baseline: Option<&std::path::Path>,
+    only: &[String],
 ) -> anyhow::Result<()> {
     check_built()?;
+    let variants: Vec<&Variant> = VARIANTS
+        .iter()
+        .filter(|v| only.is_empty() || only.iter().any(|name| v.name == name))
+        .collect();
+    if let Some(unknown) = only.iter().find(|name| VARIANTS.iter().all(|v| v.name != *name)) {
+        let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        anyhow::bail!("--only {unknown:?}: no such configuration; there are {names:?}");
+    }
     if let Some(baseline) = baseline {
         anyhow::ensure!(
             baseline.is_file(),
@@ -337,7 +352,7 @@ fn suite(
                 binaries.reverse();
             }
         }
-        for variant in VARIANTS {
+        for &variant in &variants {
             for &(weir, label, slug) in &binaries {
                 let config = format!("{}{label}", variant.name);
                 let measure = measure_run(

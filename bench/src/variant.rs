@@ -14,6 +14,17 @@ pub enum Decoder {
     NativeJson,
 }
 
+/// What runs between the deserializer and the sink: the flag filter and id (before the aggregation) and
+/// the `count > 1` filter (after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stages {
+    /// The example's WebAssembly transforms, `fraud-flagged` and `filter`.
+    Udf,
+    /// SQL stages: `where = "flag = 1"`, `select = ["name || surname AS id", "*"]`, `where = "count > 1"`
+    /// (as `examples/fraud-window/pipeline-sql.toml`).
+    Sql,
+}
+
 /// One configuration of the fraud-window pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
@@ -21,6 +32,8 @@ pub struct Variant {
     pub name: &'static str,
     /// The deserializer.
     pub decoder: Decoder,
+    /// The transforms.
+    pub stages: Stages,
     /// `[sink] delivery` with a `checkpointLocation`, or `None` for no checkpoint (output flushed each
     /// batch, no offsets kept: a rerun starts over).
     pub delivery: Option<&'static str>,
@@ -35,6 +48,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "wasm exactly-once",
         decoder: Decoder::Wasm,
+        stages: Stages::Udf,
         delivery: Some("exactly-once"),
         batch_records: None,
         metrics: false,
@@ -42,6 +56,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "wasm exactly-once, metrics on",
         decoder: Decoder::Wasm,
+        stages: Stages::Udf,
         delivery: Some("exactly-once"),
         batch_records: None,
         metrics: true,
@@ -49,6 +64,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "wasm exactly-once, 10,000-record batches",
         decoder: Decoder::Wasm,
+        stages: Stages::Udf,
         delivery: Some("exactly-once"),
         batch_records: Some(10_000),
         metrics: false,
@@ -56,6 +72,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "wasm at-least-once",
         decoder: Decoder::Wasm,
+        stages: Stages::Udf,
         delivery: Some("at-least-once"),
         batch_records: None,
         metrics: false,
@@ -63,6 +80,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "wasm no checkpoint",
         decoder: Decoder::Wasm,
+        stages: Stages::Udf,
         delivery: None,
         batch_records: None,
         metrics: false,
@@ -70,6 +88,23 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "native json exactly-once",
         decoder: Decoder::NativeJson,
+        stages: Stages::Udf,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: false,
+    },
+    Variant {
+        name: "wasm + sql exactly-once",
+        decoder: Decoder::Wasm,
+        stages: Stages::Sql,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: false,
+    },
+    Variant {
+        name: "native json + sql exactly-once",
+        decoder: Decoder::NativeJson,
+        stages: Stages::Sql,
         delivery: Some("exactly-once"),
         batch_records: None,
         metrics: false,
@@ -135,6 +170,16 @@ impl Variant {
                 format!("format = \"json\"\nschema = \"{TRANSACTION_SCHEMA}\""),
             ));
         }
+        if self.stages == Stages::Sql {
+            edits.push((
+                "udf = \"../../target/wasm32-wasip1/release/fraud_flagged.wasm\"",
+                "where = \"flag = 1\"\n\n[[transform]]\nselect = [\"name || surname AS id\", \"*\"]".into(),
+            ));
+            edits.push((
+                "udf = \"../../target/wasm32-wasip1/release/filter.wasm\"\nconfig = { column = \"count\", greater_than = 1 }",
+                "where = \"count > 1\"".into(),
+            ));
+        }
         let text = weir_tests::example_variant("fraud-window/pipeline.toml", &edits);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("pipeline.toml");
@@ -166,6 +211,16 @@ mod tests {
             );
             assert_eq!(spec.source.max_offsets_per_trigger, variant.batch_records);
             assert_eq!(spec.metrics.is_some(), variant.metrics);
+            let sql_stages = spec
+                .transforms
+                .iter()
+                .chain(&spec.after_aggregate)
+                .filter(|stage| matches!(stage, weir::Transform::Sql(_)))
+                .count();
+            assert_eq!(
+                sql_stages,
+                if variant.stages == Stages::Sql { 3 } else { 0 }
+            );
             assert!(!variant.slug().contains([' ', ',']));
         }
     }

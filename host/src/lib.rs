@@ -4,11 +4,11 @@
 //! Kafka, with Spark Structured Streaming's model and option names. The data path is the module tree:
 //!
 //! ```text
-//!   source ──▶ decode ──▶ udf (transforms) ──▶ aggregate ──▶ udf ──▶ sink
-//!   Kafka      json /     WebAssembly,         windows,       (after     Kafka
-//!   records    string /   Arrow IPC in         watermark      aggregate) (value / key /
-//!   → Arrow    binary /   linear memory        per partition,            headers / topic)
-//!              WASM UDF                        state in sled
+//!   source ──▶ decode ──▶ udf / sql (transforms) ──▶ aggregate ──▶ udf / sql ──▶ sink
+//!   Kafka      json /     WebAssembly, Arrow IPC      windows,       (after        Kafka
+//!   records    string /   in linear memory; or        watermark      aggregate)    (value / key /
+//!   → Arrow    avro /     where / select by           per partition,               headers / topic)
+//!              WASM UDF   DataFusion                  state in sled
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
 //! ```
 //!
@@ -20,7 +20,8 @@
 //!   [`progress`]: per-batch reports; `checkpoint`: committed batches, offsets and state, beside it.
 //! - `source`: Kafka source options and polling into Spark's source schema.
 //! - `decode`: built-in deserializers and the WebAssembly deserializer stage.
-//! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs.
+//! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
+//!   and `select` stages, SQL expressions compiled by DataFusion.
 //! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
 //!   and output modes; `state`: operator state in sled.
 //! - `sink`: the Kafka sink.
@@ -37,8 +38,8 @@
 //!
 //! - the pipeline: [`Pipeline`], [`PipelineBuilder`], [`Plan`], [`RunSummary`];
 //! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceOptions`], [`TopicSelection`],
-//!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`TransformSpec`], [`UdfSpec`],
-//!   [`UdfLimits`], [`OnError`], [`OnFailure`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
+//!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
+//!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
@@ -47,7 +48,8 @@
 //!   [`secrets::Secrets`], from [`Pipeline::secrets`];
 //! - the WebAssembly engine, [`UdfRuntime`]: [`Plan::new`] loads a pipeline's modules with one, to check
 //!   a pipeline without running it;
-//! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`];
+//! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`],
+//!   [`SqlError`];
 //!   everything else is an [`anyhow::Error`] whose context names the file, key, record or UDF at fault;
 //! - checkpoints: [`inspect_checkpoint`].
 //!
@@ -99,6 +101,7 @@ pub mod secrets;
 mod sink;
 mod source;
 mod spelling;
+mod sql;
 mod state;
 mod udf;
 mod window;
@@ -109,10 +112,13 @@ pub use checkpoint::inspect as inspect_checkpoint;
 pub use decode::{DecodeFormat, DeserializerSpec};
 pub use kafka::OptionError;
 pub use metrics::MetricsSpec;
-pub use pipeline::{Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Trigger};
+pub use pipeline::{
+    Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Transform, Trigger,
+};
 pub use schema::parse_ddl_schema;
 pub use sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 pub use source::{OffsetSpec, SourceOptions, TopicSelection};
+pub use sql::{SqlError, SqlSpec};
 pub use udf::{
     OnError, OnFailure, TransformSpec, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec,
 };
@@ -128,6 +134,7 @@ pub mod internal {
     pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
     pub use crate::schema::column_list;
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};
+    pub use crate::sql::SqlStage;
     pub use crate::state::StateStore;
     pub use crate::udf::{Kind, UdfStage};
 

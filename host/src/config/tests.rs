@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::decode::DecodeFormat;
+use crate::pipeline::Transform;
 use crate::sink::SinkFormat;
+use crate::sql::SqlSpec;
 use crate::udf::OnError;
 
 const GOOD: &str = r#"
@@ -124,11 +126,44 @@ fn udf_paths_resolve_against_the_file_and_limits_inherit() {
     assert_eq!(udf.name, "de");
     assert_eq!(udf.limits.timeout, std::time::Duration::from_secs(2));
     assert_eq!(udf.limits.memory_bytes, 64 << 20);
-    assert_eq!(spec.transforms[0].udf.name, "tee");
-    assert_eq!(
-        spec.transforms[0].udf.config,
-        serde_json::json!({"threshold": 3})
+    let Transform::Udf(transform) = &spec.transforms[0] else {
+        panic!("expected a UDF transform")
+    };
+    assert_eq!(transform.udf.name, "tee");
+    assert_eq!(transform.udf.config, serde_json::json!({"threshold": 3}));
+}
+
+#[test]
+fn sql_stages_keep_their_place_among_the_transforms() {
+    let text = format!(
+        "{GOOD}\n[[transform]]\nwhere = \"flag = 1\"\n\n[[transform]]\nudf = \"t.wasm\"\n\n\
+         [[transform]]\nselect = [\"*\", \"name || 'x' AS id\"]\n"
     );
+    let spec = parse_text(&text).unwrap();
+    assert_eq!(spec.transforms.len(), 3);
+    assert!(
+        matches!(&spec.transforms[0], Transform::Sql(sql) if *sql == SqlSpec::filter("flag = 1"))
+    );
+    assert!(matches!(&spec.transforms[1], Transform::Udf(_)));
+    assert!(
+        matches!(&spec.transforms[2], Transform::Sql(sql) if *sql == SqlSpec::select(["*", "name || 'x' AS id"]))
+    );
+}
+
+#[test]
+fn a_sql_stage_is_one_kind_of_stage() {
+    let both = format!("{GOOD}\n[[transform]]\nwhere = \"flag = 1\"\nselect = [\"name\"]\n");
+    let err = parse_text(&both).unwrap_err();
+    assert_eq!(err.key, "transform[0].select");
+    let with_udf = format!("{GOOD}\n[[transform]]\nwhere = \"flag = 1\"\nudf = \"t.wasm\"\n");
+    let err = parse_text(&with_udf).unwrap_err();
+    assert_eq!(err.key, "transform[0].udf");
+    assert!(err.message.contains("UDF or a SQL `where`"), "{err}");
+    let policy = format!("{GOOD}\n[[transform]]\nwhere = \"flag = 1\"\non_error = \"drop\"\n");
+    let err = parse_text(&policy).unwrap_err();
+    assert_eq!(err.key, "transform[0].on_error");
+    let empty = format!("{GOOD}\n[[transform]]\nwhere = \" \"\n");
+    assert_eq!(parse_text(&empty).unwrap_err().key, "transform[0].where");
 }
 
 #[test]

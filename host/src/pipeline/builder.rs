@@ -13,7 +13,7 @@ use arrow_schema::SchemaRef;
 use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::metrics::MetricsSpec;
-use crate::pipeline::{PipelineSpec, Trigger};
+use crate::pipeline::{PipelineSpec, Transform, Trigger};
 use crate::secrets::Secrets;
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
 use crate::source::SourceOptions;
@@ -26,10 +26,10 @@ pub struct PipelineBuilder {
     source: BTreeMap<String, String>,
     deserializer: Option<DecodeFormat>,
     on_error: OnError,
-    transforms: Vec<TransformSpec>,
+    transforms: Vec<Transform>,
     watermark: Option<WatermarkSpec>,
     aggregate: Option<AggregateSpec>,
-    after_aggregate: Vec<TransformSpec>,
+    after_aggregate: Vec<Transform>,
     sink: BTreeMap<String, String>,
     sink_format: SinkFormat,
     delivery: Option<Delivery>,
@@ -141,10 +141,10 @@ impl PipelineBuilder {
         self.transform(TransformSpec::new(udf))
     }
 
-    /// A transform stage as the stage spec says it (the module's `config`, limits and policies), after
-    /// the ones added before.
-    pub fn transform(mut self, transform: TransformSpec) -> Self {
-        self.transforms.push(transform);
+    /// A transform stage as its spec says it, after the ones added before: a [`TransformSpec`] (the
+    /// module's `config`, limits and policies) or a [`SqlSpec`](crate::SqlSpec) (`where`, `select`).
+    pub fn transform(mut self, transform: impl Into<Transform>) -> Self {
+        self.transforms.push(transform.into());
         self
     }
 
@@ -161,8 +161,8 @@ impl PipelineBuilder {
     }
 
     /// `[[after_aggregate]]`: a transform of the aggregation's output, after the ones added before.
-    pub fn after_aggregate(mut self, transform: TransformSpec) -> Self {
-        self.after_aggregate.push(transform);
+    pub fn after_aggregate(mut self, transform: impl Into<Transform>) -> Self {
+        self.after_aggregate.push(transform.into());
         self
     }
 

@@ -6,7 +6,8 @@
 //! 2. `plan.rs`: every stage loaded and checked to compose (what `weir validate` prints);
 //! 3. `run.rs`: the loop opens the source, the sink and the metrics endpoint (`opening.rs`), polls a
 //!    batch, and moves the watermark;
-//! 4. `stateless.rs`: per partition, in parallel: deserialize, transform, apply `on_error`/`on_failure`;
+//! 4. `stateless.rs`: per partition, in parallel: deserialize, transform (`transforms.rs`: the UDFs and
+//!    SQL stages in order), apply `on_error`/`on_failure`;
 //! 5. `overlapped_write.rs`: behind the loop, one batch at a time: `stateful.rs` (the aggregation), then
 //!    output and dead letters produced (`refused.rs` for rows the broker refuses);
 //! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report, which
@@ -42,6 +43,7 @@ mod run;
 mod spec;
 mod stateful;
 mod stateless;
+mod transforms;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ use crate::udf::UdfRuntime;
 pub use builder::PipelineBuilder;
 pub use plan::Plan;
 pub use run::RunSummary;
-pub use spec::{PipelineSpec, SpecError, Trigger};
+pub use spec::{PipelineSpec, SpecError, Transform, Trigger};
 
 /// A planned pipeline, ready to run.
 pub struct Pipeline {

@@ -18,20 +18,23 @@ use crate::schema::column_list;
 use crate::sink::check_sink_schema;
 use crate::source::source_schema;
 use crate::state::StateStore;
-use crate::udf::{CallCounts, Kind, UdfError, UdfRuntime, UdfStage};
-use crate::udf::{OnError, TransformSpec};
+use crate::udf::OnError;
+use crate::udf::{CallCounts, UdfError, UdfRuntime, UdfStage};
+
+use super::transforms::TransformChain;
 
 /// A pipeline with its stages loaded.
 pub struct Plan {
     pub(crate) spec: PipelineSpec,
     source_schema: SchemaRef,
     pub(super) deserializer: Deserializer,
-    pub(super) transforms: Vec<(TransformSpec, UdfStage)>,
+    pub(super) transforms: TransformChain,
     /// The event-time column in the deserialized rows, when there is a watermark.
     pub(super) event_time: Option<usize>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
     pub(super) aggregator: Option<Mutex<Aggregator>>,
-    pub(super) after_aggregate: Vec<(TransformSpec, UdfStage)>,
+    /// The transforms of the aggregation's output (none without an aggregation).
+    pub(super) after_aggregate: Option<TransformChain>,
     output: SchemaRef,
 }
 
@@ -68,10 +71,15 @@ impl Plan {
                 })?)
             }
         };
-        let transforms = load_transforms(runtime, &spec.transforms, deserializer.output_schema())?;
-        let mut schema = last_schema(&transforms, deserializer.output_schema());
+        let transforms = TransformChain::load(
+            runtime,
+            &spec.transforms,
+            deserializer.output_schema(),
+            "transform",
+        )?;
+        let mut schema = transforms.output_schema();
         let (aggregator, after_aggregate) = match &spec.aggregate {
-            None => (None, Vec::new()),
+            None => (None, None),
             Some(aggregate) => {
                 let table = state.table("aggregate")?;
                 let mut aggregator =
@@ -86,10 +94,14 @@ impl Plan {
                         "aggregation state restored from the checkpoint"
                     );
                 }
-                let after =
-                    load_transforms(runtime, &spec.after_aggregate, aggregator.output_schema())?;
-                schema = last_schema(&after, aggregator.output_schema());
-                (Some(Mutex::new(aggregator)), after)
+                let after = TransformChain::load(
+                    runtime,
+                    &spec.after_aggregate,
+                    aggregator.output_schema(),
+                    "after_aggregate",
+                )?;
+                schema = after.output_schema();
+                (Some(Mutex::new(aggregator)), Some(after))
             }
         };
         check_sink_schema(&schema, spec.sink.format, &spec.sink.options)
@@ -119,7 +131,7 @@ impl Plan {
 
     /// The schema of the rows that come out of the stateless stages (the partitions' part of the work).
     pub(crate) fn processed_schema(&self) -> SchemaRef {
-        last_schema(&self.transforms, self.deserializer.output_schema())
+        self.transforms.output_schema()
     }
 
     /// What a checkpoint compares between runs (see [`PlanFingerprint`]).
@@ -146,8 +158,7 @@ impl Plan {
         };
         deserializer
             .into_iter()
-            .chain(self.transforms.iter().map(|(_, stage)| stage))
-            .chain(self.after_aggregate.iter().map(|(_, stage)| stage))
+            .chain(self.udf_transforms())
             .map(|stage| (stage.name().to_string(), stage.call_counts()))
             .collect()
     }
@@ -175,7 +186,7 @@ impl Plan {
             "               -> {}",
             schema(self.deserializer.output_schema())
         );
-        describe_transforms(&mut out, &self.transforms);
+        self.transforms.describe(&mut out);
         if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
             let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
             let window = match &spec.window {
@@ -211,7 +222,9 @@ impl Plan {
                 watermark.column, watermark.delay_ms, watermark.idle_timeout
             );
         }
-        describe_transforms(&mut out, &self.after_aggregate);
+        if let Some(after) = &self.after_aggregate {
+            after.describe(&mut out);
+        }
         let format = match self.spec.sink.format {
             crate::sink::SinkFormat::Kafka => "value column",
             crate::sink::SinkFormat::Json => "rows as JSON",
@@ -236,6 +249,15 @@ impl Plan {
         out
     }
 
+    /// The UDF stages of the transform chains, before and after the aggregation, in order.
+    fn udf_transforms(&self) -> impl Iterator<Item = &UdfStage> {
+        self.transforms.udf_stages().chain(
+            self.after_aggregate
+                .iter()
+                .flat_map(|after| after.udf_stages()),
+        )
+    }
+
     /// For `weir run --reload`: swaps in every UDF module whose file changed and still fits the plan.
     /// Returns one line per change, swapped or refused, for the log.
     pub(crate) fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
@@ -243,12 +265,7 @@ impl Plan {
             Deserializer::Udf(stage) => Some(stage.as_ref()),
             _ => None,
         };
-        let stages = deserializer.into_iter().chain(
-            self.transforms
-                .iter()
-                .chain(&self.after_aggregate)
-                .map(|(_, stage)| stage),
-        );
+        let stages = deserializer.into_iter().chain(self.udf_transforms());
         stages
             .filter_map(|stage| match stage.reload_if_changed() {
                 Ok(false) => None,
@@ -263,46 +280,8 @@ impl Plan {
     }
 }
 
-fn load_transforms(
-    runtime: &UdfRuntime,
-    specs: &[TransformSpec],
-    input: &SchemaRef,
-) -> anyhow::Result<Vec<(TransformSpec, UdfStage)>> {
-    let mut schema = input.clone();
-    let mut stages = Vec::new();
-    for spec in specs {
-        let stage = runtime.load(&spec.udf, Kind::Transform, schema.clone())?;
-        schema = stage.output_schema().clone();
-        stages.push((spec.clone(), stage));
-    }
-    Ok(stages)
-}
-
-fn last_schema(stages: &[(TransformSpec, UdfStage)], input: &SchemaRef) -> SchemaRef {
-    stages
-        .last()
-        .map_or_else(|| input.clone(), |(_, stage)| stage.output_schema().clone())
-}
-
-/// The plan's lines for a chain of transforms.
-fn describe_transforms(out: &mut String, stages: &[(TransformSpec, UdfStage)]) {
-    for (spec, stage) in stages {
-        let _ = writeln!(
-            out,
-            "  transform    WebAssembly `{}` ({}, on_error: {})",
-            stage.name(),
-            spec.udf.path.display(),
-            policy(&spec.on_error)
-        );
-        let _ = writeln!(
-            out,
-            "               -> {}",
-            column_list(stage.output_schema())
-        );
-    }
-}
-
-fn policy(on_error: &OnError) -> String {
+/// An `on_error` policy as the pipeline file writes it.
+pub(super) fn policy(on_error: &OnError) -> String {
     match on_error {
         OnError::Fail => "fail".into(),
         OnError::Drop => "drop".into(),

@@ -11,6 +11,7 @@ use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
 use crate::sink::{Delivery, SinkFormat, SinkSpec};
 use crate::source::SourceOptions;
+use crate::sql::SqlSpec;
 use crate::udf::{OnError, OnFailure, TransformSpec};
 use crate::window::WatermarkSpec;
 
@@ -25,14 +26,14 @@ pub struct PipelineSpec {
     pub source: SourceOptions,
     /// How Kafka records become rows.
     pub deserializer: DeserializerSpec,
-    /// WebAssembly transforms, applied in order.
-    pub transforms: Vec<TransformSpec>,
+    /// Transforms (WebAssembly UDFs and SQL stages), applied in order.
+    pub transforms: Vec<Transform>,
     /// Event time and the watermark, taken from the deserialized rows of each partition.
     pub watermark: Option<WatermarkSpec>,
     /// A stateful aggregation after the transforms.
     pub aggregate: Option<AggregateSpec>,
-    /// WebAssembly transforms applied to the aggregation's output (e.g. `count > 1`).
-    pub after_aggregate: Vec<TransformSpec>,
+    /// Transforms applied to the aggregation's output (e.g. `where = "count > 1"`).
+    pub after_aggregate: Vec<Transform>,
     /// The Kafka sink.
     pub sink: SinkSpec,
     /// When micro-batches start.
@@ -99,6 +100,36 @@ impl fmt::Debug for PipelineSpec {
             .field("min_batches_to_retain", &self.min_batches_to_retain)
             .field("secrets", &self.secrets)
             .finish()
+    }
+}
+
+/// One `[[transform]]` or `[[after_aggregate]]` stage: a WebAssembly UDF or SQL expressions.
+///
+/// ```
+/// use weir::{SqlSpec, Transform, TransformSpec, UdfSpec};
+/// let stages: Vec<Transform> = vec![
+///     SqlSpec::filter("flag = 1").into(),
+///     TransformSpec::new(UdfSpec::new("fraud_flagged.wasm")).into(),
+/// ];
+/// assert!(matches!(stages[0], Transform::Sql(_)));
+/// ```
+#[derive(Debug, Clone)]
+pub enum Transform {
+    /// A WebAssembly transform (`udf = "..."`).
+    Udf(TransformSpec),
+    /// A `where` or `select` stage.
+    Sql(SqlSpec),
+}
+
+impl From<TransformSpec> for Transform {
+    fn from(spec: TransformSpec) -> Transform {
+        Transform::Udf(spec)
+    }
+}
+
+impl From<SqlSpec> for Transform {
+    fn from(spec: SqlSpec) -> Transform {
+        Transform::Sql(spec)
     }
 }
 
@@ -207,7 +238,7 @@ impl PipelineSpec {
     /// Where records cannot be dead-lettered: a transform's rows (its input rows are not records), and
     /// anything after an aggregation (its rows trace back to no source record).
     fn check_dead_letter_policies(&self) -> Result<(), SpecError> {
-        for (i, stage) in self.transforms.iter().enumerate() {
+        for (i, stage) in udf_transforms(&self.transforms) {
             if matches!(stage.on_error, OnError::DeadLetter { .. }) {
                 return Err(SpecError::new(
                     format!("transform[{i}].on_error"),
@@ -216,7 +247,7 @@ impl PipelineSpec {
                 ));
             }
         }
-        for (i, stage) in self.after_aggregate.iter().enumerate() {
+        for (i, stage) in udf_transforms(&self.after_aggregate) {
             let no_records = "after an aggregation there are no source records to dead-letter";
             if matches!(stage.on_error, OnError::DeadLetter { .. }) {
                 return Err(SpecError::new(
@@ -233,4 +264,15 @@ impl PipelineSpec {
         }
         Ok(())
     }
+}
+
+/// The UDF stages of a chain of transforms, with their indices in it.
+fn udf_transforms(chain: &[Transform]) -> impl Iterator<Item = (usize, &TransformSpec)> {
+    chain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, stage)| match stage {
+            Transform::Udf(spec) => Some((i, spec)),
+            Transform::Sql(_) => None,
+        })
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use arrow_array::RecordBatch;
 
 use super::plan::Plan;
-use super::stateless::run_transforms;
+use super::transforms::TransformError;
 use crate::progress::StateOperatorProgress;
 use crate::window::WatermarkSpec;
 
@@ -57,11 +57,15 @@ impl Plan {
             }
             _ => None,
         };
-        let (rows, dropped) = run_transforms(
-            &self.after_aggregate,
-            emitted,
-            " on the aggregation's output",
-        )?;
+        let (rows, dropped) = match &self.after_aggregate {
+            Some(after) => after
+                .run(emitted, " on the aggregation's output")
+                .map_err(|error| match error {
+                    TransformError::Call(error, _) => anyhow::Error::from(error),
+                    TransformError::Rows(error) => error,
+                })?,
+            None => (emitted, 0),
+        };
         Ok(Aggregated {
             rows,
             state: Some(progress),

@@ -13,7 +13,9 @@ use crate::aggregate::event_times;
 use crate::decode::{DecodeError, DecodeFormat, RowFailure};
 use crate::progress::ErrorCounts;
 use crate::source::PartitionChunk;
-use crate::udf::{OnError, OnFailure, TransformSpec, UdfError, UdfStage};
+use crate::udf::{OnError, OnFailure, UdfError};
+
+use super::transforms::TransformError;
 
 /// What one partition's records became.
 pub struct ChunkOutput {
@@ -52,14 +54,6 @@ pub struct DeadLetterRecord {
     pub error: String,
 }
 
-/// Why a transform stage stopped.
-enum TransformError {
-    /// The call failed as a whole; the stage's `on_failure` decides.
-    Call(UdfError),
-    /// A row failed and the stage's `on_error` is `fail`.
-    Row(anyhow::Error),
-}
-
 impl Plan {
     /// Runs one partition's records through the deserializer and the transforms.
     ///
@@ -88,19 +82,16 @@ impl Plan {
         let transform_started = Instant::now();
         let decode = transform_started - decode_started;
         let records = chunk.describe();
-        let mut rows = rows;
-        for (spec, stage) in &self.transforms {
-            match run_transform(spec, stage, &rows, &records) {
-                Ok((output, dropped)) => {
-                    rows = output;
-                    errors.transform_dropped += dropped;
-                }
-                Err(TransformError::Call(error)) => {
-                    return self.call_failed(chunk, &spec.udf.on_failure, error, max_event_time)
-                }
-                Err(TransformError::Row(error)) => return Err(error),
+        let rows = match self.transforms.run(rows, &records) {
+            Ok((rows, dropped)) => {
+                errors.transform_dropped += dropped;
+                rows
             }
-        }
+            Err(TransformError::Call(error, on_failure)) => {
+                return self.call_failed(chunk, &on_failure, error, max_event_time)
+            }
+            Err(TransformError::Rows(error)) => return Err(error),
+        };
         Ok(ChunkOutput {
             rows,
             dead_letters,
@@ -216,45 +207,4 @@ impl Plan {
             timings: ChunkTimings::default(),
         }
     }
-}
-
-/// Runs `rows` through one transform; returns its rows and how many rows it dropped as failed.
-fn run_transform(
-    spec: &TransformSpec,
-    stage: &UdfStage,
-    rows: &RecordBatch,
-    records: &str,
-) -> Result<(RecordBatch, u64), TransformError> {
-    let output = stage.process(rows, records).map_err(TransformError::Call)?;
-    let Some(first) = output.row_errors.first() else {
-        return Ok((output.batch, 0));
-    };
-    if spec.on_error == OnError::Fail {
-        return Err(TransformError::Row(anyhow::anyhow!(
-            "UDF `{}` rejected row {} of the batch{records}: {}; set its on_error to \"drop\" to go on without such rows",
-            stage.name(),
-            first.row,
-            first.message
-        )));
-    }
-    Ok((output.batch, output.row_errors.len() as u64))
-}
-
-/// Runs `rows` through a chain of transforms that must not fail (after the aggregation, where no source
-/// records remain to dead-letter); returns the rows and how many rows were dropped as failed.
-pub(super) fn run_transforms(
-    stages: &[(TransformSpec, UdfStage)],
-    mut rows: RecordBatch,
-    records: &str,
-) -> anyhow::Result<(RecordBatch, u64)> {
-    let mut dropped = 0;
-    for (spec, stage) in stages {
-        let (output, failed) = run_transform(spec, stage, &rows, records).map_err(|e| match e {
-            TransformError::Call(error) => anyhow::Error::from(error),
-            TransformError::Row(error) => error,
-        })?;
-        rows = output;
-        dropped += failed;
-    }
-    Ok((rows, dropped))
 }

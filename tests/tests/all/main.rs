@@ -15,5 +15,6 @@ mod reload;
 mod sandbox;
 mod secured;
 mod source;
+mod sql;
 mod udf_errors;
 mod window;

@@ -15,12 +15,18 @@ pub fn produce_workload(broker: &Broker, n: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn fraud_window_alerts_are_exact_over_four_partitions() {
     udf_module("filter");
+    check_fraud_window_alerts("fraud-window/pipeline.toml").await;
+}
+
+/// Runs `example` (a variant of the fraud-window pipeline) over 200,000 transactions on tansu in small
+/// batches and checks its alerts, and their keys, against the offline computation.
+pub(super) async fn check_fraud_window_alerts(example: &str) {
     let broker = tansu();
     let n = 200_000;
     produce_workload(&broker, n);
     broker.create_topic("alerts", 1);
     // Small batches make the partitions advance unevenly, as the reference workload demands.
-    let mut spec = example_spec("fraud-window/pipeline.toml", &broker.bootstrap);
+    let mut spec = example_spec(example, &broker.bootstrap);
     spec.source.max_offsets_per_trigger = Some(7_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert_eq!(summary.input_rows, n + 4);
