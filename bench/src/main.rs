@@ -295,7 +295,10 @@ fn suite(
         .iter()
         .filter(|v| only.is_empty() || only.iter().any(|name| v.name == name))
         .collect();
-    if let Some(unknown) = only.iter().find(|name| VARIANTS.iter().all(|v| v.name != *name)) {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| VARIANTS.iter().all(|v| v.name != *name))
+    {
         let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
         anyhow::bail!("--only {unknown:?}: no such configuration; there are {names:?}");
     }

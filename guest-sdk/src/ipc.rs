@@ -5,10 +5,10 @@
 //! disagree on framing.
 
 use arrow_array::RecordBatch;
-use arrow_ipc::reader::StreamReader;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, Schema, SchemaRef};
-use std::io::Cursor;
 
 /// Encodes a schema alone as an IPC stream (schema message and end-of-stream marker).
 pub fn schema_to_ipc(schema: &Schema) -> Result<Vec<u8>, ArrowError> {
@@ -19,8 +19,20 @@ pub fn schema_to_ipc(schema: &Schema) -> Result<Vec<u8>, ArrowError> {
 
 /// Decodes a schema from an IPC stream; record batches after it, if any, are ignored.
 pub fn schema_from_ipc(bytes: &[u8]) -> Result<SchemaRef, ArrowError> {
-    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-    Ok(reader.schema())
+    // The push decoder, for the reason given in `batch_from_ipc`.
+    let mut decoder = StreamDecoder::new();
+    let mut buffer = Buffer::from(bytes);
+    while decoder.schema().is_none() && !buffer.is_empty() {
+        // What follows the schema is not this function's to judge.
+        if let Err(error) = decoder.decode(&mut buffer) {
+            if decoder.schema().is_none() {
+                return Err(error);
+            }
+        }
+    }
+    decoder
+        .schema()
+        .ok_or_else(|| ArrowError::IpcError("the stream ends before its schema".into()))
 }
 
 /// Encodes one batch as an IPC stream: its schema, the batch and the end-of-stream marker.
@@ -45,16 +57,29 @@ pub fn batch_to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 /// assert_eq!(batch_from_ipc(&bytes).unwrap(), batch);
 /// ```
 pub fn batch_from_ipc(bytes: &[u8]) -> Result<RecordBatch, ArrowError> {
-    let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-    let schema = reader.schema();
-    let batch = match reader.next() {
-        None => return Ok(RecordBatch::new_empty(schema)),
-        Some(batch) => batch?,
-    };
-    if reader.next().is_some() {
-        return Err(ArrowError::IpcError(
-            "the stream holds more than one record batch; ABI v1 moves one batch per call".into(),
-        ));
+    // A push decoder over the bytes, not a `StreamReader`: the reader allocates each message body at the
+    // length its header declares before reading it, so a damaged header (as from a hostile guest) asking
+    // for 64 GB aborted the host; the decoder only ever holds the bytes there are.
+    let mut decoder = StreamDecoder::new();
+    let mut buffer = Buffer::from(bytes);
+    let mut batch = None;
+    while !buffer.is_empty() {
+        let Some(decoded) = decoder.decode(&mut buffer)? else {
+            continue;
+        };
+        if batch.replace(decoded).is_some() {
+            return Err(ArrowError::IpcError(
+                "the stream holds more than one record batch; ABI v1 moves one batch per call"
+                    .into(),
+            ));
+        }
     }
-    Ok(batch)
+    decoder.finish()?;
+    match (batch, decoder.schema()) {
+        (Some(batch), _) => Ok(batch),
+        (None, Some(schema)) => Ok(RecordBatch::new_empty(schema)),
+        (None, None) => Err(ArrowError::IpcError(
+            "the stream ends before its schema".into(),
+        )),
+    }
 }

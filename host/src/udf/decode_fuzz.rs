@@ -13,8 +13,8 @@ use weir_guest::ipc::batch_to_ipc;
 
 use super::output::decode_output;
 
-/// A valid envelope: a batch of strings, numbers (with nulls) and lists, and two row errors.
-fn valid_envelope() -> (Vec<u8>, SchemaRef) {
+/// A batch of strings, numbers (with nulls) and lists.
+fn valid_batch() -> RecordBatch {
     let names: ArrayRef = Arc::new(StringArray::from(vec![Some("ann"), None, Some("li")]));
     let counts: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(-7), None]));
     let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
@@ -22,8 +22,12 @@ fn valid_envelope() -> (Vec<u8>, SchemaRef) {
         None,
         Some(vec![]),
     ]));
-    let batch =
-        RecordBatch::try_from_iter([("name", names), ("count", counts), ("list", lists)]).unwrap();
+    RecordBatch::try_from_iter([("name", names), ("count", counts), ("list", lists)]).unwrap()
+}
+
+/// A valid envelope: [`valid_batch`] and two row errors.
+fn valid_envelope() -> (Vec<u8>, SchemaRef) {
+    let batch = valid_batch();
     let errors = [
         RowError {
             row: 0,
@@ -80,5 +84,40 @@ proptest! {
         let at = (field * 4).min(envelope.len() - 4);
         envelope[at..at + 4].copy_from_slice(&value.to_le_bytes());
         let _ = decode_output(&envelope, &schema, 3, u64::MAX);
+    }
+}
+
+#[test]
+fn a_body_length_of_64_gb_is_an_error_not_an_allocation() {
+    // arrow-ipc 59's StreamReader allocated a message body at its declared length before reading it, so a
+    // damaged length aborted the process (found by `damaged_envelopes_never_panic`).
+    let (mut envelope, schema) = valid_envelope();
+    let ipc = batch_to_ipc(&valid_batch()).unwrap();
+    let start = envelope
+        .windows(ipc.len())
+        .position(|window| window == ipc.as_slice())
+        .expect("the envelope holds the batch's IPC stream");
+    let at = start + body_length_field(&ipc);
+    envelope[at..at + 8].copy_from_slice(&(64i64 << 30).to_le_bytes());
+    assert!(decode_output(&envelope, &schema, 3, u64::MAX).is_err());
+}
+
+/// Where, in an IPC stream, the record batch message's metadata stores its body length (a little-endian
+/// i64). Messages are framed as `0xFFFFFFFF`, the metadata's length (i32), the metadata, the body.
+fn body_length_field(ipc: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let length = i32::from_le_bytes(ipc[at + 4..at + 8].try_into().unwrap()) as usize;
+        let metadata = &ipc[at + 8..at + 8 + length];
+        let message = arrow_ipc::root_as_message(metadata).unwrap();
+        let body = message.bodyLength();
+        if message.header_type() == arrow_ipc::MessageHeader::RecordBatch {
+            let offset = metadata
+                .windows(8)
+                .position(|bytes| bytes == body.to_le_bytes())
+                .expect("the metadata holds the body length");
+            return at + 8 + offset;
+        }
+        at += 8 + length + body as usize;
     }
 }

@@ -46,8 +46,15 @@ fn validate_prints_the_sql_stages_and_their_columns() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("SQL where flag = 1 (transform[0].where)"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("SQL where flag = 1 (transform[0].where)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("-> id: Utf8, name: Utf8, surname: Utf8, amount: Utf8"),
         "{stdout}"
