@@ -236,6 +236,19 @@ pub fn wat_module(dir: &Path, name: &str, wat: &str) -> PathBuf {
     path
 }
 
+/// Runs `command` (a `weir` invocation), asserts that it succeeded (the failure message carries `what`, its
+/// stdout and its stderr), and returns its stdout.
+pub fn successful_stdout(command: &mut std::process::Command, what: &str) -> String {
+    let output = command.output().expect("starting the command");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// Parses pipeline TOML as if it were the file `dir/pipeline.toml`, with `${BROKER}` set to `bootstrap`.
 pub fn pipeline_spec(
     dir: &Path,

@@ -70,9 +70,12 @@ impl Functions {
             .with_map_string_types_to_utf8view(false);
         let planner = SqlToRel::new_with_options(self, options);
         let expr = planner.sql_to_expr_with_alias(parsed, schema, &mut PlannerContext::new())?;
+        // With the planning time set, the simplifier folds `now()` into a constant (DataFusion's physical
+        // `now()` refuses to run unfolded): it is the time the pipeline was planned.
         let context = SimplifyContext::builder()
             .with_schema(Arc::new(schema.clone()))
             .with_config_options(Arc::new(self.options.clone()))
+            .with_current_time()
             .build();
         let simplifier = ExprSimplifier::new(context);
         let expr = simplifier.coerce(expr, schema)?;

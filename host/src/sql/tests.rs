@@ -216,3 +216,64 @@ fn try_cast_and_a_guarded_case_do_not_fail_where_cast_would() {
     assert_eq!(out.column(0).null_count(), 4);
     assert_eq!(out.column(1).null_count(), 4);
 }
+
+#[test]
+fn the_documented_syntax_and_functions_plan_and_run() {
+    // docs/pipeline-file.md, "SQL stages", lists these; each must plan against the rows and evaluate.
+    let rows = transactions();
+    let expressions = [
+        "flag IN (0, 1) AS a",
+        "amount BETWEEN 5 AND 100 AS b",
+        "NOT (surname LIKE 'k%') AS c",
+        "CASE WHEN amount > 50 THEN 'big' ELSE 'small' END AS d",
+        "substr(surname, 1, 2) AS e",
+        "split_part('a-b-c', '-', 2) AS f",
+        "regexp_replace(surname, '[aeiou]', '_') AS g",
+        "coalesce(name, 'nobody') AS h",
+        "nullif(flag, 0) AS i",
+        "encode(surname, 'hex') AS j",
+        "date_trunc('hour', to_timestamp(1700000000)) AS k",
+        "extract(year FROM to_timestamp(1700000000)) AS l",
+        "abs(amount - 100) AS m",
+    ];
+    let stage = plan(SqlSpec::select(expressions), &rows).unwrap();
+    let out = stage.process(&rows).unwrap();
+    assert_eq!(out.num_columns(), expressions.len());
+    assert_eq!(strings(&out, "d")[1], Some("big".into()));
+    // Without the 'g' flag, the first match only, as in PostgreSQL.
+    assert_eq!(strings(&out, "g")[0], Some("l_e".into()));
+    assert_eq!(strings(&out, "h")[2], Some("nobody".into()));
+    assert_eq!(strings(&out, "j")[0], Some("6c6565".into()));
+}
+
+#[test]
+fn a_quoted_name_reaches_a_column_that_is_not_an_identifier() {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "window start",
+        DataType::Int32,
+        true,
+    )]));
+    let rows =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 5]))]).unwrap();
+    let stage = SqlStage::plan(
+        &SqlSpec::filter("\"window start\" > 2"),
+        "transform[0]",
+        &schema,
+    )
+    .unwrap();
+    assert_eq!(stage.process(&rows).unwrap().num_rows(), 1);
+}
+
+#[test]
+fn now_is_fixed_when_the_stage_is_planned() {
+    let rows = transactions();
+    let stage = plan(
+        SqlSpec::select(["now() AS t", "current_date() AS d"]),
+        &rows,
+    )
+    .unwrap();
+    let first = stage.process(&rows).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = stage.process(&rows).unwrap();
+    assert_eq!(first, second);
+}

@@ -234,16 +234,11 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
     assert!(batches >= 3, "{batches} batches for 20,004 records");
     let committed = format!("batches     {batches} committed");
 
-    let output = weir_command()
-        .args(["checkpoint", "inspect"])
-        .arg(dir.join("checkpoint"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = successful_stdout(
+        weir_command()
+            .args(["checkpoint", "inspect"])
+            .arg(dir.join("checkpoint")),
+        "weir checkpoint inspect",
     );
     for expected in [
         "query id",

@@ -11,16 +11,11 @@ fn weir() -> Command {
 #[test]
 fn validate_prints_the_plan() {
     udf_module("json_transactions");
-    let output = weir()
-        .args(["validate", "examples/fraud/pipeline.toml"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = successful_stdout(
+        weir()
+            .args(["validate", "examples/fraud/pipeline.toml"])
+            .current_dir(workspace()),
+        "weir validate",
     );
     assert!(
         stdout.contains("WebAssembly deserializer `json_transactions`"),
@@ -95,18 +90,13 @@ fn udf_inspect_works_on_every_module_in_udfs() {
     listed.sort();
     assert_eq!(folders, listed, "every folder in udfs/ is inspected here");
     for (folder, kind, interface, config) in modules {
-        let output = weir()
-            .args(["udf", "inspect"])
-            .arg(udf_module(&folder.replace('-', "_")))
-            .args(["--input-schema", &schema(folder)])
-            .args(["--config", config])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{folder}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = successful_stdout(
+            weir()
+                .args(["udf", "inspect"])
+                .arg(udf_module(&folder.replace('-', "_")))
+                .args(["--input-schema", &schema(folder)])
+                .args(["--config", config]),
+            folder,
         );
         assert!(stdout.contains("ABI      v1."), "{folder}: {stdout}");
         assert!(
@@ -147,18 +137,13 @@ fn udf_test_prints_rows_and_the_rejected_lines() {
         "{\"name\":\"ann\",\"surname\":\"lee\",\"amount\":\"1.50\",\"delta_t\":\"3\",\"flag\":1}\nnot json\n",
     )
     .unwrap();
-    let output = weir()
-        .args(["udf", "test"])
-        .arg(udf_module("json_transactions"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = successful_stdout(
+        weir()
+            .args(["udf", "test"])
+            .arg(udf_module("json_transactions"))
+            .arg("--input")
+            .arg(&input),
+        "weir udf test",
     );
     assert!(stdout.contains("| ann  | lee"), "{stdout}");
     assert!(
@@ -217,13 +202,7 @@ fn udf_test_runs_the_c_zig_and_assemblyscript_guests() {
         if let Some(schema) = schema {
             command.args(["--input-schema", schema]);
         }
-        let output = command.output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{module}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = successful_stdout(&mut command, module);
         for line in expected {
             assert!(
                 stdout.contains(line),

@@ -40,16 +40,11 @@ fn sql_variant(edits: &[(&str, String)]) -> std::path::PathBuf {
 
 #[test]
 fn validate_prints_the_sql_stages_and_their_columns() {
-    let output = weir_command()
-        .args(["validate", "examples/fraud/pipeline-sql.toml"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = successful_stdout(
+        weir_command()
+            .args(["validate", "examples/fraud/pipeline-sql.toml"])
+            .current_dir(workspace()),
+        "weir validate",
     );
     assert!(
         stdout.contains("SQL where flag = 1 (transform[0].where)"),
