@@ -23,7 +23,20 @@ pub enum Stages {
     /// SQL stages: `where = "flag = 1"`, `select = ["name || surname AS id", "*"]`, `where = "count > 1"`
     /// (as `examples/fraud-window/pipeline-sql.toml`).
     Sql,
+    /// The SQL stages after a left outer join of every transaction with a 1,000,000-row customer table
+    /// (`customers.csv`, keyed by name and surname; the workload's 10,000 customers are its first rows).
+    SqlJoin,
 }
+
+impl Stages {
+    /// Whether the transforms are SQL stages.
+    fn is_sql(self) -> bool {
+        matches!(self, Stages::Sql | Stages::SqlJoin)
+    }
+}
+
+/// Rows of the customer table of [`Stages::SqlJoin`].
+const CUSTOMER_ROWS: u64 = 1_000_000;
 
 /// One configuration of the fraud-window pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +122,14 @@ pub const VARIANTS: &[Variant] = &[
         batch_records: None,
         metrics: false,
     },
+    Variant {
+        name: "native json + 1m-row join + sql exactly-once",
+        decoder: Decoder::NativeJson,
+        stages: Stages::SqlJoin,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: false,
+    },
 ];
 
 /// The workload's schema for the built-in decoder, as `json-transactions` declares it.
@@ -170,10 +191,17 @@ impl Variant {
                 format!("format = \"json\"\nschema = \"{TRANSACTION_SCHEMA}\""),
             ));
         }
-        if self.stages == Stages::Sql {
+        let join = match self.stages {
+            Stages::SqlJoin => {
+                write_customers(&dir.join("customers.csv"))?;
+                "join = \"customers.csv\"\non = [\"name\", \"surname\"]\nhow = \"left_outer\"\n\n[[transform]]\n"
+            }
+            _ => "",
+        };
+        if self.stages.is_sql() {
             edits.push((
                 "udf = \"../../target/wasm32-wasip1/release/fraud_flagged.wasm\"",
-                "where = \"flag = 1\"\n\n[[transform]]\nselect = [\"name || surname AS id\", \"*\"]".into(),
+                format!("{join}where = \"flag = 1\"\n\n[[transform]]\nselect = [\"name || surname AS id\", \"*\"]"),
             ));
             edits.push((
                 "udf = \"../../target/wasm32-wasip1/release/filter.wasm\"\nconfig = { column = \"count\", greater_than = 1 }",
@@ -186,6 +214,21 @@ impl Variant {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
+}
+
+/// The customer table of [`Stages::SqlJoin`]: `name`, `surname`, `segment`, a row per customer.
+fn write_customers(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "name,surname,segment")?;
+    for user in 0..CUSTOMER_ROWS {
+        let segment = ["retail", "business", "private"][(user % 3) as usize];
+        writeln!(out, "name{user},sur{},{segment}", user % 97)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -217,10 +260,13 @@ mod tests {
                 .chain(&spec.after_aggregate)
                 .filter(|stage| matches!(stage, weir::Transform::Sql(_)))
                 .count();
-            assert_eq!(
-                sql_stages,
-                if variant.stages == Stages::Sql { 3 } else { 0 }
-            );
+            assert_eq!(sql_stages, if variant.stages.is_sql() { 3 } else { 0 });
+            let joins = spec
+                .transforms
+                .iter()
+                .filter(|stage| matches!(stage, weir::Transform::Join(_)))
+                .count();
+            assert_eq!(joins, usize::from(variant.stages == Stages::SqlJoin));
             assert!(!variant.slug().contains([' ', ',']));
         }
     }

@@ -4,11 +4,12 @@
 //! Kafka, with Spark Structured Streaming's model and option names. The data path is the module tree:
 //!
 //! ```text
-//!   source ──▶ decode ──▶ udf / sql (transforms) ──▶ aggregate ──▶ udf / sql ──▶ sink
+//!   source ──▶ decode ──▶ udf / sql / join       ──▶ aggregate ──▶ udf / sql ──▶ sink
 //!   Kafka      json /     WebAssembly, Arrow IPC      windows,       (after        Kafka
 //!   records    string /   in linear memory; or        watermark      aggregate)    (value / key /
 //!   → Arrow    avro /     where / select by           per partition,               headers / topic)
-//!              WASM UDF   DataFusion                  state in sled
+//!              WASM UDF   DataFusion; join with a     state in sled
+//!                         CSV / JSON / Parquet table
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
 //! ```
 //!
@@ -21,7 +22,8 @@
 //! - `source`: Kafka source options and polling into Spark's source schema.
 //! - `decode`: built-in deserializers and the WebAssembly deserializer stage.
 //! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
-//!   and `select` stages, SQL expressions compiled by DataFusion.
+//!   and `select` stages, SQL expressions compiled by DataFusion. `join`: stream-static joins with a table
+//!   read from a CSV, JSON lines or Parquet file.
 //! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
 //!   and output modes; `state`: operator state in sled.
 //! - `sink`: the Kafka sink.
@@ -39,7 +41,8 @@
 //! - the pipeline: [`Pipeline`], [`PipelineBuilder`], [`Plan`], [`RunSummary`];
 //! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceOptions`], [`TopicSelection`],
 //!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
-//!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
+//!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
+//!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
@@ -91,6 +94,7 @@ mod checkpoint;
 pub mod config;
 mod decode;
 mod demo;
+mod join;
 mod kafka;
 mod metrics;
 mod pipeline;
@@ -110,6 +114,7 @@ mod workload;
 pub use aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
 pub use checkpoint::inspect as inspect_checkpoint;
 pub use decode::{DecodeFormat, DeserializerSpec};
+pub use join::{JoinSpec, JoinType, TableFormat, TableSpec};
 pub use kafka::OptionError;
 pub use metrics::MetricsSpec;
 pub use pipeline::{
@@ -131,6 +136,7 @@ pub mod internal {
     pub use crate::aggregate::Aggregator;
     pub use crate::checkpoint::{Checkpoint, CommittedBatch, PlannedBatch};
     pub use crate::decode::{AvroDecoder, Deserializer, JsonDecoder};
+    pub use crate::join::StaticJoin;
     pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
     pub use crate::schema::column_list;
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};

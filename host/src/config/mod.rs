@@ -40,6 +40,7 @@ mod deserializer;
 mod expand;
 mod section;
 mod source_sink;
+mod transform;
 mod udf;
 mod units;
 
@@ -55,7 +56,8 @@ use section::Section;
 use aggregate::{read_aggregate, read_watermark};
 use deserializer::read_deserializer;
 use source_sink::{read_sink, read_source};
-use udf::{read_limits, read_transform};
+use transform::read_transform;
+use udf::read_limits;
 
 use crate::decode::DecodeFormat;
 use crate::metrics::MetricsSpec;
@@ -258,11 +260,24 @@ fn read_metrics(mut section: Section) -> Result<MetricsSpec, ConfigError> {
     Ok(MetricsSpec::new(listen))
 }
 
-/// `[trigger] processingTime`; zero means as fast as possible, as in Spark.
+/// `[trigger]`: `processingTime` (zero means as fast as possible, as in Spark), `availableNow = true` or
+/// `once = true`, one of them.
 fn read_trigger(mut section: Section) -> Result<Trigger, ConfigError> {
     let interval = section.parsed("processingTime", parse_duration)?;
-    section.finish(&["processingTime"])?;
+    let available_now = section.boolean("availableNow")?.unwrap_or(false);
+    let once = section.boolean("once")?.unwrap_or(false);
+    let chosen = [interval.is_some(), available_now, once];
+    if chosen.iter().filter(|set| **set).count() > 1 {
+        let key = if once { "once" } else { "availableNow" };
+        return Err(section.error(
+            key,
+            "a pipeline has one trigger: processingTime, availableNow or once",
+        ));
+    }
+    section.finish(&["processingTime", "availableNow", "once"])?;
     Ok(match interval {
+        _ if available_now => Trigger::AvailableNow,
+        _ if once => Trigger::Once,
         Some(d) if !d.is_zero() => Trigger::ProcessingTime(d),
         _ => Trigger::AsFastAsPossible,
     })

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::decode::DecodeFormat;
+use crate::join::{JoinType, TableFormat};
 use crate::pipeline::Transform;
 use crate::sink::SinkFormat;
 use crate::sql::SqlSpec;
@@ -51,6 +52,23 @@ fn a_good_file_parses_with_defaults_expanded() {
 }
 
 #[test]
+fn the_bounded_triggers_are_read_and_refuse_ending_offsets() {
+    let once = parse_text(&format!("{GOOD}\n[trigger]\nonce = true\n")).unwrap();
+    assert_eq!(once.trigger, Trigger::Once);
+    let now = parse_text(&format!("{GOOD}\n[trigger]\navailableNow = true\n")).unwrap();
+    assert_eq!(now.trigger, Trigger::AvailableNow);
+    let off = parse_text(&format!("{GOOD}\n[trigger]\navailableNow = false\n")).unwrap();
+    assert_eq!(off.trigger, Trigger::AsFastAsPossible);
+    let bounded = GOOD.replace(
+        "startingOffsets = \"earliest\"",
+        "startingOffsets = \"earliest\"\nendingOffsets = \"latest\"",
+    );
+    let err = error_of(&format!("{bounded}\n[trigger]\nonce = true\n"));
+    assert_eq!(err.key, "source.endingOffsets");
+    assert!(err.message.contains("offsets available at start"), "{err}");
+}
+
+#[test]
 fn unknown_keys_are_named_with_their_section() {
     let typo = GOOD.replace(
         "dead_letter_topic = \"dlq\"",
@@ -83,6 +101,13 @@ fn bad_values_say_what_was_expected() {
 
     let err = error_of(&format!("{GOOD}\n[trigger]\nprocessingTime = \"soon\"\n"));
     assert_eq!(err.key, "trigger.processingTime");
+    let err = error_of(&format!(
+        "{GOOD}\n[trigger]\nprocessingTime = \"1s\"\nonce = true\n"
+    ));
+    assert_eq!(err.key, "trigger.once");
+    assert!(err.message.contains("one trigger"), "{err}");
+    let err = error_of(&format!("{GOOD}\n[trigger]\navailableNow = \"yes\"\n"));
+    assert_eq!(err.key, "trigger.availableNow");
 
     let err = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"9464\"\n"));
     assert_eq!(err.key, "metrics.listen");
@@ -164,6 +189,86 @@ fn a_sql_stage_is_one_kind_of_stage() {
     assert_eq!(err.key, "transform[0].on_error");
     let empty = format!("{GOOD}\n[[transform]]\nwhere = \" \"\n");
     assert_eq!(parse_text(&empty).unwrap_err().key, "transform[0].where");
+}
+
+#[test]
+fn a_join_reads_its_table_keys_relative_to_the_file() {
+    let text = format!(
+        "{GOOD}\n[[transform]]\njoin = \"tables/zips.txt\"\nformat = \"csv\"\n\
+         schema = \"name STRING, zip STRING\"\non = \"name\"\nhow = \"left_anti\"\n\n\
+         [[transform]]\njoin = \"z.parquet\"\non = [\"name\", \"zip\"]\n"
+    );
+    let spec = parse_text(&text).unwrap();
+    let Transform::Join(first) = &spec.transforms[0] else {
+        panic!("{:?}", spec.transforms[0])
+    };
+    assert_eq!(first.table.path, Path::new("/pipelines/tables/zips.txt"));
+    assert_eq!(
+        (first.table.format, first.how),
+        (TableFormat::Csv, JoinType::LeftAnti)
+    );
+    assert_eq!(first.on, ["name"]);
+    assert_eq!(first.table.schema.as_ref().unwrap().fields().len(), 2);
+    let Transform::Join(second) = &spec.transforms[1] else {
+        panic!("{:?}", spec.transforms[1])
+    };
+    assert_eq!(
+        (second.table.format, second.how),
+        (TableFormat::Parquet, JoinType::Inner)
+    );
+    assert_eq!(second.on, ["name", "zip"]);
+}
+
+#[test]
+fn join_mistakes_name_their_key() {
+    let cases = [
+        (
+            "join = \"t.csv\"",
+            "transform[0].on",
+            "missing: the columns to match",
+        ),
+        ("join = \"t.csv\"\non = []", "transform[0].on", "missing"),
+        (
+            "join = \"t.csv\"\non = \"a\"\nhow = \"outer\"",
+            "transform[0].how",
+            "expected inner, left_outer, left_semi, left_anti",
+        ),
+        (
+            "join = \"t.dat\"\non = \"a\"",
+            "transform[0].format",
+            "no .csv, .json, .jsonl or .parquet extension",
+        ),
+        (
+            "join = \"t.dat\"\non = \"a\"\nformat = \"xml\"",
+            "transform[0].format",
+            "expected csv, json, parquet",
+        ),
+        (
+            "join = \"t.parquet\"\non = \"a\"\nschema = \"a INT\"",
+            "transform[0].schema",
+            "carries its own schema",
+        ),
+        (
+            "join = \"t.csv\"\non = \"a\"\nwhere = \"a = 1\"",
+            "transform[0].where",
+            "put each in its own",
+        ),
+        (
+            "on = \"a\"\nwhere = \"a = 1\"",
+            "transform[0].on",
+            "only used with `join",
+        ),
+        (
+            "join = \"t.csv\"\non = \"a\"\non_error = \"drop\"",
+            "transform[0].on_error",
+            "",
+        ),
+    ];
+    for (stage, key, message) in cases {
+        let err = error_of(&format!("{GOOD}\n[[transform]]\n{stage}\n"));
+        assert_eq!(err.key, key, "{stage}: {err}");
+        assert!(err.message.contains(message), "{stage}: {err}");
+    }
 }
 
 #[test]

@@ -1,14 +1,11 @@
 //! What every WebAssembly stage shares in the pipeline file: `udf`, `name`, `config`, `[limits]`, and the
-//! `on_error` / `on_failure` / `dead_letter_topic` policies; and `[[transform]]` / `[[after_aggregate]]`,
-//! whose stages are UDFs or SQL (`where`, `select`).
+//! `on_error` / `on_failure` / `dead_letter_topic` policies.
 
 use std::path::{Path, PathBuf};
 
 use super::section::Section;
 use super::{parse_duration, parse_size, ConfigError};
-use crate::pipeline::Transform;
-use crate::sql::SqlSpec;
-use crate::udf::{OnError, OnFailure, TransformSpec, UdfLimits, UdfSpec};
+use crate::udf::{OnError, OnFailure, UdfLimits, UdfSpec};
 
 /// Limits given as `KEY=VALUE` pairs with the keys of `[limits]` (`weir udf test --limit timeout=2s`), over
 /// the defaults; errors name the flag and the key.
@@ -157,64 +154,4 @@ pub(super) fn read_udf(
         None => limits,
     };
     Ok(Some(spec.with_limits(limits)))
-}
-
-/// A `[[transform]]` or `[[after_aggregate]]` stage: `udf`, `where` or `select`.
-pub(super) fn read_transform(
-    mut section: Section,
-    base: &Path,
-    limits: UdfLimits,
-) -> Result<Transform, ConfigError> {
-    if let Some(sql) = read_sql(&mut section)? {
-        if section.has_any(&["udf"]) {
-            return Err(section.error(
-                "udf",
-                format!(
-                    "a stage is a UDF or a SQL `{}`: put each in its own [[transform]]",
-                    sql.key()
-                ),
-            ));
-        }
-        section.finish(&["where", "select"])?;
-        return Ok(Transform::Sql(sql));
-    }
-    let mut udf = read_udf(&mut section, base, limits)?.ok_or_else(|| {
-        section.error(
-            "udf",
-            "missing: expected the path of a .wasm transform, or a SQL stage (`where` or `select`)",
-        )
-    })?;
-    let on_error = read_policies(&mut section, Some(&mut udf))?;
-    section.finish(&[
-        "udf",
-        "name",
-        "config",
-        "limits",
-        "on_error",
-        "on_failure",
-        "dead_letter_topic",
-    ])?;
-    Ok(Transform::Udf(TransformSpec { udf, on_error }))
-}
-
-/// `where = "flag = 1"` or `select = ["*", "name || surname AS id"]`, one per stage.
-fn read_sql(section: &mut Section) -> Result<Option<SqlSpec>, ConfigError> {
-    let condition = section.string("where")?;
-    let expressions = section.strings("select")?;
-    match (condition, expressions) {
-        (None, None) => Ok(None),
-        (Some(_), Some(_)) => Err(section.error(
-            "select",
-            "a stage is a `where` or a `select`: put each in its own [[transform]]",
-        )),
-        (Some(condition), None) if condition.trim().is_empty() => {
-            Err(section.error("where", "expected a condition such as \"flag = 1\""))
-        }
-        (Some(condition), None) => Ok(Some(SqlSpec::Where { condition })),
-        (None, Some(expressions)) if expressions.is_empty() => Err(section.error(
-            "select",
-            "expected a list of expressions such as [\"*\", \"name || surname AS id\"]",
-        )),
-        (None, Some(expressions)) => Ok(Some(SqlSpec::Select { expressions })),
-    }
 }

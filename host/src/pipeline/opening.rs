@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::commit::Checkpointing;
-use super::{PipelineSpec, Plan};
+use super::{PipelineSpec, Plan, Trigger};
 use crate::metrics::MetricsServer;
 use crate::sink::KafkaSink;
-use crate::source::KafkaSource;
+use crate::source::{KafkaSource, OffsetSpec};
 use crate::window::WatermarkTracker;
 
 /// With `[metrics]`, the endpoint, served from before the source opens so that `/health` answers and
@@ -39,11 +39,18 @@ pub(super) async fn open_io(
     let opening_sink = tokio::task::spawn_blocking(move || {
         KafkaSink::open(sink_options, sink_format, transactional_id.as_deref())
     });
-    let source_options = spec.source.clone();
+    let mut source_options = spec.source.clone();
+    let trigger = spec.trigger;
+    if trigger.is_bounded() {
+        source_options.ending = Some(OffsetSpec::Latest);
+    }
     let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
     let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || {
-        let source = KafkaSource::open(source_options, resume_positions.as_ref())?;
+        let mut source = KafkaSource::open(source_options, resume_positions.as_ref())?;
+        if trigger == Trigger::Once {
+            source.read_all_in_one_batch();
+        }
         if let Some(c) = &opening_checkpoint {
             c.check_not_lost(source.positions().keys())?;
         }

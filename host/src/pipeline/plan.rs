@@ -19,7 +19,7 @@ use crate::sink::check_sink_schema;
 use crate::source::source_schema;
 use crate::state::StateStore;
 use crate::udf::OnError;
-use crate::udf::{CallCounts, UdfError, UdfRuntime, UdfStage};
+use crate::udf::{CallCounts, UdfRuntime, UdfStage};
 
 use super::transforms::TransformChain;
 
@@ -258,24 +258,26 @@ impl Plan {
         )
     }
 
-    /// For `weir run --reload`: swaps in every UDF module whose file changed and still fits the plan.
-    /// Returns one line per change, swapped or refused, for the log.
-    pub(crate) fn reload_changed_modules(&self) -> Vec<Result<String, UdfError>> {
+    /// For `weir run --reload`: swaps in every UDF module and join table whose file changed and still fits
+    /// the plan. Returns one line per change, swapped or refused, for the log.
+    pub(crate) fn reload_changed_files(&self) -> Vec<Result<String, String>> {
         let deserializer = match &self.deserializer {
             Deserializer::Udf(stage) => Some(stage.as_ref()),
             _ => None,
         };
         let stages = deserializer.into_iter().chain(self.udf_transforms());
-        stages
-            .filter_map(|stage| match stage.reload_if_changed() {
-                Ok(false) => None,
-                Ok(true) => Some(Ok(format!(
-                    "UDF `{}` reloaded from {}",
-                    stage.name(),
-                    stage.path().display()
-                ))),
-                Err(refused) => Some(Err(refused)),
-            })
+        let modules = stages.filter_map(|stage| match stage.reload_if_changed() {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(format!(
+                "UDF `{}` reloaded from {}",
+                stage.name(),
+                stage.path().display()
+            ))),
+            Err(refused) => Some(Err(refused.to_string())),
+        });
+        let chains = std::iter::once(&self.transforms).chain(&self.after_aggregate);
+        modules
+            .chain(chains.flat_map(TransformChain::reload_changed_tables))
             .collect()
     }
 }

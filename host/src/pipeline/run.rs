@@ -22,7 +22,6 @@ use super::plan::Plan;
 use super::report::{BatchReport, InFlight, Reporter};
 use super::stateless::ChunkOutput;
 use crate::kafka::TopicPartition;
-use crate::pipeline::Trigger;
 use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
 use crate::sink::KafkaSink;
 use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
@@ -130,10 +129,10 @@ impl BatchLoop {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            poll_wait: match spec.trigger {
-                Trigger::AsFastAsPossible => IDLE_POLL,
-                Trigger::ProcessingTime(interval) => interval.min(IDLE_POLL),
-            },
+            poll_wait: spec
+                .trigger
+                .interval()
+                .map_or(IDLE_POLL, |interval| interval.min(IDLE_POLL)),
             idle_source: Some(source),
             polling: None,
             writing: None,
@@ -279,16 +278,14 @@ impl BatchLoop {
         self.next_batch += 1;
     }
 
-    /// For `--reload`: swaps in changed modules, at most once per [`RELOAD_CHECK`].
+    /// For `--reload`: swaps in changed modules and join tables, at most once per [`RELOAD_CHECK`].
     async fn reload_if_due(&mut self) -> anyhow::Result<()> {
         if !self.reload || self.reload_checked.elapsed() < RELOAD_CHECK {
             return Ok(());
         }
         self.reload_checked = Instant::now();
         let checking = self.plan.clone();
-        for outcome in
-            tokio::task::spawn_blocking(move || checking.reload_changed_modules()).await?
-        {
+        for outcome in tokio::task::spawn_blocking(move || checking.reload_changed_files()).await? {
             match outcome {
                 Ok(done) => tracing::info!("{done}"),
                 Err(refused) => tracing::error!("{refused}"),
@@ -344,7 +341,7 @@ impl BatchLoop {
         // As fast as possible, the next batch is read while this one is processed and written: reading
         // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
         // committed only after this batch's, as before.
-        if self.plan.spec().trigger == Trigger::AsFastAsPossible && !returned.is_finished() {
+        if self.plan.spec().trigger.interval().is_none() && !returned.is_finished() {
             self.polling = Some(poll(returned, self.poll_wait));
         } else {
             self.idle_source = Some(returned);
@@ -378,7 +375,7 @@ impl BatchLoop {
         shutdown: &mut Pin<&mut S>,
         listener: &mut dyn ProgressListener,
     ) -> anyhow::Result<Step> {
-        let Trigger::ProcessingTime(interval) = self.plan.spec().trigger else {
+        let Some(interval) = self.plan.spec().trigger.interval() else {
             return Ok(Step::Next);
         };
         if let Some(this) = self.writing.take() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::join::JoinSpec;
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
 use crate::sink::{Delivery, SinkFormat, SinkSpec};
@@ -103,7 +104,8 @@ impl fmt::Debug for PipelineSpec {
     }
 }
 
-/// One `[[transform]]` or `[[after_aggregate]]` stage: a WebAssembly UDF or SQL expressions.
+/// One `[[transform]]` or `[[after_aggregate]]` stage: a WebAssembly UDF, SQL expressions or a join with a
+/// table.
 ///
 /// ```
 /// use weir::{SqlSpec, Transform, TransformSpec, UdfSpec};
@@ -119,6 +121,8 @@ pub enum Transform {
     Udf(TransformSpec),
     /// A `where` or `select` stage.
     Sql(SqlSpec),
+    /// A join with a table read from a file (`join = "..."`).
+    Join(JoinSpec),
 }
 
 impl From<TransformSpec> for Transform {
@@ -133,13 +137,47 @@ impl From<SqlSpec> for Transform {
     }
 }
 
-/// When micro-batches start, as Spark's triggers.
+impl From<JoinSpec> for Transform {
+    fn from(spec: JoinSpec) -> Transform {
+        Transform::Join(spec)
+    }
+}
+
+/// When micro-batches start, and for the bounded triggers when the run stops, as Spark's triggers.
+///
+/// ```
+/// use weir::Trigger;
+/// assert!(Trigger::AvailableNow.is_bounded());
+/// assert_eq!(Trigger::ProcessingTime(std::time::Duration::from_secs(5)).interval().unwrap().as_secs(), 5);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// The next batch starts as soon as the previous one is done.
     AsFastAsPossible,
     /// `processingTime`: batches start at this interval; a late batch starts the next one at once.
     ProcessingTime(Duration),
+    /// `availableNow`: everything in the source when the run starts (the latest offsets then), in batches
+    /// of at most `maxOffsetsPerTrigger` records, as fast as possible; then the run stops.
+    AvailableNow,
+    /// `once`: everything in the source when the run starts, in one batch whatever
+    /// `maxOffsetsPerTrigger` says; then the run stops. The batch holds all of it in memory at once:
+    /// prefer `AvailableNow` for a backlog.
+    Once,
+}
+
+impl Trigger {
+    /// The interval between batch starts, for `ProcessingTime`.
+    pub fn interval(self) -> Option<Duration> {
+        match self {
+            Trigger::ProcessingTime(interval) => Some(interval),
+            _ => None,
+        }
+    }
+
+    /// Whether the trigger stops the run at the offsets available when it started.
+    pub fn is_bounded(self) -> bool {
+        matches!(self, Trigger::AvailableNow | Trigger::Once)
+    }
 }
 
 /// A rule a [`PipelineSpec`] breaks: the pipeline-file key at fault and what is wrong.
@@ -214,6 +252,13 @@ impl PipelineSpec {
                 "only used with format = \"avro\"",
             ));
         }
+        if self.trigger.is_bounded() && self.source.ending.is_some() {
+            return Err(SpecError::new(
+                "source.endingOffsets",
+                "the availableNow and once triggers stop at the offsets available at start: remove \
+                 endingOffsets, or the trigger",
+            ));
+        }
         if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {
             return Err(SpecError::new(
                 "sink.delivery",
@@ -273,6 +318,6 @@ fn udf_transforms(chain: &[Transform]) -> impl Iterator<Item = (usize, &Transfor
         .enumerate()
         .filter_map(|(i, stage)| match stage {
             Transform::Udf(spec) => Some((i, spec)),
-            Transform::Sql(_) => None,
+            Transform::Sql(_) | Transform::Join(_) => None,
         })
 }

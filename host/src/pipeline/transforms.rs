@@ -1,4 +1,4 @@
-//! A chain of transforms, loaded: the WebAssembly UDFs and SQL stages between the deserializer and the
+//! A chain of transforms, loaded: the WebAssembly UDFs, SQL stages and table joins between the deserializer and the
 //! aggregation (`transform`), or between the aggregation and the sink (`after_aggregate`), in the file's
 //! order, each planned against the schema the stage before it writes.
 
@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::spec::Transform;
+use crate::join::StaticJoin;
 use crate::schema::column_list;
 use crate::sql::{SqlError, SqlStage};
 use crate::udf::{Kind, OnError, OnFailure, TransformSpec, UdfError, UdfRuntime, UdfStage};
@@ -20,6 +21,8 @@ pub(super) enum LoadedTransform {
     Udf(TransformSpec, UdfStage),
     /// A `where` or `select` stage.
     Sql(SqlStage),
+    /// A join with a table, and the schema of the rows it joins (to read a changed table again).
+    Join(StaticJoin, SchemaRef),
 }
 
 /// The loaded stages of a chain, and the schema of the rows it starts from.
@@ -32,7 +35,7 @@ pub(super) struct TransformChain {
 pub(super) enum TransformError {
     /// A UDF's call failed as a whole; its `on_failure` decides.
     Call(UdfError, OnFailure),
-    /// A row failed and its stage's `on_error` is `fail`, or a SQL stage failed on the batch.
+    /// A row failed and its stage's `on_error` is `fail`, or a SQL or join stage failed on the batch.
     Rows(anyhow::Error),
 }
 
@@ -58,6 +61,10 @@ impl TransformChain {
                 Transform::Sql(spec) => {
                     LoadedTransform::Sql(SqlStage::plan(spec, &format!("{key}[{i}]"), &schema)?)
                 }
+                Transform::Join(spec) => LoadedTransform::Join(
+                    StaticJoin::plan(spec, &format!("{key}[{i}]"), &schema)?,
+                    schema,
+                ),
             };
             chain.stages.push(stage);
         }
@@ -70,6 +77,7 @@ impl TransformChain {
             None => self.input.clone(),
             Some(LoadedTransform::Udf(_, stage)) => stage.output_schema().clone(),
             Some(LoadedTransform::Sql(stage)) => stage.output_schema().clone(),
+            Some(LoadedTransform::Join(stage, _)) => stage.output_schema().clone(),
         }
     }
 
@@ -77,8 +85,29 @@ impl TransformChain {
     pub(super) fn udf_stages(&self) -> impl Iterator<Item = &UdfStage> {
         self.stages.iter().filter_map(|stage| match stage {
             LoadedTransform::Udf(_, stage) => Some(stage),
-            LoadedTransform::Sql(_) => None,
+            LoadedTransform::Sql(_) | LoadedTransform::Join(..) => None,
         })
+    }
+
+    /// For `weir run --reload`: reads again every join table whose file changed. One line per table read,
+    /// or refused (the version in use stays), for the log.
+    pub(super) fn reload_changed_tables(&self) -> Vec<Result<String, String>> {
+        let joins = self.stages.iter().filter_map(|stage| match stage {
+            LoadedTransform::Join(join, input) => Some((join, input)),
+            _ => None,
+        });
+        joins
+            .filter_map(|(join, input)| match join.reload_if_changed(input) {
+                Ok(false) => None,
+                Ok(true) => Some(Ok(format!(
+                    "`{}`: join table {} read again ({} rows)",
+                    join.key(),
+                    join.spec().table.path.display(),
+                    join.table_rows()
+                ))),
+                Err(refused) => Some(Err(format!("{refused:#}"))),
+            })
+            .collect()
     }
 
     /// Runs `rows` through every stage; returns the rows and how many rows UDFs dropped as failed.
@@ -99,6 +128,11 @@ impl TransformChain {
                 LoadedTransform::Sql(stage) => stage
                     .process(&rows)
                     .map_err(|error| TransformError::Rows(sql_failed(error, records)))?,
+                LoadedTransform::Join(stage, _) => stage.process(&rows).map_err(|error| {
+                    TransformError::Rows(
+                        error.context(format!("`{}` failed{records}", stage.key())),
+                    )
+                })?,
             };
         }
         Ok((rows, dropped))
@@ -119,6 +153,15 @@ impl TransformChain {
                 ),
                 LoadedTransform::Sql(stage) => (
                     format!("SQL {} ({})", stage.spec(), stage.key()),
+                    stage.output_schema(),
+                ),
+                LoadedTransform::Join(stage, _) => (
+                    format!(
+                        "{} ({}, {} rows)",
+                        stage.spec(),
+                        stage.key(),
+                        stage.table_rows()
+                    ),
                     stage.output_schema(),
                 ),
             };

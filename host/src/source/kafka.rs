@@ -28,6 +28,9 @@ mod assignment;
 /// Records per micro-batch when `maxOffsetsPerTrigger` is not set: bounds the memory of one batch. 50,000
 /// ran the reference workload as fast as 100,000 once the next batch was read ahead, with less memory.
 pub(crate) const DEFAULT_MAX_RECORDS_PER_BATCH: u64 = 50_000;
+/// The `once` trigger's batch closes early (the rest following in another batch) when the broker sends
+/// nothing for this long.
+const WHOLE_BATCH_STALL: Duration = Duration::from_secs(30);
 /// How often subscribed topics are checked for new partitions (and patterns for new topics).
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// How long metadata and offset look-ups may take before the source gives up.
@@ -67,6 +70,8 @@ pub(crate) struct KafkaSource {
     config: ClientConfig,
     /// Partitions paused by watermark alignment ([`KafkaSource::hold_back`]).
     held: BTreeSet<TopicPartition>,
+    /// The `once` trigger: the first batch reads to the ending offsets, however many records that is.
+    whole: bool,
 }
 
 impl KafkaSource {
@@ -112,6 +117,7 @@ impl KafkaSource {
             bootstrap,
             config: client_config,
             held: BTreeSet::new(),
+            whole: false,
         };
         let partitions = source.resolve_partitions(true)?;
         let starting = source.options.starting.clone();
@@ -136,6 +142,12 @@ impl KafkaSource {
         }
         source.assign(starts, false)?;
         Ok(source)
+    }
+
+    /// For the `once` trigger: the next batch reads up to the ending offsets, with no cap on its records,
+    /// waiting for the broker as long as records keep coming.
+    pub(crate) fn read_all_in_one_batch(&mut self) {
+        self.whole = true;
     }
 
     /// The next offset to read, per partition.
@@ -211,11 +223,15 @@ impl KafkaSource {
             self.discover()?;
         }
         let start = self.positions.clone();
-        let cap = self
-            .options
-            .max_offsets_per_trigger
-            .unwrap_or(DEFAULT_MAX_RECORDS_PER_BATCH) as usize;
+        let cap = match self.whole {
+            true => usize::MAX,
+            false => self
+                .options
+                .max_offsets_per_trigger
+                .unwrap_or(DEFAULT_MAX_RECORDS_PER_BATCH) as usize,
+        };
         let deadline = Instant::now() + max_wait;
+        let mut last_record = Instant::now();
         let mut builders: Vec<ChunkBuilder> = Vec::new();
         let mut count = 0usize;
         // Per record: find the partition's builder, compare with its end, append. Positions and the
@@ -224,10 +240,16 @@ impl KafkaSource {
         while count < cap && !finished {
             let timeout = if count == 0 {
                 deadline.saturating_duration_since(Instant::now())
+            } else if self.whole {
+                max_wait
             } else {
                 Duration::ZERO
             };
             let message = match self.consumer.poll(timeout) {
+                // `once` waits for the rest as long as the broker keeps sending.
+                None if self.whole && count > 0 && last_record.elapsed() < WHOLE_BATCH_STALL => {
+                    continue
+                }
                 None => break,
                 Some(Ok(message)) => message,
                 Some(Err(KafkaError::PartitionEOF(_))) => {
@@ -250,6 +272,7 @@ impl KafkaSource {
             }
             builder.append(&message);
             count += 1;
+            last_record = Instant::now();
             if builder.end.is_some_and(|end| offset + 1 >= end) {
                 advance(
                     &mut self.positions,

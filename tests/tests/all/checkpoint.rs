@@ -71,7 +71,7 @@ fn weir_run(file: &Path, bootstrap: &str) -> Command {
 }
 
 /// Runs the pipeline with `WEIR_CRASH_AT=<at>`; it must die there.
-fn crash_at(file: &Path, bootstrap: &str, at: &str) {
+pub(super) fn crash_at(file: &Path, bootstrap: &str, at: &str) {
     let output = weir_run(file, bootstrap)
         .env("WEIR_CRASH_AT", at)
         .output()
@@ -84,7 +84,7 @@ fn crash_at(file: &Path, bootstrap: &str, at: &str) {
 }
 
 /// Starts the pipeline and SIGKILLs it after `after`; returns false if it finished first.
-fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
+pub(super) fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
     let mut child = weir_run(file, bootstrap).spawn().unwrap();
     let started = Instant::now();
     while started.elapsed() < after {
@@ -99,7 +99,7 @@ fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
 }
 
 /// Runs the pipeline to its end; it must succeed.
-fn finish(file: &Path, bootstrap: &str) {
+pub(super) fn finish(file: &Path, bootstrap: &str) {
     let output = weir_run(file, bootstrap).output().unwrap();
     assert!(
         output.status.success(),
@@ -109,7 +109,7 @@ fn finish(file: &Path, bootstrap: &str) {
 }
 
 /// A small deterministic random sequence (the workload's LCG), so a failing run can be repeated.
-fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
+pub(super) fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
     let mut x = seed;
     (0..count)
         .map(|_| {

@@ -6,6 +6,7 @@ mod avro;
 mod checkpoint;
 mod cli;
 mod fraud;
+mod join;
 mod limits;
 mod metrics;
 mod poison;

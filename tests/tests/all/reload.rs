@@ -1,5 +1,5 @@
-//! `weir run --reload`: a changed module is checked and swapped in between batches; a bad one is refused and
-//! the running version stays; no record is dropped or processed twice across a swap.
+//! `weir run --reload`: a changed module or join table is checked and swapped in between batches; a bad
+//! one is refused and the running version stays; no record is dropped or processed twice across a swap.
 
 use std::path::Path;
 use std::time::Duration;
@@ -90,6 +90,37 @@ async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String>
     panic!("{topic} did not reach {rows} rows within 30 s");
 }
 
+/// Starts the pipeline `text` (reading topic `numbers`) with `--reload`; returns a function that sends
+/// `{"n": ...}` records for a range of numbers, and one that stops the run and returns its summary.
+fn run_with_reload(
+    broker: &Broker,
+    dir: &Path,
+    text: &str,
+) -> (
+    impl Fn(std::ops::Range<i64>),
+    impl FnOnce() -> tokio::task::JoinHandle<weir::RunSummary>,
+) {
+    let spec = pipeline_spec(dir, &broker.bootstrap, text).unwrap();
+    let pipeline = weir::Pipeline::new(spec).unwrap().reload_modules(true);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let stopping = async {
+            let _ = stopped.await;
+        };
+        pipeline.run(stopping).await.unwrap()
+    });
+    let bootstrap = broker.bootstrap.clone();
+    let send = move |range: std::ops::Range<i64>| {
+        let values: Vec<String> = range.map(|n| format!("{{\"n\":{n}}}")).collect();
+        produce_to(&bootstrap, "numbers", 0, &values, &[]);
+    };
+    let stop = move || {
+        stop.send(()).unwrap();
+        running
+    };
+    (send, stop)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_pipeline_picks_up_a_new_version_between_batches() {
     let broker = mock_cluster();
@@ -115,16 +146,7 @@ format = "json"
 "#,
         dir.join("versioned.wasm").display()
     );
-    let spec = pipeline_spec(&dir, &broker.bootstrap, &text).unwrap();
-    let pipeline = weir::Pipeline::new(spec).unwrap().reload_modules(true);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(pipeline.run(async {
-        let _ = stopped.await;
-    }));
-    let send = |range: std::ops::Range<i64>| {
-        let values: Vec<String> = range.map(|n| format!("{{\"n\":{n}}}")).collect();
-        produce_to(&broker.bootstrap, "numbers", 0, &values, &[]);
-    };
+    let (send, stop) = run_with_reload(&broker, &dir, &text);
 
     send(0..10);
     wait_for_rows(&broker.bootstrap, "out", 10).await;
@@ -139,8 +161,7 @@ format = "json"
     send(20..30);
     let mut rows = wait_for_rows(&broker.bootstrap, "out", 30).await;
 
-    stop.send(()).unwrap();
-    let summary = running.await.unwrap().unwrap();
+    let summary = stop().await.unwrap();
     assert_eq!(summary.input_rows, 30);
     rows.sort_by_key(|r| r[5..r.find(',').unwrap()].parse::<i64>().unwrap());
     let expected: Vec<String> = (0..30)
@@ -149,5 +170,65 @@ format = "json"
     assert_eq!(
         rows, expected,
         "each record once, by the version current when its batch ran"
+    );
+}
+
+/// Writes the join table `labels.csv` (n → label `{version}-n`) in one step.
+fn install_table(dir: &Path, header: &str, version: &str) {
+    let rows: Vec<String> = (0..40).map(|n| format!("{n},{version}-{n}")).collect();
+    let staged = dir.join("labels.next");
+    std::fs::write(&staged, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    std::fs::rename(staged, dir.join("labels.csv")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_pipeline_reads_a_changed_join_table_between_batches() {
+    let broker = mock_cluster();
+    broker.create_topic("numbers", 1);
+    broker.create_topic("out", 1);
+    let dir = scratch_dir();
+    install_table(&dir, "n,label", "v1");
+    let text = r#"
+[source]
+kafka.bootstrap.servers = "${BROKER}"
+subscribe = "numbers"
+startingOffsets = "earliest"
+[deserializer]
+format = "json"
+schema = "n BIGINT"
+[[transform]]
+join = "labels.csv"
+on = "n"
+[sink]
+kafka.bootstrap.servers = "${BROKER}"
+topic = "out"
+format = "json"
+"#;
+    let (send, stop) = run_with_reload(&broker, &dir, text);
+
+    send(0..10);
+    wait_for_rows(&broker.bootstrap, "out", 10).await;
+    install_table(&dir, "n,label", "v2");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    send(10..20);
+    wait_for_rows(&broker.bootstrap, "out", 20).await;
+    // Other columns: refused, and v2 stays.
+    install_table(&dir, "n,name", "v3");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    send(20..30);
+    let mut rows = wait_for_rows(&broker.bootstrap, "out", 30).await;
+
+    let summary = stop().await.unwrap();
+    assert_eq!(summary.input_rows, 30);
+    rows.sort_by_key(|r| r[5..r.find(',').unwrap()].parse::<i64>().unwrap());
+    let expected: Vec<String> = (0..30)
+        .map(|n| {
+            let version = if n < 10 { "v1" } else { "v2" };
+            format!("{{\"n\":{n},\"label\":\"{version}-{n}\"}}")
+        })
+        .collect();
+    assert_eq!(
+        rows, expected,
+        "each batch joined with the table of its time"
     );
 }

@@ -266,3 +266,66 @@ async fn fail_on_data_loss_fails_or_skips_ahead() {
         summary.input_rows
     );
 }
+
+/// A copy of topic `t` with a checkpoint in `dir`, the given trigger and at most 10 records a batch.
+fn scheduled_copy(dir: &std::path::Path, trigger: &str) -> String {
+    format!(
+        "checkpointLocation = \"{}\"\n{}\n[trigger]\n{trigger}\n",
+        dir.join("checkpoint").display(),
+        copy_pipeline(
+            "subscribe = \"t\"\nstartingOffsets = \"earliest\"\nmaxOffsetsPerTrigger = 10",
+            "json"
+        )
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn available_now_reads_what_is_there_at_start_in_capped_batches_then_stops_and_resumes() {
+    let broker = tansu();
+    fill(&broker, "t", 2, 30);
+    broker.create_topic("out", 2);
+    let dir = scratch_dir();
+    let text = scheduled_copy(&dir, "availableNow = true");
+    let first = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.input_rows, 60);
+    assert!(
+        first.batches >= 6,
+        "{} batches of at most 10",
+        first.batches
+    );
+
+    // The next scheduled run reads only what came since.
+    let later: Vec<String> = (30..35).map(|i| format!("p0-{i}")).collect();
+    produce_to(&broker.bootstrap, "t", 0, &later, &[]);
+    let second = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(second.input_rows, 5);
+    let got: Vec<String> = read_topic(&broker.bootstrap, "out")
+        .unwrap()
+        .into_iter()
+        .map(|r| String::from_utf8(r.key.unwrap_or_default()).unwrap())
+        .collect();
+    let mut expected = keys(0, 0..35);
+    expected.extend(keys(1, 0..30));
+    assert_eq!(sorted(got), sorted(expected));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_reads_everything_in_one_batch_whatever_max_offsets_says() {
+    let broker = tansu();
+    fill(&broker, "t", 2, 500);
+    broker.create_topic("out", 2);
+    let dir = scratch_dir();
+    let text = scheduled_copy(&dir, "once = true");
+    let summary = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((summary.batches, summary.input_rows), (1, 1000));
+    let again = run_pipeline(pipeline_spec(&dir, &broker.bootstrap, &text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((again.batches, again.input_rows), (0, 0));
+}
