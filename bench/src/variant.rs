@@ -26,12 +26,15 @@ pub enum Stages {
     /// The SQL stages after a left outer join of every transaction with a 1,000,000-row customer table
     /// (`customers.csv`, keyed by name and surname; the workload's 10,000 customers are its first rows).
     SqlJoin,
+    /// The SQL stages with `[deduplicate] columns = ["name", "surname", "ts"]` before the aggregation (as
+    /// `examples/fraud-window/pipeline-dedup.toml`; the workload has no repeats, so this is its cost).
+    SqlDedup,
 }
 
 impl Stages {
     /// Whether the transforms are SQL stages.
     fn is_sql(self) -> bool {
-        matches!(self, Stages::Sql | Stages::SqlJoin)
+        matches!(self, Stages::Sql | Stages::SqlJoin | Stages::SqlDedup)
     }
 }
 
@@ -123,6 +126,14 @@ pub const VARIANTS: &[Variant] = &[
         metrics: false,
     },
     Variant {
+        name: "native json + sql + dedup exactly-once",
+        decoder: Decoder::NativeJson,
+        stages: Stages::SqlDedup,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: false,
+    },
+    Variant {
         name: "native json + 1m-row join + sql exactly-once",
         decoder: Decoder::NativeJson,
         stages: Stages::SqlJoin,
@@ -208,6 +219,13 @@ impl Variant {
                 "where = \"count > 1\"".into(),
             ));
         }
+        if self.stages == Stages::SqlDedup {
+            edits.push((
+                "\n[aggregate]\n",
+                "\n[deduplicate]\ncolumns = [\"name\", \"surname\", \"ts\"]\n\n[aggregate]\n"
+                    .into(),
+            ));
+        }
         let text = weir_tests::example_variant("fraud-window/pipeline.toml", &edits);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("pipeline.toml");
@@ -267,6 +285,10 @@ mod tests {
                 .filter(|stage| matches!(stage, weir::Transform::Join(_)))
                 .count();
             assert_eq!(joins, usize::from(variant.stages == Stages::SqlJoin));
+            assert_eq!(
+                spec.deduplicate.is_some(),
+                variant.stages == Stages::SqlDedup
+            );
             assert!(!variant.slug().contains([' ', ',']));
         }
     }

@@ -4,12 +4,12 @@
 //! Kafka, with Spark Structured Streaming's model and option names. The data path is the module tree:
 //!
 //! ```text
-//!   source ──▶ decode ──▶ udf / sql / join       ──▶ aggregate ──▶ udf / sql ──▶ sink
-//!   Kafka      json /     WebAssembly, Arrow IPC      windows,       (after        Kafka
-//!   records    string /   in linear memory; or        watermark      aggregate)    (value / key /
-//!   → Arrow    avro /     where / select by           per partition,               headers / topic)
-//!              WASM UDF   DataFusion; join with a     state in sled
-//!                         CSV / JSON / Parquet table
+//!   source ──▶ decode ──▶ udf / sql / join ──▶ dedup, aggregate ──▶ udf / sql ──▶ sink
+//!   Kafka      json /     WebAssembly, Arrow     repeats dropped;     (after         Kafka
+//!   records    string /   IPC in linear memory;  windows, watermark   aggregate)     (value / key /
+//!   → Arrow    avro /     where / select by      per partition,                      headers / topic)
+//!              WASM UDF   DataFusion; a join     state in sled
+//!                         with a file's table
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
 //! ```
 //!
@@ -24,8 +24,9 @@
 //! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
 //!   and `select` stages, SQL expressions compiled by DataFusion. `join`: stream-static joins with a table
 //!   read from a CSV, JSON lines or Parquet file.
-//! - `window`: window assignment and the per-partition watermark; `aggregate`: grouping, aggregates
-//!   and output modes; `state`: operator state in sled.
+//! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
+//!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
+//!   state in sled.
 //! - `sink`: the Kafka sink.
 //! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks; [`secrets`], the
 //!   values (passwords, `${VAR}`s) never to print.
@@ -42,7 +43,7 @@
 //! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceOptions`], [`TopicSelection`],
 //!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
 //!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
-//!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`AggregateSpec`],
+//!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`DedupSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
 //!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
@@ -93,6 +94,7 @@ mod aggregate;
 mod checkpoint;
 pub mod config;
 mod decode;
+mod dedup;
 mod demo;
 mod join;
 mod kafka;
@@ -114,6 +116,7 @@ mod workload;
 pub use aggregate::{AggregateExpr, AggregateSpec, Function, OutputMode, WindowBy, WindowKind};
 pub use checkpoint::inspect as inspect_checkpoint;
 pub use decode::{DecodeFormat, DeserializerSpec};
+pub use dedup::DedupSpec;
 pub use join::{JoinSpec, JoinType, TableFormat, TableSpec};
 pub use kafka::OptionError;
 pub use metrics::MetricsSpec;

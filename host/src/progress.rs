@@ -186,7 +186,9 @@ impl ProgressListener for () {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct StateOperatorProgress {
-    /// Groups held.
+    /// Which operator: `aggregate` or `dedupe` (Spark's names).
+    pub operator_name: String,
+    /// Groups (or, deduplicating, keys) held.
     pub num_rows_total: u64,
     /// Groups changed by the batch.
     pub num_rows_updated: u64,
@@ -198,4 +200,7 @@ pub struct StateOperatorProgress {
     pub memory_used_bytes: u64,
     /// Bytes of the sled store on disk.
     pub state_on_disk_bytes: u64,
+    /// Rows dropped as repeats (deduplication only; Spark's `numDroppedDuplicateRows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_dropped_duplicate_rows: Option<u64>,
 }

@@ -48,6 +48,16 @@ pub struct PartitionLog {
     pub aborts: usize,
 }
 
+impl PartitionLog {
+    /// The committed records' values as text, in offset order.
+    pub fn committed_values(&self) -> Vec<String> {
+        self.committed
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+            .collect()
+    }
+}
+
 fn request(
     stream: &mut TcpStream,
     correlation_id: i32,

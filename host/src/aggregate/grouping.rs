@@ -5,12 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::DataType;
 
 use super::{state_key, Aggregator, WindowBy, WindowKind};
+use crate::window::event_times;
 
 /// The groups one batch touches.
 pub(super) struct BatchGroups {
@@ -137,21 +135,4 @@ impl Aggregator {
             self.assign_sessions(&group_key, &events, gap_ms, groups);
         }
     }
-}
-
-/// The event time of each row in milliseconds.
-pub(crate) fn event_times(column: &ArrayRef) -> anyhow::Result<Vec<Option<i64>>> {
-    let millis = match column.data_type() {
-        DataType::Int64 => column.clone(),
-        DataType::Timestamp(_, tz) => arrow_cast::cast(
-            column,
-            &DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz.clone()),
-        )
-        .and_then(|c| arrow_cast::cast(&c, &DataType::Int64))
-        .context("reading event times")?,
-        other => anyhow::bail!(
-            "event-time column of type {other}; expected Int64 milliseconds or a timestamp"
-        ),
-    };
-    Ok(millis.as_primitive::<Int64Type>().iter().collect())
 }

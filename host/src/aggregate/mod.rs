@@ -25,7 +25,6 @@ pub use accumulator::Function;
 pub(crate) use accumulator::{Accumulator, Aggregate, ValueKind};
 pub use spec::{AggregateExpr, AggregateSpec, OutputMode, WindowBy, WindowKind};
 
-pub(crate) use grouping::event_times;
 use grouping::BatchGroups;
 
 use crate::progress::StateOperatorProgress;
@@ -229,6 +228,7 @@ impl Aggregator {
         self.removed_keys.clear();
         self.dirty.clear();
         let mut progress = std::mem::take(&mut self.progress);
+        progress.operator_name = "aggregate".into();
         progress.num_rows_removed = closed.len() as u64;
         progress.num_rows_total = self.groups.len() as u64;
         progress.memory_used_bytes = self

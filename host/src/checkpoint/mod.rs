@@ -71,6 +71,9 @@ pub struct PlanFingerprint {
     pub state_input: Option<String>,
     /// The event-time column of the watermark.
     pub watermark_column: Option<String>,
+    /// The deduplication (`dropDuplicates(id)`), when there is one.
+    #[serde(default)]
+    pub deduplicate: Option<String>,
 }
 
 impl PlanFingerprint {
@@ -109,6 +112,11 @@ impl PlanFingerprint {
             "watermark column",
             show(&earlier.watermark_column),
             show(&self.watermark_column),
+        );
+        compare(
+            "deduplication",
+            show(&earlier.deduplicate),
+            show(&self.deduplicate),
         );
         changes
     }

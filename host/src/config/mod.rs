@@ -60,6 +60,7 @@ use transform::read_transform;
 use udf::read_limits;
 
 use crate::decode::DecodeFormat;
+use crate::dedup::DedupSpec;
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
 use crate::secrets::Secrets;
@@ -175,6 +176,10 @@ fn read_pipeline(
         .map(|section| read_transform(section, base, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let watermark = root.table("watermark")?.map(read_watermark).transpose()?;
+    let deduplicate = root
+        .table("deduplicate")?
+        .map(read_deduplicate)
+        .transpose()?;
     let aggregate = root.table("aggregate")?.map(read_aggregate).transpose()?;
     let after_aggregate = root
         .array_of_tables("after_aggregate")?
@@ -203,6 +208,7 @@ fn read_pipeline(
         "deserializer",
         "transform",
         "watermark",
+        "deduplicate",
         "aggregate",
         "after_aggregate",
         "sink",
@@ -218,6 +224,7 @@ fn read_pipeline(
         deserializer,
         transforms,
         watermark,
+        deduplicate,
         aggregate,
         after_aggregate,
         sink,
@@ -258,6 +265,25 @@ fn read_metrics(mut section: Section) -> Result<MetricsSpec, ConfigError> {
         .ok_or_else(|| section.error("listen", "missing: expected e.g. \"127.0.0.1:9464\""))?;
     section.finish(&["listen"])?;
     Ok(MetricsSpec::new(listen))
+}
+
+/// `[deduplicate]`: `columns` and `within_watermark`.
+fn read_deduplicate(mut section: Section) -> Result<DedupSpec, ConfigError> {
+    let columns = section
+        .strings("columns")?
+        .filter(|columns| !columns.is_empty())
+        .ok_or_else(|| {
+            section.error(
+                "columns",
+                "missing: the columns that make a row a repeat, e.g. [\"event_id\"]",
+            )
+        })?;
+    let within = section.boolean("within_watermark")?.unwrap_or(false);
+    section.finish(&["columns", "within_watermark"])?;
+    Ok(DedupSpec {
+        columns,
+        within_watermark: within,
+    })
 }
 
 /// `[trigger]`: `processingTime` (zero means as fast as possible, as in Spark), `availableNow = true` or

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::decode::DecodeFormat;
+use crate::dedup::DedupSpec;
 use crate::join::{JoinType, TableFormat};
 use crate::pipeline::Transform;
 use crate::sink::SinkFormat;
@@ -269,6 +270,24 @@ fn join_mistakes_name_their_key() {
         assert_eq!(err.key, key, "{stage}: {err}");
         assert!(err.message.contains(message), "{stage}: {err}");
     }
+}
+
+#[test]
+fn deduplicate_is_read_and_needs_a_watermark() {
+    let watermark = "\n[watermark]\ncolumn = \"ts\"\ndelay = \"5s\"\n";
+    let text = format!(
+        "{GOOD}{watermark}\n[deduplicate]\ncolumns = [\"name\"]\nwithin_watermark = true\n"
+    );
+    let spec = parse_text(&text).unwrap();
+    assert_eq!(
+        spec.deduplicate,
+        Some(DedupSpec::new(["name"]).within_watermark())
+    );
+    let err = error_of(&format!("{GOOD}\n[deduplicate]\ncolumns = [\"name\"]\n"));
+    assert_eq!(err.key, "deduplicate");
+    assert!(err.message.contains("needs a [watermark]"), "{err}");
+    let err = error_of(&format!("{GOOD}{watermark}\n[deduplicate]\ncolumns = []\n"));
+    assert_eq!(err.key, "deduplicate.columns");
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub(crate) use http::MetricsServer;
 pub use spec::MetricsSpec;
 
 use crate::kafka::TopicPartition;
-use crate::progress::BatchProgress;
+use crate::progress::{BatchProgress, StateOperatorProgress};
 use crate::udf::CallCounts;
 use udf_calls::UdfCalls;
 
@@ -139,17 +139,17 @@ impl Metrics {
         );
         registry.register(
             "late_rows",
-            "Rows older than the watermark, dropped by the aggregation",
+            "Rows older than the watermark, dropped by the aggregation or deduplication",
             self.late_rows.clone(),
         );
         registry.register(
             "state_groups",
-            "Groups held by the aggregation",
+            "Groups held by the aggregation, and keys held by deduplication",
             self.state_groups.clone(),
         );
         registry.register_with_unit(
             "state_memory",
-            "Approximate memory of the groups held",
+            "Approximate memory of the groups and keys held",
             Unit::Bytes,
             self.state_memory.clone(),
         );
@@ -223,11 +223,15 @@ impl Metrics {
                 .inc_by(n);
         }
         self.failed_calls.inc_by(e.failed_calls);
-        for state in &progress.state_operators {
-            self.late_rows.inc_by(state.num_rows_dropped_by_watermark);
-            self.state_groups.set(gauge(state.num_rows_total));
-            self.state_memory.set(gauge(state.memory_used_bytes));
-            self.state_disk.set(gauge(state.state_on_disk_bytes));
+        let states = &progress.state_operators;
+        let sum = |field: fn(&StateOperatorProgress) -> u64| states.iter().map(field).sum::<u64>();
+        self.late_rows
+            .inc_by(sum(|s| s.num_rows_dropped_by_watermark));
+        if !states.is_empty() {
+            self.state_groups.set(gauge(sum(|s| s.num_rows_total)));
+            self.state_memory.set(gauge(sum(|s| s.memory_used_bytes)));
+            // One sled store holds every operator's state.
+            self.state_disk.set(gauge(states[0].state_on_disk_bytes));
         }
         if let Some(ms) = progress.event_time.as_ref().and_then(|e| e.watermark_ms) {
             self.watermark.set(ms);

@@ -12,6 +12,7 @@ use arrow_schema::SchemaRef;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::dedup::DedupSpec;
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Transform, Trigger};
 use crate::secrets::Secrets;
@@ -28,6 +29,7 @@ pub struct PipelineBuilder {
     on_error: OnError,
     transforms: Vec<Transform>,
     watermark: Option<WatermarkSpec>,
+    deduplicate: Option<DedupSpec>,
     aggregate: Option<AggregateSpec>,
     after_aggregate: Vec<Transform>,
     sink: BTreeMap<String, String>,
@@ -50,6 +52,7 @@ impl PipelineBuilder {
             on_error: OnError::Fail,
             transforms: Vec::new(),
             watermark: None,
+            deduplicate: None,
             aggregate: None,
             after_aggregate: Vec::new(),
             sink: BTreeMap::new(),
@@ -154,6 +157,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// `[deduplicate]`: drop rows repeating an earlier row's `columns`, after the transforms (needs the
+    /// watermark).
+    pub fn deduplicate(mut self, deduplicate: DedupSpec) -> Self {
+        self.deduplicate = Some(deduplicate);
+        self
+    }
+
     /// `[aggregate]`: grouping, window, aggregates and output mode, after the transforms.
     pub fn aggregate(mut self, aggregate: AggregateSpec) -> Self {
         self.aggregate = Some(aggregate);
@@ -201,6 +211,7 @@ impl PipelineBuilder {
             },
             transforms: self.transforms,
             watermark: self.watermark,
+            deduplicate: self.deduplicate,
             aggregate: self.aggregate,
             after_aggregate: self.after_aggregate,
             sink: SinkSpec {

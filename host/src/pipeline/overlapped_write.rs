@@ -31,7 +31,7 @@ pub(crate) struct Written {
     /// Rows written to the sink.
     pub(crate) rows: u64,
     /// The aggregation's state counts.
-    pub(crate) state: Option<StateOperatorProgress>,
+    pub(crate) state: Vec<StateOperatorProgress>,
     /// Rows the transforms after the aggregation dropped, and rows the broker refused with the source
     /// records dead-lettered for them.
     pub(crate) errors: ErrorCounts,
@@ -180,7 +180,7 @@ struct BatchOutput {
     /// The output rows of each chunk, when there is no aggregation (which mixes them).
     by_chunk: Option<Vec<Range<usize>>>,
     late: Option<RecordBatch>,
-    state: Option<StateOperatorProgress>,
+    state: Vec<StateOperatorProgress>,
     transform_dropped: u64,
 }
 
@@ -190,7 +190,7 @@ impl BatchOutput {
         let rows = concat_batches(&plan.processed_schema(), parts)
             .context("joining the partitions' rows")?;
         let (before, after) = batch.watermarks;
-        let by_chunk = (!plan.has_aggregation()).then(|| {
+        let by_chunk = (!plan.has_state()).then(|| {
             let mut start = 0;
             batch
                 .outputs

@@ -13,6 +13,7 @@ use arrow_schema::SchemaRef;
 use crate::aggregate::Aggregator;
 use crate::checkpoint::PlanFingerprint;
 use crate::decode::Deserializer;
+use crate::dedup::Deduplicator;
 use crate::pipeline::PipelineSpec;
 use crate::schema::column_list;
 use crate::sink::check_sink_schema;
@@ -31,6 +32,8 @@ pub struct Plan {
     pub(super) transforms: TransformChain,
     /// The event-time column in the deserialized rows, when there is a watermark.
     pub(super) event_time: Option<usize>,
+    /// Deduplication; run by one thread at a time, after the partitions' stateless stages.
+    pub(super) deduplicator: Option<Mutex<Deduplicator>>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
     pub(super) aggregator: Option<Mutex<Aggregator>>,
     /// The transforms of the aggregation's output (none without an aggregation).
@@ -78,6 +81,7 @@ impl Plan {
             "transform",
         )?;
         let mut schema = transforms.output_schema();
+        let deduplicator = plan_deduplication(&spec, &schema, &state)?;
         let (aggregator, after_aggregate) = match &spec.aggregate {
             None => (None, None),
             Some(aggregate) => {
@@ -113,6 +117,7 @@ impl Plan {
             deserializer,
             transforms,
             event_time,
+            deduplicator,
             aggregator,
             after_aggregate,
             output: schema,
@@ -147,6 +152,7 @@ impl Plan {
             output_mode: aggregate.map(|a| format!("{:?}", a.output_mode)),
             state_input: aggregate.map(|_| column_list(&self.processed_schema())),
             watermark_column: self.spec.watermark.as_ref().map(|w| w.column.clone()),
+            deduplicate: self.spec.deduplicate.as_ref().map(ToString::to_string),
         }
     }
 
@@ -168,6 +174,12 @@ impl Plan {
         self.aggregator.is_some()
     }
 
+    /// Whether the stateful step changes which rows reach the sink (an aggregation or deduplication), so
+    /// that they no longer follow the source chunks in order.
+    pub(crate) fn has_state(&self) -> bool {
+        self.aggregator.is_some() || self.deduplicator.is_some()
+    }
+
     /// A human-readable plan: each stage with the schema it produces.
     pub fn describe(&self) -> String {
         let mut out = String::new();
@@ -187,6 +199,15 @@ impl Plan {
             schema(self.deserializer.output_schema())
         );
         self.transforms.describe(&mut out);
+        if let (Some(dedup), Some(watermark)) = (&self.deduplicator, &self.spec.watermark) {
+            let dedup = dedup.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(
+                out,
+                "  deduplicate  {}, keys forgotten as the watermark on `{}` passes, state in sled",
+                dedup.spec(),
+                watermark.column
+            );
+        }
         if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
             let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
             let window = match &spec.window {
@@ -280,6 +301,32 @@ impl Plan {
             .chain(chains.flat_map(TransformChain::reload_changed_tables))
             .collect()
     }
+}
+
+/// The deduplication `spec` asks for, on rows of `schema`, with its state restored from `state`.
+fn plan_deduplication(
+    spec: &PipelineSpec,
+    schema: &SchemaRef,
+    state: &StateStore,
+) -> anyhow::Result<Option<Mutex<Deduplicator>>> {
+    let Some(dedup) = &spec.deduplicate else {
+        return Ok(None);
+    };
+    let Some(watermark) = &spec.watermark else {
+        anyhow::bail!("`deduplicate` needs a [watermark], which bounds its state");
+    };
+    let event_time = (watermark.column.as_str(), watermark.delay_ms);
+    let mut operator = Deduplicator::new(dedup, schema, event_time, state.table("deduplicate")?)?;
+    let restored = operator
+        .restore()
+        .context("restoring the deduplication state")?;
+    if restored > 0 {
+        tracing::info!(
+            keys = restored,
+            "deduplication state restored from the checkpoint"
+        );
+    }
+    Ok(Some(Mutex::new(operator)))
 }
 
 /// An `on_error` policy as the pipeline file writes it.

@@ -130,7 +130,7 @@ impl Reporter {
             },
             errors: errors.clone(),
             event_time: report.watermark,
-            state_operators: written.state.into_iter().collect(),
+            state_operators: written.state,
         };
         if let Some(metrics) = &self.metrics {
             metrics.observe_batch(&progress);

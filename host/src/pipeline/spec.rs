@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
+use crate::dedup::DedupSpec;
 use crate::join::JoinSpec;
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
@@ -31,6 +32,9 @@ pub struct PipelineSpec {
     pub transforms: Vec<Transform>,
     /// Event time and the watermark, taken from the deserialized rows of each partition.
     pub watermark: Option<WatermarkSpec>,
+    /// `[deduplicate]`: rows repeating an earlier row's key dropped, after the transforms and before the
+    /// aggregation (needs the watermark).
+    pub deduplicate: Option<DedupSpec>,
     /// A stateful aggregation after the transforms.
     pub aggregate: Option<AggregateSpec>,
     /// Transforms applied to the aggregation's output (e.g. `where = "count > 1"`).
@@ -92,6 +96,7 @@ impl fmt::Debug for PipelineSpec {
             .field("deserializer", &masked(&self.deserializer))
             .field("transforms", &masked(&self.transforms))
             .field("watermark", &masked(&self.watermark))
+            .field("deduplicate", &masked(&self.deduplicate))
             .field("aggregate", &masked(&self.aggregate))
             .field("after_aggregate", &masked(&self.after_aggregate))
             .field("sink", &masked(&self.sink))
@@ -250,6 +255,13 @@ impl PipelineSpec {
             return Err(SpecError::new(
                 "sink.schema_registry",
                 "only used with format = \"avro\"",
+            ));
+        }
+        if self.deduplicate.is_some() && self.watermark.is_none() {
+            return Err(SpecError::new(
+                "deduplicate",
+                "needs a [watermark]: the keys seen are forgotten as the watermark passes, which keeps the \
+                 state bounded",
             ));
         }
         if self.trigger.is_bounded() && self.source.ending.is_some() {

@@ -1,5 +1,6 @@
-//! The stateful step of a batch: the rows of every partition folded into the aggregation at once (its state
-//! is shared by all partitions), the rows the output mode emits, and the transforms after it. The overlapped
+//! The stateful step of a batch: the rows of every partition deduplicated and folded into the aggregation
+//! at once (their state is shared by all partitions), the rows the output mode emits, and the transforms
+//! after it. The overlapped
 //! writer runs it for one batch at a time, in order (`overlapped_write.rs`).
 
 use anyhow::Context;
@@ -14,8 +15,8 @@ use crate::window::WatermarkSpec;
 pub struct Aggregated {
     /// Rows for the sink.
     pub rows: RecordBatch,
-    /// The aggregation's state counts, when there is an aggregation.
-    pub state: Option<StateOperatorProgress>,
+    /// The state counts of deduplication and the aggregation, those there are.
+    pub state: Vec<StateOperatorProgress>,
     /// Rows the transforms after the aggregation dropped as failed.
     pub transform_dropped: u64,
     /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
@@ -23,19 +24,30 @@ pub struct Aggregated {
 }
 
 impl Plan {
-    /// The stateful part of a batch: folds the rows of all partitions into the aggregation with the
-    /// watermark as it stood before the batch, emits what the output mode calls for at the watermark after
-    /// it, and runs the transforms that follow. Without an aggregation, returns the rows as they are.
+    /// The stateful part of a batch: drops repeats (deduplication), folds the rows of all partitions into
+    /// the aggregation with the watermark as it stood before the batch, emits what the output mode calls
+    /// for at the watermark after it, and runs the transforms that follow. Without an aggregation, returns
+    /// the rows deduplication kept.
     pub fn aggregate(
         &self,
         rows: RecordBatch,
         watermark_before: Option<i64>,
         watermark_after: Option<i64>,
     ) -> anyhow::Result<Aggregated> {
+        let mut state = Vec::new();
+        let rows = match &self.deduplicator {
+            None => rows,
+            Some(dedup) => {
+                let mut dedup = dedup.lock().unwrap_or_else(|e| e.into_inner());
+                let (kept, counts) = dedup.process(&rows, watermark_before)?;
+                state.push(dedup.finish_batch(watermark_after, counts)?);
+                kept
+            }
+        };
         let Some(aggregator) = &self.aggregator else {
             return Ok(Aggregated {
                 rows,
-                state: None,
+                state,
                 transform_dropped: 0,
                 late: None,
             });
@@ -43,6 +55,7 @@ impl Plan {
         let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
         let late_rows = aggregator.update(&rows, watermark_before)?;
         let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
+        state.push(progress);
         drop(aggregator);
         let late = match &self.spec.watermark {
             Some(WatermarkSpec {
@@ -68,7 +81,7 @@ impl Plan {
         };
         Ok(Aggregated {
             rows,
-            state: Some(progress),
+            state,
             transform_dropped: dropped,
             late,
         })

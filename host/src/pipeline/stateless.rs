@@ -9,11 +9,11 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 
 use super::plan::Plan;
-use crate::aggregate::event_times;
 use crate::decode::{DecodeError, DecodeFormat, RowFailure};
 use crate::progress::ErrorCounts;
 use crate::source::PartitionChunk;
 use crate::udf::{OnError, OnFailure, UdfError};
+use crate::window::event_times;
 
 use super::transforms::TransformError;
 

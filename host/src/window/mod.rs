@@ -4,9 +4,11 @@
 //! windows are sliding windows whose slide equals their size. Times are milliseconds since the epoch.
 
 mod alignment;
+mod event_time;
 mod watermark;
 
 pub(crate) use alignment::partitions_to_hold;
+pub(crate) use event_time::event_times;
 pub use watermark::WatermarkSpec;
 pub(crate) use watermark::{WatermarkSnapshot, WatermarkTracker};
 

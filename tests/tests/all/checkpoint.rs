@@ -71,7 +71,7 @@ fn weir_run(file: &Path, bootstrap: &str) -> Command {
 }
 
 /// Runs the pipeline with `WEIR_CRASH_AT=<at>`; it must die there.
-pub(super) fn crash_at(file: &Path, bootstrap: &str, at: &str) {
+fn crash_at(file: &Path, bootstrap: &str, at: &str) {
     let output = weir_run(file, bootstrap)
         .env("WEIR_CRASH_AT", at)
         .output()
@@ -84,7 +84,7 @@ pub(super) fn crash_at(file: &Path, bootstrap: &str, at: &str) {
 }
 
 /// Starts the pipeline and SIGKILLs it after `after`; returns false if it finished first.
-pub(super) fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
+fn kill_after(file: &Path, bootstrap: &str, after: Duration) -> bool {
     let mut child = weir_run(file, bootstrap).spawn().unwrap();
     let started = Instant::now();
     while started.elapsed() < after {
@@ -109,7 +109,7 @@ pub(super) fn finish(file: &Path, bootstrap: &str) {
 }
 
 /// A small deterministic random sequence (the workload's LCG), so a failing run can be repeated.
-pub(super) fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
+fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
     let mut x = seed;
     (0..count)
         .map(|_| {
@@ -119,6 +119,32 @@ pub(super) fn pauses(seed: u64, count: usize, max_ms: u64) -> Vec<Duration> {
             Duration::from_millis(150 + (x >> 33) % max_ms)
         })
         .collect()
+}
+
+/// A crash at each step of an exactly-once batch's commit (`WEIR_CRASH_AT`), in its first batches.
+pub(super) const EXACTLY_ONCE_CRASH_POINTS: &[&str] =
+    &["planned:1", "produced:2", "staged:3", "committed:4"];
+
+/// Runs the pipeline `file` to a crash at each of `points`, then kills it at up to `kills` random moments
+/// (from `seed`) while it runs, restarting each time, then lets it finish. Returns the kills that landed.
+pub(super) fn crash_kill_and_finish(
+    file: &Path,
+    bootstrap: &str,
+    points: &[&str],
+    (kills, seed): (usize, u64),
+) -> usize {
+    for at in points {
+        crash_at(file, bootstrap, at);
+    }
+    let mut killed = 0;
+    for pause in pauses(seed, kills * 4, 600) {
+        if killed == kills {
+            break;
+        }
+        killed += usize::from(kill_after(file, bootstrap, pause));
+    }
+    finish(file, bootstrap);
+    killed
 }
 
 /// Kills the pipeline at every crash point and at `kills` random moments while it runs, restarting each
@@ -132,28 +158,14 @@ fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<
     // Small batches: many commit points, and a run long enough to be killed many times.
     let file = pipeline_file(&dir, delivery, n / 400);
     let points: &[&str] = if delivery == "exactly-once" {
-        &["planned:1", "produced:2", "staged:3", "committed:4"]
+        EXACTLY_ONCE_CRASH_POINTS
     } else {
         &["planned:1", "produced:2", "committed:3"]
     };
-    for at in points {
-        crash_at(&file, &broker.bootstrap, at);
-    }
-    let mut killed = 0;
-    for pause in pauses(n ^ kills as u64, kills * 4, 600) {
-        if killed == kills {
-            break;
-        }
-        killed += usize::from(kill_after(&file, &broker.bootstrap, pause));
-    }
-    finish(&file, &broker.bootstrap);
+    let killed = crash_kill_and_finish(&file, &broker.bootstrap, points, (kills, n ^ kills as u64));
 
     let log = read_log(&broker.bootstrap, "alerts", 0).unwrap();
-    let mut got: Vec<String> = log
-        .committed
-        .iter()
-        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
-        .collect();
+    let mut got = log.committed_values();
     got.sort();
     let mut expected: Vec<String> = fraud_window_alerts(n).iter().map(|a| a.json()).collect();
     expected.sort();

@@ -11,7 +11,7 @@ use weir::internal::workload::transactions;
 use weir_tests::kafka_log::read_log;
 use weir_tests::*;
 
-use super::checkpoint::{crash_at, finish, kill_after, pauses};
+use super::checkpoint::{crash_kill_and_finish, EXACTLY_ONCE_CRASH_POINTS};
 use super::fraud::create_fraud_topics;
 
 /// The watchlist as plain text: (name, surname) → its (list, listed_on) lines, in the file's order.
@@ -129,23 +129,9 @@ fn the_join_is_exactly_once_across_crashes_and_kills() {
     let n = 100_000;
     produce(&broker.bootstrap, "transactions", demo_records(n)).unwrap();
     let file = checkpointed_join(n / 200);
-    for at in ["planned:1", "produced:2", "staged:3", "committed:4"] {
-        crash_at(&file, &broker.bootstrap, at);
-    }
-    let mut killed = 0;
-    for pause in pauses(n, 20, 600) {
-        if killed == 5 {
-            break;
-        }
-        killed += usize::from(kill_after(&file, &broker.bootstrap, pause));
-    }
-    finish(&file, &broker.bootstrap);
+    let killed = crash_kill_and_finish(&file, &broker.bootstrap, EXACTLY_ONCE_CRASH_POINTS, (5, n));
     let log = read_log(&broker.bootstrap, "results", 0).unwrap();
-    let got = canonical(
-        log.committed
-            .iter()
-            .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap()),
-    );
+    let got = canonical(log.committed_values().into_iter());
     let expected = expected_join(n);
     println!(
         "{killed} kills; {} committed, {} aborted records",

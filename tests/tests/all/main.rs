@@ -5,6 +5,7 @@
 mod avro;
 mod checkpoint;
 mod cli;
+mod dedup;
 mod fraud;
 mod join;
 mod limits;
