@@ -1,10 +1,14 @@
 //! The deduplication operator: the keys seen, each with the watermark at which it is forgotten, in memory
-//! (a hash set to look up, an ordered set to forget in order) and in a state table written once per batch.
+//! (a hash map to look up, an ordered set to forget in order) and in the checkpoint's state table.
 //!
-//! A state entry's key is the expiry (big-endian, sign bit flipped, so entries sort by time) followed by the
-//! row key as arrow-row encodes it; its value is empty. Restoring reads the table back into memory.
+//! The table holds one entry per batch that added keys, not one per key: sled costs several microseconds
+//! per key written or removed, which at one entry per key made the checkpoint most of a batch's time. An
+//! entry's key is the latest expiry among its keys (big-endian with the sign bit flipped, so entries sort
+//! by time) and a sequence number; its value lists its keys with their expiries. The entry is removed once
+//! the watermark passes that latest expiry, when every key in it is forgotten. Restoring reads every entry
+//! back; a key whose expiry the watermark has already passed is not a duplicate, whatever the table holds.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context;
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
@@ -26,10 +30,16 @@ pub(crate) struct Deduplicator {
     /// Added to a row's event time to make its key's expiry (the delay, within the watermark; else 0).
     keep_ms: i64,
     converter: RowConverter,
-    seen: HashSet<Box<[u8]>>,
+    /// Each key remembered, with its expiry.
+    seen: HashMap<Box<[u8]>, i64>,
+    /// The same, in expiry order (a key re-added after a restore may be here twice).
     expiries: BTreeSet<(i64, Box<[u8]>)>,
     table: StateTable,
-    upserts: Vec<Vec<u8>>,
+    /// The keys this batch added, for its state entry.
+    added: Vec<(i64, Box<[u8]>)>,
+    /// The state entries in the table: (latest expiry, sequence number).
+    entries: BTreeSet<(i64, u64)>,
+    next_entry: u64,
     /// Bytes of the keys remembered, for the memory estimate.
     key_bytes: u64,
 }
@@ -81,10 +91,12 @@ impl Deduplicator {
             event_time,
             keep_ms: if spec.within_watermark { delay_ms } else { 0 },
             converter: RowConverter::new(fields).context("planning deduplication keys")?,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             expiries: BTreeSet::new(),
             table,
-            upserts: Vec::new(),
+            added: Vec::new(),
+            entries: BTreeSet::new(),
+            next_entry: 0,
             key_bytes: 0,
         })
     }
@@ -96,18 +108,28 @@ impl Deduplicator {
 
     /// Loads the keys the state table holds; returns how many.
     pub(crate) fn restore(&mut self) -> anyhow::Result<usize> {
-        for (entry, _) in self.table.entries()? {
-            let (expiry, key) = split_state_key(&entry)
-                .with_context(|| "a deduplication state entry shorter than its expiry")?;
-            self.remember(expiry, key);
+        for (entry, value) in self.table.entries()? {
+            let (latest, sequence) = decode_entry_key(&entry)
+                .context("a deduplication state entry with a damaged key")?;
+            for (expiry, key) in
+                decode_keys(&value).context("a deduplication state entry with damaged keys")?
+            {
+                self.remember(expiry, key);
+            }
+            self.entries.insert((latest, sequence));
+            self.next_entry = self.next_entry.max(sequence + 1);
         }
         Ok(self.seen.len())
     }
 
     fn remember(&mut self, expiry: i64, key: &[u8]) {
-        self.seen.insert(key.into());
-        self.expiries.insert((expiry, key.into()));
-        self.key_bytes += key.len() as u64;
+        let known = self.seen.entry(key.into()).or_insert(expiry);
+        if *known < expiry {
+            *known = expiry;
+        }
+        if self.expiries.insert((expiry, key.into())) {
+            self.key_bytes += key.len() as u64;
+        }
     }
 
     /// Drops from `rows` the repeats of remembered keys, and rows at or behind `watermark` (the watermark
@@ -136,7 +158,10 @@ impl Deduplicator {
                 }
             };
             let key = keys.row(row);
-            if self.seen.contains(key.as_ref()) {
+            let remembered = self.seen.get(key.as_ref());
+            if remembered
+                .is_some_and(|&expiry| watermark.is_none_or(|watermark| expiry > watermark))
+            {
                 counts.duplicates += 1;
                 keep.push(false);
                 continue;
@@ -145,7 +170,7 @@ impl Deduplicator {
             self.remember(expiry, key.as_ref());
             counts.kept += 1;
             if self.table.is_stored() {
-                self.upserts.push(state_key(expiry, key.as_ref()));
+                self.added.push((expiry, key.as_ref().into()));
             }
             keep.push(true);
         }
@@ -154,31 +179,52 @@ impl Deduplicator {
     }
 
     /// Forgets the keys whose expiry the watermark after the batch has reached, and writes the batch's
-    /// changes to the state table; returns the batch's counts for the progress report.
+    /// changes to the state table: an entry of the keys it added, and the removal of the entries whose keys
+    /// are all forgotten. Returns the batch's counts for the progress report.
     pub(crate) fn finish_batch(
         &mut self,
         watermark: Option<i64>,
         counts: DedupCounts,
     ) -> anyhow::Result<StateOperatorProgress> {
+        let mut removed = 0;
         let mut removals = Vec::new();
         if let Some(watermark) = watermark {
-            while let Some(first) = self.expiries.first() {
-                if first.0 > watermark {
-                    break;
-                }
+            while self
+                .expiries
+                .first()
+                .is_some_and(|(expiry, _)| *expiry <= watermark)
+            {
                 let (expiry, key) = self.expiries.pop_first().expect("looked at first");
-                self.seen.remove(&key);
                 self.key_bytes -= key.len() as u64;
-                if self.table.is_stored() {
-                    removals.push(state_key(expiry, &key));
+                if self.seen.get(&key) == Some(&expiry) {
+                    self.seen.remove(&key);
+                    removed += 1;
                 }
             }
+            while self
+                .entries
+                .first()
+                .is_some_and(|(latest, _)| *latest <= watermark)
+            {
+                let (latest, sequence) = self.entries.pop_first().expect("looked at first");
+                removals.push(entry_key(latest, sequence));
+            }
         }
-        let removed = removals.len() as u64;
-        let upserts = std::mem::take(&mut self.upserts);
+        let mut upserts = Vec::new();
+        if !self.added.is_empty() {
+            let added = std::mem::take(&mut self.added);
+            let latest = added
+                .iter()
+                .map(|(expiry, _)| *expiry)
+                .max()
+                .unwrap_or(i64::MIN);
+            let sequence = self.next_entry;
+            self.next_entry += 1;
+            self.entries.insert((latest, sequence));
+            upserts.push((entry_key(latest, sequence), encode_keys(&added)));
+        }
         if !upserts.is_empty() || !removals.is_empty() {
-            self.table
-                .apply(upserts.into_iter().map(|key| (key, Vec::new())), removals)?;
+            self.table.apply(upserts, removals)?;
         }
         Ok(StateOperatorProgress {
             operator_name: "dedupe".into(),
@@ -186,7 +232,7 @@ impl Deduplicator {
             num_rows_updated: counts.kept,
             num_rows_removed: removed,
             num_rows_dropped_by_watermark: counts.late,
-            // Each key is held twice (to look up, and in expiry order), with ~24 bytes of set entry each.
+            // Each key is held twice (to look up, and in expiry order), with ~24 bytes of entry each.
             memory_used_bytes: 2 * self.key_bytes + 48 * self.seen.len() as u64,
             state_on_disk_bytes: self.table.size_on_disk(),
             num_dropped_duplicate_rows: Some(counts.duplicates),
@@ -194,14 +240,42 @@ impl Deduplicator {
     }
 }
 
-/// A state entry's key: the expiry, ordered as bytes, then the row key.
-fn state_key(expiry: i64, key: &[u8]) -> Vec<u8> {
-    let mut bytes = ((expiry as u64) ^ (1 << 63)).to_be_bytes().to_vec();
-    bytes.extend_from_slice(key);
+/// A state entry's key: its latest expiry, ordered as bytes, then its sequence number.
+fn entry_key(latest: i64, sequence: u64) -> Vec<u8> {
+    let mut bytes = ((latest as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&sequence.to_be_bytes());
     bytes
 }
 
-fn split_state_key(entry: &[u8]) -> Option<(i64, &[u8])> {
-    let (expiry, key) = entry.split_first_chunk::<8>()?;
-    Some(((u64::from_be_bytes(*expiry) ^ (1 << 63)) as i64, key))
+fn decode_entry_key(bytes: &[u8]) -> Option<(i64, u64)> {
+    let (latest, sequence) = bytes.split_first_chunk::<8>()?;
+    let sequence: [u8; 8] = sequence.try_into().ok()?;
+    let latest = (u64::from_be_bytes(*latest) ^ (1 << 63)) as i64;
+    Some((latest, u64::from_be_bytes(sequence)))
+}
+
+/// An entry's value: each key as its expiry, its length and its bytes.
+fn encode_keys(keys: &[(i64, Box<[u8]>)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(keys.iter().map(|(_, key)| 12 + key.len()).sum());
+    for (expiry, key) in keys {
+        bytes.extend_from_slice(&expiry.to_be_bytes());
+        bytes.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(key);
+    }
+    bytes
+}
+
+fn decode_keys(mut bytes: &[u8]) -> Option<Vec<(i64, &[u8])>> {
+    let mut keys = Vec::new();
+    while !bytes.is_empty() {
+        let (expiry, rest) = bytes.split_first_chunk::<8>()?;
+        let (length, rest) = rest.split_first_chunk::<4>()?;
+        let length = u32::from_be_bytes(*length) as usize;
+        if rest.len() < length {
+            return None;
+        }
+        keys.push((i64::from_be_bytes(*expiry), &rest[..length]));
+        bytes = &rest[length..];
+    }
+    Some(keys)
 }

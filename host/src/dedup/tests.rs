@@ -155,7 +155,8 @@ fn keys_of_several_columns_and_the_state_survive_a_restart() {
     assert_eq!(store.table("deduplicate").unwrap().len(), 1);
 
     let mut restarted = operator(&spec, &store);
-    assert_eq!(restarted.restore().unwrap(), 1);
+    // The batch's entry holds both keys, the forgotten one too: the watermark, not the table, decides.
+    assert_eq!(restarted.restore().unwrap(), 2);
     let again = rows(3, &[(Some("a"), Some(11)), (Some("a"), Some(12))]);
     let (kept, counts) = restarted.process(&again, Some(10)).unwrap();
     assert_eq!(numbers(&kept), [4]);
@@ -182,4 +183,26 @@ fn planning_names_a_missing_column() {
         error.contains("`watermark.column`: no column `time`"),
         "{error}"
     );
+}
+
+#[test]
+fn a_key_forgotten_before_a_restart_stays_forgotten_after_it() {
+    let store = StateStore::temporary().unwrap();
+    let spec = DedupSpec::new(["id"]);
+    let mut dedup = operator(&spec, &store);
+    let batch = rows(0, &[(Some("a"), Some(10)), (Some("b"), Some(50))]);
+    let (_, counts) = dedup.process(&batch, None).unwrap();
+    // `a` is forgotten; its state entry stays until `b` is forgotten too.
+    dedup.finish_batch(Some(20), counts).unwrap();
+    assert_eq!(store.table("deduplicate").unwrap().len(), 1);
+
+    let mut restarted = operator(&spec, &store);
+    restarted.restore().unwrap();
+    let again = rows(2, &[(Some("a"), Some(30)), (Some("b"), Some(40))]);
+    let (kept, counts) = restarted.process(&again, Some(20)).unwrap();
+    assert_eq!(numbers(&kept), [2]);
+    assert_eq!(counts.duplicates, 1);
+    // Once `b` is forgotten, its batch's entry goes, and the new batch's entry stays for `a` at 30.
+    restarted.finish_batch(Some(50), counts).unwrap();
+    assert_eq!(store.table("deduplicate").unwrap().len(), 1);
 }
