@@ -17,13 +17,18 @@
 //! udf = "fraud_flagged.wasm"
 //! config = { threshold = 1 }          # handed to the UDF's init as JSON
 //!
+//! [[transform]]                       # or SQL: where = "flag = 1", select = ["*", "..."]
+//! join = "watchlist.csv"              # or a join with a CSV, JSON lines or Parquet table
+//! on = ["name", "surname"]
+//! how = "left_outer"
+//!
 //! [sink]
 //! kafka.bootstrap.servers = "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
 //! topic = "results"
 //! format = "json"                     # kafka (default: needs a value column) | json
 //!
 //! [trigger]
-//! processingTime = "1s"               # default: as fast as possible
+//! processingTime = "1s"               # default: as fast as possible; or availableNow = true, once = true
 //!
 //! [limits]                            # for every UDF; a stage may override with its own limits table
 //! memory = "256MiB"
