@@ -45,14 +45,15 @@ pub(crate) struct Deduplicator {
 }
 
 /// What one batch did to the rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DedupCounts {
     /// Rows let through, each a key now remembered.
     pub(crate) kept: u64,
     /// Rows dropped as repeats of a key still remembered.
     pub(crate) duplicates: u64,
-    /// Rows at or behind the watermark (or without an event time), dropped: their key may be forgotten.
-    pub(crate) late: u64,
+    /// The rows at or behind the watermark (or without an event time), dropped: their key may be
+    /// forgotten.
+    pub(crate) late_rows: Vec<u32>,
 }
 
 impl Deduplicator {
@@ -152,7 +153,7 @@ impl Deduplicator {
             let time = match time {
                 Some(time) if watermark.is_none_or(|watermark| time > watermark) => time,
                 _ => {
-                    counts.late += 1;
+                    counts.late_rows.push(row as u32);
                     keep.push(false);
                     continue;
                 }
@@ -184,7 +185,7 @@ impl Deduplicator {
     pub(crate) fn finish_batch(
         &mut self,
         watermark: Option<i64>,
-        counts: DedupCounts,
+        counts: &DedupCounts,
     ) -> anyhow::Result<StateOperatorProgress> {
         let mut removed = 0;
         let mut removals = Vec::new();
@@ -231,7 +232,7 @@ impl Deduplicator {
             num_rows_total: self.seen.len() as u64,
             num_rows_updated: counts.kept,
             num_rows_removed: removed,
-            num_rows_dropped_by_watermark: counts.late,
+            num_rows_dropped_by_watermark: counts.late_rows.len() as u64,
             // Each key is held twice (to look up, and in expiry order), with ~24 bytes of entry each.
             memory_used_bytes: 2 * self.key_bytes + 48 * self.seen.len() as u64,
             state_on_disk_bytes: self.table.size_on_disk(),

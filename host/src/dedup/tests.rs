@@ -63,10 +63,10 @@ fn repeats_are_dropped_within_and_across_batches_until_the_watermark_passes() {
         DedupCounts {
             kept: 2,
             duplicates: 1,
-            late: 0
+            late_rows: vec![]
         }
     );
-    let progress = dedup.finish_batch(Some(10), counts).unwrap();
+    let progress = dedup.finish_batch(Some(10), &counts).unwrap();
     // `a` expired at its event time 10; `b` (20) is still remembered.
     assert_eq!(progress.num_rows_total, 1);
     assert_eq!(progress.num_dropped_duplicate_rows, Some(1));
@@ -85,7 +85,7 @@ fn repeats_are_dropped_within_and_across_batches_until_the_watermark_passes() {
         DedupCounts {
             kept: 1,
             duplicates: 1,
-            late: 1
+            late_rows: vec![2]
         }
     );
 }
@@ -99,7 +99,7 @@ fn within_the_watermark_a_key_is_kept_for_the_delay_past_its_event_time() {
         .unwrap();
     assert_eq!(numbers(&kept), [0]);
     dedup
-        .finish_batch(Some(50), DedupCounts::default())
+        .finish_batch(Some(50), &DedupCounts::default())
         .unwrap();
     // Expires at 10 + 100: a repeat at 60 is still a duplicate, even with another event time.
     let (kept, counts) = dedup
@@ -108,7 +108,7 @@ fn within_the_watermark_a_key_is_kept_for_the_delay_past_its_event_time() {
     assert!(numbers(&kept).is_empty());
     assert_eq!(counts.duplicates, 1);
     dedup
-        .finish_batch(Some(110), DedupCounts::default())
+        .finish_batch(Some(110), &DedupCounts::default())
         .unwrap();
     let (kept, _) = dedup
         .process(&rows(2, &[(Some("a"), Some(120))]), Some(110))
@@ -128,7 +128,7 @@ fn null_keys_are_one_key_and_rows_without_an_event_time_are_late() {
         DedupCounts {
             kept: 1,
             duplicates: 1,
-            late: 1
+            late_rows: vec![2]
         }
     );
 }
@@ -149,7 +149,7 @@ fn keys_of_several_columns_and_the_state_survive_a_restart() {
     let (kept, _) = dedup.process(&batch, None).unwrap();
     assert_eq!(numbers(&kept), [0, 1]);
     let progress = dedup
-        .finish_batch(Some(10), DedupCounts::default())
+        .finish_batch(Some(10), &DedupCounts::default())
         .unwrap();
     assert_eq!((progress.num_rows_total, progress.num_rows_removed), (1, 1));
     assert_eq!(store.table("deduplicate").unwrap().len(), 1);
@@ -193,7 +193,7 @@ fn a_key_forgotten_before_a_restart_stays_forgotten_after_it() {
     let batch = rows(0, &[(Some("a"), Some(10)), (Some("b"), Some(50))]);
     let (_, counts) = dedup.process(&batch, None).unwrap();
     // `a` is forgotten; its state entry stays until `b` is forgotten too.
-    dedup.finish_batch(Some(20), counts).unwrap();
+    dedup.finish_batch(Some(20), &counts).unwrap();
     assert_eq!(store.table("deduplicate").unwrap().len(), 1);
 
     let mut restarted = operator(&spec, &store);
@@ -203,6 +203,6 @@ fn a_key_forgotten_before_a_restart_stays_forgotten_after_it() {
     assert_eq!(numbers(&kept), [2]);
     assert_eq!(counts.duplicates, 1);
     // Once `b` is forgotten, its batch's entry goes, and the new batch's entry stays for `a` at 30.
-    restarted.finish_batch(Some(50), counts).unwrap();
+    restarted.finish_batch(Some(50), &counts).unwrap();
     assert_eq!(store.table("deduplicate").unwrap().len(), 1);
 }

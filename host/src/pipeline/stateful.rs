@@ -35,12 +35,14 @@ impl Plan {
         watermark_after: Option<i64>,
     ) -> anyhow::Result<Aggregated> {
         let mut state = Vec::new();
+        let mut late = LateRows::new(self.spec.watermark.as_ref());
         let rows = match &self.deduplicator {
             None => rows,
             Some(dedup) => {
                 let mut dedup = dedup.lock().unwrap_or_else(|e| e.into_inner());
                 let (kept, counts) = dedup.process(&rows, watermark_before)?;
-                state.push(dedup.finish_batch(watermark_after, counts)?);
+                late.add(&rows, &counts.late_rows)?;
+                state.push(dedup.finish_batch(watermark_after, &counts)?);
                 kept
             }
         };
@@ -49,7 +51,7 @@ impl Plan {
                 rows,
                 state,
                 transform_dropped: 0,
-                late: None,
+                late: late.finish()?,
             });
         };
         let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,19 +59,8 @@ impl Plan {
         let (emitted, progress) = aggregator.finish_batch(watermark_after)?;
         state.push(progress);
         drop(aggregator);
-        let late = match &self.spec.watermark {
-            Some(WatermarkSpec {
-                late_data_topic: Some(_),
-                ..
-            }) if !late_rows.is_empty() => {
-                let indices = arrow_array::UInt32Array::from(late_rows);
-                Some(
-                    arrow_select::take::take_record_batch(&rows, &indices)
-                        .context("selecting late rows")?,
-                )
-            }
-            _ => None,
-        };
+        late.add(&rows, &late_rows)?;
+        let late = late.finish()?;
         let (rows, dropped) = match &self.after_aggregate {
             Some(after) => after
                 .run(emitted, " on the aggregation's output")
@@ -85,5 +76,42 @@ impl Plan {
             transform_dropped: dropped,
             late,
         })
+    }
+}
+
+/// The rows the stateful operators drop as late, kept only when `watermark.late_data_topic` wants them.
+struct LateRows {
+    wanted: bool,
+    parts: Vec<RecordBatch>,
+}
+
+impl LateRows {
+    fn new(watermark: Option<&WatermarkSpec>) -> LateRows {
+        LateRows {
+            wanted: watermark.is_some_and(|w| w.late_data_topic.is_some()),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Keeps `rows` at `indices`.
+    fn add(&mut self, rows: &RecordBatch, indices: &[u32]) -> anyhow::Result<()> {
+        if self.wanted && !indices.is_empty() {
+            let indices = arrow_array::UInt32Array::from(indices.to_vec());
+            self.parts.push(
+                arrow_select::take::take_record_batch(rows, &indices)
+                    .context("selecting late rows")?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The late rows of every operator together, if any.
+    fn finish(self) -> anyhow::Result<Option<RecordBatch>> {
+        let Some(first) = self.parts.first() else {
+            return Ok(None);
+        };
+        let rows = arrow_select::concat::concat_batches(&first.schema(), &self.parts)
+            .context("joining late rows")?;
+        Ok(Some(rows))
     }
 }

@@ -184,3 +184,51 @@ fn a_partition_whose_records_come_last_is_not_late_and_its_repeats_still_drop() 
         "the lagging partition's rows were lost or counted twice"
     );
 }
+
+/// One record per batch: a repeat still remembered is dropped as a duplicate; a record behind the
+/// watermark is dropped as late and written to the late-data topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeats_are_dropped_and_late_rows_go_to_the_late_data_topic() {
+    let broker = mock_cluster();
+    broker.create_topic("events", 1);
+    broker.create_topic("out", 1);
+    broker.create_topic("late", 1);
+    let records: Vec<String> = [1_000, 20_000, 5_000, 20_000, 21_000]
+        .iter()
+        .map(|ts| format!(r#"{{"user":"a","ts":{ts}}}"#))
+        .collect();
+    produce_to(&broker.bootstrap, "events", 0, &records, &[]);
+    let text = r#"
+[source]
+kafka.bootstrap.servers = "${BROKER}"
+subscribe = "events"
+startingOffsets = "earliest"
+endingOffsets = "latest"
+maxOffsetsPerTrigger = 1
+[deserializer]
+format = "json"
+schema = "user STRING, ts BIGINT"
+[watermark]
+column = "ts"
+delay = "10s"
+late_data_topic = "late"
+[deduplicate]
+columns = ["user", "ts"]
+[sink]
+kafka.bootstrap.servers = "${BROKER}"
+topic = "out"
+format = "json"
+"#;
+    let spec = pipeline_spec(&scratch_dir(), &broker.bootstrap, text).unwrap();
+    let summary = run_pipeline(spec).await.unwrap();
+    assert_eq!(summary.batches, 5);
+    let row = |ts: i64| format!(r#"{{"user":"a","ts":{ts}}}"#);
+    assert_eq!(
+        values(&read_topic(&broker.bootstrap, "out").unwrap()),
+        [row(1_000), row(20_000), row(21_000)]
+    );
+    assert_eq!(
+        values(&read_topic(&broker.bootstrap, "late").unwrap()),
+        [row(5_000)]
+    );
+}
