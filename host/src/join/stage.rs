@@ -22,6 +22,8 @@ use crate::schema::column_list;
 pub struct StaticJoin {
     key: String,
     spec: JoinSpec,
+    /// The schema of the rows the join was planned for (a changed table is checked against it).
+    input: SchemaRef,
     /// Where the `on` columns are in the rows.
     row_keys: Vec<usize>,
     output: SchemaRef,
@@ -52,6 +54,7 @@ impl StaticJoin {
         Ok(StaticJoin {
             key,
             spec: spec.clone(),
+            input: input.clone(),
             row_keys,
             output,
             table: RwLock::new(Arc::new(loaded)),
@@ -98,7 +101,8 @@ impl StaticJoin {
 
     /// For `weir run --reload`: reads the table again if its file changed since it was read. `Ok(false)`
     /// when it did not change; on an error the table in use stays.
-    pub fn reload_if_changed(&self, input: &SchemaRef) -> anyhow::Result<bool> {
+    pub fn reload_if_changed(&self) -> anyhow::Result<bool> {
+        let input = &self.input;
         let now = file_version(&self.spec.table.path);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,6 +278,10 @@ fn cast_key(name: &str, column: &ArrayRef, row_field: &Field) -> anyhow::Result<
 }
 
 /// A file's modification time and length, or `None` when it cannot be read.
+///
+/// Not a hash of its bytes, as UDF modules have (`udf/stage.rs`): a table may be hundreds of MB, too much
+/// to hash once a second. Two rewrites of the same length within one clock tick of the file system look
+/// alike; replacing the file by a rename, as the docs advise, gives it a new time.
 fn file_version(path: &Path) -> Option<(SystemTime, u64)> {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))

@@ -259,19 +259,18 @@ fn a_changed_table_is_read_again_and_a_changed_schema_is_refused() {
     let dir = scratch("reload");
     let table = write(&dir, "locations.csv", LOCATIONS);
     let spec = JoinSpec::new(TableSpec::new(&table), ["device_id"]);
-    let input = events().schema();
-    let stage = StaticJoin::plan(&spec, "transform[0]", &input).unwrap();
-    assert!(!stage.reload_if_changed(&input).unwrap());
+    let stage = StaticJoin::plan(&spec, "transform[0]", &events().schema()).unwrap();
+    assert!(!stage.reload_if_changed().unwrap());
     assert_eq!(stage.process(&events()).unwrap().num_rows(), 3);
 
     std::fs::write(&table, "device_id,zip_code\ncam3,02139\n").unwrap();
-    assert!(stage.reload_if_changed(&input).unwrap());
+    assert!(stage.reload_if_changed().unwrap());
     let joined = stage.process(&events()).unwrap();
     assert_eq!(joined.num_rows(), 1);
     assert_eq!(stage.table_rows(), 1);
 
     std::fs::write(&table, "device_id,zip_code,city\ncam1,94105,SF\n").unwrap();
-    let error = format!("{:#}", stage.reload_if_changed(&input).unwrap_err());
+    let error = format!("{:#}", stage.reload_if_changed().unwrap_err());
     assert!(
         error.contains("changed but the version in use stays"),
         "{error}"

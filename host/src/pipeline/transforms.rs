@@ -21,8 +21,8 @@ pub(super) enum LoadedTransform {
     Udf(TransformSpec, UdfStage),
     /// A `where` or `select` stage.
     Sql(SqlStage),
-    /// A join with a table, and the schema of the rows it joins (to read a changed table again).
-    Join(StaticJoin, SchemaRef),
+    /// A join with a table.
+    Join(StaticJoin),
 }
 
 /// The loaded stages of a chain, and the schema of the rows it starts from.
@@ -61,10 +61,9 @@ impl TransformChain {
                 Transform::Sql(spec) => {
                     LoadedTransform::Sql(SqlStage::plan(spec, &format!("{key}[{i}]"), &schema)?)
                 }
-                Transform::Join(spec) => LoadedTransform::Join(
-                    StaticJoin::plan(spec, &format!("{key}[{i}]"), &schema)?,
-                    schema,
-                ),
+                Transform::Join(spec) => {
+                    LoadedTransform::Join(StaticJoin::plan(spec, &format!("{key}[{i}]"), &schema)?)
+                }
             };
             chain.stages.push(stage);
         }
@@ -77,7 +76,7 @@ impl TransformChain {
             None => self.input.clone(),
             Some(LoadedTransform::Udf(_, stage)) => stage.output_schema().clone(),
             Some(LoadedTransform::Sql(stage)) => stage.output_schema().clone(),
-            Some(LoadedTransform::Join(stage, _)) => stage.output_schema().clone(),
+            Some(LoadedTransform::Join(stage)) => stage.output_schema().clone(),
         }
     }
 
@@ -85,7 +84,7 @@ impl TransformChain {
     pub(super) fn udf_stages(&self) -> impl Iterator<Item = &UdfStage> {
         self.stages.iter().filter_map(|stage| match stage {
             LoadedTransform::Udf(_, stage) => Some(stage),
-            LoadedTransform::Sql(_) | LoadedTransform::Join(..) => None,
+            LoadedTransform::Sql(_) | LoadedTransform::Join(_) => None,
         })
     }
 
@@ -93,11 +92,11 @@ impl TransformChain {
     /// or refused (the version in use stays), for the log.
     pub(super) fn reload_changed_tables(&self) -> Vec<Result<String, String>> {
         let joins = self.stages.iter().filter_map(|stage| match stage {
-            LoadedTransform::Join(join, input) => Some((join, input)),
+            LoadedTransform::Join(join) => Some(join),
             _ => None,
         });
         joins
-            .filter_map(|(join, input)| match join.reload_if_changed(input) {
+            .filter_map(|join| match join.reload_if_changed() {
                 Ok(false) => None,
                 Ok(true) => Some(Ok(format!(
                     "`{}`: join table {} read again ({} rows)",
@@ -128,7 +127,7 @@ impl TransformChain {
                 LoadedTransform::Sql(stage) => stage
                     .process(&rows)
                     .map_err(|error| TransformError::Rows(sql_failed(error, records)))?,
-                LoadedTransform::Join(stage, _) => stage.process(&rows).map_err(|error| {
+                LoadedTransform::Join(stage) => stage.process(&rows).map_err(|error| {
                     TransformError::Rows(
                         error.context(format!("`{}` failed{records}", stage.key())),
                     )
@@ -155,7 +154,7 @@ impl TransformChain {
                     format!("SQL {} ({})", stage.spec(), stage.key()),
                     stage.output_schema(),
                 ),
-                LoadedTransform::Join(stage, _) => (
+                LoadedTransform::Join(stage) => (
                     format!(
                         "{} ({}, {} rows)",
                         stage.spec(),
