@@ -27,7 +27,8 @@
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
 //!   state in sled.
-//! - `sink`: the Kafka sink.
+//! - `sink`: the Kafka sink; the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);
+//!   the console sink.
 //! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks; [`secrets`], the
 //!   values (passwords, `${VAR}`s) never to print.
 //! - Below the stages: `kafka` (the `kafka.*` passthrough, consumer defaults, the delivery-checked
@@ -45,7 +46,8 @@
 //!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
 //!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`DedupSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
-//!   [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`];
+//!   [`SinkTarget`], [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`], [`FileSinkSpec`],
+//!   [`FileFormat`], [`ConsoleSpec`];
 //! - reading pipeline files: the [`config`] module; schemas written as Spark DDL: [`parse_ddl_schema`];
 //! - watching a run: the [`progress`] module ([`progress::ProgressListener`], [`progress::BatchProgress`]);
 //!   Prometheus metrics and health checks: [`MetricsSpec`]; keeping secrets out of what is printed:
@@ -55,7 +57,8 @@
 //! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`],
 //!   [`SqlError`];
 //!   everything else is an [`anyhow::Error`] whose context names the file, key, record or UDF at fault;
-//! - checkpoints: [`inspect_checkpoint`].
+//! - checkpoints: [`inspect_checkpoint`]; a file sink's output: [`committed_files`],
+//!   [`CommittedBatchFiles`], [`CommittedFile`], [`LOG_DIR`].
 //!
 //! The `weir` binary's tools, the integration tests and the benchmarks also reach into the stages through a
 //! hidden `internal` module; it is not part of the API and changes without notice.
@@ -124,7 +127,10 @@ pub use pipeline::{
     Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Transform, Trigger,
 };
 pub use schema::parse_ddl_schema;
-pub use sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
+pub use sink::{
+    committed_files, CommittedBatchFiles, CommittedFile, ConsoleSpec, Delivery, FileFormat,
+    FileSinkSpec, SinkFormat, SinkOnError, SinkOptions, SinkSpec, SinkTarget, LOG_DIR,
+};
 pub use source::{OffsetSpec, SourceOptions, TopicSelection};
 pub use sql::{SqlError, SqlSpec};
 pub use udf::{

@@ -35,7 +35,6 @@ pub(crate) use group::GroupOffsets;
 pub use inspect::inspect;
 
 use crate::kafka::TopicPartition;
-use crate::sink::Delivery;
 use crate::window::WatermarkSnapshot;
 
 /// Offsets by topic then partition, as Spark writes them: `{"tx": {"0": 42}}`.
@@ -161,26 +160,19 @@ pub(crate) struct Resume {
 
 /// Settles a crash's leftovers and says where to resume.
 ///
-/// With exactly-once delivery, a staged batch is applied if Kafka committed its transaction (the group's
-/// committed offsets are the batch's end offsets) and discarded otherwise. Whether a checkpoint with no
-/// committed batch was lost is checked once the source knows its partitions
-/// (`Checkpointing::check_not_lost`).
+/// A batch staged when the crash came is applied if its sink committed it (`sink_committed`: exactly-once
+/// to Kafka, the group's committed offsets are the batch's end offsets; to files, the committed-files log
+/// lists the batch) and discarded otherwise, to be read again. Whether a checkpoint with no committed batch
+/// was lost is checked once the source knows its partitions (`Checkpointing::check_not_lost`).
 pub(crate) fn recover(
     checkpoint: &Checkpoint,
-    delivery: Delivery,
-    group: &GroupOffsets,
+    sink_committed: impl Fn(&CommittedBatch) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Resume> {
     if let Some((staged, changes)) = checkpoint.pending()? {
-        let positions = to_positions(&staged.end);
-        let committed = group.committed(positions.keys())?;
-        let kafka_has_it = delivery == Delivery::ExactlyOnce
-            && positions
-                .iter()
-                .all(|(tp, end)| committed.get(tp) == Some(end));
-        if kafka_has_it {
+        if sink_committed(&staged)? {
             tracing::info!(
                 batch = staged.batch,
-                "the last batch committed in Kafka before the crash; applying its state"
+                "the last batch committed in its sink before the crash; applying its state"
             );
             checkpoint.commit(&staged, &changes)?;
         } else {

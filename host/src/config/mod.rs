@@ -197,7 +197,7 @@ fn read_pipeline(
     let checkpoint = root
         .string("checkpointLocation")?
         .map(|path| base.join(path));
-    let sink = read_sink(sink, checkpoint.is_some())?;
+    let sink = read_sink(sink, base, checkpoint.is_some())?;
     let min_batches_to_retain = match root.integer("minBatchesToRetain")? {
         Some(_) if checkpoint.is_none() => {
             return Err(root.error("minBatchesToRetain", "only used with a checkpointLocation"))
@@ -314,5 +314,7 @@ fn read_trigger(mut section: Section) -> Result<Trigger, ConfigError> {
     })
 }
 
+#[cfg(test)]
+mod sink_tests;
 #[cfg(test)]
 mod tests;

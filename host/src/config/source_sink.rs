@@ -1,9 +1,14 @@
-//! `[source]` and `[sink]`: the Kafka options of each end, and the sink's format, delivery and refusal
-//! policy.
+//! `[source]` and `[sink]`: the Kafka options of each end, and the sink's target (Kafka, files, console),
+//! format, delivery and refusal policy.
+
+use std::path::Path;
 
 use super::section::Section;
 use super::ConfigError;
-use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
+use crate::sink::{
+    ConsoleSpec, Delivery, FileFormat, FileSinkSpec, SinkFormat, SinkOnError, SinkOptions,
+    SinkSpec, SinkTarget,
+};
 use crate::source::SourceOptions;
 
 pub(super) fn read_source(section: Section) -> Result<SourceOptions, ConfigError> {
@@ -15,9 +20,44 @@ pub(super) fn read_source(section: Section) -> Result<SourceOptions, ConfigError
         .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))
 }
 
-pub(super) fn read_sink(mut section: Section, checkpointed: bool) -> Result<SinkSpec, ConfigError> {
+/// `[sink]`: the Kafka sink by default; with `path`, a file sink; with `format = "console"`, the console.
+pub(super) fn read_sink(
+    mut section: Section,
+    base: &Path,
+    checkpointed: bool,
+) -> Result<SinkSpec, ConfigError> {
+    let format = section.string("format")?;
+    let path = section.string("path")?;
+    let partition_by = section.strings("partitionBy")?;
+    let target = match (format.as_deref(), path) {
+        (Some("console"), None) => SinkTarget::Console(read_console(&mut section)?),
+        (Some("parquet" | "json") | None, Some(path)) => SinkTarget::Files(FileSinkSpec {
+            path: base.join(path),
+            format: match format.as_deref() {
+                Some("json") => FileFormat::JsonLines,
+                _ => FileFormat::Parquet,
+            },
+            partition_by: partition_by.clone().unwrap_or_default(),
+        }),
+        (Some("parquet"), None) => {
+            return Err(section.error(
+                "path",
+                "missing: format = \"parquet\" writes files, under this directory",
+            ))
+        }
+        (Some(other), Some(_)) => {
+            return Err(section.error(
+                "format",
+                format!("with a `path` the sink writes files: expected \"parquet\" or \"json\", found {other:?}"),
+            ))
+        }
+        _ => SinkTarget::Kafka,
+    };
+    if partition_by.is_some() && !matches!(target, SinkTarget::Files(_)) {
+        return Err(section.error("partitionBy", "only used with a file sink (`path`)"));
+    }
     let delivery = match section.string("delivery")?.as_deref() {
-        None => Delivery::default_for(checkpointed),
+        None => Delivery::default_for(checkpointed, &target),
         Some("exactly-once") => Delivery::ExactlyOnce,
         Some("at-least-once") => Delivery::AtLeastOnce,
         Some(other) => {
@@ -27,29 +67,56 @@ pub(super) fn read_sink(mut section: Section, checkpointed: bool) -> Result<Sink
             ))
         }
     };
-    let format = match section.string("format")?.as_deref() {
-        None | Some("kafka") => SinkFormat::Kafka,
-        Some("json") => SinkFormat::Json,
-        Some("avro") => SinkFormat::Avro,
-        Some(other) => {
+    let format = match (&target, format.as_deref()) {
+        (SinkTarget::Kafka, None | Some("kafka")) => SinkFormat::Kafka,
+        (SinkTarget::Kafka, Some("json")) => SinkFormat::Json,
+        (SinkTarget::Kafka, Some("avro")) => SinkFormat::Avro,
+        (SinkTarget::Kafka, Some(other)) => {
             return Err(section.error(
                 "format",
-                format!("expected \"kafka\", \"json\" or \"avro\", found {other:?}"),
+                format!(
+                    "expected \"kafka\", \"json\" or \"avro\" (to Kafka), \"parquet\" or \"json\" with a \
+                     `path` (files), or \"console\"; found {other:?}"
+                ),
             ))
         }
+        _ => SinkFormat::Kafka,
     };
     let on_error = read_sink_on_error(&mut section)?;
     let file = section.file();
     let prefix = section.key("");
     let options = section.into_options()?;
-    let options = SinkOptions::from_options(options)
-        .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))?;
+    let options = match (&target, options.keys().next()) {
+        (SinkTarget::Kafka, _) => SinkOptions::from_options(options)
+            .map_err(|e| ConfigError::new(file, format!("{prefix}{}", e.key), e.message))?,
+        (_, None) => SinkOptions::default(),
+        (_, Some(key)) => {
+            return Err(ConfigError::new(
+                file,
+                format!("{prefix}{key}"),
+                "only used with a Kafka sink; this one writes files (`path`) or to the console",
+            ))
+        }
+    };
     Ok(SinkSpec {
+        target,
         options,
         format,
         delivery,
         on_error,
     })
+}
+
+/// The console sink's `numRows` and `truncate`.
+fn read_console(section: &mut Section) -> Result<ConsoleSpec, ConfigError> {
+    let mut console = ConsoleSpec::default();
+    if let Some(n) = section.integer("numRows")? {
+        console.num_rows = n as usize;
+    }
+    if let Some(truncate) = section.boolean("truncate")? {
+        console.truncate = truncate;
+    }
+    Ok(console)
 }
 
 /// `[sink] on_error` and its `dead_letter_topic`.

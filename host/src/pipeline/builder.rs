@@ -16,7 +16,7 @@ use crate::dedup::DedupSpec;
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Transform, Trigger};
 use crate::secrets::Secrets;
-use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec};
+use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec, SinkTarget};
 use crate::source::SourceOptions;
 use crate::udf::{OnError, TransformSpec, UdfLimits, UdfSpec};
 use crate::window::WatermarkSpec;
@@ -34,6 +34,7 @@ pub struct PipelineBuilder {
     after_aggregate: Vec<Transform>,
     sink: BTreeMap<String, String>,
     sink_format: SinkFormat,
+    sink_target: SinkTarget,
     delivery: Option<Delivery>,
     sink_on_error: SinkOnError,
     trigger: Trigger,
@@ -57,6 +58,7 @@ impl PipelineBuilder {
             after_aggregate: Vec::new(),
             sink: BTreeMap::new(),
             sink_format: SinkFormat::Kafka,
+            sink_target: SinkTarget::Kafka,
             delivery: None,
             sink_on_error: SinkOnError::Fail,
             trigger: Trigger::AsFastAsPossible,
@@ -94,6 +96,29 @@ impl PipelineBuilder {
     /// How rows become record values (default [`SinkFormat::Kafka`]).
     pub fn sink_format(mut self, format: SinkFormat) -> Self {
         self.sink_format = format;
+        self
+    }
+
+    /// Where the rows go (default [`SinkTarget::Kafka`]): files or the console instead.
+    ///
+    /// ```
+    /// use weir::{FileFormat, FileSinkSpec, Pipeline, SinkTarget};
+    /// let spec = Pipeline::builder("archive")
+    ///     .source_option("kafka.bootstrap.servers", "localhost:9092")
+    ///     .source_option("subscribe", "cameras")
+    ///     .deserializer_json(weir::parse_ddl_schema("device_id STRING, zip_code STRING").unwrap())
+    ///     .sink_target(SinkTarget::Files(FileSinkSpec {
+    ///         path: "archive/cameras".into(),
+    ///         format: FileFormat::Parquet,
+    ///         partition_by: vec!["zip_code".into()],
+    ///     }))
+    ///     .checkpoint("checkpoints/archive")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(spec.sink.delivery, weir::Delivery::ExactlyOnce);
+    /// ```
+    pub fn sink_target(mut self, target: SinkTarget) -> Self {
+        self.sink_target = target;
         self
     }
 
@@ -195,13 +220,20 @@ impl PipelineBuilder {
     /// Checks the options and the rules that span stages ([`PipelineSpec::validate`]), and returns the spec.
     pub fn build(self) -> anyhow::Result<PipelineSpec> {
         let source = SourceOptions::from_options(self.source).context("source")?;
-        let sink = SinkOptions::from_options(self.sink).context("sink")?;
+        let sink = match (&self.sink_target, self.sink.keys().next()) {
+            (SinkTarget::Kafka, _) => SinkOptions::from_options(self.sink).context("sink")?,
+            (_, None) => SinkOptions::default(),
+            (_, Some(key)) => anyhow::bail!(
+                "sink option `{key}`: only used with a Kafka sink; this one writes files or to the console"
+            ),
+        };
         let format = self
             .deserializer
             .context("no deserializer: call deserializer_udf or deserializer_json")?;
-        let delivery = self
-            .delivery
-            .unwrap_or(Delivery::default_for(self.checkpoint.is_some()));
+        let delivery = self.delivery.unwrap_or(Delivery::default_for(
+            self.checkpoint.is_some(),
+            &self.sink_target,
+        ));
         let spec = PipelineSpec {
             name: self.name,
             source,
@@ -215,6 +247,7 @@ impl PipelineBuilder {
             aggregate: self.aggregate,
             after_aggregate: self.after_aggregate,
             sink: SinkSpec {
+                target: self.sink_target,
                 options: sink,
                 format: self.sink_format,
                 delivery,

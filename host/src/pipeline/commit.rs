@@ -12,16 +12,20 @@
 //! and the batch is read again; a crash between 5 and 6 is settled at the next start by
 //! [`crate::checkpoint::recover`]. At least once, 2 is a flush and 6 the commit point, so a crash between
 //! them writes the batch's output again.
+//!
+//! To files, 2 writes the batch's files and 5 lists them in the sink's committed-files log (see
+//! `sink/files/`); there is no transaction, and the log answers whether a staged batch committed.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checkpoint::{Checkpoint, CommittedBatch, GroupOffsets, PlannedBatch, Resume};
+use crate::checkpoint::{
+    to_positions, Checkpoint, CommittedBatch, GroupOffsets, PlannedBatch, Resume,
+};
 use crate::kafka::TopicPartition;
 use crate::progress::offsets_json;
-use crate::sink::Delivery;
-use crate::sink::KafkaSink;
+use crate::sink::{CommittedFile, Delivery, FileSink, FilesLog, KafkaSink, SinkTarget};
 use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
@@ -130,15 +134,7 @@ impl Checkpointing {
         (watermark, changes): (WatermarkSnapshot, &[TableChanges]),
         output_rows: u64,
     ) -> anyhow::Result<Duration> {
-        let record = CommittedBatch {
-            batch,
-            end: offsets_json(end),
-            watermark,
-            output_rows,
-            committed_at_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-        };
+        let record = committed_record(batch, end, watermark, output_rows);
         match self.delivery {
             Delivery::ExactlyOnce => {
                 sink.send_offsets(end, &self.group.metadata()?)?;
@@ -161,14 +157,58 @@ impl Checkpointing {
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
-                self.checkpoint.commit(&record, changes)?;
-                crash_point("committed", batch);
-                if let Err(e) = self.group.commit(end) {
-                    // The checkpoint is the commit point; the group's copy only detects a lost checkpoint.
-                    tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.group.name());
-                }
+                self.commit_after_output(&record, changes)?;
                 Ok(waited)
             }
+        }
+    }
+
+    /// A file sink's batch, once its files are written: the batch is staged in the checkpoint, its files
+    /// are listed in the sink's committed-files log (**the commit point**), then the checkpoint commits it.
+    /// A crash between the log and the checkpoint is settled at the next start by the log. Returns how long
+    /// writing the log took.
+    pub(crate) fn commit_files(
+        &self,
+        sink: &FileSink,
+        batch: u64,
+        end: &BTreeMap<TopicPartition, i64>,
+        (watermark, changes): (WatermarkSnapshot, &[TableChanges]),
+        files: Vec<CommittedFile>,
+    ) -> anyhow::Result<Duration> {
+        let output_rows = files.iter().map(|f| f.rows).sum();
+        let record = committed_record(batch, end, watermark, output_rows);
+        if output_rows > 0 {
+            crash_point("produced", batch);
+        }
+        self.checkpoint.stage(&record, changes)?;
+        crash_point("staged", batch);
+        let waiting = Instant::now();
+        sink.commit(batch, files)?;
+        let waited = waiting.elapsed();
+        crash_point("committed", batch);
+        self.checkpoint.commit(&record, changes)?;
+        self.copy_offsets_to_group(batch, end);
+        Ok(waited)
+    }
+
+    /// At least once, after the batch's output is out (to Kafka, or printed): the checkpoint records the
+    /// batch, the commit point.
+    pub(crate) fn commit_after_output(
+        &self,
+        record: &CommittedBatch,
+        changes: &[TableChanges],
+    ) -> anyhow::Result<()> {
+        self.checkpoint.commit(record, changes)?;
+        crash_point("committed", record.batch);
+        self.copy_offsets_to_group(record.batch, &crate::checkpoint::to_positions(&record.end));
+        Ok(())
+    }
+
+    /// The checkpoint is the commit point; the group's copy of the offsets only detects a lost checkpoint,
+    /// so failing to write it is a warning.
+    fn copy_offsets_to_group(&self, batch: u64, end: &BTreeMap<TopicPartition, i64>) {
+        if let Err(e) = self.group.commit(end) {
+            tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.group.name());
         }
     }
 
@@ -182,6 +222,24 @@ impl Checkpointing {
     }
 }
 
+/// The checkpoint's record of a batch that commits now.
+pub(crate) fn committed_record(
+    batch: u64,
+    end: &BTreeMap<TopicPartition, i64>,
+    watermark: WatermarkSnapshot,
+    output_rows: u64,
+) -> CommittedBatch {
+    CommittedBatch {
+        batch,
+        end: offsets_json(end),
+        watermark,
+        output_rows,
+        committed_at_ms: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    }
+}
+
 /// Opens the checkpoint of a pipeline, settles what a crash left, and says where to resume.
 pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpointing>> {
     let Some(path) = &spec.checkpoint else {
@@ -189,7 +247,20 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
     };
     let checkpoint = Checkpoint::open(path)?.retaining(spec.min_batches_to_retain);
     let group = GroupOffsets::open(&spec.source, &format!("weir-{}", spec.name))?;
-    let resume = crate::checkpoint::recover(&checkpoint, spec.sink.delivery, &group)?;
+    let resume = match (&spec.sink.target, spec.sink.delivery) {
+        (SinkTarget::Files(files), _) => {
+            let log = FilesLog::at(&files.path);
+            crate::checkpoint::recover(&checkpoint, |staged| Ok(log.has(staged.batch)))?
+        }
+        (_, Delivery::ExactlyOnce) => crate::checkpoint::recover(&checkpoint, |staged| {
+            let positions = to_positions(&staged.end);
+            let committed = group.committed(positions.keys())?;
+            Ok(positions
+                .iter()
+                .all(|(tp, end)| committed.get(tp) == Some(end)))
+        })?,
+        (_, Delivery::AtLeastOnce) => crate::checkpoint::recover(&checkpoint, |_| Ok(false))?,
+    };
     Ok(Some(Checkpointing {
         checkpoint,
         group,

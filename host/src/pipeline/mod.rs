@@ -34,6 +34,7 @@
 
 mod builder;
 mod commit;
+mod files_and_console;
 mod opening;
 mod overlapped_write;
 mod plan;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::commit::Checkpointing;
 use super::{PipelineSpec, Plan, Trigger};
 use crate::metrics::MetricsServer;
-use crate::sink::KafkaSink;
+use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
 use crate::source::{KafkaSource, OffsetSpec};
 use crate::window::WatermarkTracker;
 
@@ -25,20 +25,15 @@ pub(super) async fn serve_metrics(plan: &Plan) -> anyhow::Result<Option<MetricsS
     }
 }
 
-/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink (with the
-/// checkpoint's transactional id). The sink starts while the source does: both wait on the broker (offsets,
+/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink. The sink starts while the source does: both wait on the broker (offsets,
 /// the group's offsets, the transactional producer's fencing), ~100-200 ms each on tansu, which a short run
 /// would otherwise pay twice.
 pub(super) async fn open_io(
     spec: &PipelineSpec,
     checkpointing: Option<&Arc<Checkpointing>>,
     opening: Instant,
-) -> anyhow::Result<(KafkaSource, Arc<KafkaSink>)> {
-    let transactional_id = checkpointing.and_then(|c| c.transactional_id());
-    let (sink_options, sink_format) = (spec.sink.options.clone(), spec.sink.format);
-    let opening_sink = tokio::task::spawn_blocking(move || {
-        KafkaSink::open(sink_options, sink_format, transactional_id.as_deref())
-    });
+) -> anyhow::Result<(KafkaSource, Arc<Sink>)> {
+    let opening_sink = open_sink(spec, checkpointing);
     let mut source_options = spec.source.clone();
     let trigger = spec.trigger;
     if trigger.is_bounded() {
@@ -59,9 +54,35 @@ pub(super) async fn open_io(
     .await?
     .context("starting the Kafka source")?;
     tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
-    let sink = Arc::new(opening_sink.await?.context("starting the Kafka sink")?);
+    let sink = Arc::new(opening_sink.await?.context("starting the sink")?);
     tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
     Ok((source, sink))
+}
+
+/// Starts opening the spec's sink on the blocking pool: the Kafka producer (with the checkpoint's
+/// transactional id), the file sink's directory (checked against the checkpoint's last batch), or the
+/// console.
+fn open_sink(
+    spec: &PipelineSpec,
+    checkpointing: Option<&Arc<Checkpointing>>,
+) -> tokio::task::JoinHandle<anyhow::Result<Sink>> {
+    let target = spec.sink.target.clone();
+    let (options, format) = (spec.sink.options.clone(), spec.sink.format);
+    let transactional_id = checkpointing.and_then(|c| c.transactional_id());
+    let committed = checkpointing
+        .map(|c| c.resume.next_batch)
+        .and_then(|next| next.checked_sub(1));
+    tokio::task::spawn_blocking(move || {
+        Ok(match target {
+            SinkTarget::Kafka => Sink::Kafka(Box::new(KafkaSink::open(
+                options,
+                format,
+                transactional_id.as_deref(),
+            )?)),
+            SinkTarget::Files(files) => Sink::Files(FileSink::open(&files, committed)?),
+            SinkTarget::Console(console) => Sink::Console(ConsoleSink::new(console)),
+        })
+    })
 }
 
 /// The per-partition watermark, over the partitions the source was assigned, restored from the checkpoint.

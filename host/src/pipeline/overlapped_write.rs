@@ -15,14 +15,16 @@ use arrow_select::concat::concat_batches;
 use tokio::task::JoinHandle;
 
 use super::commit::Checkpointing;
+use super::files_and_console::{print, write_files};
 use super::plan::Plan;
 use super::refused::RefusedRows;
+use super::stateful::Aggregated;
 use super::stateless::ChunkOutput;
 use crate::kafka::TopicPartition;
 use crate::progress::ErrorCounts;
 use crate::progress::StateOperatorProgress;
 use crate::sink::Delivery;
-use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, SinkRows};
+use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, Sink, SinkRows};
 use crate::source::PartitionChunk;
 use crate::window::WatermarkSnapshot;
 
@@ -59,7 +61,6 @@ pub(crate) struct WriteTimings {
 /// What committing a batch to the checkpoint needs.
 pub(crate) struct BatchCommit {
     pub(crate) checkpointing: Arc<Checkpointing>,
-    pub(crate) batch: u64,
     pub(crate) start: BTreeMap<TopicPartition, i64>,
     pub(crate) end: BTreeMap<TopicPartition, i64>,
     pub(crate) watermark: WatermarkSnapshot,
@@ -67,6 +68,8 @@ pub(crate) struct BatchCommit {
 
 /// A batch whose stateless stages are done.
 pub(crate) struct ProcessedBatch {
+    /// Its number (in the checkpoint, when there is one).
+    pub(crate) batch: u64,
     /// The source records, for dead letters.
     pub(crate) chunks: Arc<Vec<PartitionChunk>>,
     /// What each partition's records became.
@@ -81,14 +84,21 @@ pub(crate) struct ProcessedBatch {
 /// the aggregation's state and the sink's transactions go batch by batch, in order.
 pub(crate) fn start_writing(
     plan: Arc<Plan>,
-    sink: Arc<KafkaSink>,
+    sink: Arc<Sink>,
     batch: ProcessedBatch,
 ) -> JoinHandle<anyhow::Result<(Written, Instant)>> {
     // The write's end is taken here: the loop may look at the result later, when the next batch is ready.
-    tokio::task::spawn_blocking(move || write(&plan, &sink, batch).map(|w| (w, Instant::now())))
+    tokio::task::spawn_blocking(move || {
+        let written = match sink.as_ref() {
+            Sink::Kafka(kafka) => write(&plan, kafka, batch),
+            Sink::Files(files) => write_files(&plan, files, batch),
+            Sink::Console(console) => print(&plan, console, batch),
+        };
+        written.map(|w| (w, Instant::now()))
+    })
 }
 
-/// Writes one batch; see the module's doc.
+/// Writes one batch to Kafka; see the module's doc.
 fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result<Written> {
     let aggregating = Instant::now();
     let output = BatchOutput::new(plan, sink, &batch)?;
@@ -111,7 +121,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
     let changes = checkpointing.take_changes();
     // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
     let mut beginning = Instant::now();
-    checkpointing.plan(commit.batch, &commit.start, &commit.end)?;
+    checkpointing.plan(batch.batch, &commit.start, &commit.end)?;
     let transactional = checkpointing.delivery == Delivery::ExactlyOnce;
     let mut attempt = 1;
     let mut aborted = 0;
@@ -127,7 +137,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
             timings.produce += committing - delivering;
             let state = (commit.watermark.clone(), changes.as_slice());
             let waited =
-                checkpointing.commit(sink, commit.batch, &commit.end, state, counts.rows)?;
+                checkpointing.commit(sink, batch.batch, &commit.end, state, counts.rows)?;
             timings.produce += waited;
             timings.checkpoint += committing.elapsed() - waited;
             Ok(Some(counts))
@@ -153,7 +163,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
                 attempt += 1;
                 tracing::warn!(
                     "batch {}: {error:#}; producing it again (attempt {attempt} of {TRANSACTION_ATTEMPTS})",
-                    commit.batch
+                    batch.batch
                 );
             }
             Err(error) => {
@@ -186,10 +196,6 @@ struct BatchOutput {
 
 impl BatchOutput {
     fn new(plan: &Plan, sink: &KafkaSink, batch: &ProcessedBatch) -> anyhow::Result<BatchOutput> {
-        let parts: Vec<&RecordBatch> = batch.outputs.iter().map(|o| &o.rows).collect();
-        let rows = concat_batches(&plan.processed_schema(), parts)
-            .context("joining the partitions' rows")?;
-        let (before, after) = batch.watermarks;
         let by_chunk = (!plan.has_state()).then(|| {
             let mut start = 0;
             batch
@@ -201,7 +207,7 @@ impl BatchOutput {
                 })
                 .collect()
         });
-        let aggregated = plan.aggregate(rows, before, after)?;
+        let aggregated = aggregate(plan, batch)?;
         Ok(BatchOutput {
             rows: sink.rows(&aggregated.rows)?,
             by_chunk,
@@ -225,6 +231,16 @@ impl BatchOutput {
             transactions: Transactions::default(),
         }
     }
+}
+
+/// The stateful step over the batch's rows, all partitions together: deduplication, the aggregation and
+/// the transforms after it, or the rows as they are.
+pub(super) fn aggregate(plan: &Plan, batch: &ProcessedBatch) -> anyhow::Result<Aggregated> {
+    let parts: Vec<&RecordBatch> = batch.outputs.iter().map(|o| &o.rows).collect();
+    let rows =
+        concat_batches(&plan.processed_schema(), parts).context("joining the partitions' rows")?;
+    let (before, after) = batch.watermarks;
+    plan.aggregate(rows, before, after)
 }
 
 /// What one attempt at producing a batch came to.

@@ -16,7 +16,7 @@ use crate::decode::Deserializer;
 use crate::dedup::Deduplicator;
 use crate::pipeline::PipelineSpec;
 use crate::schema::column_list;
-use crate::sink::check_sink_schema;
+use crate::sink::{check_file_schema, check_sink_schema, SinkTarget};
 use crate::source::source_schema;
 use crate::state::StateStore;
 use crate::udf::OnError;
@@ -108,8 +108,12 @@ impl Plan {
                 (Some(Mutex::new(aggregator)), Some(after))
             }
         };
-        check_sink_schema(&schema, spec.sink.format, &spec.sink.options)
-            .map_err(anyhow::Error::msg)
+        let fits = match &spec.sink.target {
+            SinkTarget::Kafka => check_sink_schema(&schema, spec.sink.format, &spec.sink.options),
+            SinkTarget::Files(files) => check_file_schema(&schema, files),
+            SinkTarget::Console(_) => Ok(()),
+        };
+        fits.map_err(anyhow::Error::msg)
             .context("the rows reaching the sink do not fit it")?;
         Ok(Plan {
             spec,
@@ -246,19 +250,7 @@ impl Plan {
         if let Some(after) = &self.after_aggregate {
             after.describe(&mut out);
         }
-        let format = match self.spec.sink.format {
-            crate::sink::SinkFormat::Kafka => "value column",
-            crate::sink::SinkFormat::Json => "rows as JSON",
-            crate::sink::SinkFormat::Avro => "rows as Avro, schema registered",
-        };
-        let topic = self
-            .spec
-            .sink
-            .options
-            .topic
-            .as_deref()
-            .unwrap_or("from the topic column");
-        let _ = writeln!(out, "  sink         Kafka topic {topic} ({format})");
+        let _ = writeln!(out, "  sink         {}", self.spec.sink.describe());
         let _ = writeln!(out, "  trigger      {:?}", self.spec.trigger);
         if let Some(metrics) = &self.spec.metrics {
             let _ = writeln!(

@@ -16,7 +16,7 @@ use crate::progress::{
     millis, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
     SinkProgress, SourceProgress,
 };
-use crate::sink::KafkaSink;
+use crate::sink::Sink;
 
 /// A batch being written, and what its progress report needs.
 pub(super) struct InFlight {
@@ -64,7 +64,7 @@ impl Reporter {
     pub(super) fn new(
         spec: &PipelineSpec,
         checkpointing: Option<&Checkpointing>,
-        sink: &KafkaSink,
+        sink: &Sink,
     ) -> Reporter {
         Reporter {
             id: match checkpointing {

@@ -23,7 +23,7 @@ use super::report::{BatchReport, InFlight, Reporter};
 use super::stateless::ChunkOutput;
 use crate::kafka::TopicPartition;
 use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
-use crate::sink::KafkaSink;
+use crate::sink::Sink;
 use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
 use crate::window::{partitions_to_hold, WatermarkTracker};
 
@@ -90,7 +90,7 @@ enum Step {
 /// What the loop carries from one batch to the next.
 struct BatchLoop {
     plan: Arc<Plan>,
-    sink: Arc<KafkaSink>,
+    sink: Arc<Sink>,
     checkpointing: Option<Arc<Checkpointing>>,
     watermarks: Option<WatermarkTracker>,
     reporter: Reporter,
@@ -118,7 +118,7 @@ impl BatchLoop {
         plan: Arc<Plan>,
         reload: bool,
         checkpointing: Option<Arc<Checkpointing>>,
-        (source, sink): (KafkaSource, Arc<KafkaSink>),
+        (source, sink): (KafkaSource, Arc<Sink>),
         opening: Instant,
     ) -> BatchLoop {
         let spec = plan.spec();
@@ -256,7 +256,6 @@ impl BatchLoop {
     ) {
         let commit = self.checkpointing.as_ref().map(|c| BatchCommit {
             checkpointing: c.clone(),
-            batch: self.next_batch,
             start,
             end,
             watermark: self
@@ -266,6 +265,7 @@ impl BatchLoop {
                 .unwrap_or_default(),
         });
         let batch = ProcessedBatch {
+            batch: self.next_batch,
             chunks,
             outputs,
             watermarks,

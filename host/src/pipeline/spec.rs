@@ -11,7 +11,7 @@ use crate::dedup::DedupSpec;
 use crate::join::JoinSpec;
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
-use crate::sink::{Delivery, SinkFormat, SinkSpec};
+use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkSpec, SinkTarget};
 use crate::source::SourceOptions;
 use crate::sql::SqlSpec;
 use crate::udf::{OnError, OnFailure, TransformSpec};
@@ -289,7 +289,62 @@ impl PipelineSpec {
                 .check_output_mode(self.watermark.is_some())
                 .map_err(|message| SpecError::new("aggregate.output_mode", message))?,
         }
+        self.check_sink_target()?;
         self.check_dead_letter_policies()
+    }
+
+    /// What a file or console sink needs: a file sink, a checkpoint (its log and the checkpoint together
+    /// are its exactly-once commit); neither can write the Kafka topics of dead letters and late rows.
+    fn check_sink_target(&self) -> Result<(), SpecError> {
+        let delivery = self.sink.delivery;
+        match &self.sink.target {
+            SinkTarget::Kafka => return Ok(()),
+            SinkTarget::Files(_) if self.checkpoint.is_none() => {
+                return Err(SpecError::new(
+                    "sink.path",
+                    "a file sink needs a checkpoint: set `checkpointLocation` at the top of the file (with \
+                     the sink's committed-files log it makes the files exactly-once)",
+                ))
+            }
+            SinkTarget::Files(_) if delivery == Delivery::AtLeastOnce => {
+                return Err(SpecError::new(
+                    "sink.delivery",
+                    "a file sink is always exactly-once: remove `delivery`",
+                ))
+            }
+            SinkTarget::Console(_) if delivery == Delivery::ExactlyOnce => {
+                return Err(SpecError::new(
+                    "sink.delivery",
+                    "the console cannot take back what it printed: expected \"at-least-once\"",
+                ))
+            }
+            SinkTarget::Files(_) | SinkTarget::Console(_) => {}
+        }
+        let kafka_only = "this sink writes no Kafka topics: with a file or console sink, use \
+                          on_error = \"fail\" or \"drop\" (dead letters and late rows go to Kafka)";
+        let mut refused = Vec::new();
+        if matches!(self.deserializer.on_error, OnError::DeadLetter { .. }) {
+            refused.push("deserializer.on_error".to_string());
+        }
+        for (i, stage) in udf_transforms(&self.transforms) {
+            if matches!(stage.udf.on_failure, OnFailure::DeadLetter { .. }) {
+                refused.push(format!("transform[{i}].on_failure"));
+            }
+        }
+        if matches!(self.sink.on_error, SinkOnError::DeadLetter { .. }) {
+            refused.push("sink.on_error".to_string());
+        }
+        if self
+            .watermark
+            .as_ref()
+            .is_some_and(|w| w.late_data_topic.is_some())
+        {
+            refused.push("watermark.late_data_topic".to_string());
+        }
+        match refused.into_iter().next() {
+            Some(key) => Err(SpecError::new(key, kafka_only)),
+            None => Ok(()),
+        }
     }
 
     /// Where records cannot be dead-lettered: a transform's rows (its input rows are not records), and

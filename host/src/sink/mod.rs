@@ -1,5 +1,6 @@
-//! Sink: rows out to Kafka, in Spark's sink shape (`value`, optional `key`, `headers`, `topic`,
-//! `partition` columns) or serialized as JSON or as Avro (its schema registered in a schema registry).
+//! Sink: where rows go. Mostly to Kafka, in Spark's sink shape (`value`, optional `key`, `headers`,
+//! `topic`, `partition` columns) or serialized as JSON or as Avro (its schema registered in a schema
+//! registry); also to files (`files/`: Parquet or JSON lines, with a committed-files log) or the console.
 //!
 //! ```toml
 //! [sink]
@@ -9,7 +10,9 @@
 //! format = "json"        # or "avro" (with schema_registry), or "kafka" (the default): a `value` column
 //! ```
 
+mod console;
 mod deliveries;
+mod files;
 mod kafka;
 mod letters;
 mod refusal;
@@ -18,14 +21,35 @@ mod spec;
 
 use std::collections::BTreeMap;
 
+pub(crate) use files::{check_file_schema, FileSink, FilesLog};
+pub use files::{committed_files, CommittedBatchFiles, CommittedFile, LOG_DIR};
 pub(crate) use kafka::{AbortableTransaction, KafkaSink};
 pub(crate) use letters::DeadLetter;
 pub(crate) use refusal::Refusal;
 pub use refusal::SinkOnError;
 pub(crate) use rows::{check_sink_schema, SinkRows};
-pub use spec::{Delivery, SinkFormat, SinkSpec};
+pub use spec::{ConsoleSpec, Delivery, FileFormat, FileSinkSpec, SinkFormat, SinkSpec, SinkTarget};
 
 use crate::kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
+pub(crate) use console::ConsoleSink;
+
+/// An open sink, of the spec's [`SinkTarget`].
+pub(crate) enum Sink {
+    Kafka(Box<KafkaSink>),
+    Files(FileSink),
+    Console(ConsoleSink),
+}
+
+impl Sink {
+    /// Spark's description of the sink, for progress reports.
+    pub(crate) fn description(&self) -> String {
+        match self {
+            Sink::Kafka(kafka) => kafka.description(),
+            Sink::Files(files) => files.description(),
+            Sink::Console(console) => console.description(),
+        }
+    }
+}
 
 /// The sink keys a pipeline file may use besides `kafka.*` options.
 const SINK_OPTIONS: &[&str] = &[
@@ -40,8 +64,8 @@ const SINK_OPTIONS: &[&str] = &[
     "subject",
 ];
 
-/// The parsed sink options.
-#[derive(Debug, Clone)]
+/// The parsed sink options (none for a file or console sink).
+#[derive(Debug, Clone, Default)]
 pub struct SinkOptions {
     /// `topic`: the topic every row goes to, overriding a `topic` column.
     pub topic: Option<String>,

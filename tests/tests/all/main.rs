@@ -6,6 +6,7 @@ mod avro;
 mod checkpoint;
 mod cli;
 mod dedup;
+mod files;
 mod fraud;
 mod join;
 mod limits;

@@ -1,15 +1,15 @@
 //! The `weir` command: argument parsing and output only; everything else is the library.
 
 mod redacted;
+mod run;
 mod udf_tool;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
+
 use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use weir::progress::{BatchProgress, ErrorCounts, ProgressListener};
 
 #[derive(Parser)]
 #[command(
@@ -42,8 +42,10 @@ enum LogFormat {
 enum Command {
     /// Run a pipeline until it reaches its endingOffsets or is interrupted (Ctrl-C finishes the batch).
     Run {
-        /// The pipeline file (TOML).
-        file: PathBuf,
+        /// The pipeline file (TOML); several run side by side in one process, each with its own
+        /// checkpoint (one query per sink, as in Spark).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Progress output: JSON lines on stdout, a status line on the terminal, or both.
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
@@ -205,11 +207,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run {
-            file,
+            files,
             progress,
             reload,
             metrics,
-        } => run(&file, progress, reload, metrics).await,
+        } => run::run(&files, progress, reload, metrics).await,
         Command::Udf {
             command: UdfCommand::Inspect { module },
         } => {
@@ -236,110 +238,6 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let report = weir::internal::demo::run_fraud_demo(&file, records).await?;
             println!("{report}");
             Ok(())
-        }
-    }
-}
-
-/// `weir run`: the pipeline until its bounded input ends, Ctrl-C or SIGTERM, with progress as asked.
-async fn run(
-    file: &std::path::Path,
-    progress: ProgressMode,
-    reload: bool,
-    metrics: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
-    let mut spec = weir::config::load(file)?;
-    redacted::hide(&spec.secrets);
-    if let Some(listen) = metrics {
-        spec.metrics = Some(weir::MetricsSpec::new(listen));
-    }
-    let pipeline = weir::Pipeline::new(spec)
-        .with_context(|| format!("{}: planning the pipeline", file.display()))?
-        .reload_modules(reload);
-    let terminal = std::io::stderr().is_terminal();
-    let (json, human) = match progress {
-        ProgressMode::Auto => (!terminal, terminal),
-        ProgressMode::Json => (true, false),
-        ProgressMode::Human => (false, true),
-        ProgressMode::Both => (true, true),
-    };
-    let mut listener = Printer::new(json, human);
-    // Ctrl-C or SIGTERM (service managers, `kill`) ends the run after the current batch.
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    };
-    let summary = pipeline
-        .run_with_progress(shutdown, &mut listener)
-        .await
-        .with_context(|| format!("{}: running the pipeline", file.display()))?;
-    listener.finish();
-    eprintln!(
-        "done: {} batches, {} records in, {} out, {} dead-lettered, {} dropped",
-        summary.batches,
-        summary.input_rows,
-        summary.output_rows,
-        summary.errors.dead_lettered,
-        summary.errors.deserializer_dropped + summary.errors.transform_dropped
-    );
-    Ok(())
-}
-
-/// Prints progress as JSON lines and/or a one-line status.
-struct Printer {
-    json: bool,
-    bar: Option<ProgressBar>,
-    total_rows: u64,
-    errors: ErrorCounts,
-}
-
-impl Printer {
-    fn new(json: bool, human: bool) -> Self {
-        let bar = human.then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
-            );
-            bar
-        });
-        Printer {
-            json,
-            bar,
-            total_rows: 0,
-            errors: ErrorCounts::default(),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
-    }
-}
-
-impl ProgressListener for Printer {
-    fn on_progress(&mut self, progress: &BatchProgress) {
-        self.total_rows += progress.num_input_rows;
-        self.errors.add(&progress.errors);
-        if self.json {
-            if let Ok(line) = serde_json::to_string(progress) {
-                println!("{}", redacted::redact(&line));
-            }
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "batch {} | {} records | {:.0} records/s | {} out | dead-lettered {} dropped {}",
-                progress.batch_id,
-                self.total_rows,
-                progress.processed_rows_per_second,
-                progress.sink.num_output_rows,
-                self.errors.dead_lettered,
-                self.errors.deserializer_dropped + self.errors.transform_dropped
-            ));
-            bar.tick();
         }
     }
 }
