@@ -148,6 +148,7 @@ pub mod internal {
     pub use crate::join::StaticJoin;
     pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
     pub use crate::schema::column_list;
+    pub use crate::sink::FileSink;
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};
     pub use crate::sql::SqlStage;
     pub use crate::state::StateStore;

@@ -21,7 +21,8 @@ mod spec;
 
 use std::collections::BTreeMap;
 
-pub(crate) use files::{check_file_schema, FileSink, FilesLog};
+pub use files::FileSink;
+pub(crate) use files::{check_file_schema, FilesLog};
 pub use files::{committed_files, CommittedBatchFiles, CommittedFile, LOG_DIR};
 pub(crate) use kafka::{AbortableTransaction, KafkaSink};
 pub(crate) use letters::DeadLetter;

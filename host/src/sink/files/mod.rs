@@ -29,7 +29,7 @@ use log::sync_dir;
 use partition::split_by_partition;
 
 /// An open file sink.
-pub(crate) struct FileSink {
+pub struct FileSink {
     spec: FileSinkSpec,
     log: FilesLog,
 }
@@ -38,7 +38,7 @@ impl FileSink {
     /// Opens the sink's directory for a run whose checkpoint last committed `committed` (`None`: no batch
     /// yet). Refuses a directory whose log is ahead of the checkpoint (another pipeline's output, or a
     /// checkpoint that was replaced), and deletes the files of batches that did not commit.
-    pub(crate) fn open(spec: &FileSinkSpec, committed: Option<u64>) -> anyhow::Result<FileSink> {
+    pub fn open(spec: &FileSinkSpec, committed: Option<u64>) -> anyhow::Result<FileSink> {
         std::fs::create_dir_all(&spec.path)
             .with_context(|| format!("creating the sink directory {}", spec.path.display()))?;
         let log = FilesLog::at(&spec.path);
@@ -69,7 +69,7 @@ impl FileSink {
     }
 
     /// Writes the rows of `batch` as files (one per partition directory), durable but not yet committed.
-    pub(crate) fn write(
+    pub fn write(
         &self,
         batch: u64,
         rows: &RecordBatch,
@@ -96,7 +96,7 @@ impl FileSink {
     }
 
     /// The commit point of `batch`: its files listed in the log.
-    pub(crate) fn commit(&self, batch: u64, files: Vec<CommittedFile>) -> anyhow::Result<()> {
+    pub fn commit(&self, batch: u64, files: Vec<CommittedFile>) -> anyhow::Result<()> {
         self.log.add(batch, files)
     }
 
