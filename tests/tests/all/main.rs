@@ -11,6 +11,7 @@ mod fraud;
 mod join;
 mod limits;
 mod metrics;
+mod nest;
 mod poison;
 mod polyglot;
 mod refused;

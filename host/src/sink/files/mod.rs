@@ -69,11 +69,7 @@ impl FileSink {
     }
 
     /// Writes the rows of `batch` as files (one per partition directory), durable but not yet committed.
-    pub fn write(
-        &self,
-        batch: u64,
-        rows: &RecordBatch,
-    ) -> anyhow::Result<Vec<CommittedFile>> {
+    pub fn write(&self, batch: u64, rows: &RecordBatch) -> anyhow::Result<Vec<CommittedFile>> {
         if rows.num_rows() == 0 {
             return Ok(Vec::new());
         }

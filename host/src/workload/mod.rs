@@ -1,7 +1,12 @@
 //! The reference transaction workload (`shared/bench/fraud-window.md`): the same records in every language.
 //!
 //! A 64-bit LCG drives every field, so a test, the demo and the benchmark can regenerate the exact input and
-//! compute the exact expected output without storing either.
+//! compute the exact expected output without storing either. `nest.rs` does the same for the Nest camera
+//! examples.
+
+mod nest;
+
+pub use nest::*;
 
 /// One generated transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,74 +150,6 @@ pub fn fraud_window_alerts(n: u64) -> Vec<Alert> {
             count,
         })
         .collect()
-}
-
-/// Event time of the first Nest camera event: 2016-12-29T00:00:00Z.
-pub const NEST_BASE_MS: i64 = 1_482_969_600_000;
-/// Camera ids in the Nest workload.
-pub const NEST_CAMERAS: u64 = 8;
-
-/// One camera event of the Nest workload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CameraEvent {
-    /// `cam0` .. `cam7`.
-    pub device_id: String,
-    /// Whether a person was seen.
-    pub has_person: bool,
-    /// Event start, ms since the epoch.
-    pub start_ms: i64,
-}
-
-/// The seeds' Nest device records: `n` records, each a `devices.cameras` map of one to three cameras with
-/// their last event, spread over about `n × 37 s` of event time. Returns each record's camera events and
-/// its JSON.
-pub fn nest_records(n: u64) -> impl Iterator<Item = (Vec<CameraEvent>, String)> {
-    let mut x: u64 = 7;
-    let mut next = move || {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x >> 33
-    };
-    (0..n).map(move |i| {
-        let cameras = 1 + next() % 3;
-        let first = next() % NEST_CAMERAS;
-        let events: Vec<CameraEvent> = (0..cameras)
-            .map(|c| CameraEvent {
-                device_id: format!("cam{}", (first + c) % NEST_CAMERAS),
-                has_person: next() % 10 < 4,
-                start_ms: NEST_BASE_MS + i as i64 * 37_000 + (next() % 30_000) as i64,
-            })
-            .collect();
-        let cameras: Vec<String> = events
-            .iter()
-            .map(|e| {
-                let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.start_ms as u64);
-                format!(
-                    r#""{id}":{{"device_id":"{id}","where_name":"Room {id}","is_online":true,"last_event":{{"has_sound":false,"has_motion":true,"has_person":{},"start_time":"{}","end_time":"{}"}}}}"#,
-                    e.has_person,
-                    humantime::format_rfc3339_millis(time),
-                    humantime::format_rfc3339_millis(time + std::time::Duration::from_secs(20)),
-                    id = e.device_id
-                )
-            })
-            .collect();
-        let json = format!(r#"{{"devices":{{"thermostats":{{}},"cameras":{{{}}}}}}}"#, cameras.join(","));
-        (events, json)
-    })
-}
-
-/// The Nest job offline: camera events with a person, counted per device and hour of their start.
-pub fn nest_hourly_person_counts(n: u64) -> std::collections::BTreeMap<(String, i64), i64> {
-    let mut counts = std::collections::BTreeMap::new();
-    for (events, _) in nest_records(n) {
-        for e in events.into_iter().filter(|e| e.has_person) {
-            *counts
-                .entry((e.device_id, e.start_ms - e.start_ms.rem_euclid(3_600_000)))
-                .or_default() += 1;
-        }
-    }
-    counts
 }
 
 #[cfg(test)]
