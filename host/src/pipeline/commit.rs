@@ -250,7 +250,7 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
     let resume = match (&spec.sink.target, spec.sink.delivery) {
         (SinkTarget::Files(files), _) => {
             let log = FilesLog::at(&files.path);
-            crate::checkpoint::recover(&checkpoint, |staged| Ok(log.has(staged.batch)))?
+            crate::checkpoint::recover(&checkpoint, |staged| log.has(staged.batch))?
         }
         (_, Delivery::ExactlyOnce) => crate::checkpoint::recover(&checkpoint, |staged| {
             let positions = to_positions(&staged.end);

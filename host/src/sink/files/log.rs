@@ -1,5 +1,5 @@
 //! The committed-files log: `<path>/_weir_log/<batch>.json`, one entry per committed batch, listing the
-//! files it wrote (as Spark's `_spark_metadata` does). Writing an entry is a file sink's commit point: the
+//! files it wrote (as Spark's `_spark_metadata` does), compacted every 100 batches. Writing an entry is a file sink's commit point: the
 //! batch's files exist and are synced before it, and the checkpoint records the batch only after it. A
 //! directory listing also shows the files of batches that failed half-way; the log never does.
 
@@ -51,14 +51,30 @@ pub struct CommittedFile {
 /// # Ok(()) }
 /// ```
 pub fn committed_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let log = FilesLog::at(dir);
     let mut files = Vec::new();
-    for batch in log.batches()? {
-        for file in log.read(batch)?.files {
-            files.push(dir.join(file.path));
-        }
+    for entry in FilesLog::at(dir).entries()? {
+        files.extend(entry.files.into_iter().map(|file| dir.join(file.path)));
     }
     Ok(files)
+}
+
+/// Every [`COMPACT_EVERY`] batches, the entries so far are gathered into one `<batch>.compact.json` and
+/// the single entries removed, so the log's folder keeps at most this many files however long the
+/// pipeline runs (Spark compacts its sink log the same way).
+pub(crate) const COMPACT_EVERY: u64 = 100;
+
+/// A compacted log: every entry up to its batch.
+#[derive(Debug, Serialize, Deserialize)]
+struct Compacted {
+    version: u32,
+    batches: Vec<CommittedBatchFiles>,
+}
+
+/// What the log's folder holds: the latest compacted file's batch and the single entries after it.
+#[derive(Default)]
+struct Listing {
+    compacted: Option<u64>,
+    entries: Vec<u64>,
 }
 
 /// The log of one sink directory.
@@ -74,47 +90,42 @@ impl FilesLog {
         }
     }
 
-    /// The committed batches, in order.
-    pub(crate) fn batches(&self) -> anyhow::Result<Vec<u64>> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("listing {}", self.dir.display())),
-        };
-        let mut batches = Vec::new();
-        for entry in entries {
-            let name = entry?.file_name();
-            let batch = name.to_str().and_then(|n| n.strip_suffix(".json"));
-            if let Some(batch) = batch.and_then(|b| b.parse().ok()) {
-                batches.push(batch);
+    /// The last committed batch.
+    pub(crate) fn last_batch(&self) -> anyhow::Result<Option<u64>> {
+        let listing = self.listing()?;
+        Ok(listing.entries.last().copied().max(listing.compacted))
+    }
+
+    /// Whether `batch` committed: every batch up to the compacted one did.
+    pub(crate) fn has(&self, batch: u64) -> anyhow::Result<bool> {
+        let listing = self.listing()?;
+        Ok(listing.compacted >= Some(batch) || listing.entries.contains(&batch))
+    }
+
+    /// Every committed batch's entry, in order.
+    pub(crate) fn entries(&self) -> anyhow::Result<Vec<CommittedBatchFiles>> {
+        let listing = self.listing()?;
+        let mut entries = match listing.compacted {
+            Some(batch) => {
+                let path = self.dir.join(format!("{batch}.compact.json"));
+                let compacted: Compacted = read_json(&path)?;
+                check_version(&path, compacted.version)?;
+                compacted.batches
             }
+            None => Vec::new(),
+        };
+        for batch in listing.entries {
+            let path = self.entry_path(batch);
+            let entry: CommittedBatchFiles = read_json(&path)?;
+            check_version(&path, entry.version)?;
+            entries.push(entry);
         }
-        batches.sort_unstable();
-        Ok(batches)
-    }
-
-    /// Whether `batch` committed.
-    pub(crate) fn has(&self, batch: u64) -> bool {
-        self.entry_path(batch).exists()
-    }
-
-    /// The entry of a committed batch.
-    pub(crate) fn read(&self, batch: u64) -> anyhow::Result<CommittedBatchFiles> {
-        let path = self.entry_path(batch);
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let entry: CommittedBatchFiles = serde_json::from_slice(&text)
-            .with_context(|| format!("{}: not a committed-files log entry", path.display()))?;
-        anyhow::ensure!(
-            entry.version == VERSION,
-            "{}: log entry version {} (this Weir reads version {VERSION})",
-            path.display(),
-            entry.version
-        );
-        Ok(entry)
+        Ok(entries)
     }
 
     /// Commits `batch`: its entry is written aside, synced, and renamed into place, so it appears whole or
-    /// not at all, and survives a power cut once this returns.
+    /// not at all, and survives a power cut once this returns. Every [`COMPACT_EVERY`] batches the log is
+    /// then compacted.
     pub(crate) fn add(&self, batch: u64, files: Vec<CommittedFile>) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
@@ -123,14 +134,79 @@ impl FilesLog {
             batch,
             files,
         };
-        let aside = self.dir.join(format!(".{batch}.json.inprogress"));
+        self.write_whole(&self.entry_path(batch), &serde_json::to_vec(&entry)?)?;
+        if (batch + 1).is_multiple_of(COMPACT_EVERY) {
+            self.compact(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Gathers every entry up to `batch` into `<batch>.compact.json`, then removes what it replaces. A
+    /// crash in between leaves files the listing ignores (entries and older compactions up to `batch`),
+    /// removed by the next compaction.
+    fn compact(&self, batch: u64) -> anyhow::Result<()> {
+        let compacted = Compacted {
+            version: VERSION,
+            batches: self.entries()?,
+        };
+        let path = self.dir.join(format!("{batch}.compact.json"));
+        self.write_whole(&path, &serde_json::to_vec(&compacted)?)?;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let replaced = match log_file(name) {
+                Some(LogFile::Entry(b)) => b <= batch,
+                Some(LogFile::Compacted(b)) => b < batch,
+                None => false,
+            };
+            if replaced {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder's compacted file and entries; files a compaction replaced are left out.
+    fn listing(&self) -> anyhow::Result<Listing> {
+        let names = match std::fs::read_dir(&self.dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", self.dir.display())),
+        };
+        let mut listing = Listing::default();
+        for name in names {
+            match log_file(&name?.file_name().to_string_lossy()) {
+                Some(LogFile::Entry(batch)) => listing.entries.push(batch),
+                Some(LogFile::Compacted(batch)) => {
+                    listing.compacted = listing.compacted.max(Some(batch))
+                }
+                None => {}
+            }
+        }
+        listing
+            .entries
+            .retain(|batch| Some(*batch) > listing.compacted);
+        listing.entries.sort_unstable();
+        Ok(listing)
+    }
+
+    /// Writes `bytes` to `path` aside, synced, then renamed into place.
+    fn write_whole(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let aside = self.dir.join(format!(".{name}.inprogress"));
         let mut file =
             File::create(&aside).with_context(|| format!("creating {}", aside.display()))?;
-        file.write_all(&serde_json::to_vec(&entry)?)
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", aside.display()))?;
-        let path = self.entry_path(batch);
-        std::fs::rename(&aside, &path)
+        std::fs::rename(&aside, path)
             .with_context(|| format!("renaming {} into place", aside.display()))?;
         sync_dir(&self.dir)
     }
@@ -138,6 +214,34 @@ impl FilesLog {
     fn entry_path(&self, batch: u64) -> PathBuf {
         self.dir.join(format!("{batch}.json"))
     }
+}
+
+/// The files of the log's folder.
+enum LogFile {
+    Entry(u64),
+    Compacted(u64),
+}
+
+fn log_file(name: &str) -> Option<LogFile> {
+    if let Some(batch) = name.strip_suffix(".compact.json") {
+        return batch.parse().ok().map(LogFile::Compacted);
+    }
+    name.strip_suffix(".json")?.parse().ok().map(LogFile::Entry)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a committed-files log entry", path.display()))
+}
+
+fn check_version(path: &Path, version: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        version == VERSION,
+        "{}: log version {version} (this Weir reads version {VERSION})",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Makes a rename in `dir` durable.

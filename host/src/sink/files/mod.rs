@@ -42,7 +42,7 @@ impl FileSink {
         std::fs::create_dir_all(&spec.path)
             .with_context(|| format!("creating the sink directory {}", spec.path.display()))?;
         let log = FilesLog::at(&spec.path);
-        let logged = log.batches()?.last().copied();
+        let logged = log.last_batch()?;
         if logged > committed {
             anyhow::bail!(
                 "the sink directory {} has committed batches up to {} in {LOG_DIR}, but the checkpoint only \

@@ -160,3 +160,36 @@ fn partitioning_by_every_column_is_refused() {
     let error = check_file_schema(&schema, &all).unwrap_err();
     assert!(error.contains("nothing to write"), "{error}");
 }
+
+#[test]
+fn the_log_is_compacted_every_hundred_batches_and_still_lists_every_file() {
+    let dir = temp_dir("compact");
+    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None).unwrap();
+    for batch in 0..250 {
+        let files = sink.write(batch, &rows(&["1"], &[batch as i64])).unwrap();
+        sink.commit(batch, files).unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(LOG_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        51,
+        "one compacted file and the 50 entries after it"
+    );
+    assert!(names.contains(&"199.compact.json".to_string()), "{names:?}");
+    // A single entry a crash left behind a compaction is not read twice.
+    std::fs::write(dir.join(LOG_DIR).join("5.json"), b"{}").unwrap();
+
+    let listed = committed_files(&dir).unwrap();
+    let expected: Vec<PathBuf> = (0..250)
+        .map(|batch| dir.join(format!("part-{batch:05}-00000.json")))
+        .collect();
+    assert_eq!(listed, expected);
+    let log = FilesLog::at(&dir);
+    assert_eq!(log.last_batch().unwrap(), Some(249));
+    assert!(log.has(17).unwrap() && log.has(249).unwrap() && !log.has(250).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
