@@ -17,6 +17,7 @@ pub mod avro;
 pub mod kafka_log;
 pub mod registry;
 pub mod secured;
+pub mod sink_files;
 pub use weir::internal::demo::{produce, read_topic, ReadRecord};
 
 /// A Kafka-protocol broker for one test, stopped when dropped.

@@ -141,14 +141,7 @@ impl Checkpointing {
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
-                self.checkpoint.stage(&record, changes)?;
-                crash_point("staged", batch);
-                let waiting = Instant::now();
-                sink.commit()?;
-                let waited = waiting.elapsed();
-                crash_point("committed", batch);
-                self.checkpoint.commit(&record, changes)?;
-                Ok(waited)
+                self.stage_then_commit(&record, changes, || sink.commit())
             }
             Delivery::AtLeastOnce => {
                 let waiting = Instant::now();
@@ -180,14 +173,27 @@ impl Checkpointing {
         if output_rows > 0 {
             crash_point("produced", batch);
         }
-        self.checkpoint.stage(&record, changes)?;
-        crash_point("staged", batch);
-        let waiting = Instant::now();
-        sink.commit(batch, files)?;
-        let waited = waiting.elapsed();
-        crash_point("committed", batch);
-        self.checkpoint.commit(&record, changes)?;
+        let waited = self.stage_then_commit(&record, changes, || sink.commit(batch, files))?;
         self.copy_offsets_to_group(batch, end);
+        Ok(waited)
+    }
+
+    /// Steps 4 to 6 around the sink's own commit point, `commit_in_sink` (the transaction's commit, or the
+    /// committed-files log entry): the batch is staged, committed in the sink, then recorded as committed
+    /// in the checkpoint. Returns how long the sink's commit took.
+    fn stage_then_commit(
+        &self,
+        record: &CommittedBatch,
+        changes: &[TableChanges],
+        commit_in_sink: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Duration> {
+        self.checkpoint.stage(record, changes)?;
+        crash_point("staged", record.batch);
+        let waiting = Instant::now();
+        commit_in_sink()?;
+        let waited = waiting.elapsed();
+        crash_point("committed", record.batch);
+        self.checkpoint.commit(record, changes)?;
         Ok(waited)
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::commit::committed_record;
 use super::overlapped_write::{aggregate, ProcessedBatch, WriteTimings, Written};
 use super::plan::Plan;
+use super::stateful::Aggregated;
 use crate::progress::ErrorCounts;
 use crate::sink::{ConsoleSink, FileSink};
 
@@ -17,12 +18,7 @@ pub(super) fn write_files(
     sink: &FileSink,
     batch: ProcessedBatch,
 ) -> anyhow::Result<Written> {
-    let aggregating = Instant::now();
-    let aggregated = aggregate(plan, &batch)?;
-    let mut timings = WriteTimings {
-        aggregate: aggregating.elapsed(),
-        ..WriteTimings::default()
-    };
+    let (aggregated, mut timings) = aggregate_timed(plan, &batch)?;
     let commit = batch
         .commit
         .as_ref()
@@ -47,12 +43,7 @@ pub(super) fn print(
     sink: &ConsoleSink,
     batch: ProcessedBatch,
 ) -> anyhow::Result<Written> {
-    let aggregating = Instant::now();
-    let aggregated = aggregate(plan, &batch)?;
-    let mut timings = WriteTimings {
-        aggregate: aggregating.elapsed(),
-        ..WriteTimings::default()
-    };
+    let (aggregated, mut timings) = aggregate_timed(plan, &batch)?;
     if let Some(commit) = &batch.commit {
         commit
             .checkpointing
@@ -73,7 +64,21 @@ pub(super) fn print(
     Ok(written(aggregated, timings))
 }
 
-fn written(aggregated: super::stateful::Aggregated, timings: WriteTimings) -> Written {
+/// The stateful step, and the time it took.
+fn aggregate_timed(
+    plan: &Plan,
+    batch: &ProcessedBatch,
+) -> anyhow::Result<(Aggregated, WriteTimings)> {
+    let aggregating = Instant::now();
+    let aggregated = aggregate(plan, batch)?;
+    let timings = WriteTimings {
+        aggregate: aggregating.elapsed(),
+        ..WriteTimings::default()
+    };
+    Ok((aggregated, timings))
+}
+
+fn written(aggregated: Aggregated, timings: WriteTimings) -> Written {
     Written {
         rows: aggregated.rows.num_rows() as u64,
         state: aggregated.state,

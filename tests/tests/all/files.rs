@@ -4,16 +4,15 @@
 //! pipeline writing into the same directory is refused. The console prints Spark's table.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::Array;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use weir::internal::demo::produce_to_partitions;
 use weir::internal::workload::{transactions, PARTITIONS};
+use weir_tests::sink_files::{committed_json_lines, committed_parquet, partition_value};
 use weir_tests::*;
 
 use super::checkpoint::{crash_kill_and_finish, EXACTLY_ONCE_CRASH_POINTS};
@@ -60,56 +59,34 @@ partitionBy = ["flag"]
 /// taken from the directory name; sorted.
 fn archived_rows(archive: &Path) -> Vec<String> {
     let mut rows = Vec::new();
-    for path in weir::committed_files(archive).unwrap() {
-        let relative = path
-            .strip_prefix(archive)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let flag = relative
-            .strip_prefix("flag=")
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_else(|| panic!("{relative} is not under a flag= directory"))
-            .to_string();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let text = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .unwrap_or_else(|| panic!("{relative} has no {name}"))
-                    .as_string::<i32>()
-                    .clone()
-            };
-            let (names, surnames, amounts, deltas) = (
-                text("name"),
-                text("surname"),
-                text("amount"),
-                text("delta_t"),
-            );
-            let ts = batch
-                .column_by_name("ts")
+    for (relative, batch) in committed_parquet(archive) {
+        let flag = partition_value(&relative, "flag");
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
                 .unwrap()
-                .as_primitive::<Int64Type>();
-            assert!(
-                batch.column_by_name("flag").is_none(),
-                "flag is in the path"
-            );
-            for i in 0..batch.num_rows() {
-                assert!(!ts.is_null(i));
-                rows.push(format!(
-                    "{}|{}|{}|{}|{flag}|{}",
-                    names.value(i),
-                    surnames.value(i),
-                    amounts.value(i),
-                    deltas.value(i),
-                    ts.value(i)
-                ));
-            }
+                .as_string::<i32>()
+                .clone()
+        };
+        let (names, surnames, amounts, deltas) = (
+            text("name"),
+            text("surname"),
+            text("amount"),
+            text("delta_t"),
+        );
+        let ts = batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(
+            batch.column_by_name("flag").is_none(),
+            "flag is in the path"
+        );
+        for i in 0..batch.num_rows() {
+            assert!(!ts.is_null(i));
+            let (name, surname, amount) = (names.value(i), surnames.value(i), amounts.value(i));
+            let (delta, ts) = (deltas.value(i), ts.value(i));
+            rows.push(format!("{name}|{surname}|{amount}|{delta}|{flag}|{ts}"));
         }
     }
     rows.sort();
@@ -209,28 +186,16 @@ fn expected_rows(n: u64) -> Vec<String> {
 
 /// The rows of the committed JSON-lines files under `dir`, as [`archived_rows`] writes them.
 fn json_rows(dir: &Path) -> Vec<String> {
-    let mut rows = Vec::new();
-    for path in weir::committed_files(dir).unwrap() {
-        let relative = path
-            .strip_prefix(dir)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let flag = &relative["flag=".len()..relative.find('/').unwrap()];
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+    let mut rows: Vec<String> = committed_json_lines(dir)
+        .into_iter()
+        .map(|(relative, row)| {
+            let flag = partition_value(&relative, "flag");
             let text = |key: &str| row[key].as_str().unwrap().to_string();
-            rows.push(format!(
-                "{}|{}|{}|{}|{flag}|{}",
-                text("name"),
-                text("surname"),
-                text("amount"),
-                text("delta_t"),
-                row["ts"]
-            ));
-        }
-    }
+            let (name, surname, amount) = (text("name"), text("surname"), text("amount"));
+            let (delta, ts) = (text("delta_t"), &row["ts"]);
+            format!("{name}|{surname}|{amount}|{delta}|{flag}|{ts}")
+        })
+        .collect();
     rows.sort();
     rows
 }

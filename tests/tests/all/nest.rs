@@ -9,20 +9,19 @@
 //! - the report's JSON lines: the distinct (zip code, hour) with more than 1,000 sightings.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, UNIX_EPOCH};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use weir::internal::demo::produce;
 use weir::internal::workload::{
     nest_busy_hours, nest_records_every, nest_zip_hourly_counts, NEST_DEVICE_ZIP_CODES,
     NEST_EXAMPLE_SPACING_MS,
 };
 use weir_tests::kafka_log::read_log;
+use weir_tests::sink_files::{committed_json_lines, committed_parquet, partition_value};
 use weir_tests::*;
 
 /// An example file of `examples/nest-cameras/`, bounded by `endingOffsets = "latest"` when `bounded`,
@@ -83,44 +82,26 @@ fn stats_counts(bootstrap: &str) -> BTreeMap<(String, i64), i64> {
 /// The archive's rows, `device|where|person|motion|sound|start ms|day`, sorted.
 fn archived_events(archive: &Path) -> Vec<String> {
     let mut rows = Vec::new();
-    for path in weir::committed_files(archive).unwrap() {
-        let relative = path
-            .strip_prefix(archive)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let day = relative["date=".len()..relative.find('/').unwrap()].to_string();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let text = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .unwrap()
-                    .as_string::<i32>()
-                    .clone()
-            };
-            let flag = |name: &str| batch.column_by_name(name).unwrap().as_boolean().clone();
-            let (devices, wheres) = (text("device_id"), text("where_name"));
-            let (person, motion, sound) =
-                (flag("has_person"), flag("has_motion"), flag("has_sound"));
-            let start = batch.column_by_name("start_time").unwrap();
-            let start = start.as_primitive::<TimestampMillisecondType>();
-            for i in 0..batch.num_rows() {
-                rows.push(format!(
-                    "{}|{}|{}|{}|{}|{}|{day}",
-                    devices.value(i),
-                    wheres.value(i),
-                    person.value(i),
-                    motion.value(i),
-                    sound.value(i),
-                    start.value(i)
-                ));
-            }
+    for (relative, batch) in committed_parquet(archive) {
+        let day = partition_value(&relative, "date");
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
+        let flag = |name: &str| batch.column_by_name(name).unwrap().as_boolean().clone();
+        let (devices, wheres) = (text("device_id"), text("where_name"));
+        let (person, motion, sound) = (flag("has_person"), flag("has_motion"), flag("has_sound"));
+        let start = batch.column_by_name("start_time").unwrap();
+        let start = start.as_primitive::<TimestampMillisecondType>();
+        for i in 0..batch.num_rows() {
+            let (device, place, start) = (devices.value(i), wheres.value(i), start.value(i));
+            let (person, motion, sound) = (person.value(i), motion.value(i), sound.value(i));
+            rows.push(format!(
+                "{device}|{place}|{person}|{motion}|{sound}|{start}|{day}"
+            ));
         }
     }
     rows.sort();
@@ -129,19 +110,15 @@ fn archived_events(archive: &Path) -> Vec<String> {
 
 /// The report's rows, (zip code, hour start), in file order.
 fn report_rows(report: &Path) -> Vec<(String, i64)> {
-    let mut rows = Vec::new();
-    for path in weir::committed_files(report).unwrap() {
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
-            let start = parse_ms(row["window_start"].as_str().unwrap());
-            assert_eq!(
-                parse_ms(row["window_end"].as_str().unwrap()),
-                start + 3_600_000
-            );
-            rows.push((row["zip_code"].as_str().unwrap().to_string(), start));
-        }
-    }
-    rows
+    let rows = committed_json_lines(report).into_iter().map(|(_, row)| {
+        let start = parse_ms(row["window_start"].as_str().unwrap());
+        assert_eq!(
+            parse_ms(row["window_end"].as_str().unwrap()),
+            start + 3_600_000
+        );
+        (row["zip_code"].as_str().unwrap().to_string(), start)
+    });
+    rows.collect()
 }
 
 #[test]
