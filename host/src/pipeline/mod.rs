@@ -9,7 +9,8 @@
 //! 4. `stateless.rs`: per partition, in parallel: deserialize, transform (`transforms.rs`: the UDFs and
 //!    SQL stages in order), apply `on_error`/`on_failure`;
 //! 5. `overlapped_write.rs`: behind the loop, one batch at a time: `stateful.rs` (the aggregation), then
-//!    output and dead letters produced (`refused.rs` for rows the broker refuses);
+//!    output and dead letters produced (`refused.rs` for rows the broker refuses), or written to files or
+//!    printed (`files_and_console.rs`);
 //! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report, which
 //!    also updates the metrics.
 //!

@@ -25,9 +25,9 @@ pub(super) async fn serve_metrics(plan: &Plan) -> anyhow::Result<Option<MetricsS
     }
 }
 
-/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink. The sink starts while the source does: both wait on the broker (offsets,
-/// the group's offsets, the transactional producer's fencing), ~100-200 ms each on tansu, which a short run
-/// would otherwise pay twice.
+/// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink. The sink
+/// starts while the source does: both wait on the broker (offsets, the group's offsets, the transactional
+/// producer's fencing), ~100-200 ms each on tansu, which a short run would otherwise pay twice.
 pub(super) async fn open_io(
     spec: &PipelineSpec,
     checkpointing: Option<&Arc<Checkpointing>>,

@@ -1,8 +1,9 @@
 //! The overlapped write: how a processed batch becomes output, on tokio's blocking pool while the loop
 //! (`run.rs`) processes the next batch. First the stateful step (`stateful.rs`: windows, state, the
 //! transforms after them), then every row, late row and dead letter produced and made durable, by a flush
-//! or, with a checkpoint, by its delivery guarantee's commit protocol (`commit.rs`). Writes run one at a
-//! time, in batch order.
+//! or, with a checkpoint, by its delivery guarantee's commit protocol (`commit.rs`); to files or the
+//! console, `files_and_console.rs` takes over after the stateful step. Writes run one at a time, in batch
+//! order.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

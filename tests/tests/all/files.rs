@@ -115,15 +115,20 @@ fn part_files_on_disk(dir: &Path) -> BTreeSet<PathBuf> {
     found
 }
 
+/// A broker with the first `n` transactions in the 4 partitions of `tx`.
+fn broker_with_transactions(n: u64) -> Broker {
+    let broker = tansu();
+    broker.create_topic("tx", PARTITIONS);
+    let records =
+        transactions(n).map(|tx| ((tx.ts % i64::from(PARTITIONS)) as i32, tx.key(), tx.value()));
+    produce_to_partitions(&broker.bootstrap, "tx", records).unwrap();
+    broker
+}
+
 #[test]
 fn parquet_files_are_exactly_once_across_crashes_and_kills() {
-    let broker = tansu();
     let n = 60_000;
-    broker.create_topic("tx", PARTITIONS);
-    let records: Vec<(i32, String, String)> = transactions(n)
-        .map(|tx| ((tx.ts % i64::from(PARTITIONS)) as i32, tx.key(), tx.value()))
-        .collect();
-    produce_to_partitions(&broker.bootstrap, "tx", records).unwrap();
+    let broker = broker_with_transactions(n);
     let dir = scratch_dir();
     let file = archive_pipeline(&dir, "archive", n / 100);
 
@@ -204,12 +209,8 @@ fn json_rows(dir: &Path) -> Vec<String> {
 /// into its own sink with its own checkpoint.
 #[test]
 fn one_run_of_two_pipelines_writes_both_sinks() {
-    let broker = tansu();
     let n = 20_000;
-    broker.create_topic("tx", PARTITIONS);
-    let records =
-        transactions(n).map(|tx| ((tx.ts % i64::from(PARTITIONS)) as i32, tx.key(), tx.value()));
-    produce_to_partitions(&broker.bootstrap, "tx", records).unwrap();
+    let broker = broker_with_transactions(n);
     let dir = scratch_dir();
     let parquet = archive_pipeline(&dir, "archive", n / 10);
     let json = files_pipeline(&dir, "lines", n / 10, "format = \"json\"\npath = \"lines\"");
