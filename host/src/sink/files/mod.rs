@@ -37,7 +37,8 @@ pub struct FileSink {
 impl FileSink {
     /// Opens the sink's directory for a run whose checkpoint last committed `committed` (`None`: no batch
     /// yet). Refuses a directory whose log is ahead of the checkpoint (another pipeline's output, or a
-    /// checkpoint that was replaced), and deletes the files of batches that did not commit.
+    /// checkpoint that was replaced) or behind it (a log removed or replaced), and deletes the files of
+    /// batches that did not commit.
     pub fn open(spec: &FileSinkSpec, committed: Option<u64>) -> anyhow::Result<FileSink> {
         std::fs::create_dir_all(&spec.path)
             .with_context(|| format!("creating the sink directory {}", spec.path.display()))?;
@@ -51,6 +52,17 @@ impl FileSink {
                 spec.path.display(),
                 logged.unwrap_or_default(),
                 committed.map_or("none".to_string(), |b| b.to_string()),
+            );
+        }
+        if logged < committed {
+            // Deleting "uncommitted" files against a log that lost entries would delete committed output.
+            anyhow::bail!(
+                "the checkpoint committed batches up to {} to {}, but its committed-files log {LOG_DIR} ends \
+                 at {}: the log was removed or replaced. Restore it, or start over with a new \
+                 checkpointLocation and path",
+                committed.unwrap_or_default(),
+                spec.path.display(),
+                logged.map_or("no batch".to_string(), |b| format!("batch {b}")),
             );
         }
         let removed = remove_uncommitted(&spec.path, logged)?;

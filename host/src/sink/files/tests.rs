@@ -154,6 +154,23 @@ fn a_log_ahead_of_the_checkpoint_is_refused() {
 }
 
 #[test]
+fn a_log_behind_the_checkpoint_is_refused_and_no_file_deleted() {
+    let dir = temp_dir("behind");
+    let spec = spec(&dir, FileFormat::Parquet, &[]);
+    let sink = FileSink::open(&spec, None).unwrap();
+    for batch in 0..2 {
+        let files = sink.write(batch, &rows(&["1"], &[1])).unwrap();
+        sink.commit(batch, files).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join(LOG_DIR)).unwrap();
+    let error = FileSink::open(&spec, Some(1)).err().unwrap().to_string();
+    assert!(error.contains("the log was removed or replaced"), "{error}");
+    assert!(dir.join("part-00000-00000.parquet").exists());
+    assert!(dir.join("part-00001-00000.parquet").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn partitioning_by_every_column_is_refused() {
     let schema = rows(&[], &[]).schema();
     let all = spec(Path::new("x"), FileFormat::Parquet, &["zip_code", "count"]);
