@@ -175,26 +175,41 @@ impl Checkpoint {
 
     /// Records the plan on first use; afterwards refuses a plan whose changes would corrupt the state.
     pub fn check_plan(&self, plan: &PlanFingerprint) -> anyhow::Result<()> {
-        let meta = self.tree("meta")?;
-        match read::<PlanFingerprint>(&meta, b"plan", "the checkpointed plan")? {
+        match self.plan()? {
             None => {
-                meta.insert("plan", serde_json::to_vec(plan)?)
+                self.tree("meta")?
+                    .insert("plan", serde_json::to_vec(plan)?)
                     .context("writing the plan to the checkpoint")?;
                 self.flush()
             }
-            Some(earlier) => {
-                let changes = plan.differences(&earlier);
-                if changes.is_empty() {
-                    return Ok(());
-                }
-                bail!(
-                    "the pipeline differs from the one that wrote the checkpoint at {} in ways that would corrupt its \
-                     state: {}. Undo the change, or use a new checkpointLocation to start over",
-                    self.path.display(),
-                    changes.join("; ")
-                )
-            }
+            Some(earlier) => self.refuse_changes(&earlier, plan),
         }
+    }
+
+    /// Refuses a plan whose changes from the recorded one would corrupt the state, recording nothing
+    /// (`weir validate`).
+    pub fn check_plan_unchanged(&self, plan: &PlanFingerprint) -> anyhow::Result<()> {
+        match self.plan()? {
+            None => Ok(()),
+            Some(earlier) => self.refuse_changes(&earlier, plan),
+        }
+    }
+
+    fn refuse_changes(
+        &self,
+        earlier: &PlanFingerprint,
+        plan: &PlanFingerprint,
+    ) -> anyhow::Result<()> {
+        let changes = plan.differences(earlier);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "the pipeline differs from the one that wrote the checkpoint at {} in ways that would corrupt its \
+             state: {}. Undo the change, or use a new checkpointLocation to start over",
+            self.path.display(),
+            changes.join("; ")
+        )
     }
 
     /// The plan recorded by the first run, if any.

@@ -50,6 +50,8 @@ mod transforms;
 use std::future::Future;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use crate::progress::ProgressListener;
 use crate::secrets::Secrets;
 use crate::udf::UdfRuntime;
@@ -90,6 +92,29 @@ impl Pipeline {
             reload: false,
             checkpointing,
         })
+    }
+
+    /// What `weir validate` does: loads the modules and tables, checks the pipeline end to end, and, when
+    /// its checkpoint exists, refuses a plan that differs from the checkpoint's in ways that corrupt state.
+    /// Unlike [`Pipeline::new`], it creates nothing and asks no broker.
+    ///
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// let spec = weir::config::load(std::path::Path::new("examples/nest-cameras/stats.toml"))?;
+    /// print!("{}", weir::Pipeline::validate(spec)?.describe());
+    /// # Ok(()) }
+    /// ```
+    pub fn validate(spec: PipelineSpec) -> anyhow::Result<Plan> {
+        let runtime = UdfRuntime::new()?;
+        let plan = Plan::new(spec, &runtime)?;
+        if let Some(path) = plan.spec().checkpoint.as_ref().filter(|path| path.exists()) {
+            let checkpoint = crate::checkpoint::Checkpoint::open(path).context(
+                "comparing the plan with its checkpoint (a running pipeline holds it: validate while it is \
+                 stopped)",
+            )?;
+            checkpoint.check_plan_unchanged(&plan.fingerprint())?;
+        }
+        Ok(plan)
     }
 
     /// Watches the UDF module files while running (`weir run --reload`): at each batch boundary, a module

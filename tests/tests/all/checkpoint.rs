@@ -279,6 +279,19 @@ fn inspect_a_plan_change_and_a_lost_or_damaged_checkpoint() {
         ),
         "{stderr}"
     );
+    // `weir validate` says the same before any run, without a broker.
+    let validated = weir_command()
+        .arg("validate")
+        .arg(&changed)
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&validated.stderr);
+    assert!(!validated.status.success());
+    assert!(
+        refused.contains("would corrupt its state: window: "),
+        "{refused}"
+    );
     broker.create_topic("alerts-2", 1);
     std::fs::write(
         &changed,

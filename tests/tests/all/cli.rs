@@ -24,6 +24,36 @@ fn validate_prints_the_plan() {
     assert!(stdout.contains("-> id: Utf8, name: Utf8"), "{stdout}");
 }
 
+/// A checkpointed pipeline validates with no broker to ask, and its checkpoint is not created.
+#[test]
+fn validate_needs_no_broker_and_creates_nothing() {
+    udf_module("nest_cameras");
+    let dir = scratch_dir();
+    std::fs::copy(
+        workspace().join("examples/nest-cameras/device_locations.csv"),
+        dir.join("device_locations.csv"),
+    )
+    .unwrap();
+    for name in ["stats.toml", "archive.toml", "report.toml"] {
+        let file = dir.join(name);
+        std::fs::write(&file, example_variant(&format!("nest-cameras/{name}"), &[])).unwrap();
+        let stdout = successful_stdout(
+            weir()
+                .arg("validate")
+                .arg(&file)
+                .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+            "weir validate",
+        );
+        assert!(stdout.contains("is valid"), "{stdout}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".toml") && !name.ends_with(".csv"))
+        .collect();
+    assert!(left.is_empty(), "validate created {left:?}");
+}
+
 #[test]
 fn a_bad_key_is_named_with_the_file() {
     let dir = scratch_dir();

@@ -200,9 +200,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Validate { file } => {
             let spec = weir::config::load(&file)?;
             redacted::hide(&spec.secrets);
-            let pipeline = weir::Pipeline::new(spec)
+            let plan = weir::Pipeline::validate(spec)
                 .with_context(|| format!("{}: planning the pipeline", file.display()))?;
-            print!("{}", redacted::redact(&pipeline.plan().describe()));
+            print!("{}", redacted::redact(&plan.describe()));
             println!("ok: {} is valid", file.display());
             Ok(())
         }
