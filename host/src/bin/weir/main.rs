@@ -139,7 +139,8 @@ impl ModuleArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProgressMode {
-    /// A status line when stderr is a terminal, JSON lines otherwise.
+    /// A status line when stderr is a terminal, JSON lines otherwise (none with a console sink, whose
+    /// tables are on stdout).
     Auto,
     /// One JSON object per batch on stdout (Spark's StreamingQueryProgress shape).
     Json,

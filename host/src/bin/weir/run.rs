@@ -31,8 +31,12 @@ pub(crate) async fn run(
         pipelines.push(plan(file, reload, metrics)?);
     }
     let terminal = std::io::stderr().is_terminal();
+    // The console sink prints batches on stdout: JSON progress lines there would split its tables.
+    let console = pipelines
+        .iter()
+        .any(|p| matches!(p.plan().spec().sink.target, weir::SinkTarget::Console(_)));
     let (json, human) = match progress {
-        ProgressMode::Auto => (!terminal, terminal),
+        ProgressMode::Auto => (!terminal && !console, terminal),
         ProgressMode::Json => (true, false),
         ProgressMode::Human => (false, true),
         ProgressMode::Both => (true, true),
