@@ -84,6 +84,10 @@ fn file_and_console_sinks_refuse_what_they_cannot_do_by_key() {
             "`sink.delivery`: the console cannot",
         ),
         ("format = \"csv\"", "`sink.format`: expected \"kafka\""),
+        (
+            "path = \"out\"\nnumRows = 5",
+            "`sink.numRows`: only used with format = \"console\"",
+        ),
     ];
     for (sink, expected) in cases {
         let error = refused(sink);

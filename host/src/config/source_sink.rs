@@ -56,6 +56,14 @@ pub(super) fn read_sink(
     if partition_by.is_some() && !matches!(target, SinkTarget::Files(_)) {
         return Err(section.error("partitionBy", "only used with a file sink (`path`)"));
     }
+    if !matches!(target, SinkTarget::Console(_)) {
+        if let Some(key) = ["numRows", "truncate"]
+            .into_iter()
+            .find(|k| section.has_any(&[k]))
+        {
+            return Err(section.error(key, "only used with format = \"console\""));
+        }
+    }
     let delivery = match section.string("delivery")?.as_deref() {
         None => Delivery::default_for(checkpointed, &target),
         Some("exactly-once") => Delivery::ExactlyOnce,
