@@ -192,3 +192,58 @@ pub(crate) fn recover(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fingerprint(deduplicate: Option<&str>) -> PlanFingerprint {
+        PlanFingerprint {
+            source: "subscribe tx".into(),
+            group_by: vec!["id".into()],
+            aggregates: vec!["count(*) as count".into()],
+            window: Some("10000 ms windows".into()),
+            output_mode: Some("Update".into()),
+            state_input: Some("id: Utf8, ts: Int64".into()),
+            watermark_column: Some("ts".into()),
+            deduplicate: deduplicate.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_changed_deduplication_is_refused_and_validating_records_nothing() {
+        let path = std::env::temp_dir().join(format!("weir-plan-{}", uuid::Uuid::new_v4()));
+        let checkpoint = Checkpoint::open(&path).unwrap();
+        let first = fingerprint(Some("dropDuplicates(id)"));
+        checkpoint.check_plan_unchanged(&first).unwrap();
+        assert_eq!(
+            checkpoint.plan().unwrap(),
+            None,
+            "validating records no plan"
+        );
+        checkpoint.check_plan(&first).unwrap();
+        assert_eq!(checkpoint.plan().unwrap(), Some(first.clone()));
+
+        for changed in [
+            fingerprint(None),
+            fingerprint(Some("dropDuplicates(id, ts)")),
+        ] {
+            for check in [Checkpoint::check_plan, Checkpoint::check_plan_unchanged] {
+                let error = check(&checkpoint, &changed).unwrap_err().to_string();
+                assert!(
+                    error.contains("deduplication: dropDuplicates(id) → "),
+                    "{error}"
+                );
+            }
+        }
+        // A plan recorded before deduplication existed reads as one without it.
+        let older = serde_json::json!({
+            "source": "subscribe tx", "group_by": [], "aggregates": [], "window": null,
+            "output_mode": null, "state_input": null, "watermark_column": null,
+        });
+        let older: PlanFingerprint = serde_json::from_value(older).unwrap();
+        assert_eq!(older.deduplicate, None);
+        drop(checkpoint);
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+}
