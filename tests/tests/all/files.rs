@@ -153,6 +153,17 @@ fn parquet_files_are_exactly_once_across_crashes_and_kills() {
         listed,
         "only committed files are left"
     );
+    let printed = successful_stdout(weir_command().arg("files").arg(&archive), "weir files");
+    let printed: BTreeSet<PathBuf> = printed
+        .lines()
+        .map(|line| {
+            Path::new(line)
+                .strip_prefix(&archive)
+                .unwrap()
+                .to_path_buf()
+        })
+        .collect();
+    assert_eq!(printed, listed, "weir files prints the committed files");
 
     // Another pipeline (another checkpoint) writing into the same directory is refused, by name.
     let other = archive_pipeline(&dir, "intruder", n / 100);

@@ -73,6 +73,12 @@ enum Command {
         #[command(subcommand)]
         command: CheckpointCommand,
     },
+    /// Print the files a file sink committed under its `path`, one per line, in batch order: the files
+    /// readers of the output should read (a directory listing may also show a batch being written).
+    Files {
+        /// The file sink's directory.
+        dir: PathBuf,
+    },
     /// Run a pipeline against an in-process Kafka broker filled with generated transactions, and check the output.
     Demo {
         /// The pipeline file (TOML); it reads `transactions` and writes `results`.
@@ -227,6 +233,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let (schema, limits) = module.parsed()?;
             let report = udf_tool::test(&module.module, &input, schema, &module.config, limits)?;
             print!("{report}");
+            Ok(())
+        }
+        Command::Files { dir } => {
+            for file in weir::committed_files(&dir)? {
+                println!("{}", file.display());
+            }
             Ok(())
         }
         Command::Checkpoint {
