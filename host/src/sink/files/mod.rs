@@ -3,8 +3,8 @@
 //!
 //! A batch's files are named after it (`part-<batch>-<n>.<ext>`) and written aside (`.<name>.inprogress`),
 //! synced, and renamed into place, so no reader ever opens half a file. A batch that fails before its log
-//! entry leaves files no log entry lists; when the pipeline starts again they are deleted, and the batch,
-//! read again from the same offsets, writes them anew.
+//! entry leaves files no log entry lists; when the pipeline starts again they are deleted, and its records,
+//! read again from the last committed batch's offsets, are written anew.
 
 mod log;
 mod partition;
