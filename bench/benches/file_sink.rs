@@ -60,7 +60,7 @@ fn file_sink(c: &mut Criterion) {
                 format,
                 partition_by: partition_by.iter().map(|c| c.to_string()).collect(),
             };
-            let sink = FileSink::open(&spec, None).unwrap();
+            let sink = FileSink::open(&spec, None, false).unwrap();
             let mut next = 0u64;
             group.bench_with_input(BenchmarkId::new(name, rows), &rows_batch, |b, rows| {
                 b.iter(|| {

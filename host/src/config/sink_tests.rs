@@ -117,3 +117,18 @@ fn a_file_sink_needs_a_checkpoint_and_writes_no_dead_letters() {
         "{error}"
     );
 }
+
+#[test]
+fn a_file_sink_refuses_update_mode() {
+    let aggregate = "[aggregate]\ngroup_by = [\"zip_code\"]\naggregates = [{ function = \"count\", as = \"n\" }]\n";
+    let text = format!("{SOURCE}{aggregate}output_mode = \"update\"\n[sink]\npath = \"out\"\n");
+    let error = parse(&text, "p.toml", Path::new("/p"), "p", |_| None).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`aggregate.output_mode`: a file sink keeps every batch's rows"),
+        "{error}"
+    );
+    let complete = text.replace("\"update\"", "\"complete\"");
+    assert!(parse(&complete, "p.toml", Path::new("/p"), "p", |_| None).is_ok());
+}

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::commit::Checkpointing;
 use super::{PipelineSpec, Plan, Trigger};
+use crate::aggregate::OutputMode;
 use crate::metrics::MetricsServer;
 use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
 use crate::source::{KafkaSource, OffsetSpec};
@@ -72,6 +73,11 @@ fn open_sink(
     let committed = checkpointing
         .map(|c| c.resume.next_batch)
         .and_then(|next| next.checked_sub(1));
+    // In complete mode every batch writes the whole result, which replaces the last one.
+    let replacing = spec
+        .aggregate
+        .as_ref()
+        .is_some_and(|a| a.output_mode == OutputMode::Complete);
     tokio::task::spawn_blocking(move || {
         Ok(match target {
             SinkTarget::Kafka => Sink::Kafka(Box::new(KafkaSink::open(
@@ -79,7 +85,7 @@ fn open_sink(
                 format,
                 transactional_id.as_deref(),
             )?)),
-            SinkTarget::Files(files) => Sink::Files(FileSink::open(&files, committed)?),
+            SinkTarget::Files(files) => Sink::Files(FileSink::open(&files, committed, replacing)?),
             SinkTarget::Console(console) => Sink::Console(ConsoleSink::new(console)),
         })
     })

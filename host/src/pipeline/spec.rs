@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::aggregate::AggregateSpec;
+use crate::aggregate::{AggregateSpec, OutputMode};
 use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::dedup::DedupSpec;
 use crate::join::JoinSpec;
@@ -310,6 +310,19 @@ impl PipelineSpec {
                 return Err(SpecError::new(
                     "sink.delivery",
                     "a file sink is always exactly-once: remove `delivery`",
+                ))
+            }
+            SinkTarget::Files(_)
+                if self
+                    .aggregate
+                    .as_ref()
+                    .is_some_and(|a| a.output_mode == OutputMode::Update) =>
+            {
+                return Err(SpecError::new(
+                    "aggregate.output_mode",
+                    "a file sink keeps every batch's rows, so \"update\" would leave each group's earlier \
+                     values beside its new one: use \"append\" (with a [watermark]) or \"complete\" (each \
+                     batch's files replace the last result)",
                 ))
             }
             SinkTarget::Console(_) if delivery == Delivery::ExactlyOnce => {

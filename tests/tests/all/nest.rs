@@ -148,31 +148,40 @@ fn the_nest_pipeline_writes_stats_archive_and_report_exactly() {
     let broker = tansu();
     broker.create_topic("nest-devices", 2);
     broker.create_topic("nest-camera-stats", 1);
-    let n = 20_000;
-    let records = nest_records_every(n, NEST_EXAMPLE_SPACING_MS)
-        .enumerate()
-        .map(|(i, (_, json))| (format!("home{}", i % 50), json));
-    produce(&broker.bootstrap, "nest-devices", records).unwrap();
-
     let dir = scratch_dir();
     std::fs::write(dir.join("device_locations.csv"), &table).unwrap();
     let stats = example_in(&dir, "stats.toml", true);
     let archive = example_in(&dir, "archive.toml", true);
     let report = example_in(&dir, "report.toml", false);
-    for files in [vec![stats, archive], vec![report]] {
-        let output = weir_command()
-            .args(["run", "--progress", "json"])
-            .args(&files)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{files:?}: {stderr}");
-    }
 
+    // Two rounds: the second's records continue the first's, and every pipeline resumes from its
+    // checkpoint; the report, in complete mode, replaces its first result.
+    let n = 20_000;
+    for round in 1..=2u64 {
+        let records = nest_records_every(round * n, NEST_EXAMPLE_SPACING_MS)
+            .enumerate()
+            .skip(((round - 1) * n) as usize)
+            .map(|(i, (_, json))| (format!("home{}", i % 50), json));
+        produce(&broker.bootstrap, "nest-devices", records).unwrap();
+        for files in [vec![stats.clone(), archive.clone()], vec![report.clone()]] {
+            let output = weir_command()
+                .args(["run", "--progress", "json"])
+                .args(&files)
+                .env("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap)
+                .stdout(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{files:?}: {stderr}");
+        }
+        check_outputs(&broker.bootstrap, &dir, round * n);
+    }
+}
+
+/// The three outputs after the first `n` records, each against the workload computed offline.
+fn check_outputs(bootstrap: &str, dir: &Path, n: u64) {
     let expected_counts = nest_zip_hourly_counts(n, NEST_EXAMPLE_SPACING_MS);
-    assert_eq!(stats_counts(&broker.bootstrap), expected_counts);
+    assert_eq!(stats_counts(bootstrap), expected_counts);
 
     let mut expected_events = Vec::new();
     for (events, _) in nest_records_every(n, NEST_EXAMPLE_SPACING_MS) {

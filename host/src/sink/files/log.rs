@@ -26,6 +26,10 @@ pub struct CommittedBatchFiles {
     pub batch: u64,
     /// The files, relative to the sink's directory.
     pub files: Vec<CommittedFile>,
+    /// The batch's files replace every earlier batch's: the pipeline writes its whole result each batch
+    /// (`output_mode = "complete"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces: bool,
 }
 
 /// One file of a committed batch.
@@ -40,7 +44,8 @@ pub struct CommittedFile {
 }
 
 /// The files a file sink committed under `dir`, batch by batch, read from its log: what a reader of the
-/// output should read, and nothing else.
+/// output should read, and nothing else. In complete mode, only the last batch's files: each batch's
+/// replace the ones before.
 ///
 /// ```
 /// # fn main() -> anyhow::Result<()> {
@@ -53,6 +58,9 @@ pub struct CommittedFile {
 pub fn committed_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in FilesLog::at(dir).entries()? {
+        if entry.replaces {
+            files.clear();
+        }
         files.extend(entry.files.into_iter().map(|file| dir.join(file.path)));
     }
     Ok(files)
@@ -60,7 +68,8 @@ pub fn committed_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Every [`COMPACT_EVERY`] batches, the entries so far are gathered into one `<batch>.compact.json` and
 /// the single entries removed, so the log's folder keeps at most this many files however long the
-/// pipeline runs (Spark compacts its sink log the same way).
+/// pipeline runs (Spark compacts its sink log the same way). In complete mode the entries (and files) a
+/// later batch replaced are dropped then, so the output folder keeps at most ~100 results.
 pub(crate) const COMPACT_EVERY: u64 = 100;
 
 /// A compacted log: every entry up to its batch.
@@ -126,13 +135,19 @@ impl FilesLog {
     /// Commits `batch`: its entry is written aside, synced, and renamed into place, so it appears whole or
     /// not at all, and survives a power cut once this returns. Every [`COMPACT_EVERY`] batches the log is
     /// then compacted.
-    pub(crate) fn add(&self, batch: u64, files: Vec<CommittedFile>) -> anyhow::Result<()> {
+    pub(crate) fn add(
+        &self,
+        batch: u64,
+        files: Vec<CommittedFile>,
+        replaces: bool,
+    ) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let entry = CommittedBatchFiles {
             version: VERSION,
             batch,
             files,
+            replaces,
         };
         self.write_whole(&self.entry_path(batch), &serde_json::to_vec(&entry)?)?;
         if (batch + 1).is_multiple_of(COMPACT_EVERY) {
@@ -145,12 +160,33 @@ impl FilesLog {
     /// crash in between leaves files the listing ignores (entries and older compactions up to `batch`),
     /// removed by the next compaction.
     fn compact(&self, batch: u64) -> anyhow::Result<()> {
+        let mut batches = self.entries()?;
+        // Entries a later one replaced are left out, and their files deleted once the compaction is
+        // written: readers had the last 100 batches' time to finish with them.
+        let superseded = batches
+            .iter()
+            .rposition(|entry| entry.replaces)
+            .unwrap_or(0);
+        let replaced: Vec<CommittedBatchFiles> = batches.drain(..superseded).collect();
         let compacted = Compacted {
             version: VERSION,
-            batches: self.entries()?,
+            batches,
         };
         let path = self.dir.join(format!("{batch}.compact.json"));
         self.write_whole(&path, &serde_json::to_vec(&compacted)?)?;
+        let sink_dir = self
+            .dir
+            .parent()
+            .expect("the log is inside the sink's directory");
+        for file in replaced.iter().flat_map(|entry| &entry.files) {
+            let path = sink_dir.join(&file.path);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("deleting {}", path.display()))
+                }
+                _ => {}
+            }
+        }
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let name = path

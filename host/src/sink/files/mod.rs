@@ -32,14 +32,20 @@ use partition::split_by_partition;
 pub struct FileSink {
     spec: FileSinkSpec,
     log: FilesLog,
+    /// Complete mode: each batch's files replace the earlier ones.
+    replacing: bool,
 }
 
 impl FileSink {
     /// Opens the sink's directory for a run whose checkpoint last committed `committed` (`None`: no batch
-    /// yet). Refuses a directory whose log is ahead of the checkpoint (another pipeline's output, or a
+    /// yet); `replacing` (complete mode) makes each batch's files replace the earlier ones. Refuses a directory whose log is ahead of the checkpoint (another pipeline's output, or a
     /// checkpoint that was replaced) or behind it (a log removed or replaced), and deletes the files of
     /// batches that did not commit.
-    pub fn open(spec: &FileSinkSpec, committed: Option<u64>) -> anyhow::Result<FileSink> {
+    pub fn open(
+        spec: &FileSinkSpec,
+        committed: Option<u64>,
+        replacing: bool,
+    ) -> anyhow::Result<FileSink> {
         std::fs::create_dir_all(&spec.path)
             .with_context(|| format!("creating the sink directory {}", spec.path.display()))?;
         let log = FilesLog::at(&spec.path);
@@ -72,6 +78,7 @@ impl FileSink {
         Ok(FileSink {
             spec: spec.clone(),
             log,
+            replacing,
         })
     }
 
@@ -105,7 +112,7 @@ impl FileSink {
 
     /// The commit point of `batch`: its files listed in the log.
     pub fn commit(&self, batch: u64, files: Vec<CommittedFile>) -> anyhow::Result<()> {
-        self.log.add(batch, files)
+        self.log.add(batch, files, self.replacing)
     }
 
     /// Writes one file aside and renames it into place; returns its size.

@@ -62,7 +62,8 @@ fn parquet_counts(path: &Path) -> Vec<i64> {
 #[test]
 fn committed_parquet_files_are_listed_by_batch_and_partition() {
     let dir = temp_dir("parquet");
-    let sink = FileSink::open(&spec(&dir, FileFormat::Parquet, &["zip_code"]), None).unwrap();
+    let sink =
+        FileSink::open(&spec(&dir, FileFormat::Parquet, &["zip_code"]), None, false).unwrap();
     let files = sink
         .write(0, &rows(&["94105", "10001", "94105"], &[1, 2, 3]))
         .unwrap();
@@ -91,7 +92,7 @@ fn committed_parquet_files_are_listed_by_batch_and_partition() {
 #[test]
 fn json_lines_files_hold_one_object_per_row() {
     let dir = temp_dir("json");
-    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None).unwrap();
+    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None, false).unwrap();
     let files = sink.write(0, &rows(&["94105", "10001"], &[1, 2])).unwrap();
     assert_eq!(files[0].rows, 2);
     sink.commit(0, files).unwrap();
@@ -107,7 +108,7 @@ fn json_lines_files_hold_one_object_per_row() {
 fn files_of_a_batch_that_did_not_commit_are_deleted_at_the_next_open() {
     let dir = temp_dir("uncommitted");
     let spec = spec(&dir, FileFormat::Parquet, &["zip_code"]);
-    let sink = FileSink::open(&spec, None).unwrap();
+    let sink = FileSink::open(&spec, None, false).unwrap();
     let files = sink.write(0, &rows(&["1"], &[1])).unwrap();
     sink.commit(0, files).unwrap();
     sink.write(1, &rows(&["1", "2"], &[2, 3])).unwrap(); // a crash before its commit
@@ -118,7 +119,7 @@ fn files_of_a_batch_that_did_not_commit_are_deleted_at_the_next_open() {
     .unwrap();
     std::fs::write(dir.join("README"), b"not ours").unwrap();
 
-    FileSink::open(&spec, Some(0)).unwrap();
+    FileSink::open(&spec, Some(0), false).unwrap();
     let mut left: Vec<String> = Vec::new();
     for sub in ["zip_code=1", "zip_code=2"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
@@ -141,12 +142,15 @@ fn files_of_a_batch_that_did_not_commit_are_deleted_at_the_next_open() {
 fn a_log_ahead_of_the_checkpoint_is_refused() {
     let dir = temp_dir("ahead");
     let spec = spec(&dir, FileFormat::Parquet, &[]);
-    let sink = FileSink::open(&spec, None).unwrap();
+    let sink = FileSink::open(&spec, None, false).unwrap();
     for batch in 0..3 {
         let files = sink.write(batch, &rows(&["1"], &[1])).unwrap();
         sink.commit(batch, files).unwrap();
     }
-    let error = FileSink::open(&spec, Some(1)).err().unwrap().to_string();
+    let error = FileSink::open(&spec, Some(1), false)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(error.contains("committed batches up to 2"), "{error}");
     assert!(error.contains("only up to 1"), "{error}");
     assert_eq!(committed_files(&dir).unwrap().len(), 3, "nothing deleted");
@@ -157,13 +161,16 @@ fn a_log_ahead_of_the_checkpoint_is_refused() {
 fn a_log_behind_the_checkpoint_is_refused_and_no_file_deleted() {
     let dir = temp_dir("behind");
     let spec = spec(&dir, FileFormat::Parquet, &[]);
-    let sink = FileSink::open(&spec, None).unwrap();
+    let sink = FileSink::open(&spec, None, false).unwrap();
     for batch in 0..2 {
         let files = sink.write(batch, &rows(&["1"], &[1])).unwrap();
         sink.commit(batch, files).unwrap();
     }
     std::fs::remove_dir_all(dir.join(LOG_DIR)).unwrap();
-    let error = FileSink::open(&spec, Some(1)).err().unwrap().to_string();
+    let error = FileSink::open(&spec, Some(1), false)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(error.contains("the log was removed or replaced"), "{error}");
     assert!(dir.join("part-00000-00000.parquet").exists());
     assert!(dir.join("part-00001-00000.parquet").exists());
@@ -181,7 +188,7 @@ fn partitioning_by_every_column_is_refused() {
 #[test]
 fn the_log_is_compacted_every_hundred_batches_and_still_lists_every_file() {
     let dir = temp_dir("compact");
-    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None).unwrap();
+    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None, false).unwrap();
     for batch in 0..250 {
         let files = sink.write(batch, &rows(&["1"], &[batch as i64])).unwrap();
         sink.commit(batch, files).unwrap();
@@ -208,5 +215,37 @@ fn the_log_is_compacted_every_hundred_batches_and_still_lists_every_file() {
     let log = FilesLog::at(&dir);
     assert_eq!(log.last_batch().unwrap(), Some(249));
     assert!(log.has(17).unwrap() && log.has(249).unwrap() && !log.has(250).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn in_complete_mode_each_batch_replaces_the_result_and_compaction_deletes_the_old_ones() {
+    let dir = temp_dir("complete");
+    let sink = FileSink::open(&spec(&dir, FileFormat::JsonLines, &[]), None, true).unwrap();
+    for batch in 0..150 {
+        let files = sink
+            .write(batch, &rows(&["1", "2"], &[batch as i64, 0]))
+            .unwrap();
+        sink.commit(batch, files).unwrap();
+    }
+    assert_eq!(
+        committed_files(&dir).unwrap(),
+        [dir.join("part-00149-00000.json")],
+        "only the last result"
+    );
+    let on_disk = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .count();
+    assert_eq!(
+        on_disk, 51,
+        "results before batch 99 were deleted by the compaction at 99"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
