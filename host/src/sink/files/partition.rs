@@ -5,11 +5,12 @@
 //! back: characters that mean something in a path are written `%XX`, and NULL is
 //! `__HIVE_DEFAULT_PARTITION__`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_row::{Row, RowConverter, SortField};
 use arrow_schema::{DataType, Schema};
 use arrow_select::take::take_record_batch;
 
@@ -48,35 +49,49 @@ pub(crate) fn split_by_partition(
     if columns.is_empty() {
         return Ok(vec![(String::new(), batch.clone())]);
     }
-    let options = FormatOptions::default();
-    let formatters = columns
+    // Rows are grouped by their row-encoded values (bytes compared, no formatting per row); each group's
+    // directory is then formatted once, from its first row.
+    let values: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
+    let fields = values
         .iter()
-        .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|v| SortField::new(v.data_type().clone()))
+        .collect();
+    let encoded = RowConverter::new(fields)?.convert_columns(&values)?;
+    let mut by_value: HashMap<Row<'_>, Vec<u32>> = HashMap::new();
+    for row in 0..batch.num_rows() {
+        by_value
+            .entry(encoded.row(row))
+            .or_default()
+            .push(row as u32);
+    }
     let names: Vec<&str> = columns
         .iter()
         .map(|&i| batch.schema_ref().field(i).name().as_str())
         .collect();
+    let options = FormatOptions::default();
+    let formatters = values
+        .iter()
+        .map(|v| ArrayFormatter::try_new(v.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Distinct values may name the same directory (as -0.0 and 0.0 do): their rows go together.
     let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    let mut dir = String::new();
-    for row in 0..batch.num_rows() {
-        dir.clear();
-        for ((name, formatter), &column) in names.iter().zip(&formatters).zip(columns) {
+    for rows in by_value.into_values() {
+        let first = rows[0] as usize;
+        let mut dir = String::new();
+        for ((name, formatter), value) in names.iter().zip(&formatters).zip(&values) {
             escape_into(&mut dir, name);
             dir.push('=');
-            if batch.column(column).is_null(row) {
+            if value.is_null(first) {
                 dir.push_str(NULL_VALUE);
             } else {
-                escape_into(&mut dir, &formatter.value(row).to_string());
+                escape_into(&mut dir, &formatter.value(first).to_string());
             }
             dir.push('/');
         }
-        match groups.get_mut(dir.as_str()) {
-            Some(rows) => rows.push(row as u32),
-            None => {
-                groups.insert(dir.clone(), vec![row as u32]);
-            }
-        }
+        groups.entry(dir).or_default().extend(rows);
+    }
+    for rows in groups.values_mut() {
+        rows.sort_unstable();
     }
     let without = batch.project(&kept)?;
     groups
@@ -145,6 +160,52 @@ mod tests {
                 ("zip=94105/", vec![1, 4]),
                 ("zip=__HIVE_DEFAULT_PARTITION__/", vec![3]),
                 ("zip=a%2Fb%3Dc/", vec![2]),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_columns_name_nested_directories_and_rows_keep_their_order() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("day", DataType::Utf8, false),
+            Field::new("flag", DataType::Int64, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["d2", "d1", "d2", "d1", "d2"])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(0),
+                    Some(1),
+                    None,
+                    Some(0),
+                ])),
+                Arc::new(Int64Array::from(vec![10, 11, 12, 13, 14])),
+            ],
+        )
+        .unwrap();
+        let columns = partition_columns(&schema, &["day".into(), "flag".into()]).unwrap();
+        let parts = split_by_partition(&batch, &columns).unwrap();
+        let seen: Vec<(&str, Vec<i64>)> = parts
+            .iter()
+            .map(|(dir, rows)| {
+                let n = rows
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap();
+                (dir.as_str(), n.values().to_vec())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("day=d1/flag=0/", vec![11]),
+                ("day=d1/flag=__HIVE_DEFAULT_PARTITION__/", vec![13]),
+                ("day=d2/flag=0/", vec![14]),
+                ("day=d2/flag=1/", vec![10, 12]),
             ]
         );
     }
