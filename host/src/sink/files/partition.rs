@@ -121,6 +121,32 @@ mod tests {
 
     use super::*;
 
+    /// `batch` split by `columns`: each directory with its rows' values of the one column left (`n`).
+    fn split(batch: &RecordBatch, columns: &[&str]) -> Vec<(String, Vec<i64>)> {
+        let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let columns = partition_columns(batch.schema_ref(), &names).unwrap();
+        split_by_partition(batch, &columns)
+            .unwrap()
+            .into_iter()
+            .map(|(dir, rows)| {
+                assert_eq!(rows.num_columns(), 1, "the partition columns are left out");
+                let n = rows
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap();
+                (dir, n.values().to_vec())
+            })
+            .collect()
+    }
+
+    fn owned(expected: Vec<(&str, Vec<i64>)>) -> Vec<(String, Vec<i64>)> {
+        expected
+            .into_iter()
+            .map(|(d, n)| (d.to_string(), n))
+            .collect()
+    }
+
     #[test]
     fn rows_split_by_value_into_escaped_directories_without_the_column() {
         let schema = Arc::new(Schema::new(vec![
@@ -140,27 +166,13 @@ mod tests {
             ],
         )
         .unwrap();
-        let columns = partition_columns(&schema, &["zip".to_string()]).unwrap();
-        let parts = split_by_partition(&batch, &columns).unwrap();
-        let seen: Vec<(&str, Vec<i64>)> = parts
-            .iter()
-            .map(|(dir, rows)| {
-                assert_eq!(rows.num_columns(), 1, "the partition column is left out");
-                let n = rows
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap();
-                (dir.as_str(), n.values().to_vec())
-            })
-            .collect();
         assert_eq!(
-            seen,
-            vec![
+            split(&batch, &["zip"]),
+            owned(vec![
                 ("zip=94105/", vec![1, 4]),
                 ("zip=__HIVE_DEFAULT_PARTITION__/", vec![3]),
                 ("zip=a%2Fb%3Dc/", vec![2]),
-            ]
+            ])
         );
     }
 
@@ -186,27 +198,14 @@ mod tests {
             ],
         )
         .unwrap();
-        let columns = partition_columns(&schema, &["day".into(), "flag".into()]).unwrap();
-        let parts = split_by_partition(&batch, &columns).unwrap();
-        let seen: Vec<(&str, Vec<i64>)> = parts
-            .iter()
-            .map(|(dir, rows)| {
-                let n = rows
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap();
-                (dir.as_str(), n.values().to_vec())
-            })
-            .collect();
         assert_eq!(
-            seen,
-            vec![
+            split(&batch, &["day", "flag"]),
+            owned(vec![
                 ("day=d1/flag=0/", vec![11]),
                 ("day=d1/flag=__HIVE_DEFAULT_PARTITION__/", vec![13]),
                 ("day=d2/flag=0/", vec![14]),
                 ("day=d2/flag=1/", vec![10, 12]),
-            ]
+            ])
         );
     }
 
