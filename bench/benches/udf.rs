@@ -62,13 +62,7 @@ fn records(n: u64) -> PartitionChunk {
 fn chunks(total: u64, size: u64) -> Vec<PartitionChunk> {
     let all = records(total);
     (0..total / size)
-        .map(|i| PartitionChunk {
-            topic: all.topic.clone(),
-            partition: 0,
-            first_offset: (i * size) as i64,
-            last_offset: ((i + 1) * size - 1) as i64,
-            batch: all.batch.slice((i * size) as usize, size as usize),
-        })
+        .map(|i| all.slice((i * size) as usize..((i + 1) * size) as usize))
         .collect()
 }
 

@@ -270,7 +270,10 @@ mod tests {
                 text.contains("format = \"json\"\nschema"),
                 variant.decoder == Decoder::NativeJson
             );
-            assert_eq!(spec.source.max_offsets_per_trigger, variant.batch_records);
+            assert_eq!(
+                spec.source.kafka().unwrap().max_offsets_per_trigger,
+                variant.batch_records
+            );
             assert_eq!(spec.metrics.is_some(), variant.metrics);
             let sql_stages = spec
                 .transforms

@@ -246,7 +246,11 @@ pub async fn run_fraud_demo(pipeline_file: &Path, n: u64) -> anyhow::Result<Stri
         _ => std::env::var(name).ok(),
     };
     let spec = crate::config::parse(&text, &file, base, "fraud", env)?;
-    if spec.source.ending.is_none() {
+    if spec
+        .source
+        .kafka()
+        .is_none_or(|kafka| kafka.ending.is_none())
+    {
         bail!("{file}: the demo needs a bounded pipeline: set source.endingOffsets = \"latest\"");
     }
     let pipeline = crate::Pipeline::new(spec)?;

@@ -1,13 +1,15 @@
 //! # Weir: an embeddable stream processor
 //!
-//! Weir reads Kafka, runs your business logic as WebAssembly UDFs over Apache Arrow batches, and writes
-//! Kafka, with Spark Structured Streaming's model and option names. The data path is the module tree:
+//! Weir reads Kafka (or new files), runs your business logic as WebAssembly UDFs over Apache Arrow
+//! batches, and writes Kafka (or files), with Spark Structured Streaming's model and option names. The data
+//! path is the module tree:
 //!
 //! ```text
 //!   source ──▶ decode ──▶ udf / sql / join ──▶ dedup, aggregate ──▶ udf / sql ──▶ sink
 //!   Kafka      json /     WebAssembly, Arrow     repeats dropped;     (after         Kafka
-//!   records    string /   IPC in linear memory;  windows, watermark   aggregate)     (value / key /
-//!   → Arrow    avro /     where / select by      per partition,                      headers / topic)
+//!   records    csv /      IPC in linear memory;  windows, watermark   aggregate)     (value / key /
+//!   or files   avro /     where / select by      per partition,                      headers / topic)
+//!   → Arrow    string /
 //!              WASM UDF   DataFusion; a join     state in sled
 //!                         with a file's table
 //!                     pipeline: micro-batch loop, partitions in parallel, progress reports
@@ -19,8 +21,10 @@
 //!
 //! - `pipeline`: [`PipelineSpec`] (the stages' specs together), planning and the micro-batch loop;
 //!   [`progress`]: per-batch reports; `checkpoint`: committed batches, offsets and state, beside it.
-//! - `source`: Kafka source options and polling into Spark's source schema.
-//! - `decode`: built-in deserializers and the WebAssembly deserializer stage.
+//! - `source`: Kafka source options and polling into Spark's source schema; the file source (new files
+//!   under a directory, their lines as records of that schema, or Parquet rows; the files read kept in
+//!   the checkpoint).
+//! - `decode`: built-in deserializers (JSON, CSV, Avro, string, binary) and the WebAssembly deserializer stage.
 //! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
 //!   and `select` stages, SQL expressions compiled by DataFusion. `join`: stream-static joins with a table
 //!   read from a CSV, JSON lines or Parquet file.
@@ -41,8 +45,9 @@
 //! The modules are private; what a library user needs is re-exported here, and nothing else is supported:
 //!
 //! - the pipeline: [`Pipeline`], [`PipelineBuilder`], [`Plan`], [`RunSummary`];
-//! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceOptions`], [`TopicSelection`],
-//!   [`OffsetSpec`]; [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
+//! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceSpec`]: [`SourceOptions`],
+//!   [`TopicSelection`], [`OffsetSpec`], or [`FileSourceSpec`], [`FileSourceFormat`] (with
+//!   [`RecordOrigin`] telling the records of files from Kafka's); [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
 //!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
 //!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`DedupSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
@@ -131,7 +136,10 @@ pub use sink::{
     committed_files, CommittedBatchFiles, CommittedFile, ConsoleSpec, Delivery, FileFormat,
     FileSinkSpec, SinkFormat, SinkOnError, SinkOptions, SinkSpec, SinkTarget, LOG_DIR,
 };
-pub use source::{OffsetSpec, SourceOptions, TopicSelection};
+pub use source::{
+    FileSourceFormat, FileSourceSpec, OffsetSpec, RecordOrigin, SourceOptions, SourceSpec,
+    TopicSelection, DEFAULT_MAX_FILE_AGE,
+};
 pub use sql::{SqlError, SqlSpec};
 pub use udf::{
     OnError, OnFailure, TransformSpec, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec,
@@ -144,7 +152,7 @@ pub use window::{WatermarkSpec, WindowSpec};
 pub mod internal {
     pub use crate::aggregate::Aggregator;
     pub use crate::checkpoint::{Checkpoint, CommittedBatch, PlannedBatch};
-    pub use crate::decode::{AvroDecoder, Deserializer, JsonDecoder};
+    pub use crate::decode::{AvroDecoder, CsvDecoder, Deserializer, JsonDecoder};
     pub use crate::join::StaticJoin;
     pub use crate::kafka::{CheckedProducer, CONSUMER_DEFAULTS};
     pub use crate::schema::column_list;

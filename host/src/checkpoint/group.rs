@@ -51,11 +51,6 @@ impl GroupOffsets {
         })
     }
 
-    /// The group's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// What a transactional producer needs to commit offsets for this group.
     pub(crate) fn metadata(&self) -> anyhow::Result<ConsumerGroupMetadata> {
         self.consumer

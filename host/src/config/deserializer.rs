@@ -27,12 +27,22 @@ pub(super) fn read_deserializer(
         }
         (None, Some("json")) => read_json(&mut section, mode.as_deref(), strict, &mut on_error)?,
         (None, Some("avro")) => read_avro(&mut section, base)?,
+        (None, Some("csv")) => DecodeFormat::Csv {
+            schema: section.parsed("schema", parse_ddl_schema)?.ok_or_else(|| {
+                section.error(
+                    "schema",
+                    "missing: format = \"csv\" needs a schema such as \"id INT, name STRING\" (fields in order)",
+                )
+            })?,
+        },
         (None, Some("string")) => DecodeFormat::String,
         (None, Some("binary")) => DecodeFormat::Binary,
         (None, Some(other)) => {
             return Err(section.error(
                 "format",
-                format!("expected \"json\", \"avro\", \"string\" or \"binary\", found {other:?}"),
+                format!(
+                    "expected \"json\", \"csv\", \"avro\", \"string\" or \"binary\", found {other:?}"
+                ),
             ))
         }
         (None, None) => {

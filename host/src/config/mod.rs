@@ -64,13 +64,13 @@ use source_sink::{read_sink, read_source};
 use transform::read_transform;
 use udf::read_limits;
 
-use crate::decode::DecodeFormat;
+use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::dedup::DedupSpec;
 use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Trigger};
 use crate::secrets::Secrets;
-use crate::source::TopicSelection;
-use crate::udf::UdfLimits;
+use crate::source::{SourceSpec, TopicSelection};
+use crate::udf::{OnError, UdfLimits};
 
 /// A mistake in a pipeline file: which file, which key, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,12 +169,25 @@ fn read_pipeline(
     let source = root
         .table("source")?
         .ok_or_else(|| root.error("source", "missing: expected a [source] table"))?;
-    let source = read_source(source)?;
-    let deserializer = root
-        .table("deserializer")?
-        .ok_or_else(|| root.error("deserializer", "missing: expected a [deserializer] table"))?;
-    let mut deserializer = read_deserializer(deserializer, base, limits)?;
-    default_avro_subject(&mut deserializer.format, &source.topics);
+    let source = read_source(source, base)?;
+    let deserializer = match (root.table("deserializer")?, &source) {
+        (None, SourceSpec::Files(files)) if files.format.is_typed() => DeserializerSpec {
+            format: DecodeFormat::Rows,
+            on_error: OnError::Fail,
+        },
+        (Some(_), SourceSpec::Files(files)) if files.format.is_typed() => return Err(root.error(
+            "deserializer",
+            "Parquet files hold typed rows, read into the source's `schema`: remove [deserializer]",
+        )),
+        (Some(section), _) => read_deserializer(section, base, limits)?,
+        (None, _) => {
+            return Err(root.error("deserializer", "missing: expected a [deserializer] table"))
+        }
+    };
+    let mut deserializer = deserializer;
+    if let SourceSpec::Kafka(kafka) = &source {
+        default_avro_subject(&mut deserializer.format, &kafka.topics);
+    }
     let transforms = root
         .array_of_tables("transform")?
         .into_iter()
@@ -197,7 +210,8 @@ fn read_pipeline(
     let checkpoint = root
         .string("checkpointLocation")?
         .map(|path| base.join(path));
-    let sink = read_sink(sink, base, checkpoint.is_some())?;
+    let kafka_source = matches!(source, SourceSpec::Kafka(_));
+    let sink = read_sink(sink, base, (checkpoint.is_some(), kafka_source))?;
     let min_batches_to_retain = match root.integer("minBatchesToRetain")? {
         Some(_) if checkpoint.is_none() => {
             return Err(root.error("minBatchesToRetain", "only used with a checkpointLocation"))
@@ -316,5 +330,7 @@ fn read_trigger(mut section: Section) -> Result<Trigger, ConfigError> {
 
 #[cfg(test)]
 mod sink_tests;
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;

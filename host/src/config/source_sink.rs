@@ -4,14 +4,80 @@
 use std::path::Path;
 
 use super::section::Section;
+use super::units::parse_duration;
 use super::ConfigError;
+use crate::schema::parse_ddl_schema;
 use crate::sink::{
     ConsoleSpec, Delivery, FileFormat, FileSinkSpec, SinkFormat, SinkOnError, SinkOptions,
     SinkSpec, SinkTarget,
 };
-use crate::source::SourceOptions;
+use crate::source::{FileSourceFormat, FileSourceSpec, SourceOptions, SourceSpec};
 
-pub(super) fn read_source(section: Section) -> Result<SourceOptions, ConfigError> {
+/// `[source]`: files with a `path`, else Kafka.
+pub(super) fn read_source(section: Section, base: &Path) -> Result<SourceSpec, ConfigError> {
+    if section.has_any(&["path"]) {
+        read_file_source(section, base).map(SourceSpec::Files)
+    } else {
+        read_kafka_source(section).map(SourceSpec::Kafka)
+    }
+}
+
+/// A file source: `path`, `format`, with `schema` for Parquet and `header` for CSV.
+fn read_file_source(mut section: Section, base: &Path) -> Result<FileSourceSpec, ConfigError> {
+    let path = base.join(section.string("path")?.unwrap_or_default());
+    let header = section.boolean("header")?;
+    let schema = section.parsed("schema", parse_ddl_schema)?;
+    let format = match section.string("format")?.as_deref() {
+        Some("json") => FileSourceFormat::Json,
+        Some("csv") => FileSourceFormat::Csv {
+            header: header.unwrap_or(false),
+        },
+        Some("text") => FileSourceFormat::Text,
+        Some("parquet") => FileSourceFormat::Parquet {
+            schema: schema.clone().ok_or_else(|| {
+                section.error(
+                    "schema",
+                    "missing: Parquet files are read into a declared schema, e.g. \"id BIGINT, name STRING\"",
+                )
+            })?,
+        },
+        found => {
+            return Err(section.error(
+                "format",
+                format!(
+                    "with a `path` the source reads files: expected \"json\", \"csv\", \"text\" or \
+                     \"parquet\", found {}",
+                    found.map_or("nothing".to_string(), |f| format!("{f:?}"))
+                ),
+            ))
+        }
+    };
+    if header.is_some() && !matches!(format, FileSourceFormat::Csv { .. }) {
+        return Err(section.error("header", "only used with format = \"csv\""));
+    }
+    if schema.is_some() && !matches!(format, FileSourceFormat::Parquet { .. }) {
+        return Err(section.error(
+            "schema",
+            "JSON, CSV and text records are decoded by the [deserializer]: give the schema there",
+        ));
+    }
+    let mut spec = FileSourceSpec::new(path, format);
+    spec.max_files_per_trigger = section.integer("maxFilesPerTrigger")?.map(|n| n as usize);
+    if let Some(age) = section.parsed("maxFileAge", parse_duration)? {
+        spec.max_file_age = age;
+    }
+    section.finish(&[
+        "path",
+        "format",
+        "schema",
+        "header",
+        "maxFilesPerTrigger",
+        "maxFileAge",
+    ])?;
+    Ok(spec)
+}
+
+fn read_kafka_source(section: Section) -> Result<SourceOptions, ConfigError> {
     let file = section.file();
     let key_of = |k: &str| section.key(k);
     let prefix = key_of("");
@@ -24,7 +90,7 @@ pub(super) fn read_source(section: Section) -> Result<SourceOptions, ConfigError
 pub(super) fn read_sink(
     mut section: Section,
     base: &Path,
-    checkpointed: bool,
+    (checkpointed, kafka_source): (bool, bool),
 ) -> Result<SinkSpec, ConfigError> {
     let format = section.string("format")?;
     let path = section.string("path")?;
@@ -65,7 +131,7 @@ pub(super) fn read_sink(
         }
     }
     let delivery = match section.string("delivery")?.as_deref() {
-        None => Delivery::default_for(checkpointed, &target),
+        None => Delivery::default_for(checkpointed, kafka_source, &target),
         Some("exactly-once") => Delivery::ExactlyOnce,
         Some("at-least-once") => Delivery::AtLeastOnce,
         Some(other) => {

@@ -41,7 +41,10 @@ fn error_of(text: &str) -> ConfigError {
 fn a_good_file_parses_with_defaults_expanded() {
     let spec = parse_text(GOOD).unwrap();
     assert_eq!(spec.name, "p");
-    assert_eq!(spec.source.kafka["bootstrap.servers"], "localhost:9092");
+    assert_eq!(
+        spec.source.kafka().unwrap().kafka["bootstrap.servers"],
+        "localhost:9092"
+    );
     assert_eq!(
         spec.deserializer.on_error,
         OnError::DeadLetter {

@@ -5,6 +5,7 @@
 //! [`RowFailure`]s so the pipeline can apply the stage's `on_error` policy to just those records.
 
 mod avro;
+mod csv;
 mod json;
 mod json_check;
 mod spec;
@@ -15,6 +16,7 @@ use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use avro::AvroDecoder;
+pub use csv::CsvDecoder;
 pub use json::JsonDecoder;
 pub use spec::{DecodeFormat, DeserializerSpec};
 
@@ -36,6 +38,10 @@ pub enum Deserializer {
     Json(JsonDecoder),
     /// arrow-avro, the Confluent wire format, writer schemas from a registry.
     Avro(AvroDecoder),
+    /// arrow-csv into a declared schema.
+    Csv(CsvDecoder),
+    /// The file source's Parquet rows, as read.
+    Rows(SchemaRef),
     /// Key and value as UTF-8 strings, the other source columns kept.
     String(SchemaRef),
     /// The records unchanged.
@@ -91,6 +97,8 @@ impl Deserializer {
                     .map_err(|e| anyhow::anyhow!("the built-in avro deserializer: {e}"))?;
                 Deserializer::Avro(decoder)
             }
+            DecodeFormat::Csv { schema } => Deserializer::Csv(CsvDecoder::new(schema.clone())),
+            DecodeFormat::Rows => Deserializer::Rows(source.clone()),
             DecodeFormat::String => Deserializer::String(string_schema(source)),
             DecodeFormat::Binary => Deserializer::Binary(source.clone()),
             DecodeFormat::Udf(spec) => Deserializer::Udf(Box::new(runtime.load(
@@ -106,7 +114,10 @@ impl Deserializer {
         match self {
             Deserializer::Json(json) => json.schema(),
             Deserializer::Avro(avro) => avro.schema(),
-            Deserializer::String(schema) | Deserializer::Binary(schema) => schema,
+            Deserializer::Csv(csv) => csv.schema(),
+            Deserializer::Rows(schema)
+            | Deserializer::String(schema)
+            | Deserializer::Binary(schema) => schema,
             Deserializer::Udf(udf) => udf.output_schema(),
         }
     }
@@ -116,6 +127,8 @@ impl Deserializer {
         match self {
             Deserializer::Json(_) => "json",
             Deserializer::Avro(_) => "avro",
+            Deserializer::Csv(_) => "csv",
+            Deserializer::Rows(_) => "parquet",
             Deserializer::String(_) => "string",
             Deserializer::Binary(_) => "binary",
             Deserializer::Udf(udf) => udf.name(),
@@ -132,6 +145,8 @@ impl Deserializer {
                     avro.registry_url()
                 )
             }
+            Deserializer::Csv(_) => "built-in csv (arrow-csv)".into(),
+            Deserializer::Rows(_) => "none: the Parquet files' rows, as read".into(),
             Deserializer::String(_) => "built-in string".into(),
             Deserializer::Binary(_) => "built-in binary".into(),
             Deserializer::Udf(udf) => format!("WebAssembly deserializer `{}`", udf.name()),
@@ -160,7 +175,12 @@ impl Deserializer {
             Deserializer::String(schema) => {
                 to_strings(&chunk.batch, schema).map_err(|e| builtin("string", e))
             }
-            Deserializer::Binary(_) => Ok((chunk.batch.clone(), Vec::new())),
+            Deserializer::Csv(csv) => csv
+                .decode(value_column(&chunk.batch))
+                .map_err(|e| builtin("csv", e.to_string())),
+            Deserializer::Rows(_) | Deserializer::Binary(_) => {
+                Ok((chunk.batch.clone(), Vec::new()))
+            }
             Deserializer::Udf(udf) => {
                 let output = udf.process(&chunk.batch, &chunk.describe())?;
                 let failures = output

@@ -30,6 +30,13 @@ pub enum DecodeFormat {
         /// malformed, as in Spark's `from_json`, instead of being converted by arrow-json.
         strict: bool,
     },
+    /// `format = "csv"`: one CSV row per value (fields in the schema's order), read with arrow-csv.
+    Csv {
+        /// The columns to read.
+        schema: SchemaRef,
+    },
+    /// The file source's Parquet rows, typed already: passed on as they are read.
+    Rows,
     /// `format = "string"`: one `value` string column (key, topic, partition, offset, timestamp kept).
     String,
     /// `format = "binary"`: the Kafka records as they are.

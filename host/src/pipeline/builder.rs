@@ -17,7 +17,7 @@ use crate::metrics::MetricsSpec;
 use crate::pipeline::{PipelineSpec, Transform, Trigger};
 use crate::secrets::Secrets;
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec, SinkTarget};
-use crate::source::SourceOptions;
+use crate::source::{FileSourceSpec, SourceOptions, SourceSpec};
 use crate::udf::{OnError, TransformSpec, UdfLimits, UdfSpec};
 use crate::window::WatermarkSpec;
 
@@ -25,6 +25,7 @@ use crate::window::WatermarkSpec;
 pub struct PipelineBuilder {
     name: String,
     source: BTreeMap<String, String>,
+    file_source: Option<FileSourceSpec>,
     deserializer: Option<DecodeFormat>,
     on_error: OnError,
     transforms: Vec<Transform>,
@@ -49,6 +50,7 @@ impl PipelineBuilder {
         PipelineBuilder {
             name: name.into(),
             source: BTreeMap::new(),
+            file_source: None,
             deserializer: None,
             on_error: OnError::Fail,
             transforms: Vec::new(),
@@ -84,6 +86,29 @@ impl PipelineBuilder {
     /// A source option, as in `[source]`: `kafka.bootstrap.servers`, `subscribe`, `startingOffsets`...
     pub fn source_option(mut self, key: &str, value: impl Into<String>) -> Self {
         self.source.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Reads new files under a directory instead of Kafka, as `[source] path = "..."` does. Parquet files
+    /// need no deserializer; JSON, CSV and text lines are records for one.
+    ///
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// use weir::{FileSourceFormat, FileSourceSpec, Pipeline};
+    /// let schema = weir::parse_ddl_schema("device_id STRING, has_person BOOLEAN").map_err(anyhow::Error::msg)?;
+    /// let spec = Pipeline::builder("cameras")
+    ///     .file_source(FileSourceSpec::new("landing/cameras", FileSourceFormat::Json))
+    ///     .deserializer_json(schema)
+    ///     .sink_option("kafka.bootstrap.servers", "localhost:9092")
+    ///     .sink_option("topic", "cameras")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn file_source(mut self, spec: FileSourceSpec) -> Self {
+        if spec.format.is_typed() && self.deserializer.is_none() {
+            self.deserializer = Some(DecodeFormat::Rows);
+        }
+        self.file_source = Some(spec);
         self
     }
 
@@ -219,7 +244,17 @@ impl PipelineBuilder {
 
     /// Checks the options and the rules that span stages ([`PipelineSpec::validate`]), and returns the spec.
     pub fn build(self) -> anyhow::Result<PipelineSpec> {
-        let source = SourceOptions::from_options(self.source).context("source")?;
+        let source = match (self.file_source, self.source.keys().next()) {
+            (None, _) => {
+                SourceSpec::Kafka(SourceOptions::from_options(self.source).context("source")?)
+            }
+            (Some(files), None) => SourceSpec::Files(files),
+            (Some(_), Some(key)) => {
+                anyhow::bail!(
+                    "source option `{key}`: only used with a Kafka source; this one reads files"
+                )
+            }
+        };
         let sink = match (&self.sink_target, self.sink.keys().next()) {
             (SinkTarget::Kafka, _) => SinkOptions::from_options(self.sink).context("sink")?,
             (_, None) => SinkOptions::default(),
@@ -232,6 +267,7 @@ impl PipelineBuilder {
             .context("no deserializer: call deserializer_udf or deserializer_json")?;
         let delivery = self.delivery.unwrap_or(Delivery::default_for(
             self.checkpoint.is_some(),
+            matches!(source, SourceSpec::Kafka(_)),
             &self.sink_target,
         ));
         let spec = PipelineSpec {

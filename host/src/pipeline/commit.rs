@@ -25,9 +25,12 @@ use crate::checkpoint::{
 };
 use crate::kafka::TopicPartition;
 use crate::progress::offsets_json;
+use crate::source::SourceSpec;
+
 use crate::sink::{CommittedFile, Delivery, FileSink, FilesLog, KafkaSink, SinkTarget};
 use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
+use anyhow::Context;
 
 /// Fault injection for the crash tests: `WEIR_CRASH_AT=<point>:<batch>` aborts the process at that point of
 /// the first batch numbered `batch` or later, as a power cut would. Points: `planned` (after the
@@ -52,7 +55,10 @@ fn crash_point(point: &str, batch: u64) {
 /// A pipeline's checkpoint with what it needs to commit batches.
 pub(crate) struct Checkpointing {
     pub(crate) checkpoint: Checkpoint,
-    pub(crate) group: GroupOffsets,
+    /// The consumer group holding a copy of a Kafka source's offsets (`None` for a file source).
+    pub(crate) group: Option<GroupOffsets>,
+    /// `weir-<name>`: the group's name, and the exactly-once producer's `transactional.id`.
+    pub(crate) id: String,
     pub(crate) delivery: Delivery,
     /// Where the run starts, as recovery found it.
     pub(crate) resume: Resume,
@@ -62,7 +68,7 @@ impl Checkpointing {
     /// The producer's `transactional.id`: one per pipeline, so a restarted run fences its crashed
     /// predecessor.
     pub(crate) fn transactional_id(&self) -> Option<String> {
-        (self.delivery == Delivery::ExactlyOnce).then(|| self.group.name().to_string())
+        (self.delivery == Delivery::ExactlyOnce).then(|| self.id.clone())
     }
 
     /// Refuses to start a checkpoint with no committed batch while the group has committed offsets for
@@ -72,10 +78,14 @@ impl Checkpointing {
         &self,
         partitions: impl IntoIterator<Item = &'a TopicPartition>,
     ) -> anyhow::Result<()> {
-        if self.resume.positions.is_some() {
+        let Some(group) = self
+            .group
+            .as_ref()
+            .filter(|_| self.resume.positions.is_none())
+        else {
             return Ok(());
-        }
-        let earlier = self.group.committed(partitions)?;
+        };
+        let earlier = group.committed(partitions)?;
         if earlier.is_empty() {
             return Ok(());
         }
@@ -88,7 +98,7 @@ impl Checkpointing {
              earlier run ({}); the checkpoint was deleted or moved. Restore it, or to start over use a new \
              pipeline `name` (or delete the group's offsets)",
             self.checkpoint.path().display(),
-            self.group.name(),
+            self.id,
             listed.join(", ")
         )
     }
@@ -137,7 +147,10 @@ impl Checkpointing {
         let record = committed_record(batch, end, watermark, output_rows);
         match self.delivery {
             Delivery::ExactlyOnce => {
-                sink.send_offsets(end, &self.group.metadata()?)?;
+                let group = self.group.as_ref().context(
+                    "exactly-once to Kafka sends the source's offsets with the transaction: it needs a Kafka source",
+                )?;
+                sink.send_offsets(end, &group.metadata()?)?;
                 if output_rows > 0 {
                     crash_point("produced", batch);
                 }
@@ -213,8 +226,11 @@ impl Checkpointing {
     /// The checkpoint is the commit point; the group's copy of the offsets only detects a lost checkpoint,
     /// so failing to write it is a warning.
     fn copy_offsets_to_group(&self, batch: u64, end: &BTreeMap<TopicPartition, i64>) {
-        if let Err(e) = self.group.commit(end) {
-            tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.group.name());
+        let Some(group) = &self.group else {
+            return;
+        };
+        if let Err(e) = group.commit(end) {
+            tracing::warn!("batch {batch} is committed, but copying its offsets to consumer group {} failed: {e:#}", self.id);
         }
     }
 
@@ -252,7 +268,11 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
         return Ok(None);
     };
     let checkpoint = Checkpoint::open(path)?.retaining(spec.min_batches_to_retain);
-    let group = GroupOffsets::open(&spec.source, &format!("weir-{}", spec.name))?;
+    let id = format!("weir-{}", spec.name);
+    let group = match &spec.source {
+        SourceSpec::Kafka(kafka) => Some(GroupOffsets::open(kafka, &id)?),
+        SourceSpec::Files(_) => None,
+    };
     let resume = match (&spec.sink.target, spec.sink.delivery) {
         (SinkTarget::Files(files), _) => {
             let log = FilesLog::at(&files.path);
@@ -260,6 +280,9 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
         }
         (_, Delivery::ExactlyOnce) => crate::checkpoint::recover(&checkpoint, |staged| {
             let positions = to_positions(&staged.end);
+            let group = group
+                .as_ref()
+                .context("exactly-once to Kafka needs a Kafka source")?;
             let committed = group.committed(positions.keys())?;
             Ok(positions
                 .iter()
@@ -270,6 +293,7 @@ pub(crate) fn open(spec: &crate::PipelineSpec) -> anyhow::Result<Option<Checkpoi
     Ok(Some(Checkpointing {
         checkpoint,
         group,
+        id,
         delivery: spec.sink.delivery,
         resume,
     }))

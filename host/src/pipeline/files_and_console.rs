@@ -24,7 +24,7 @@ pub(super) fn write_files(
         .as_ref()
         .expect("a file sink runs with a checkpoint (checked by the spec)");
     let checkpointing = &commit.checkpointing;
-    let changes = checkpointing.take_changes();
+    let changes = commit.take_changes();
     let planning = Instant::now();
     checkpointing.plan(batch.batch, &commit.start, &commit.end)?;
     let writing = Instant::now();
@@ -55,7 +55,7 @@ pub(super) fn print(
     if let Some(commit) = &batch.commit {
         let committing = Instant::now();
         let checkpointing = &commit.checkpointing;
-        let changes = checkpointing.take_changes();
+        let changes = commit.take_changes();
         let rows = aggregated.rows.num_rows() as u64;
         let record = committed_record(batch.batch, &commit.end, commit.watermark.clone(), rows);
         checkpointing.commit_after_output(&record, &changes)?;

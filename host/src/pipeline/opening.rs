@@ -11,7 +11,10 @@ use super::{PipelineSpec, Plan, Trigger};
 use crate::aggregate::OutputMode;
 use crate::metrics::MetricsServer;
 use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
-use crate::source::{KafkaSource, OffsetSpec};
+use crate::source::{
+    FileSource, FileSourceSpec, KafkaSource, OffsetSpec, Source, SourceOptions, SourceSpec,
+    FILES_READ_TABLE,
+};
 use crate::window::WatermarkTracker;
 
 /// With `[metrics]`, the endpoint, served from before the source opens so that `/health` answers and
@@ -33,31 +36,70 @@ pub(super) async fn open_io(
     spec: &PipelineSpec,
     checkpointing: Option<&Arc<Checkpointing>>,
     opening: Instant,
-) -> anyhow::Result<(KafkaSource, Arc<Sink>)> {
+) -> anyhow::Result<(Source, Arc<Sink>)> {
     let opening_sink = open_sink(spec, checkpointing);
-    let mut source_options = spec.source.clone();
-    let trigger = spec.trigger;
-    if trigger.is_bounded() {
-        source_options.ending = Some(OffsetSpec::Latest);
-    }
-    let resume_positions = checkpointing.and_then(|c| c.resume.positions.clone());
+    let (source, trigger) = (spec.source.clone(), spec.trigger);
     let opening_checkpoint = checkpointing.cloned();
-    let source = tokio::task::spawn_blocking(move || {
-        let mut source = KafkaSource::open(source_options, resume_positions.as_ref())?;
-        if trigger == Trigger::Once {
-            source.read_all_in_one_batch();
+    let source = tokio::task::spawn_blocking(move || match source {
+        SourceSpec::Kafka(options) => {
+            open_kafka(options, trigger, opening_checkpoint.as_deref()).map(Source::Kafka)
         }
-        if let Some(c) = &opening_checkpoint {
-            c.check_not_lost(source.positions().keys())?;
+        SourceSpec::Files(files) => {
+            open_files(files, trigger, opening_checkpoint.as_deref()).map(Source::Files)
         }
-        anyhow::Ok(source)
     })
     .await?
-    .context("starting the Kafka source")?;
+    .context("starting the source")?;
     tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
     let sink = Arc::new(opening_sink.await?.context("starting the sink")?);
     tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
     Ok((source, sink))
+}
+
+/// The Kafka source, at the checkpoint's positions; a bounded trigger stops at the offsets there now.
+fn open_kafka(
+    mut options: SourceOptions,
+    trigger: Trigger,
+    checkpointing: Option<&Checkpointing>,
+) -> anyhow::Result<Box<KafkaSource>> {
+    if trigger.is_bounded() {
+        options.ending = Some(OffsetSpec::Latest);
+    }
+    let resume_positions = checkpointing.and_then(|c| c.resume.positions.as_ref());
+    let mut source = KafkaSource::open(options, resume_positions)?;
+    if trigger == Trigger::Once {
+        source.read_all_in_one_batch();
+    }
+    if let Some(c) = checkpointing {
+        c.check_not_lost(source.positions().keys())?;
+    }
+    Ok(Box::new(source))
+}
+
+/// The file source, knowing the files the checkpoint's batches read; a bounded trigger reads the files
+/// there now.
+fn open_files(
+    spec: FileSourceSpec,
+    trigger: Trigger,
+    checkpointing: Option<&Checkpointing>,
+) -> anyhow::Result<FileSource> {
+    let (read, position) = match checkpointing {
+        None => (Vec::new(), 0),
+        Some(c) => {
+            let table = c.checkpoint.state().table(FILES_READ_TABLE)?;
+            let position = c
+                .resume
+                .positions
+                .as_ref()
+                .and_then(|p| p.values().next().copied());
+            (table.entries()?, position.unwrap_or(0))
+        }
+    };
+    let mut source = FileSource::open(spec, read, position, trigger.is_bounded())?;
+    if trigger == Trigger::Once {
+        source.read_all_in_one_batch();
+    }
+    Ok(source)
 }
 
 /// Starts opening the spec's sink on the blocking pool: the Kafka producer (with the checkpoint's
@@ -94,13 +136,13 @@ fn open_sink(
 /// The per-partition watermark, over the partitions the source was assigned, restored from the checkpoint.
 pub(super) fn watermark_tracker(
     spec: &PipelineSpec,
-    source: &KafkaSource,
+    source: &Source,
     checkpointing: Option<&Arc<Checkpointing>>,
 ) -> Option<WatermarkTracker> {
     let watermark = spec.watermark.as_ref()?;
     let mut tracker = WatermarkTracker::new(watermark.delay_ms, watermark.idle_timeout);
-    for partition in source.positions().keys() {
-        tracker.add_partition(partition, Instant::now());
+    for partition in source.partitions() {
+        tracker.add_partition(&partition, Instant::now());
     }
     if let Some(snapshot) = checkpointing.and_then(|c| c.resume.watermark.as_ref()) {
         tracker.restore(snapshot, Instant::now());

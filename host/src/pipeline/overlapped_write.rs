@@ -27,6 +27,7 @@ use crate::progress::StateOperatorProgress;
 use crate::sink::Delivery;
 use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, Sink, SinkRows};
 use crate::source::PartitionChunk;
+use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
 /// What writing a batch did.
@@ -64,7 +65,19 @@ pub(crate) struct BatchCommit {
     pub(crate) checkpointing: Arc<Checkpointing>,
     pub(crate) start: BTreeMap<TopicPartition, i64>,
     pub(crate) end: BTreeMap<TopicPartition, i64>,
+    /// What the source keeps in the checkpoint for this batch (the file source's files read).
+    pub(crate) source_changes: Option<TableChanges>,
     pub(crate) watermark: WatermarkSnapshot,
+}
+
+impl BatchCommit {
+    /// Everything the batch changes in the checkpoint's state: the operators' changes (taken once: an
+    /// attempt at the batch that is aborted and made again commits the same changes) and the source's.
+    pub(crate) fn take_changes(&self) -> Vec<TableChanges> {
+        let mut changes = self.checkpointing.take_changes();
+        changes.extend(self.source_changes.clone());
+        changes
+    }
 }
 
 /// A batch whose stateless stages are done.
@@ -119,7 +132,7 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
         return Ok(output.written(counts, &refused, timings));
     };
     let checkpointing = &commit.checkpointing;
-    let changes = checkpointing.take_changes();
+    let changes = commit.take_changes();
     // Write-ahead: the batch's offsets are in the checkpoint before anything of it is produced.
     let mut beginning = Instant::now();
     checkpointing.plan(batch.batch, &commit.start, &commit.end)?;

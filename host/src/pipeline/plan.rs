@@ -17,7 +17,7 @@ use crate::dedup::Deduplicator;
 use crate::pipeline::PipelineSpec;
 use crate::schema::column_list;
 use crate::sink::{check_file_schema, check_sink_schema, SinkTarget};
-use crate::source::source_schema;
+use crate::source::SourceSpec;
 use crate::state::StateStore;
 use crate::udf::OnError;
 use crate::udf::{CallCounts, UdfRuntime, UdfStage};
@@ -54,7 +54,7 @@ impl Plan {
         runtime: &UdfRuntime,
         state: StateStore,
     ) -> anyhow::Result<Plan> {
-        let source_schema = source_schema(spec.source.include_headers);
+        let source_schema = spec.source.record_schema();
         let deserializer = Deserializer::new(&spec.deserializer.format, runtime, &source_schema)?;
         let event_time = match &spec.watermark {
             None => None,
@@ -147,7 +147,11 @@ impl Plan {
     pub(crate) fn fingerprint(&self) -> PlanFingerprint {
         let aggregate = self.spec.aggregate.as_ref();
         PlanFingerprint {
-            source: self.spec.source.description(),
+            source: match &self.spec.source {
+                // The directory may be named relative to where `weir` runs: only the kind of files counts.
+                SourceSpec::Files(files) => format!("FileStreamSource[{}]", files.format.name()),
+                kafka => kafka.description(),
+            },
             group_by: aggregate.map(|a| a.group_by.clone()).unwrap_or_default(),
             aggregates: aggregate
                 .map(|a| a.aggregates.iter().map(ToString::to_string).collect())

@@ -157,14 +157,10 @@ fn describe(
     let source = match origin {
         Origin::Records { chunk, rows } => {
             let chunk = &chunks[*chunk];
-            let (first, last) = (chunk.offset(rows.start), chunk.offset(rows.end - 1));
-            if first == last {
-                format!("it came from {}-{} offset {first}", chunk.topic, chunk.partition)
+            if rows.len() == 1 {
+                format!("it came from {}", chunk.locate(rows.start))
             } else {
-                format!(
-                    "it came from {}-{} offsets {first}..={last}",
-                    chunk.topic, chunk.partition
-                )
+                format!("it came from the records{}", chunk.slice(rows.clone()).describe())
             }
         }
         Origin::Aggregate => {

@@ -24,7 +24,8 @@ use super::stateless::ChunkOutput;
 use crate::kafka::TopicPartition;
 use crate::progress::{millis, offsets_json, ErrorCounts, EventTimeProgress, ProgressListener};
 use crate::sink::Sink;
-use crate::source::{KafkaSource, PartitionChunk, SourceBatch};
+use crate::source::{PartitionChunk, Source, SourceBatch};
+use crate::state::TableChanges;
 use crate::window::{partitions_to_hold, WatermarkTracker};
 
 /// How long one poll waits for the first record when the trigger runs as fast as possible.
@@ -95,7 +96,9 @@ struct BatchLoop {
     watermarks: Option<WatermarkTracker>,
     reporter: Reporter,
     /// The source is either idle here or inside the poll that is reading the next batch.
-    idle_source: Option<KafkaSource>,
+    idle_source: Option<Source>,
+    /// A file source's files are one stream to the watermark: the partition they all count as.
+    one_stream: Option<TopicPartition>,
     polling: Option<Polling>,
     /// The batch being aggregated, produced and committed while the loop processes the next one.
     writing: Option<InFlight>,
@@ -111,14 +114,14 @@ struct BatchLoop {
 type Offsets = std::collections::BTreeMap<TopicPartition, i64>;
 
 /// A poll running on the blocking pool; it hands the source back with the batch.
-type Polling = tokio::task::JoinHandle<(KafkaSource, anyhow::Result<SourceBatch>)>;
+type Polling = tokio::task::JoinHandle<(Source, anyhow::Result<SourceBatch>)>;
 
 impl BatchLoop {
     fn new(
         plan: Arc<Plan>,
         reload: bool,
         checkpointing: Option<Arc<Checkpointing>>,
-        (source, sink): (KafkaSource, Arc<Sink>),
+        (source, sink): (Source, Arc<Sink>),
         opening: Instant,
     ) -> BatchLoop {
         let spec = plan.spec();
@@ -133,6 +136,10 @@ impl BatchLoop {
                 .trigger
                 .interval()
                 .map_or(IDLE_POLL, |interval| interval.min(IDLE_POLL)),
+            one_stream: match &source {
+                Source::Files(files) => Some(files.position_key()),
+                Source::Kafka(_) => None,
+            },
             idle_source: Some(source),
             polling: None,
             writing: None,
@@ -214,7 +221,7 @@ impl BatchLoop {
         self.write_behind(
             chunks,
             outputs,
-            (batch.start, batch.end),
+            (batch.start, batch.end, batch.checkpoint_changes),
             watermarks,
             report,
         );
@@ -250,7 +257,7 @@ impl BatchLoop {
         &mut self,
         chunks: Arc<Vec<PartitionChunk>>,
         outputs: Vec<ChunkOutput>,
-        (start, end): (Offsets, Offsets),
+        (start, end, source_changes): (Offsets, Offsets, Option<TableChanges>),
         watermarks: (Option<i64>, Option<i64>),
         report: BatchReport,
     ) {
@@ -258,6 +265,7 @@ impl BatchLoop {
             checkpointing: c.clone(),
             start,
             end,
+            source_changes,
             watermark: self
                 .watermarks
                 .as_ref()
@@ -319,24 +327,25 @@ impl BatchLoop {
             joined = polled => joined?,
             () = shutdown.as_mut() => { tracing::info!("stopping on request"); return Ok(None); }
         };
-        let batch = batch.context("polling the Kafka source")?;
-        if let (Some(tracker), Some(drift)) = (
+        let batch = batch.context("polling the source")?;
+        if let (Some(tracker), Some(drift), Source::Kafka(kafka)) = (
             &self.watermarks,
             self.plan
                 .spec()
                 .watermark
                 .as_ref()
                 .and_then(|w| w.max_drift),
+            &mut returned,
         ) {
             // Watermark alignment, from what the batches processed so far showed (window/alignment.rs).
             let hold = partitions_to_hold(
                 tracker,
                 drift.as_millis() as i64,
-                returned.held(),
-                &returned.finished_partitions(),
+                kafka.held(),
+                &kafka.finished_partitions(),
                 Instant::now(),
             );
-            returned.hold_back(&hold)?;
+            kafka.hold_back(&hold)?;
         }
         // As fast as possible, the next batch is read while this one is processed and written: reading
         // converts records to Arrow, which would otherwise leave the other core idle. Its offsets are
@@ -358,8 +367,9 @@ impl BatchLoop {
         let tracker = self.watermarks.as_mut()?;
         let now = Instant::now();
         for (chunk, output) in chunks.iter().zip(outputs) {
+            let partition = self.one_stream.clone();
             tracker.observe(
-                &(chunk.topic.clone(), chunk.partition),
+                &partition.unwrap_or_else(|| (chunk.topic.clone(), chunk.partition)),
                 output.max_event_time,
                 now,
             );
@@ -389,7 +399,7 @@ impl BatchLoop {
 }
 
 /// A poll for the next batch on tokio's blocking pool; hands the source back with the batch.
-fn poll(mut source: KafkaSource, wait: Duration) -> Polling {
+fn poll(mut source: Source, wait: Duration) -> Polling {
     tokio::task::spawn_blocking(move || {
         let batch = source.next_batch(wait);
         (source, batch)

@@ -12,7 +12,7 @@ use crate::join::JoinSpec;
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkSpec, SinkTarget};
-use crate::source::SourceOptions;
+use crate::source::SourceSpec;
 use crate::sql::SqlSpec;
 use crate::udf::{OnError, OnFailure, TransformSpec};
 use crate::window::WatermarkSpec;
@@ -24,9 +24,9 @@ use crate::window::WatermarkSpec;
 pub struct PipelineSpec {
     /// A name for logs and progress reports (default: the pipeline file's stem).
     pub name: String,
-    /// The Kafka source.
-    pub source: SourceOptions,
-    /// How Kafka records become rows.
+    /// The source: Kafka topics, or files.
+    pub source: SourceSpec,
+    /// How records (Kafka values, or lines of files) become rows.
     pub deserializer: DeserializerSpec,
     /// Transforms (WebAssembly UDFs and SQL stages), applied in order.
     pub transforms: Vec<Transform>,
@@ -61,7 +61,12 @@ impl PipelineSpec {
     /// of the source and the sink added.
     pub(crate) fn all_secrets(&self) -> Secrets {
         let mut secrets = self.secrets.clone();
-        for (key, value) in self.source.kafka.iter().chain(&self.sink.options.kafka) {
+        let source_options = self.source.kafka().map(|source| &source.kafka);
+        for (key, value) in source_options
+            .into_iter()
+            .flatten()
+            .chain(&self.sink.options.kafka)
+        {
             if is_secret_key(key) {
                 secrets.add_secret(value);
             }
@@ -264,7 +269,8 @@ impl PipelineSpec {
                  state bounded",
             ));
         }
-        if self.trigger.is_bounded() && self.source.ending.is_some() {
+        let ending = self.source.kafka().and_then(|kafka| kafka.ending.as_ref());
+        if self.trigger.is_bounded() && ending.is_some() {
             return Err(SpecError::new(
                 "source.endingOffsets",
                 "the availableNow and once triggers stop at the offsets available at start: remove \
@@ -290,7 +296,41 @@ impl PipelineSpec {
                 .map_err(|message| SpecError::new("aggregate.output_mode", message))?,
         }
         self.check_sink_target()?;
+        self.check_file_source()?;
         self.check_dead_letter_policies()
+    }
+
+    /// What reading files rules out: exactly-once to Kafka (the transaction commits Kafka offsets, not
+    /// files), a deserializer for Parquet's typed rows, and alignment (files are one stream).
+    fn check_file_source(&self) -> Result<(), SpecError> {
+        let SourceSpec::Files(files) = &self.source else {
+            return Ok(());
+        };
+        if self.sink.target == SinkTarget::Kafka && self.sink.delivery == Delivery::ExactlyOnce {
+            return Err(SpecError::new(
+                "sink.delivery",
+                "exactly-once to Kafka commits the source's Kafka offsets in the transaction, and a file \
+                 source has none: use \"at-least-once\", or a file sink (exactly-once)",
+            ));
+        }
+        let rows = matches!(self.deserializer.format, DecodeFormat::Rows);
+        if files.format.is_typed() != rows {
+            return Err(SpecError::new(
+                "deserializer",
+                "Parquet files hold typed rows and take no deserializer; JSON, CSV and text lines need one",
+            ));
+        }
+        if self
+            .watermark
+            .as_ref()
+            .is_some_and(|w| w.max_drift.is_some())
+        {
+            return Err(SpecError::new(
+                "watermark.max_drift",
+                "a file source is one stream, with nothing to align: remove max_drift",
+            ));
+        }
+        Ok(())
     }
 
     /// What a file or console sink needs: a file sink, a checkpoint (its log and the checkpoint together

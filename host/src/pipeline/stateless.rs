@@ -117,16 +117,14 @@ impl Plan {
         };
         match &self.spec.deserializer.on_error {
             OnError::Fail => {
-                let offset = chunk.offset(first.row);
                 let more = match failures.len() {
                     1 => String::new(),
                     n => format!(" (and {} more in this batch)", n - 1),
                 };
                 anyhow::bail!(
-                    "record {}-{} offset {offset} could not be deserialized ({}): {}{more}; set the deserializer's \
+                    "record {} could not be deserialized ({}): {}{more}; set the deserializer's \
                      on_error to \"drop\" or \"dead-letter\" to go on without such records",
-                    chunk.topic,
-                    chunk.partition,
+                    chunk.locate(first.row),
                     self.deserializer.describe(),
                     first.message,
                 );

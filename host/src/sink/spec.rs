@@ -73,9 +73,15 @@ pub enum Delivery {
 
 impl Delivery {
     /// The delivery when none is given: exactly-once with a checkpoint, at-least-once without; always
-    /// at-least-once to the console, whose output cannot be taken back.
-    pub fn default_for(checkpointed: bool, target: &SinkTarget) -> Delivery {
-        if checkpointed && !matches!(target, SinkTarget::Console(_)) {
+    /// at-least-once to the console, whose output cannot be taken back, and to Kafka from a source that
+    /// is not Kafka (`kafka_source`), whose positions cannot join the Kafka transaction.
+    pub fn default_for(checkpointed: bool, kafka_source: bool, target: &SinkTarget) -> Delivery {
+        let exactly_once = match target {
+            SinkTarget::Kafka => kafka_source,
+            SinkTarget::Files(_) => true,
+            SinkTarget::Console(_) => false,
+        };
+        if checkpointed && exactly_once {
             Delivery::ExactlyOnce
         } else {
             Delivery::AtLeastOnce

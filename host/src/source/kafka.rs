@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::options::SourceOptions;
 use super::records::{source_schema, ChunkBuilder, PartitionChunk};
+use super::SourceBatch;
 use crate::kafka::{SourceContext, TopicPartition, CONSUMER_DEFAULTS};
 
 mod assignment;
@@ -40,19 +41,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 fn advance(positions: &mut BTreeMap<TopicPartition, i64>, tp: TopicPartition, to: i64) {
     let position = positions.entry(tp).or_insert(to);
     *position = (*position).max(to);
-}
-
-/// One micro-batch of records, split by partition.
-#[derive(Debug, Default)]
-pub(crate) struct SourceBatch {
-    /// The records, one chunk per partition that had any, in topic/partition order.
-    pub chunks: Vec<PartitionChunk>,
-    /// Where each partition stood before the batch (the next offset to read).
-    pub start: BTreeMap<TopicPartition, i64>,
-    /// Where each partition stands after the batch.
-    pub end: BTreeMap<TopicPartition, i64>,
-    /// Records left behind `end` in each partition, as far as the consumer knows (for the metrics).
-    pub lag: Vec<(TopicPartition, i64)>,
 }
 
 /// A Kafka source reading assigned partitions from resolved offsets.
@@ -341,6 +329,7 @@ impl KafkaSource {
             start,
             end: self.positions.clone(),
             lag: self.lag(),
+            checkpoint_changes: None,
         })
     }
 

@@ -59,9 +59,24 @@ pub(crate) fn headers_field() -> Field {
     )
 }
 
+/// Where a chunk's records come from, which says how they are numbered and named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOrigin {
+    /// A Kafka partition: `topic`-`partition`, numbered by the `offset` column.
+    Kafka,
+    /// The lines of a file (the file source's JSON, CSV and text): `topic` is the file, the `offset`
+    /// column the line each record starts on.
+    FileLines,
+    /// The typed rows of a file (Parquet): `topic` is the file, rows numbered from `first_offset` on, and
+    /// the batch has the rows' own schema.
+    FileRows,
+}
+
 /// The records of one partition in one micro-batch, as an Arrow batch of the source schema.
 #[derive(Debug, Clone)]
 pub struct PartitionChunk {
+    /// Where the records come from.
+    pub origin: RecordOrigin,
     /// The topic.
     pub topic: String,
     /// The partition.
@@ -77,15 +92,22 @@ pub struct PartitionChunk {
 impl PartitionChunk {
     /// Where these records came from, for errors: ` on tx-0 offsets 100..=199`.
     pub fn describe(&self) -> String {
-        format!(
-            " on {}-{} offsets {}..={}",
-            self.topic, self.partition, self.first_offset, self.last_offset
-        )
+        let (topic, first, last) = (&self.topic, self.first_offset, self.last_offset);
+        match self.origin {
+            RecordOrigin::Kafka => {
+                format!(" on {topic}-{} offsets {first}..={last}", self.partition)
+            }
+            RecordOrigin::FileLines => format!(" in {topic} lines {first}..={last}"),
+            RecordOrigin::FileRows => format!(" in {topic} rows {first}..={last}"),
+        }
     }
 
     /// The offset of the record in row `row` (offsets need not be consecutive: transaction markers and
     /// compaction leave gaps).
     pub fn offset(&self, row: usize) -> i64 {
+        if self.origin == RecordOrigin::FileRows {
+            return self.first_offset + row as i64;
+        }
         self.batch
             .column(4)
             .as_any()
@@ -94,10 +116,21 @@ impl PartitionChunk {
             .value(row)
     }
 
+    /// Where the record in row `row` came from, for errors: `tx-0 offset 42`, `in/a.json line 7`.
+    pub fn locate(&self, row: usize) -> String {
+        let (topic, offset) = (&self.topic, self.offset(row));
+        match self.origin {
+            RecordOrigin::Kafka => format!("{topic}-{} offset {offset}", self.partition),
+            RecordOrigin::FileLines => format!("{topic} line {offset}"),
+            RecordOrigin::FileRows => format!("{topic} row {offset}"),
+        }
+    }
+
     /// The records in `rows`, as a chunk of their own.
     pub fn slice(&self, rows: std::ops::Range<usize>) -> PartitionChunk {
         let batch = self.batch.slice(rows.start, rows.len());
         PartitionChunk {
+            origin: self.origin,
             topic: self.topic.clone(),
             partition: self.partition,
             first_offset: self.offset(rows.start),
@@ -133,6 +166,7 @@ pub fn sample_records(topic: &str, values: &[Vec<u8>]) -> PartitionChunk {
     let batch = RecordBatch::try_new(source_schema(false), columns)
         .expect("columns match the source schema");
     PartitionChunk {
+        origin: RecordOrigin::Kafka,
         topic: topic.to_string(),
         partition: 0,
         first_offset: 0,
@@ -258,6 +292,7 @@ impl ChunkBuilder {
         let batch =
             RecordBatch::try_new(self.schema, columns).expect("columns match the source schema");
         PartitionChunk {
+            origin: RecordOrigin::Kafka,
             topic: self.topic,
             partition: self.partition,
             first_offset: self.first_offset,

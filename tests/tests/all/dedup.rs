@@ -91,7 +91,7 @@ async fn repeats_are_counted_once_and_without_deduplication_they_are_not() {
     produce_closing(&broker, n);
 
     let mut spec = example_spec("fraud-window/pipeline-dedup.toml", &broker.bootstrap);
-    spec.source.max_offsets_per_trigger = Some(7_000);
+    spec.source.kafka_mut().unwrap().max_offsets_per_trigger = Some(7_000);
     let summary = run_pipeline(spec.clone()).await.unwrap();
     assert_eq!(summary.input_rows, n + n.div_ceil(REPEAT_EVERY) + 4);
     let mut got = values(&read_topic(&broker.bootstrap, "alerts").unwrap());

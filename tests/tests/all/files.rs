@@ -57,7 +57,7 @@ partitionBy = ["flag"]
 
 /// The rows of the committed files under `archive`, as `name|surname|amount|delta_t|flag|ts` lines, flag
 /// taken from the directory name; sorted.
-fn archived_rows(archive: &Path) -> Vec<String> {
+pub(super) fn archived_rows(archive: &Path) -> Vec<String> {
     let mut rows = Vec::new();
     for (relative, batch) in committed_parquet(archive) {
         let flag = partition_value(&relative, "flag");
@@ -94,7 +94,7 @@ fn archived_rows(archive: &Path) -> Vec<String> {
 }
 
 /// Every part file under `dir`, relative, whether the log lists it or not.
-fn part_files_on_disk(dir: &Path) -> BTreeSet<PathBuf> {
+pub(super) fn part_files_on_disk(dir: &Path) -> BTreeSet<PathBuf> {
     let mut found = BTreeSet::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -185,7 +185,7 @@ fn parquet_files_are_exactly_once_across_crashes_and_kills() {
 }
 
 /// The expected rows: every transaction once, as [`archived_rows`] writes them.
-fn expected_rows(n: u64) -> Vec<String> {
+pub(super) fn expected_rows(n: u64) -> Vec<String> {
     let mut expected: Vec<String> = transactions(n)
         .map(|tx| {
             let amount = &tx.amount;
@@ -201,7 +201,7 @@ fn expected_rows(n: u64) -> Vec<String> {
 }
 
 /// The rows of the committed JSON-lines files under `dir`, as [`archived_rows`] writes them.
-fn json_rows(dir: &Path) -> Vec<String> {
+pub(super) fn json_rows(dir: &Path) -> Vec<String> {
     let mut rows: Vec<String> = committed_json_lines(dir)
         .into_iter()
         .map(|(relative, row)| {

@@ -6,6 +6,7 @@ mod avro;
 mod checkpoint;
 mod cli;
 mod dedup;
+mod file_source;
 mod files;
 mod fraud;
 mod join;

@@ -27,7 +27,7 @@ pub(super) async fn check_fraud_window_alerts(example: &str) {
     broker.create_topic("alerts", 1);
     // Small batches make the partitions advance unevenly, as the reference workload demands.
     let mut spec = example_spec(example, &broker.bootstrap);
-    spec.source.max_offsets_per_trigger = Some(7_000);
+    spec.source.kafka_mut().unwrap().max_offsets_per_trigger = Some(7_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert_eq!(summary.input_rows, n + 4);
 
@@ -72,7 +72,7 @@ async fn running_counts_in_update_mode_end_at_each_users_total() {
     )
     .unwrap();
     let mut spec = example_spec("fraud/alerts.toml", &broker.bootstrap);
-    spec.source.max_offsets_per_trigger = Some(10_000);
+    spec.source.kafka_mut().unwrap().max_offsets_per_trigger = Some(10_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert!(summary.batches >= 5);
 
@@ -166,7 +166,7 @@ async fn nest_camera_sightings_per_device_and_hour_in_complete_mode() {
         .map(|(i, (_, json))| (format!("home{}", i % 50), json));
     produce(&broker.bootstrap, "nest-devices", records).unwrap();
     let mut spec = example_spec("nest-cameras/pipeline.toml", &broker.bootstrap);
-    spec.source.max_offsets_per_trigger = Some(6_000);
+    spec.source.kafka_mut().unwrap().max_offsets_per_trigger = Some(6_000);
     let summary = run_pipeline(spec).await.unwrap();
     assert!(summary.batches >= 4, "{} batches", summary.batches);
 
