@@ -27,7 +27,8 @@
 //! - `decode`: built-in deserializers (JSON, CSV, Avro, string, binary) and the WebAssembly deserializer stage.
 //! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
 //!   and `select` stages, SQL expressions compiled by DataFusion. `join`: stream-static joins with a table
-//!   read from a CSV, JSON lines or Parquet file.
+//!   read from a CSV, JSON lines or Parquet file. `stream_join`: stream-stream joins with a second Kafka
+//!   topic, each stream's rows held until the watermark rules out a match.
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
 //!   state in sled.
@@ -49,7 +50,8 @@
 //!   [`TopicSelection`], [`OffsetSpec`], or [`FileSourceSpec`], [`FileSourceFormat`] (with
 //!   [`RecordOrigin`] telling the records of files from Kafka's); [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
 //!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
-//!   [`TableFormat`]; [`WatermarkSpec`], [`WindowSpec`]; [`DedupSpec`]; [`AggregateSpec`],
+//!   [`TableFormat`]; [`StreamJoinSpec`], [`StreamJoinType`]; [`WatermarkSpec`], [`WindowSpec`];
+//!   [`DedupSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
 //!   [`SinkTarget`], [`SinkOptions`], [`SinkFormat`], [`Delivery`], [`SinkOnError`], [`FileSinkSpec`],
 //!   [`FileFormat`], [`ConsoleSpec`];
@@ -117,6 +119,7 @@ mod source;
 mod spelling;
 mod sql;
 mod state;
+mod stream_join;
 mod udf;
 mod window;
 mod workload;
@@ -141,6 +144,7 @@ pub use source::{
     TopicSelection, DEFAULT_MAX_FILE_AGE,
 };
 pub use sql::{SqlError, SqlSpec};
+pub use stream_join::{StreamJoinSpec, StreamJoinType};
 pub use udf::{
     OnError, OnFailure, TransformSpec, UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec,
 };
@@ -160,6 +164,7 @@ pub mod internal {
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};
     pub use crate::sql::SqlStage;
     pub use crate::state::StateStore;
+    pub use crate::stream_join::{Joined, StreamJoin};
     pub use crate::udf::{Kind, UdfStage};
 
     /// The demo's broker, records and topic helpers.

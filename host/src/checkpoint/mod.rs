@@ -73,6 +73,9 @@ pub struct PlanFingerprint {
     /// The deduplication (`dropDuplicates(id)`), when there is one.
     #[serde(default)]
     pub deduplicate: Option<String>,
+    /// The stream-stream join, when there is one: its held rows are state.
+    #[serde(default)]
+    pub stream_join: Option<String>,
 }
 
 impl PlanFingerprint {
@@ -116,6 +119,11 @@ impl PlanFingerprint {
             "deduplication",
             show(&earlier.deduplicate),
             show(&self.deduplicate),
+        );
+        compare(
+            "stream-stream join",
+            show(&earlier.stream_join),
+            show(&self.stream_join),
         );
         changes
     }
@@ -207,6 +215,7 @@ mod tests {
             state_input: Some("id: Utf8, ts: Int64".into()),
             watermark_column: Some("ts".into()),
             deduplicate: deduplicate.map(str::to_string),
+            stream_join: None,
         }
     }
 

@@ -45,6 +45,7 @@ mod deserializer;
 mod expand;
 mod section;
 mod source_sink;
+mod stream_join;
 mod transform;
 mod udf;
 mod units;
@@ -61,6 +62,7 @@ use section::Section;
 use aggregate::{read_aggregate, read_watermark};
 use deserializer::read_deserializer;
 use source_sink::{read_sink, read_source};
+use stream_join::read_stream_join;
 use transform::read_transform;
 use udf::read_limits;
 
@@ -193,6 +195,10 @@ fn read_pipeline(
         .into_iter()
         .map(|section| read_transform(section, base, limits))
         .collect::<Result<Vec<_>, _>>()?;
+    let stream_join = root
+        .table("stream_join")?
+        .map(|section| read_stream_join(section, base, limits))
+        .transpose()?;
     let watermark = root.table("watermark")?.map(read_watermark).transpose()?;
     let deduplicate = root
         .table("deduplicate")?
@@ -227,6 +233,7 @@ fn read_pipeline(
         "deserializer",
         "transform",
         "watermark",
+        "stream_join",
         "deduplicate",
         "aggregate",
         "after_aggregate",
@@ -243,6 +250,7 @@ fn read_pipeline(
         deserializer,
         transforms,
         watermark,
+        stream_join,
         deduplicate,
         aggregate,
         after_aggregate,
@@ -332,5 +340,7 @@ fn read_trigger(mut section: Section) -> Result<Trigger, ConfigError> {
 mod sink_tests;
 #[cfg(test)]
 mod source_tests;
+#[cfg(test)]
+mod stream_join_tests;
 #[cfg(test)]
 mod tests;

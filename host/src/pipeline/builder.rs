@@ -18,6 +18,7 @@ use crate::pipeline::{PipelineSpec, Transform, Trigger};
 use crate::secrets::Secrets;
 use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkOptions, SinkSpec, SinkTarget};
 use crate::source::{FileSourceSpec, SourceOptions, SourceSpec};
+use crate::stream_join::StreamJoinSpec;
 use crate::udf::{OnError, TransformSpec, UdfLimits, UdfSpec};
 use crate::window::WatermarkSpec;
 
@@ -30,6 +31,7 @@ pub struct PipelineBuilder {
     on_error: OnError,
     transforms: Vec<Transform>,
     watermark: Option<WatermarkSpec>,
+    stream_join: Option<StreamJoinSpec>,
     deduplicate: Option<DedupSpec>,
     aggregate: Option<AggregateSpec>,
     after_aggregate: Vec<Transform>,
@@ -55,6 +57,7 @@ impl PipelineBuilder {
             on_error: OnError::Fail,
             transforms: Vec::new(),
             watermark: None,
+            stream_join: None,
             deduplicate: None,
             aggregate: None,
             after_aggregate: Vec::new(),
@@ -207,6 +210,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// `[stream_join]`: join the rows, after the transforms, with those of another Kafka topic as both
+    /// arrive (needs the watermark; see [`StreamJoinSpec`]).
+    pub fn stream_join(mut self, join: StreamJoinSpec) -> Self {
+        self.stream_join = Some(join);
+        self
+    }
+
     /// `[deduplicate]`: drop rows repeating an earlier row's `columns`, after the transforms (needs the
     /// watermark).
     pub fn deduplicate(mut self, deduplicate: DedupSpec) -> Self {
@@ -279,6 +289,7 @@ impl PipelineBuilder {
             },
             transforms: self.transforms,
             watermark: self.watermark,
+            stream_join: self.stream_join,
             deduplicate: self.deduplicate,
             aggregate: self.aggregate,
             after_aggregate: self.after_aggregate,

@@ -2,13 +2,16 @@
 //!
 //! A batch goes down these files in order:
 //!
-//! 1. `spec.rs` and `builder.rs`: what the pipeline is, and the checks that span stages;
+//! 1. `spec.rs` and `builder.rs`: what the pipeline is, and the checks that span stages (with
+//!    `cross_checks.rs`);
 //! 2. `plan.rs`: every stage loaded and checked to compose (what `weir validate` prints);
 //! 3. `run.rs`: the loop opens the source, the sink and the metrics endpoint (`opening.rs`), polls a
 //!    batch, and moves the watermark;
 //! 4. `stateless.rs`: per partition, in parallel: deserialize, transform (`transforms.rs`: the UDFs and
-//!    SQL stages in order), apply `on_error`/`on_failure`;
-//! 5. `overlapped_write.rs`: behind the loop, one batch at a time: `stateful.rs` (the aggregation), then
+//!    SQL stages in order), apply `on_error`/`on_failure`; the `[stream_join]` topic's partitions are
+//!    deserialized by `joined_stream.rs`;
+//! 5. `overlapped_write.rs`: behind the loop, one batch at a time: the two streams joined
+//!    (`joined_stream.rs`), `stateful.rs` (deduplication and the aggregation), then
 //!    output and dead letters produced (`refused.rs` for rows the broker refuses), or written to files or
 //!    printed (`files_and_console.rs`);
 //! 6. `commit.rs`: the checkpoint's commit protocol; `report.rs`: the batch's progress report, which
@@ -35,7 +38,9 @@
 
 mod builder;
 mod commit;
+mod cross_checks;
 mod files_and_console;
+mod joined_stream;
 mod opening;
 mod overlapped_write;
 mod plan;

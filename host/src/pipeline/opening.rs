@@ -13,7 +13,7 @@ use crate::metrics::MetricsServer;
 use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
 use crate::source::{
     FileSource, FileSourceSpec, KafkaSource, OffsetSpec, Source, SourceOptions, SourceSpec,
-    FILES_READ_TABLE,
+    TopicSelection, FILES_READ_TABLE,
 };
 use crate::window::WatermarkTracker;
 
@@ -38,7 +38,13 @@ pub(super) async fn open_io(
     opening: Instant,
 ) -> anyhow::Result<(Source, Arc<Sink>)> {
     let opening_sink = open_sink(spec, checkpointing);
-    let (source, trigger) = (spec.source.clone(), spec.trigger);
+    let (mut source, trigger) = (spec.source.clone(), spec.trigger);
+    // A stream-stream join's other topic is read by the same consumer, beside the source's.
+    if let (Some(join), Some(kafka)) = (&spec.stream_join, source.kafka_mut()) {
+        if let TopicSelection::Subscribe(topics) = &mut kafka.topics {
+            topics.push(join.topic.clone());
+        }
+    }
     let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || match source {
         SourceSpec::Kafka(options) => {

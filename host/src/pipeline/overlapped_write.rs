@@ -10,9 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use arrow_array::RecordBatch;
-use arrow_select::concat::concat_batches;
 use tokio::task::JoinHandle;
 
 use super::commit::Checkpointing;
@@ -250,11 +248,11 @@ impl BatchOutput {
 /// The stateful step over the batch's rows, all partitions together: deduplication, the aggregation and
 /// the transforms after it, or the rows as they are.
 pub(super) fn aggregate(plan: &Plan, batch: &ProcessedBatch) -> anyhow::Result<Aggregated> {
-    let parts: Vec<&RecordBatch> = batch.outputs.iter().map(|o| &o.rows).collect();
-    let rows =
-        concat_batches(&plan.processed_schema(), parts).context("joining the partitions' rows")?;
     let (before, after) = batch.watermarks;
-    plan.aggregate(rows, before, after)
+    let (rows, joined) = plan.join_streams(&batch.outputs, batch.watermarks)?;
+    let mut aggregated = plan.aggregate(rows, before, after)?;
+    aggregated.state.splice(0..0, joined);
+    Ok(aggregated)
 }
 
 /// What one attempt at producing a batch came to.

@@ -22,6 +22,7 @@ use crate::state::StateStore;
 use crate::udf::OnError;
 use crate::udf::{CallCounts, UdfRuntime, UdfStage};
 
+use super::joined_stream::JoinedStream;
 use super::transforms::TransformChain;
 
 /// A pipeline with its stages loaded.
@@ -36,6 +37,8 @@ pub struct Plan {
     pub(super) deduplicator: Option<Mutex<Deduplicator>>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
     pub(super) aggregator: Option<Mutex<Aggregator>>,
+    /// The `[stream_join]` topic's stream, when there is one.
+    pub(super) joined: Option<JoinedStream>,
     /// The transforms of the aggregation's output (none without an aggregation).
     pub(super) after_aggregate: Option<TransformChain>,
     output: SchemaRef,
@@ -80,7 +83,11 @@ impl Plan {
             deserializer.output_schema(),
             "transform",
         )?;
-        let mut schema = transforms.output_schema();
+        let joined = JoinedStream::plan(&spec, &transforms.output_schema(), runtime, &state)?;
+        let mut schema = match &joined {
+            Some(joined) => joined.output_schema(),
+            None => transforms.output_schema(),
+        };
         let deduplicator = plan_deduplication(&spec, &schema, &state)?;
         let (aggregator, after_aggregate) = match &spec.aggregate {
             None => (None, None),
@@ -123,6 +130,7 @@ impl Plan {
             event_time,
             deduplicator,
             aggregator,
+            joined,
             after_aggregate,
             output: schema,
         })
@@ -140,7 +148,10 @@ impl Plan {
 
     /// The schema of the rows that come out of the stateless stages (the partitions' part of the work).
     pub(crate) fn processed_schema(&self) -> SchemaRef {
-        self.transforms.output_schema()
+        match &self.joined {
+            Some(joined) => joined.output_schema(),
+            None => self.transforms.output_schema(),
+        }
     }
 
     /// What a checkpoint compares between runs (see [`PlanFingerprint`]).
@@ -161,6 +172,11 @@ impl Plan {
             state_input: aggregate.map(|_| column_list(&self.processed_schema())),
             watermark_column: self.spec.watermark.as_ref().map(|w| w.column.clone()),
             deduplicate: self.spec.deduplicate.as_ref().map(ToString::to_string),
+            // The delays may change between runs, as the source's may; what is held may not.
+            stream_join: self.spec.stream_join.as_ref().map(|join| {
+                let (how, topic, on) = (join.how.name(), &join.topic, &join.on);
+                format!("{how} join with {topic} on {on}")
+            }),
         }
     }
 
@@ -177,15 +193,16 @@ impl Plan {
             .collect()
     }
 
-    /// Whether the pipeline has an aggregation.
-    pub(crate) fn has_aggregation(&self) -> bool {
-        self.aggregator.is_some()
+    /// Whether a moving watermark alone can make output: an aggregation closes windows, a stream-stream
+    /// join emits the unmatched rows it lets go.
+    pub(crate) fn emits_on_watermark(&self) -> bool {
+        self.aggregator.is_some() || self.joined.is_some()
     }
 
     /// Whether the stateful step changes which rows reach the sink (an aggregation or deduplication), so
     /// that they no longer follow the source chunks in order.
     pub(crate) fn has_state(&self) -> bool {
-        self.aggregator.is_some() || self.deduplicator.is_some()
+        self.aggregator.is_some() || self.deduplicator.is_some() || self.joined.is_some()
     }
 
     /// A human-readable plan: each stage with the schema it produces.
@@ -207,6 +224,16 @@ impl Plan {
             schema(self.deserializer.output_schema())
         );
         self.transforms.describe(&mut out);
+        if let Some(joined) = &self.joined {
+            let join = joined.join.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "  stream join  {}", join.spec().describe());
+            let _ = writeln!(
+                out,
+                "               the other stream deserialized by {}",
+                joined.describe_deserializer()
+            );
+            let _ = writeln!(out, "               -> {}", schema(join.output_schema()));
+        }
         if let (Some(dedup), Some(watermark)) = (&self.deduplicator, &self.spec.watermark) {
             let dedup = dedup.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(

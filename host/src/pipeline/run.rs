@@ -179,7 +179,7 @@ impl BatchLoop {
                 Some(tracker) => tracker.advance(Instant::now()) != watermark_before,
                 None => false,
             };
-            if !(self.plan.has_aggregation() && moved) {
+            if !(self.plan.emits_on_watermark() && moved) {
                 return Ok(Step::Next);
             }
         }

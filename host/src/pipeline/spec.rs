@@ -5,16 +5,17 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::aggregate::{AggregateSpec, OutputMode};
+use crate::aggregate::AggregateSpec;
 use crate::decode::{DecodeFormat, DeserializerSpec};
 use crate::dedup::DedupSpec;
 use crate::join::JoinSpec;
 use crate::metrics::MetricsSpec;
 use crate::secrets::{is_secret_key, Secrets};
-use crate::sink::{Delivery, SinkFormat, SinkOnError, SinkSpec, SinkTarget};
+use crate::sink::{Delivery, SinkFormat, SinkSpec};
 use crate::source::SourceSpec;
 use crate::sql::SqlSpec;
-use crate::udf::{OnError, OnFailure, TransformSpec};
+use crate::stream_join::StreamJoinSpec;
+use crate::udf::TransformSpec;
 use crate::window::WatermarkSpec;
 
 /// A whole pipeline: source → deserializer → transforms → sink, and how often it triggers.
@@ -32,6 +33,9 @@ pub struct PipelineSpec {
     pub transforms: Vec<Transform>,
     /// Event time and the watermark, taken from the deserialized rows of each partition.
     pub watermark: Option<WatermarkSpec>,
+    /// `[stream_join]`: the rows joined with a second Kafka topic's as both arrive, after the transforms and
+    /// before deduplication and the aggregation (needs the watermark).
+    pub stream_join: Option<StreamJoinSpec>,
     /// `[deduplicate]`: rows repeating an earlier row's key dropped, after the transforms and before the
     /// aggregation (needs the watermark).
     pub deduplicate: Option<DedupSpec>,
@@ -101,6 +105,7 @@ impl fmt::Debug for PipelineSpec {
             .field("deserializer", &masked(&self.deserializer))
             .field("transforms", &masked(&self.transforms))
             .field("watermark", &masked(&self.watermark))
+            .field("stream_join", &masked(&self.stream_join))
             .field("deduplicate", &masked(&self.deduplicate))
             .field("aggregate", &masked(&self.aggregate))
             .field("after_aggregate", &masked(&self.after_aggregate))
@@ -201,7 +206,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> SpecError {
+    pub(super) fn new(key: impl Into<String>, message: impl Into<String>) -> SpecError {
         SpecError {
             key: key.into(),
             message: message.into(),
@@ -297,147 +302,7 @@ impl PipelineSpec {
         }
         self.check_sink_target()?;
         self.check_file_source()?;
+        self.check_stream_join()?;
         self.check_dead_letter_policies()
     }
-
-    /// What reading files rules out: exactly-once to Kafka (the transaction commits Kafka offsets, not
-    /// files), a deserializer for Parquet's typed rows, and alignment (files are one stream).
-    fn check_file_source(&self) -> Result<(), SpecError> {
-        let SourceSpec::Files(files) = &self.source else {
-            return Ok(());
-        };
-        if self.sink.target == SinkTarget::Kafka && self.sink.delivery == Delivery::ExactlyOnce {
-            return Err(SpecError::new(
-                "sink.delivery",
-                "exactly-once to Kafka commits the source's Kafka offsets in the transaction, and a file \
-                 source has none: use \"at-least-once\", or a file sink (exactly-once)",
-            ));
-        }
-        let rows = matches!(self.deserializer.format, DecodeFormat::Rows);
-        if files.format.is_typed() != rows {
-            return Err(SpecError::new(
-                "deserializer",
-                "Parquet files hold typed rows and take no deserializer; JSON, CSV and text lines need one",
-            ));
-        }
-        if self
-            .watermark
-            .as_ref()
-            .is_some_and(|w| w.max_drift.is_some())
-        {
-            return Err(SpecError::new(
-                "watermark.max_drift",
-                "a file source is one stream, with nothing to align: remove max_drift",
-            ));
-        }
-        Ok(())
-    }
-
-    /// What a file or console sink needs: a file sink, a checkpoint (its log and the checkpoint together
-    /// are its exactly-once commit); neither can write the Kafka topics of dead letters and late rows.
-    fn check_sink_target(&self) -> Result<(), SpecError> {
-        let delivery = self.sink.delivery;
-        match &self.sink.target {
-            SinkTarget::Kafka => return Ok(()),
-            SinkTarget::Files(_) if self.checkpoint.is_none() => {
-                return Err(SpecError::new(
-                    "sink.path",
-                    "a file sink needs a checkpoint: set `checkpointLocation` at the top of the file (with \
-                     the sink's committed-files log it makes the files exactly-once)",
-                ))
-            }
-            SinkTarget::Files(_) if delivery == Delivery::AtLeastOnce => {
-                return Err(SpecError::new(
-                    "sink.delivery",
-                    "a file sink is always exactly-once: remove `delivery`",
-                ))
-            }
-            SinkTarget::Files(_)
-                if self
-                    .aggregate
-                    .as_ref()
-                    .is_some_and(|a| a.output_mode == OutputMode::Update) =>
-            {
-                return Err(SpecError::new(
-                    "aggregate.output_mode",
-                    "a file sink keeps every batch's rows, so \"update\" would leave each group's earlier \
-                     values beside its new one: use \"append\" (with a [watermark]) or \"complete\" (each \
-                     batch's files replace the last result)",
-                ))
-            }
-            SinkTarget::Console(_) if delivery == Delivery::ExactlyOnce => {
-                return Err(SpecError::new(
-                    "sink.delivery",
-                    "the console cannot take back what it printed: expected \"at-least-once\"",
-                ))
-            }
-            SinkTarget::Files(_) | SinkTarget::Console(_) => {}
-        }
-        let kafka_only = "this sink writes no Kafka topics: with a file or console sink, use \
-                          on_error = \"fail\" or \"drop\" (dead letters and late rows go to Kafka)";
-        let mut refused = Vec::new();
-        if matches!(self.deserializer.on_error, OnError::DeadLetter { .. }) {
-            refused.push("deserializer.on_error".to_string());
-        }
-        for (i, stage) in udf_transforms(&self.transforms) {
-            if matches!(stage.udf.on_failure, OnFailure::DeadLetter { .. }) {
-                refused.push(format!("transform[{i}].on_failure"));
-            }
-        }
-        if matches!(self.sink.on_error, SinkOnError::DeadLetter { .. }) {
-            refused.push("sink.on_error".to_string());
-        }
-        if self
-            .watermark
-            .as_ref()
-            .is_some_and(|w| w.late_data_topic.is_some())
-        {
-            refused.push("watermark.late_data_topic".to_string());
-        }
-        match refused.into_iter().next() {
-            Some(key) => Err(SpecError::new(key, kafka_only)),
-            None => Ok(()),
-        }
-    }
-
-    /// Where records cannot be dead-lettered: a transform's rows (its input rows are not records), and
-    /// anything after an aggregation (its rows trace back to no source record).
-    fn check_dead_letter_policies(&self) -> Result<(), SpecError> {
-        for (i, stage) in udf_transforms(&self.transforms) {
-            if matches!(stage.on_error, OnError::DeadLetter { .. }) {
-                return Err(SpecError::new(
-                    format!("transform[{i}].on_error"),
-                    "a transform's rows are dropped or fail the pipeline (\"drop\" or \"fail\"); use \
-                     on_failure = \"dead-letter\" to dead-letter the records of a failed call",
-                ));
-            }
-        }
-        for (i, stage) in udf_transforms(&self.after_aggregate) {
-            let no_records = "after an aggregation there are no source records to dead-letter";
-            if matches!(stage.on_error, OnError::DeadLetter { .. }) {
-                return Err(SpecError::new(
-                    format!("after_aggregate[{i}].on_error"),
-                    format!("expected fail or drop: {no_records}"),
-                ));
-            }
-            if matches!(stage.udf.on_failure, OnFailure::DeadLetter { .. }) {
-                return Err(SpecError::new(
-                    format!("after_aggregate[{i}].on_failure"),
-                    format!("expected fail: {no_records}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The UDF stages of a chain of transforms, with their indices in it.
-fn udf_transforms(chain: &[Transform]) -> impl Iterator<Item = (usize, &TransformSpec)> {
-    chain
-        .iter()
-        .enumerate()
-        .filter_map(|(i, stage)| match stage {
-            Transform::Udf(spec) => Some((i, spec)),
-            Transform::Sql(_) | Transform::Join(_) => None,
-        })
 }

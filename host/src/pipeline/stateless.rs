@@ -9,7 +9,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 
 use super::plan::Plan;
-use crate::decode::{DecodeError, DecodeFormat, RowFailure};
+use crate::decode::{DecodeError, DecodeFormat, Deserializer, RowFailure};
 use crate::progress::ErrorCounts;
 use crate::source::PartitionChunk;
 use crate::udf::{OnError, OnFailure, UdfError};
@@ -30,6 +30,8 @@ pub struct ChunkOutput {
     pub max_event_time: Option<i64>,
     /// Time spent in the deserializer and in the transforms, for the progress's stage breakdown.
     pub timings: ChunkTimings,
+    /// Whether the rows are the `[stream_join]` topic's (the other stream), not the source's.
+    pub joined: bool,
 }
 
 /// Where one partition's processing time went.
@@ -61,6 +63,9 @@ impl Plan {
     /// record's topic, partition and offset. A call that fails as a whole is handled by its stage's
     /// `on_failure`.
     pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
+        if let Some(joined) = self.joined.as_ref().filter(|j| j.topic == chunk.topic) {
+            return self.process_joined_chunk(joined, chunk);
+        }
         let mut errors = ErrorCounts::default();
         let decode_started = Instant::now();
         let (rows, failures) = match self.deserializer.decode(chunk) {
@@ -74,7 +79,8 @@ impl Plan {
             }
             Err(error) => return Err(error.into()),
         };
-        let dead_letters = self.rejected_records(chunk, failures, &mut errors)?;
+        let decoder = (&self.deserializer, &self.spec.deserializer.on_error);
+        let dead_letters = self.rejected_records(chunk, failures, decoder, &mut errors)?;
         let max_event_time = match self.event_time {
             Some(i) => event_times(rows.column(i))?.into_iter().flatten().max(),
             None => None,
@@ -101,21 +107,23 @@ impl Plan {
                 decode,
                 transform: transform_started.elapsed(),
             },
+            joined: false,
         })
     }
 
-    /// The deserializer's `on_error` for the records it could not decode: fail naming the first, drop
+    /// A deserializer's `on_error` for the records it could not decode: fail naming the first, drop
     /// them (counted), or return them for the dead-letter topic.
-    fn rejected_records(
+    pub(super) fn rejected_records(
         &self,
         chunk: &PartitionChunk,
         failures: Vec<RowFailure>,
+        (deserializer, on_error): (&Deserializer, &OnError),
         errors: &mut ErrorCounts,
     ) -> anyhow::Result<Vec<DeadLetterRecord>> {
         let Some(first) = failures.first() else {
             return Ok(Vec::new());
         };
-        match &self.spec.deserializer.on_error {
+        match on_error {
             OnError::Fail => {
                 let more = match failures.len() {
                     1 => String::new(),
@@ -125,7 +133,7 @@ impl Plan {
                     "record {} could not be deserialized ({}): {}{more}; set the deserializer's \
                      on_error to \"drop\" or \"dead-letter\" to go on without such records",
                     chunk.locate(first.row),
-                    self.deserializer.describe(),
+                    deserializer.describe(),
                     first.message,
                 );
             }
@@ -140,7 +148,7 @@ impl Plan {
             }
             OnError::DeadLetter { topic } => {
                 errors.dead_lettered += failures.len() as u64;
-                let stage = self.deserializer.stage_name();
+                let stage = deserializer.stage_name();
                 Ok(failures
                     .into_iter()
                     .map(|f| DeadLetterRecord {
@@ -156,7 +164,7 @@ impl Plan {
 
     /// A stage's `on_failure` for a call that failed as a whole: fail the pipeline with the error, or
     /// send the whole chunk to the dead-letter topic.
-    fn call_failed(
+    pub(super) fn call_failed(
         &self,
         chunk: &PartitionChunk,
         on_failure: &OnFailure,
@@ -194,7 +202,7 @@ impl Plan {
             })
             .collect::<Vec<_>>();
         ChunkOutput {
-            rows: RecordBatch::new_empty(self.processed_schema()),
+            rows: RecordBatch::new_empty(self.transforms.output_schema()),
             errors: ErrorCounts {
                 dead_lettered: dead_letters.len() as u64,
                 failed_calls: 1,
@@ -203,6 +211,7 @@ impl Plan {
             dead_letters,
             max_event_time,
             timings: ChunkTimings::default(),
+            joined: false,
         }
     }
 }

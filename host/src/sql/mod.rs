@@ -15,9 +15,11 @@
 //! ```
 
 mod compile;
+mod join_condition;
 mod spec;
 mod stage;
 
+pub(crate) use join_condition::{read_join_condition, JoinCondition, Sides};
 pub use spec::SqlSpec;
 pub use stage::SqlError;
 pub use stage::SqlStage;

@@ -21,5 +21,6 @@ mod sandbox;
 mod secured;
 mod source;
 mod sql;
+mod stream_join;
 mod udf_errors;
 mod window;
