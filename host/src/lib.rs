@@ -48,8 +48,9 @@
 //! - the pipeline: [`Pipeline`], [`PipelineBuilder`], [`Plan`], [`RunSummary`];
 //! - the specs, stage by stage: [`PipelineSpec`] and [`Trigger`]; [`SourceSpec`]: [`SourceOptions`],
 //!   [`TopicSelection`], [`OffsetSpec`], or [`FileSourceSpec`], [`FileSourceFormat`] (with
-//!   [`RecordOrigin`] telling the records of files from Kafka's); [`DeserializerSpec`], [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`],
-//!   [`UdfLimits`], [`OnError`], [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
+//!   [`RecordOrigin`] telling the records of files from Kafka's); [`DeserializerSpec`],
+//!   [`DecodeFormat`]; [`Transform`]: [`TransformSpec`], [`UdfSpec`], [`UdfLimits`], [`OnError`],
+//!   [`OnFailure`], or [`SqlSpec`], or [`JoinSpec`]: [`JoinType`], [`TableSpec`],
 //!   [`TableFormat`]; [`StreamJoinSpec`], [`StreamJoinType`]; [`WatermarkSpec`], [`WindowSpec`];
 //!   [`DedupSpec`]; [`AggregateSpec`],
 //!   [`AggregateExpr`], [`Function`], [`WindowBy`], [`WindowKind`], [`OutputMode`]; [`SinkSpec`],
