@@ -59,6 +59,14 @@ struct Stream {
     keys: Vec<usize>,
 }
 
+/// The rows a batch's watermark let go of.
+struct Evicted {
+    left_unmatched: RecordBatch,
+    right_unmatched: RecordBatch,
+    /// Their checkpoint keys.
+    removals: Vec<Vec<u8>>,
+}
+
 /// What a batch of both streams produced.
 pub struct Joined {
     /// The matched pairs, and the rows an outer join emits as they leave the state.
@@ -175,18 +183,10 @@ impl StreamJoin {
         pairs.extend(equal_keys((l, left_start), r, 0..right_start));
         let (matched, rows) = self.matching(&pairs)?;
         let changes = self.record_matches(&matched, (left_start, right_start))?;
-        let (left_unmatched, mut removals) = self.left.buffer.evict(|t| {
-            watermark_after.is_some_and(|w| t.saturating_add(self.condition.upper_ms) < w)
-        })?;
-        let lower = self.condition.lower_ms;
-        let (right_unmatched, right_removals) = self
-            .right
-            .buffer
-            .evict(|t| watermark_after.is_some_and(|w| t.saturating_sub(lower) < w))?;
-        removals.extend(right_removals);
-        let removed = removals.len() as u64;
-        self.table.apply(changes, removals)?;
-        let rows = self.with_unmatched(rows, left_unmatched, right_unmatched)?;
+        let evicted = self.evict(watermark_after)?;
+        let removed = evicted.removals.len() as u64;
+        self.table.apply(changes, evicted.removals)?;
+        let rows = self.with_unmatched(rows, evicted.left_unmatched, evicted.right_unmatched)?;
         Ok(Joined {
             rows,
             progress: StateOperatorProgress {
@@ -200,6 +200,23 @@ impl StreamJoin {
                 state_on_disk_bytes: self.table.size_on_disk(),
                 num_dropped_duplicate_rows: None,
             },
+        })
+    }
+
+    /// Lets go of the rows `watermark` rules out: a left row at `t` once no right row at or after the
+    /// watermark can be within the range of it (`t + upper < watermark`), a right row at `c` once no left
+    /// row can (`c - lower < watermark`). Returns those of each stream that never matched, and the
+    /// checkpoint keys to remove.
+    fn evict(&mut self, watermark: Option<i64>) -> anyhow::Result<Evicted> {
+        let (lower, upper) = (self.condition.lower_ms, self.condition.upper_ms);
+        let past = |t: i64| watermark.is_some_and(|w| t < w);
+        let (left, mut removals) = self.left.buffer.evict(|t| past(t.saturating_add(upper)))?;
+        let (right, right_removals) = self.right.buffer.evict(|c| past(c.saturating_sub(lower)))?;
+        removals.extend(right_removals);
+        Ok(Evicted {
+            left_unmatched: left,
+            right_unmatched: right,
+            removals,
         })
     }
 
