@@ -16,7 +16,7 @@ use crate::progress::{ErrorCounts, StateOperatorProgress};
 use crate::source::PartitionChunk;
 use crate::state::StateStore;
 use crate::stream_join::StreamJoin;
-use crate::udf::{OnFailure, UdfRuntime};
+use crate::udf::{OnError, OnFailure, UdfRuntime};
 use crate::window::event_times;
 
 /// The other stream of a stream-stream join, planned.
@@ -24,6 +24,9 @@ pub(super) struct JoinedStream {
     /// Its topic: chunks of it go through [`Plan::process_joined_chunk`].
     pub(super) topic: String,
     deserializer: Deserializer,
+    /// Its deserializer's policies: for records that fail alone, and for a UDF call that fails whole.
+    on_error: OnError,
+    on_failure: OnFailure,
     event_time: usize,
     /// Added to its partitions' event times before the watermark sees them (the source's delay less its
     /// own), so that each stream holds the watermark back by its own delay.
@@ -56,9 +59,15 @@ impl JoinedStream {
         })?;
         let table = state.table("stream-join")?;
         let planned = StreamJoin::plan(join, (left, &watermark.column), &right, table)?;
+        let on_failure = match &join.deserializer.format {
+            DecodeFormat::Udf(udf) => udf.on_failure.clone(),
+            _ => OnFailure::Fail,
+        };
         Ok(Some(JoinedStream {
             topic: join.topic.clone(),
             deserializer,
+            on_error: join.deserializer.on_error.clone(),
+            on_failure,
             event_time,
             watermark_shift_ms: watermark.delay_ms - join.delay_ms,
             join: Mutex::new(planned),
@@ -93,21 +102,11 @@ impl Plan {
         joined: &JoinedStream,
         chunk: &PartitionChunk,
     ) -> anyhow::Result<ChunkOutput> {
-        let spec = &self
-            .spec
-            .stream_join
-            .as_ref()
-            .expect("a joined stream has its spec")
-            .deserializer;
         let started = std::time::Instant::now();
         let (rows, failures) = match joined.deserializer.decode(chunk) {
             Ok(decoded) => decoded,
             Err(DecodeError::Udf(error)) => {
-                let on_failure = match &spec.format {
-                    DecodeFormat::Udf(udf) => &udf.on_failure,
-                    _ => &OnFailure::Fail,
-                };
-                let mut output = self.call_failed(chunk, on_failure, error, None)?;
+                let mut output = self.call_failed(chunk, &joined.on_failure, error, None)?;
                 output.rows = RecordBatch::new_empty(joined.schema().clone());
                 output.joined = true;
                 return Ok(output);
@@ -115,12 +114,8 @@ impl Plan {
             Err(error) => return Err(error.into()),
         };
         let mut errors = ErrorCounts::default();
-        let dead_letters = self.rejected_records(
-            chunk,
-            failures,
-            (&joined.deserializer, &spec.on_error),
-            &mut errors,
-        )?;
+        let decoder = (&joined.deserializer, &joined.on_error);
+        let dead_letters = self.rejected_records(chunk, failures, decoder, &mut errors)?;
         let max_event_time = event_times(rows.column(joined.event_time))?
             .into_iter()
             .flatten()

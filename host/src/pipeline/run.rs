@@ -97,8 +97,6 @@ struct BatchLoop {
     reporter: Reporter,
     /// The source is either idle here or inside the poll that is reading the next batch.
     idle_source: Option<Source>,
-    /// A file source's files are one stream to the watermark: the partition they all count as.
-    one_stream: Option<TopicPartition>,
     polling: Option<Polling>,
     /// The batch being aggregated, produced and committed while the loop processes the next one.
     writing: Option<InFlight>,
@@ -136,10 +134,6 @@ impl BatchLoop {
                 .trigger
                 .interval()
                 .map_or(IDLE_POLL, |interval| interval.min(IDLE_POLL)),
-            one_stream: match &source {
-                Source::Files(files) => Some(files.position_key()),
-                Source::Kafka(_) => None,
-            },
             idle_source: Some(source),
             polling: None,
             writing: None,
@@ -367,12 +361,7 @@ impl BatchLoop {
         let tracker = self.watermarks.as_mut()?;
         let now = Instant::now();
         for (chunk, output) in chunks.iter().zip(outputs) {
-            let partition = self.one_stream.clone();
-            tracker.observe(
-                &partition.unwrap_or_else(|| (chunk.topic.clone(), chunk.partition)),
-                output.max_event_time,
-                now,
-            );
+            tracker.observe(&chunk.watermark_partition(), output.max_event_time, now);
         }
         tracker.advance(now)
     }

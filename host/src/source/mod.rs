@@ -131,7 +131,7 @@ impl Source {
     pub(crate) fn partitions(&self) -> Vec<TopicPartition> {
         match self {
             Source::Kafka(kafka) => kafka.positions().keys().cloned().collect(),
-            Source::Files(files) => vec![files.position_key()],
+            Source::Files(_) => vec![FileSource::position_key()],
         }
     }
 }

@@ -59,6 +59,10 @@ pub(crate) fn headers_field() -> Field {
     )
 }
 
+/// The file source's one stream, `files`-0: its position (files read) and its watermark clock. Not the
+/// directory's name, which may be given relative to wherever `weir` runs.
+pub(crate) const FILES_STREAM: &str = "files";
+
 /// Where a chunk's records come from, which says how they are numbered and named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOrigin {
@@ -114,6 +118,15 @@ impl PartitionChunk {
             .downcast_ref::<arrow_array::Int64Array>()
             .expect("column 4 of the source schema is the offset")
             .value(row)
+    }
+
+    /// The partition whose watermark clock these records move: their Kafka partition, or, for files, the
+    /// one stream all files make ([`FILES_STREAM`]).
+    pub fn watermark_partition(&self) -> (String, i32) {
+        match self.origin {
+            RecordOrigin::Kafka => (self.topic.clone(), self.partition),
+            RecordOrigin::FileLines | RecordOrigin::FileRows => (FILES_STREAM.to_string(), 0),
+        }
     }
 
     /// Where the record in row `row` came from, for errors: `tx-0 offset 42`, `in/a.json line 7`.

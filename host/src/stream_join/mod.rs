@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
-use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::take::take_record_batch;
@@ -229,17 +229,15 @@ impl StreamJoin {
         watermark: Option<i64>,
     ) -> anyhow::Result<(Arriving, u64)> {
         let stream = if right { &self.right } else { &self.left };
-        let times = event_times(rows.column(stream.time))?;
-        let on_time = |t: &Option<i64>| t.is_some_and(|t| watermark.is_none_or(|w| t >= w));
-        let keep: Vec<bool> = times.iter().map(on_time).collect();
-        let late = keep.iter().filter(|k| !**k).count() as u64;
-        let rows = arrow_select::filter::filter_record_batch(rows, &keep.clone().into())?;
-        let keys = self.encode_keys(&rows, right)?;
-        let times = times
+        let on_time: Vec<Option<i64>> = event_times(rows.column(stream.time))?
             .into_iter()
-            .flatten()
-            .filter(|t| watermark.is_none_or(|w| *t >= w))
+            .map(|t| t.filter(|&t| watermark.is_none_or(|w| t >= w)))
             .collect();
+        let keep: BooleanArray = on_time.iter().map(|t| Some(t.is_some())).collect();
+        let late = (keep.len() - keep.true_count()) as u64;
+        let rows = arrow_select::filter::filter_record_batch(rows, &keep)?;
+        let keys = self.encode_keys(&rows, right)?;
+        let times = on_time.into_iter().flatten().collect();
         Ok((Arriving { rows, times, keys }, late))
     }
 

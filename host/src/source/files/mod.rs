@@ -24,6 +24,7 @@ use anyhow::Context;
 
 pub use spec::{FileSourceFormat, FileSourceSpec, DEFAULT_MAX_FILE_AGE};
 
+use super::records::FILES_STREAM;
 use super::SourceBatch;
 use crate::kafka::TopicPartition;
 use crate::sink::{committed_files, LOG_DIR};
@@ -90,11 +91,9 @@ impl FileSource {
         self.whole = true;
     }
 
-    /// The one stream the source's watermark follows: all files count as one partition, `files`-0, whose
-    /// position is the number of files read (not the directory's name, which may be given relative to
-    /// wherever `weir` runs).
-    pub(crate) fn position_key(&self) -> TopicPartition {
-        ("files".to_string(), 0)
+    /// The source's one partition (see [`FILES_STREAM`]), whose position is the number of files read.
+    pub(crate) fn position_key() -> TopicPartition {
+        (FILES_STREAM.to_string(), 0)
     }
 
     /// A bounded run read every file it started with.
@@ -126,9 +125,9 @@ impl FileSource {
             };
             chunks.extend(read_file(&to_read, &self.spec.format)?);
         }
-        let start = BTreeMap::from([(self.position_key(), self.files_read)]);
+        let start = BTreeMap::from([(Self::position_key(), self.files_read)]);
         self.files_read += files.len() as i64;
-        let end = BTreeMap::from([(self.position_key(), self.files_read)]);
+        let end = BTreeMap::from([(Self::position_key(), self.files_read)]);
         let changes = self.record(&files);
         Ok(SourceBatch {
             chunks,
