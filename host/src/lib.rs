@@ -21,7 +21,8 @@
 //!
 //! - `pipeline`: [`PipelineSpec`] (the stages' specs together), planning and the micro-batch loop;
 //!   [`progress`]: per-batch reports; `checkpoint`: committed batches, offsets and state, beside it.
-//! - `source`: Kafka source options and polling into Spark's source schema; the file source (new files
+//! - `source`: Kafka source options and polling into Spark's source schema, assigning its partitions or
+//!   as a consumer group member sharing them with other instances (`consumerGroup`); the file source (new files
 //!   under a directory, their lines as records of that schema, or Parquet rows; the files read kept in
 //!   the checkpoint).
 //! - `decode`: built-in deserializers (JSON, CSV, Avro, string, binary) and the WebAssembly deserializer stage.
@@ -32,7 +33,8 @@
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
 //!   state in sled.
-//! - `sink`: the Kafka sink; the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);
+//! - `sink`: the Kafka sink (a group member's exactly-once output: a transactional producer per input
+//!   partition); the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);
 //!   the console sink.
 //! - Beside the data path: `metrics`, the Prometheus endpoint and the health checks; [`secrets`], the
 //!   values (passwords, `${VAR}`s) never to print.

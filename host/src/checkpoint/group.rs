@@ -13,7 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::{fetch_metadata_checked, SourceContext, TopicPartition};
+use crate::kafka::{fetch_metadata_checked, offset_list, SourceContext, TopicPartition};
 use crate::source::SourceOptions;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -91,13 +91,8 @@ impl GroupOffsets {
 
     /// Commits `offsets` for the group outside any transaction (at-least-once pipelines).
     pub(crate) fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> anyhow::Result<()> {
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in offsets {
-            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .context("listing offsets to commit")?;
-        }
         self.consumer
-            .commit(&list, CommitMode::Sync)
+            .commit(&offset_list(offsets)?, CommitMode::Sync)
             .with_context(|| format!("committing offsets for consumer group {}", self.name))
     }
 }

@@ -217,7 +217,13 @@ fn read_pipeline(
         .string("checkpointLocation")?
         .map(|path| base.join(path));
     let kafka_source = matches!(source, SourceSpec::Kafka(_));
-    let sink = read_sink(sink, base, (checkpoint.is_some(), kafka_source))?;
+    // A consumer group member's offsets are committed in the group, as a checkpoint's would be.
+    let group_member = matches!(&source, SourceSpec::Kafka(kafka) if kafka.consumer_group);
+    let sink = read_sink(
+        sink,
+        base,
+        (checkpoint.is_some() || group_member, kafka_source),
+    )?;
     let min_batches_to_retain = match root.integer("minBatchesToRetain")? {
         Some(_) if checkpoint.is_none() => {
             return Err(root.error("minBatchesToRetain", "only used with a checkpointLocation"))

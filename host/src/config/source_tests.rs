@@ -124,3 +124,66 @@ fn file_source_mistakes_are_refused_by_key() {
         "{error}"
     );
 }
+
+const GROUP_SOURCE: &str =
+    "kafka.bootstrap.servers = \"localhost:9092\"\nsubscribe = \"tx\"\nconsumerGroup = true";
+const JSON_DESERIALIZER: &str =
+    "[deserializer]\nformat = \"json\"\nschema = \"id BIGINT, t TIMESTAMP\"\n";
+
+#[test]
+fn a_consumer_group_member_is_exactly_once_without_a_checkpoint() {
+    let source = format!("{GROUP_SOURCE}\nkafka.group.instance.id = \"host-1\"");
+    let spec = parse_with(&source, &format!("{JSON_DESERIALIZER}{KAFKA_SINK}")).unwrap();
+    let kafka = spec.source.kafka().unwrap();
+    assert!(kafka.consumer_group);
+    assert_eq!(kafka.kafka["group.instance.id"], "host-1");
+    assert_eq!(spec.sink.delivery, Delivery::ExactlyOnce);
+    // Without the group, exactly once needs a checkpoint, and static membership means nothing.
+    let error = refused(
+        "kafka.bootstrap.servers = \"b\"\nsubscribe = \"tx\"",
+        &format!("{JSON_DESERIALIZER}{KAFKA_SINK}delivery = \"exactly-once\"\n"),
+    );
+    assert!(error.contains("`sink.delivery`"), "{error}");
+    let error = refused(
+        "kafka.bootstrap.servers = \"b\"\nsubscribe = \"tx\"\nkafka.group.instance.id = \"h\"",
+        &format!("{JSON_DESERIALIZER}{KAFKA_SINK}"),
+    );
+    assert!(
+        error.contains("kafka.group.instance.id") && error.contains("consumerGroup"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
+    let rest = format!("{JSON_DESERIALIZER}{KAFKA_SINK}");
+    let cases = [
+        ("assign = '{\"tx\":[0]}'", "", "source.assign"),
+        ("endingOffsets = \"latest\"", "", "source.endingOffsets"),
+        ("kafka.group.id = \"g\"", "", "source.kafka.group.id"),
+        (
+            "",
+            "[watermark]\ncolumn = \"t\"\ndelay = \"1s\"\n",
+            "`watermark`",
+        ),
+        ("", "[trigger]\navailableNow = true\n", "`trigger`"),
+    ];
+    for (extra_source, extra, key) in cases {
+        let source = match extra_source.starts_with("assign") {
+            true => {
+                format!("kafka.bootstrap.servers = \"b\"\nconsumerGroup = true\n{extra_source}")
+            }
+            false => format!("{GROUP_SOURCE}\n{extra_source}"),
+        };
+        let error = refused(&source, &format!("{rest}{extra}"));
+        assert!(error.contains(key), "{key}: {error}");
+    }
+    let checkpointed = format!("checkpointLocation = \"c\"\n[source]\n{GROUP_SOURCE}\n{rest}");
+    let error = parse(&checkpointed, "p.toml", Path::new("."), "p", |_| None)
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("checkpointLocation"), "{error}");
+    let console = format!("{JSON_DESERIALIZER}[sink]\nformat = \"console\"\n");
+    let error = refused(GROUP_SOURCE, &console);
+    assert!(error.contains("the sink must be Kafka"), "{error}");
+}

@@ -1,12 +1,14 @@
 //! What every Weir consumer starts from: throughput settings for micro-batches, and the context that turns
-//! librdkafka's end-of-partition events into a flag instead of errors and records failed TLS and SASL
-//! handshakes.
+//! librdkafka's end-of-partition events into a flag instead of errors, records failed TLS and SASL
+//! handshakes, and hands a group member's rebalances to the source.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientContext;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::connection::{HandshakeFailure, RecordsHandshakes};
 
@@ -29,9 +31,26 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 pub(crate) struct SourceContext {
     reached_end: AtomicBool,
     handshakes: HandshakeFailure,
+    /// A consumer group member's answer to rebalances, set before it subscribes.
+    rebalancing: OnceLock<Arc<dyn Rebalancing>>,
+}
+
+/// What a consumer group member does when the group moves partitions, called on the thread that polls.
+/// librdkafka takes the partitions only once the call returns, so work done here (fencing, finishing
+/// batches) happens before the partitions are read or released.
+pub(crate) trait Rebalancing: Send + Sync {
+    /// Before `partitions` are read: sets the offset each starts from.
+    fn assigned(&self, consumer: &BaseConsumer<SourceContext>, partitions: &mut TopicPartitionList);
+    /// Before `partitions` are given up (`lost`: taken already, after a missed session timeout).
+    fn revoked(&self, partitions: &TopicPartitionList, lost: bool);
 }
 
 impl SourceContext {
+    /// Makes this consumer's rebalances go through `rebalancing` (once, before it subscribes).
+    pub(crate) fn rebalance_with(&self, rebalancing: Arc<dyn Rebalancing>) {
+        let _ = self.rebalancing.set(rebalancing);
+    }
+
     /// Whether a partition's end was reached since the last call.
     pub(crate) fn take_reached_end(&self) -> bool {
         self.reached_end.swap(false, Ordering::Relaxed)
@@ -58,4 +77,46 @@ impl RecordsHandshakes for SourceContext {
     }
 }
 
-impl ConsumerContext for SourceContext {}
+impl ConsumerContext for SourceContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        error: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match error {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(rebalancing) = self.rebalancing.get() {
+                    rebalancing.assigned(consumer, partitions);
+                }
+                match cooperative {
+                    true => consumer.incremental_assign(partitions),
+                    false => consumer.assign(partitions),
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Some(rebalancing) = self.rebalancing.get() {
+                    rebalancing.revoked(partitions, consumer.assignment_lost());
+                }
+                match cooperative {
+                    true => consumer.incremental_unassign(partitions),
+                    false => consumer.unassign(),
+                }
+            }
+            other => {
+                tracing::error!(
+                    "Kafka consumer group: rebalancing failed: {:?}",
+                    RDKafkaErrorCode::from(other)
+                );
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!("Kafka consumer group: taking the new assignment failed: {error}");
+        }
+    }
+}

@@ -4,14 +4,16 @@
 //!
 //! This is the bottom layer of the Kafka side: it knows librdkafka, and nothing of pipelines or stages.
 
+use anyhow::Context;
+
 mod connection;
 mod consumer;
 mod options;
 mod producer;
 
 pub(crate) use connection::{fetch_metadata_checked, HandshakeFailure, RecordsHandshakes};
-pub(crate) use consumer::SourceContext;
 pub use consumer::CONSUMER_DEFAULTS;
+pub(crate) use consumer::{Rebalancing, SourceContext};
 pub use options::OptionError;
 pub(crate) use options::{split_kafka_options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS};
 pub use producer::CheckedProducer;
@@ -19,3 +21,15 @@ pub(crate) use producer::{flush_in_steps, send_waiting, DeliveryFailures};
 
 /// A Kafka topic partition.
 pub(crate) type TopicPartition = (String, i32);
+
+/// `offsets` as the list librdkafka commits (for a group, or inside a transaction).
+pub(crate) fn offset_list(
+    offsets: &std::collections::BTreeMap<TopicPartition, i64>,
+) -> anyhow::Result<rdkafka::TopicPartitionList> {
+    let mut list = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+            .with_context(|| format!("listing offset {offset} of {topic}-{partition}"))?;
+    }
+    Ok(list)
+}

@@ -36,19 +36,33 @@ use anyhow::Context;
 /// the first batch numbered `batch` or later, as a power cut would. Points: `planned` (after the
 /// write-ahead), `produced` (output sent, not committed; only batches that wrote rows), `staged`
 /// (exactly-once: state staged, transaction not committed), `committed` (transaction committed, checkpoint
-/// not yet updated).
-fn crash_point(point: &str, batch: u64) {
-    static AT: OnceLock<Option<(String, u64)>> = OnceLock::new();
+/// not yet updated). `<point>:<batch>:stop` stops the process there instead (SIGSTOP, once), as a long
+/// pause would, for the zombie tests of consumer groups.
+pub(super) fn crash_point(point: &str, batch: u64) {
+    static AT: OnceLock<Option<(String, u64, bool)>> = OnceLock::new();
+    static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let at = AT.get_or_init(|| {
         let value = std::env::var("WEIR_CRASH_AT").ok()?;
-        let (point, batch) = value.split_once(':')?;
-        Some((point.to_string(), batch.parse().ok()?))
+        let mut parts = value.split(':');
+        let (point, batch) = (parts.next()?, parts.next()?.parse().ok()?);
+        Some((point.to_string(), batch, parts.next() == Some("stop")))
     });
-    if let Some((at_point, at_batch)) = at {
-        if at_point == point && batch >= *at_batch {
-            eprintln!("WEIR_CRASH_AT: aborting at {point} of batch {batch}");
-            std::process::abort();
-        }
+    let Some((at_point, at_batch, stop)) = at else {
+        return;
+    };
+    if at_point != point || batch < *at_batch {
+        return;
+    }
+    if !*stop {
+        eprintln!("WEIR_CRASH_AT: aborting at {point} of batch {batch}");
+        std::process::abort();
+    }
+    if !STOPPED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("WEIR_CRASH_AT: stopping at {point} of batch {batch}");
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status();
     }
 }
 

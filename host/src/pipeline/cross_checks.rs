@@ -1,5 +1,6 @@
 //! The checks between stages that [`PipelineSpec::validate`] runs beyond its own: what a file source, a
-//! stream-stream join, a file or console sink, and dead letters each allow of the rest of the pipeline.
+//! consumer group member, a stream-stream join, a file or console sink, and dead letters each allow of the
+//! rest of the pipeline.
 
 use super::spec::{PipelineSpec, SpecError, Transform};
 use crate::aggregate::OutputMode;
@@ -37,6 +38,50 @@ impl PipelineSpec {
             return Err(SpecError::new(
                 "watermark.max_drift",
                 "a file source is one stream, with nothing to align: remove max_drift",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a consumer group member (`consumerGroup = true`) cannot have yet: state (windows, deduplication,
+    /// a stream join, or the watermark they need), which would have to move with its partitions; a
+    /// checkpoint, since the group holds the offsets; a sink other than Kafka, whose output would need one
+    /// committed-files log per instance; and a bounded trigger, since partitions move between instances.
+    pub(super) fn check_consumer_group(&self) -> Result<(), SpecError> {
+        if !self.source.kafka().is_some_and(|k| k.consumer_group) {
+            return Ok(());
+        }
+        let why = "with `consumerGroup = true`";
+        let stateful = [
+            ("watermark", self.watermark.is_some()),
+            ("aggregate", self.aggregate.is_some()),
+            ("deduplicate", self.deduplicate.is_some()),
+            ("stream_join", self.stream_join.is_some()),
+        ];
+        if let Some((key, _)) = stateful.iter().find(|(_, present)| *present) {
+            return Err(SpecError::new(
+                *key,
+                format!("{why}, instances share the partitions, and state does not move between them yet: run a stateful pipeline as one instance"),
+            ));
+        }
+        if self.checkpoint.is_some() {
+            return Err(SpecError::new(
+                "checkpointLocation",
+                format!("{why}, the consumer group holds the offsets: remove checkpointLocation"),
+            ));
+        }
+        if self.sink.target != SinkTarget::Kafka {
+            return Err(SpecError::new(
+                "sink",
+                format!("{why}, the sink must be Kafka: files and the console are written by one instance"),
+            ));
+        }
+        if self.trigger.is_bounded() {
+            return Err(SpecError::new(
+                "trigger",
+                format!(
+                    "{why}, a member runs until stopped: its partitions move between instances"
+                ),
             ));
         }
         Ok(())

@@ -7,13 +7,14 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::commit::Checkpointing;
+use super::group::GroupRun;
 use super::{PipelineSpec, Plan, Trigger};
 use crate::aggregate::OutputMode;
 use crate::metrics::MetricsServer;
 use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
 use crate::source::{
-    FileSource, FileSourceSpec, KafkaSource, OffsetSpec, Source, SourceOptions, SourceSpec,
-    TopicSelection, FILES_READ_TABLE,
+    FileSource, FileSourceSpec, KafkaSource, Membership, OffsetSpec, Source, SourceOptions,
+    SourceSpec, TopicSelection, FILES_READ_TABLE,
 };
 use crate::window::WatermarkTracker;
 
@@ -31,13 +32,17 @@ pub(super) async fn serve_metrics(plan: &Plan) -> anyhow::Result<Option<MetricsS
 
 /// Opens the source (from the checkpoint's positions, checking that none was lost) and the sink. The sink
 /// starts while the source does: both wait on the broker (offsets, the group's offsets, the transactional
-/// producer's fencing), ~100-200 ms each on tansu, which a short run would otherwise pay twice.
+/// producer's fencing), ~100-200 ms each on tansu, which a short run would otherwise pay twice. A consumer
+/// group member (`group`) joins its group instead, and exactly once its sink is the per-partition
+/// producers, opened as partitions are assigned.
 pub(super) async fn open_io(
     spec: &PipelineSpec,
     checkpointing: Option<&Arc<Checkpointing>>,
+    group: Option<&GroupRun>,
     opening: Instant,
 ) -> anyhow::Result<(Source, Arc<Sink>)> {
-    let opening_sink = open_sink(spec, checkpointing);
+    let opening_sink = open_sink(spec, checkpointing, group);
+    let membership = group.map(|g| g.membership.clone());
     let (mut source, trigger) = (spec.source.clone(), spec.trigger);
     // A stream-stream join's other topic is read by the same consumer, beside the source's.
     if let (Some(join), Some(kafka)) = (&spec.stream_join, source.kafka_mut()) {
@@ -48,7 +53,8 @@ pub(super) async fn open_io(
     let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || match source {
         SourceSpec::Kafka(options) => {
-            open_kafka(options, trigger, opening_checkpoint.as_deref()).map(Source::Kafka)
+            open_kafka(options, trigger, opening_checkpoint.as_deref(), membership)
+                .map(Source::Kafka)
         }
         SourceSpec::Files(files) => {
             open_files(files, trigger, opening_checkpoint.as_deref()).map(Source::Files)
@@ -56,7 +62,7 @@ pub(super) async fn open_io(
     })
     .await?
     .context("starting the source")?;
-    tracing::info!(elapsed = ?opening.elapsed(), "source ready: partitions assigned and offsets resolved");
+    tracing::info!(elapsed = ?opening.elapsed(), "source ready");
     let sink = Arc::new(opening_sink.await?.context("starting the sink")?);
     tracing::info!(elapsed = ?opening.elapsed(), "sink ready");
     Ok((source, sink))
@@ -67,12 +73,13 @@ fn open_kafka(
     mut options: SourceOptions,
     trigger: Trigger,
     checkpointing: Option<&Checkpointing>,
+    membership: Option<Membership>,
 ) -> anyhow::Result<Box<KafkaSource>> {
     if trigger.is_bounded() {
         options.ending = Some(OffsetSpec::Latest);
     }
     let resume_positions = checkpointing.and_then(|c| c.resume.positions.as_ref());
-    let mut source = KafkaSource::open(options, resume_positions)?;
+    let mut source = KafkaSource::open(options, resume_positions, membership)?;
     if trigger == Trigger::Once {
         source.read_all_in_one_batch();
     }
@@ -114,7 +121,9 @@ fn open_files(
 fn open_sink(
     spec: &PipelineSpec,
     checkpointing: Option<&Arc<Checkpointing>>,
+    group: Option<&GroupRun>,
 ) -> tokio::task::JoinHandle<anyhow::Result<Sink>> {
+    let by_partition = group.and_then(|g| g.producers.clone());
     let target = spec.sink.target.clone();
     let (options, format) = (spec.sink.options.clone(), spec.sink.format);
     let transactional_id = checkpointing.and_then(|c| c.transactional_id());
@@ -128,6 +137,9 @@ fn open_sink(
         .is_some_and(|a| a.output_mode == OutputMode::Complete);
     tokio::task::spawn_blocking(move || {
         Ok(match target {
+            SinkTarget::Kafka if by_partition.is_some() => {
+                Sink::KafkaByPartition(by_partition.expect("checked by the guard"))
+            }
             SinkTarget::Kafka => Sink::Kafka(Box::new(KafkaSink::open(
                 options,
                 format,

@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 use super::commit::Checkpointing;
 use super::files_and_console::{print, write_files};
+use super::group::GroupCommit;
+use super::partition_write::write_by_partition;
 use super::plan::Plan;
 use super::refused::RefusedRows;
 use super::stateful::Aggregated;
@@ -29,6 +31,7 @@ use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
 /// What writing a batch did.
+#[derive(Default)]
 pub(crate) struct Written {
     /// Rows written to the sink.
     pub(crate) rows: u64,
@@ -90,6 +93,8 @@ pub(crate) struct ProcessedBatch {
     pub(crate) watermarks: (Option<i64>, Option<i64>),
     /// With a checkpoint: how to commit it.
     pub(crate) commit: Option<BatchCommit>,
+    /// As a consumer group member: what it commits with.
+    pub(crate) group: Option<GroupCommit>,
 }
 
 /// Starts writing `batch` on tokio's blocking pool. The caller awaits one write before starting the next:
@@ -103,6 +108,7 @@ pub(crate) fn start_writing(
     tokio::task::spawn_blocking(move || {
         let written = match sink.as_ref() {
             Sink::Kafka(kafka) => write(&plan, kafka, batch),
+            Sink::KafkaByPartition(producers) => write_by_partition(&plan, producers, batch),
             Sink::Files(files) => write_files(&plan, files, batch),
             Sink::Console(console) => print(&plan, console, batch),
         };
@@ -127,6 +133,9 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
             unreachable!("without a transaction every attempt is delivered");
         };
         timings.produce = producing.elapsed();
+        if let Some(group) = &batch.group {
+            group.commit_offsets(batch.batch);
+        }
         return Ok(output.written(counts, &refused, timings));
     };
     let checkpointing = &commit.checkpointing;
@@ -193,10 +202,10 @@ fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result
 /// How many times a batch's transaction is made before an abortable failure stops the pipeline. Kafka
 /// asks producers to abort and start over on such failures; librdkafka may need one transaction to bump
 /// its epoch after a record was refused (seen on its mock cluster).
-const TRANSACTION_ATTEMPTS: u32 = 3;
+pub(super) const TRANSACTION_ATTEMPTS: u32 = 3;
 
 /// What the batch becomes once, however many times it is produced: the stateful part is run here.
-struct BatchOutput {
+pub(super) struct BatchOutput {
     /// The rows for the sink.
     rows: SinkRows,
     /// The output rows of each chunk, when there is no aggregation (which mixes them).
@@ -207,7 +216,11 @@ struct BatchOutput {
 }
 
 impl BatchOutput {
-    fn new(plan: &Plan, sink: &KafkaSink, batch: &ProcessedBatch) -> anyhow::Result<BatchOutput> {
+    pub(super) fn new(
+        plan: &Plan,
+        sink: &KafkaSink,
+        batch: &ProcessedBatch,
+    ) -> anyhow::Result<BatchOutput> {
         let by_chunk = (!plan.has_state()).then(|| {
             let mut start = 0;
             batch
@@ -229,7 +242,12 @@ impl BatchOutput {
         })
     }
 
-    fn written(&self, delivered: Counts, refused: &RefusedRows, timings: WriteTimings) -> Written {
+    pub(super) fn written(
+        &self,
+        delivered: Counts,
+        refused: &RefusedRows,
+        timings: WriteTimings,
+    ) -> Written {
         Written {
             rows: delivered.rows,
             state: self.state.clone(),
@@ -256,7 +274,7 @@ pub(super) fn aggregate(plan: &Plan, batch: &ProcessedBatch) -> anyhow::Result<A
 }
 
 /// What one attempt at producing a batch came to.
-enum Delivered {
+pub(super) enum Delivered {
     /// Everything was acknowledged: the rows written and the source records dead-lettered for refused
     /// rows.
     Done(Counts),
@@ -264,15 +282,15 @@ enum Delivered {
     Again,
 }
 
-struct Counts {
-    rows: u64,
+pub(super) struct Counts {
+    pub(super) rows: u64,
     lettered: u64,
 }
 
 /// Produces the batch's rows (less those refused earlier), late rows and dead letters, and flushes; rows
 /// refused on the way go through `[sink] on_error`. In a transaction (`transactional`), a row the broker
 /// refuses after the flush fails the transaction, so the attempt asks to be made again.
-fn deliver(
+pub(super) fn deliver(
     plan: &Plan,
     sink: &KafkaSink,
     batch: &ProcessedBatch,

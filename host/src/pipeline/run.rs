@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 
 use super::commit::Checkpointing;
+use super::group::{BatchToken, GroupCommit, GroupRun, MemberBatches};
 use super::opening::{open_io, serve_metrics, watermark_tracker};
 use super::overlapped_write::{start_writing, BatchCommit, ProcessedBatch};
 use super::plan::Plan;
@@ -57,8 +58,12 @@ pub(crate) async fn run(
     let checkpointing = checkpointing.map(Arc::new);
     let opening = Instant::now();
     let metrics = serve_metrics(&plan).await?;
-    let (source, sink) = open_io(plan.spec(), checkpointing.as_ref(), opening).await?;
+    let spec = plan.spec();
+    let group = (spec.source.kafka()).and_then(|k| k.consumer_group.then(|| GroupRun::new(spec)));
+    let (source, sink) = open_io(spec, checkpointing.as_ref(), group.as_ref(), opening).await?;
+    let member = group.and_then(|group| group.member_batches(&source));
     let mut batches = BatchLoop::new(plan, reload, checkpointing, (source, sink), opening);
+    batches.member = member;
     if let Some(server) = &metrics {
         server.metrics().set_ready(true);
         batches.reporter.metrics = Some(server.metrics().clone());
@@ -76,6 +81,9 @@ pub(crate) async fn run(
         Some(last) => batches.reporter.finish(last, listener).await,
         None => Ok(()),
     };
+    // A batch read and never processed is settled: a group member's consumer, closed when the source is
+    // dropped, gives its partitions up only once no batch is in flight.
+    batches.read_token = None;
     ended?;
     finished?;
     Ok(batches.reporter.summary)
@@ -101,6 +109,9 @@ struct BatchLoop {
     /// The batch being aggregated, produced and committed while the loop processes the next one.
     writing: Option<InFlight>,
     next_batch: u64,
+    /// As a consumer group member: the member, and the token holding the batch just read in flight.
+    member: Option<MemberBatches>,
+    read_token: Option<BatchToken>,
     workers: usize,
     poll_wait: Duration,
     reload: bool,
@@ -137,6 +148,8 @@ impl BatchLoop {
             idle_source: Some(source),
             polling: None,
             writing: None,
+            member: None,
+            read_token: None,
             reload_checked: Instant::now(),
             plan,
             sink,
@@ -159,6 +172,7 @@ impl BatchLoop {
         let Some(batch) = self.poll_next(shutdown).await? else {
             return Ok(Step::Stop);
         };
+        let in_flight = self.read_token.take();
         let poll_ms = millis(started.elapsed());
         let watermark_before = self
             .watermarks
@@ -212,9 +226,14 @@ impl BatchLoop {
             sink_started: Instant::now(),
         };
         let watermarks = (watermark_before, watermark_after);
+        let group = (self.member.as_ref().zip(in_flight)).map(|(m, token)| GroupCommit {
+            member: m.member.clone(),
+            end: batch.end.clone(),
+            _in_flight: token,
+        });
         self.write_behind(
             chunks,
-            outputs,
+            (outputs, group),
             (batch.start, batch.end, batch.checkpoint_changes),
             watermarks,
             report,
@@ -250,7 +269,7 @@ impl BatchLoop {
     fn write_behind(
         &mut self,
         chunks: Arc<Vec<PartitionChunk>>,
-        outputs: Vec<ChunkOutput>,
+        (outputs, group): (Vec<ChunkOutput>, Option<GroupCommit>),
         (start, end, source_changes): (Offsets, Offsets, Option<TableChanges>),
         watermarks: (Option<i64>, Option<i64>),
         report: BatchReport,
@@ -272,6 +291,7 @@ impl BatchLoop {
             outputs,
             watermarks,
             commit,
+            group,
         };
         self.writing = Some(InFlight {
             task: start_writing(self.plan.clone(), self.sink.clone(), batch),
@@ -322,6 +342,8 @@ impl BatchLoop {
             () = shutdown.as_mut() => { tracing::info!("stopping on request"); return Ok(None); }
         };
         let batch = batch.context("polling the source")?;
+        // In flight from now: a rebalance in the next poll waits for it before giving partitions up.
+        self.read_token = self.member.as_ref().map(|m| m.in_flight.token());
         if let (Some(tracker), Some(drift), Source::Kafka(kafka)) = (
             &self.watermarks,
             self.plan

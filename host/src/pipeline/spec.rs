@@ -282,7 +282,9 @@ impl PipelineSpec {
                  endingOffsets, or the trigger",
             ));
         }
-        if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() {
+        let group_member = self.source.kafka().is_some_and(|k| k.consumer_group);
+        if self.sink.delivery == Delivery::ExactlyOnce && self.checkpoint.is_none() && !group_member
+        {
             return Err(SpecError::new(
                 "sink.delivery",
                 "exactly-once needs a checkpoint: set `checkpointLocation` at the top of the file",
@@ -302,6 +304,7 @@ impl PipelineSpec {
         }
         self.check_sink_target()?;
         self.check_file_source()?;
+        self.check_consumer_group()?;
         self.check_stream_join()?;
         self.check_dead_letter_policies()
     }

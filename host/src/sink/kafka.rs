@@ -26,7 +26,9 @@ use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::rows::{avro_schema_of, Encoding};
 use super::{SinkOptions, SinkRows};
-use crate::kafka::{fetch_metadata_checked, flush_in_steps, send_waiting, TopicPartition};
+use crate::kafka::{
+    fetch_metadata_checked, flush_in_steps, offset_list, send_waiting, TopicPartition,
+};
 use crate::registry::SchemaRegistry;
 use crate::sink::SinkFormat;
 
@@ -135,13 +137,8 @@ impl KafkaSink {
         offsets: &BTreeMap<TopicPartition, i64>,
         group: &ConsumerGroupMetadata,
     ) -> anyhow::Result<()> {
-        let mut list = rdkafka::TopicPartitionList::new();
-        for ((topic, partition), offset) in offsets {
-            list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
-                .context("listing the batch's offsets")?;
-        }
         self.producer
-            .send_offsets_to_transaction(&list, group, TRANSACTION_TIMEOUT)
+            .send_offsets_to_transaction(&offset_list(offsets)?, group, TRANSACTION_TIMEOUT)
             .context("adding the batch's source offsets to its Kafka transaction")
     }
 
@@ -186,10 +183,7 @@ impl KafkaSink {
 
     /// Spark's description of the sink, for progress reports.
     pub(crate) fn description(&self) -> String {
-        match &self.options.topic {
-            Some(topic) => format!("KafkaSink[{topic}]"),
-            None => "KafkaSink[topic column]".into(),
-        }
+        describe(self.options.topic.as_deref())
     }
 
     /// The rows of `batch` in the sink's shape (value, key, topic, partition, headers).
@@ -277,6 +271,14 @@ impl AvroTarget {
             .register(&self.subject, &schema)
             .map_err(anyhow::Error::msg)?;
         Ok(*self.id.get_or_init(|| id))
+    }
+}
+
+/// Spark's description of a Kafka sink writing to `topic` (else to each row's `topic` column).
+pub(super) fn describe(topic: Option<&str>) -> String {
+    match topic {
+        Some(topic) => format!("KafkaSink[{topic}]"),
+        None => "KafkaSink[topic column]".into(),
     }
 }
 

@@ -10,6 +10,7 @@
 //! format = "json"        # or "avro" (with schema_registry), or "kafka" (the default): a `value` column
 //! ```
 
+mod by_partition;
 mod console;
 mod deliveries;
 mod files;
@@ -20,7 +21,9 @@ mod rows;
 mod spec;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+pub(crate) use by_partition::{is_fenced, PartitionProducers};
 pub use files::FileSink;
 pub(crate) use files::{check_file_schema, FilesLog};
 pub use files::{committed_files, CommittedBatchFiles, CommittedFile, LOG_DIR};
@@ -37,6 +40,8 @@ pub(crate) use console::ConsoleSink;
 /// An open sink, of the spec's [`SinkTarget`].
 pub(crate) enum Sink {
     Kafka(Box<KafkaSink>),
+    /// A consumer group member's exactly-once output: a transaction per input partition.
+    KafkaByPartition(Arc<PartitionProducers>),
     Files(FileSink),
     Console(ConsoleSink),
 }
@@ -46,6 +51,7 @@ impl Sink {
     pub(crate) fn description(&self) -> String {
         match self {
             Sink::Kafka(kafka) => kafka.description(),
+            Sink::KafkaByPartition(producers) => producers.description(),
             Sink::Files(files) => files.description(),
             Sink::Console(console) => console.description(),
         }

@@ -2,20 +2,22 @@
 //!
 //! Partitions are *assigned*, never joined through a consumer group, so the source starts at once and its
 //! offsets are Weir's own (Spark keeps them in its checkpoint and commits nothing to Kafka; Weir does the
-//! same). Each micro-batch is split by partition, so partitions can be processed in parallel and the
+//! same). With `consumerGroup = true` the source is a group member instead, and instances of the pipeline
+//! share the partitions (`kafka/group.rs`). Each micro-batch is split by partition, so partitions can be processed in parallel and the
 //! offsets of each are known exactly.
 //!
 //! This file opens the consumer and polls; `kafka/assignment.rs` works out which partitions to read and
 //! from which offsets.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use arrow_schema::SchemaRef;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -25,6 +27,9 @@ use super::SourceBatch;
 use crate::kafka::{SourceContext, TopicPartition, CONSUMER_DEFAULTS};
 
 mod assignment;
+mod group;
+
+pub(crate) use group::{GroupMember, Handover, Membership};
 
 /// Records per micro-batch when `maxOffsetsPerTrigger` is not set: bounds the memory of one batch. 50,000
 /// ran the reference workload as fast as 100,000 once the next batch was read ahead, with less memory.
@@ -45,7 +50,7 @@ fn advance(positions: &mut BTreeMap<TopicPartition, i64>, tp: TopicPartition, to
 
 /// A Kafka source reading assigned partitions from resolved offsets.
 pub(crate) struct KafkaSource {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: Arc<BaseConsumer<SourceContext>>,
     options: SourceOptions,
     schema: SchemaRef,
     /// The next offset to read, per assigned partition.
@@ -60,6 +65,8 @@ pub(crate) struct KafkaSource {
     held: BTreeSet<TopicPartition>,
     /// The `once` trigger: the first batch reads to the ending offsets, however many records that is.
     whole: bool,
+    /// As a consumer group member: the member, and the rebalances it has yet to apply.
+    member: Option<(GroupMember, Arc<group::MemberRebalancing>)>,
 }
 
 impl KafkaSource {
@@ -67,13 +74,23 @@ impl KafkaSource {
     /// Partitions in `resume` (a checkpoint's committed positions) start there; only partitions new since
     /// then use `startingOffsets`, as in Spark. A resume position the broker no longer holds (retention, a
     /// deleted topic) is data loss, handled per `failOnDataLoss`.
+    ///
+    /// With `membership`, the source joins the group instead, and the group's committed offsets say where
+    /// each partition it is given starts.
     pub(crate) fn open(
         options: SourceOptions,
         resume: Option<&BTreeMap<TopicPartition, i64>>,
+        membership: Option<Membership>,
     ) -> anyhow::Result<KafkaSource> {
         let mut config = ClientConfig::new();
+        match &membership {
+            // Cooperative: a rebalance moves only the partitions that change owner.
+            Some(membership) => config
+                .set("group.id", &membership.group)
+                .set("partition.assignment.strategy", "cooperative-sticky"),
+            None => config.set("group.id", format!("weir-source-{}", uuid::Uuid::new_v4())),
+        };
         config
-            .set("group.id", format!("weir-source-{}", uuid::Uuid::new_v4()))
             .set("client.id", "weir-source")
             .set("enable.partition.eof", "true");
         for (key, value) in CONSUMER_DEFAULTS {
@@ -91,9 +108,11 @@ impl KafkaSource {
             .get("bootstrap.servers")
             .cloned()
             .unwrap_or_default();
-        let consumer: BaseConsumer<SourceContext> = config
-            .create_with_context(SourceContext::default())
-            .context("creating the Kafka consumer")?;
+        let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
+            config
+                .create_with_context(SourceContext::default())
+                .context("creating the Kafka consumer")?,
+        );
         let client_config = config.clone();
         let mut source = KafkaSource {
             consumer,
@@ -106,7 +125,12 @@ impl KafkaSource {
             config: client_config,
             held: BTreeSet::new(),
             whole: false,
+            member: None,
         };
+        if let Some(membership) = membership {
+            source.join_group(membership)?;
+            return Ok(source);
+        }
         let partitions = source.resolve_partitions(true)?;
         let starting = source.options.starting.clone();
         let mut starts = source.resolve_offsets(&partitions, &starting, "startingOffsets")?;
@@ -207,7 +231,11 @@ impl KafkaSource {
     /// Polls one micro-batch: waits up to `max_wait` for the first record, then takes what has arrived, up
     /// to `maxOffsetsPerTrigger` records.
     pub(crate) fn next_batch(&mut self, max_wait: Duration) -> anyhow::Result<SourceBatch> {
-        if self.ending.is_none() && self.last_discovery.elapsed() >= DISCOVERY_INTERVAL {
+        let assigned_here = self.member.is_none();
+        if assigned_here
+            && self.ending.is_none()
+            && self.last_discovery.elapsed() >= DISCOVERY_INTERVAL
+        {
             self.discover()?;
         }
         let start = self.positions.clone();
@@ -233,7 +261,10 @@ impl KafkaSource {
             } else {
                 Duration::ZERO
             };
-            let message = match self.consumer.poll(timeout) {
+            let polled = self.consumer.poll(timeout);
+            count -=
+                Self::apply_rebalances(self.member.as_ref(), &mut self.positions, &mut builders)?;
+            let message = match polled {
                 // `once` waits for the rest as long as the broker keeps sending.
                 None if self.whole && count > 0 && last_record.elapsed() < WHOLE_BATCH_STALL => {
                     continue
@@ -385,44 +416,5 @@ impl KafkaSource {
             .pause(&list)
             .context("pausing a finished partition")?;
         Ok(())
-    }
-
-    fn handle_error(&mut self, error: KafkaError) -> anyhow::Result<()> {
-        match error {
-            KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
-            | KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange) => {
-                // Find the partitions whose position fell out of the retained range and handle each.
-                for (tp, position) in self.positions.clone() {
-                    // Only records below the earliest retained offset can be lost; ListOffsets' "latest"
-                    // is not trusted here (see `latest.rs`).
-                    let (low, _) = self.watermarks(&tp)?;
-                    if position < low {
-                        let to = low;
-                        self.data_loss(&tp, position, to)?;
-                        self.consumer
-                            .seek(&tp.0, tp.1, Offset::Offset(to), METADATA_TIMEOUT)
-                            .with_context(|| format!("seeking {}-{} to {to}", tp.0, tp.1))?;
-                        self.positions.insert(tp, to);
-                    }
-                }
-                Ok(())
-            }
-            KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
-            | KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopic) => {
-                if self.options.fail_on_data_loss {
-                    bail!("a source topic or partition was deleted while the query ran: {error}; set failOnDataLoss = false to go on without it");
-                }
-                tracing::warn!("a source topic or partition disappeared: {error}");
-                Ok(())
-            }
-            KafkaError::MessageConsumptionFatal(_) => {
-                Err(error).context("the Kafka consumer failed")
-            }
-            other => {
-                // Transport errors and the like: librdkafka retries by itself.
-                tracing::warn!("Kafka consumer: {other}");
-                Ok(())
-            }
-        }
     }
 }

@@ -14,7 +14,7 @@ use arrow_schema::SchemaRef;
 
 pub(crate) use files::{FileSource, FILES_READ_TABLE};
 pub use files::{FileSourceFormat, FileSourceSpec, DEFAULT_MAX_FILE_AGE};
-pub(crate) use kafka::KafkaSource;
+pub(crate) use kafka::{GroupMember, Handover, KafkaSource, Membership};
 pub use latest::latest_offsets;
 pub use options::{OffsetSpec, SourceOptions, TopicSelection};
 pub(crate) use records::headers_field;

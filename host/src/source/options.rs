@@ -9,6 +9,7 @@
 //! maxOffsetsPerTrigger = 50000        # optional: records per micro-batch
 //! includeHeaders = true               # add the `headers` column
 //! failOnDataLoss = true               # fail when requested offsets are gone from the broker
+//! consumerGroup = true                # optional: instances share the partitions (docs/scaling-out.md)
 //! ```
 
 use std::collections::BTreeMap;
@@ -54,6 +55,9 @@ pub struct SourceOptions {
     pub include_headers: bool,
     /// `failOnDataLoss`: fail (true) or skip ahead with a warning (false) when offsets are gone.
     pub fail_on_data_loss: bool,
+    /// `consumerGroup`: join the consumer group `weir-<name>` and read the partitions it assigns, so that
+    /// instances of the pipeline share them, instead of reading every partition (the default).
+    pub consumer_group: bool,
     /// Everything given as `kafka.*`, prefix removed, for librdkafka.
     pub kafka: BTreeMap<String, String>,
 }
@@ -69,6 +73,7 @@ pub(crate) const SOURCE_OPTIONS: &[&str] = &[
     "maxOffsetsPerTrigger",
     "includeHeaders",
     "failOnDataLoss",
+    "consumerGroup",
 ];
 
 impl SourceOptions {
@@ -140,6 +145,15 @@ impl SourceOptions {
             .transpose()?;
         let include_headers = parse_bool(&mut rest, "includeHeaders", false)?;
         let fail_on_data_loss = parse_bool(&mut rest, "failOnDataLoss", true)?;
+        let consumer_group = parse_bool(&mut rest, "consumerGroup", false)?;
+        if consumer_group {
+            check_group_mode(&topics, &ending, &kafka)?;
+        } else if kafka.contains_key("group.instance.id") {
+            return Err(OptionError::new(
+                "kafka.group.instance.id",
+                "static membership is for a consumer group member: set `consumerGroup = true`",
+            ));
+        }
         if let Some(key) = rest.keys().next() {
             return Err(OptionError::new(
                 key.clone(),
@@ -153,6 +167,7 @@ impl SourceOptions {
             max_offsets_per_trigger,
             include_headers,
             fail_on_data_loss,
+            consumer_group,
             kafka,
         })
     }
@@ -175,6 +190,35 @@ impl SourceOptions {
             }
         }
     }
+}
+
+/// What a group member cannot do: the group decides its partitions (not `assign`), and the partitions
+/// move between members, so there are no ending offsets to stop at. `group.instance.id` is for this mode
+/// only (static membership).
+fn check_group_mode(
+    topics: &TopicSelection,
+    ending: &Option<OffsetSpec>,
+    kafka: &BTreeMap<String, String>,
+) -> Result<(), OptionError> {
+    if matches!(topics, TopicSelection::Assign(_)) {
+        return Err(OptionError::new(
+            "assign",
+            "with `consumerGroup = true` the group assigns the partitions: use `subscribe` or `subscribePattern`",
+        ));
+    }
+    if ending.is_some() {
+        return Err(OptionError::new(
+            "endingOffsets",
+            "a consumer group member runs until stopped: its partitions move between instances",
+        ));
+    }
+    if kafka.contains_key("group.id") {
+        return Err(OptionError::new(
+            "kafka.group.id",
+            "with `consumerGroup = true` the group is `weir-<name>`: rename the pipeline instead",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_bool(

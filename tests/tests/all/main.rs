@@ -9,6 +9,7 @@ mod dedup;
 mod file_source;
 mod files;
 mod fraud;
+mod group;
 mod join;
 mod limits;
 mod metrics;

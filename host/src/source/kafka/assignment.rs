@@ -1,12 +1,14 @@
 //! Which partitions the source reads, and from which offsets: the topics resolved against the broker's
 //! metadata, `startingOffsets`/`endingOffsets` resolved to offsets, partitions assigned, new partitions
-//! discovered while running, and offsets the broker no longer holds handled per `failOnDataLoss`.
+//! discovered while running, and offsets the broker no longer holds (at start or while polling) handled per
+//! `failOnDataLoss`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{KafkaSource, METADATA_TIMEOUT};
@@ -214,5 +216,46 @@ impl KafkaSource {
         // As in Spark, partitions that appear while the query runs are read from their beginning.
         let starts = self.resolve_offsets(&new, &OffsetSpec::Earliest, "startingOffsets")?;
         self.assign(starts, true)
+    }
+
+    /// A consumer error while polling: offsets out of the retained range are data loss (per
+    /// `failOnDataLoss`), a deleted topic too; transport errors are left to librdkafka's retries.
+    pub(super) fn handle_error(&mut self, error: KafkaError) -> anyhow::Result<()> {
+        match error {
+            KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange) => {
+                // Find the partitions whose position fell out of the retained range and handle each.
+                for (tp, position) in self.positions.clone() {
+                    // Only records below the earliest retained offset can be lost; ListOffsets' "latest"
+                    // is not trusted here (see `latest.rs`).
+                    let (low, _) = self.watermarks(&tp)?;
+                    if position < low {
+                        let to = low;
+                        self.data_loss(&tp, position, to)?;
+                        self.consumer
+                            .seek(&tp.0, tp.1, Offset::Offset(to), METADATA_TIMEOUT)
+                            .with_context(|| format!("seeking {}-{} to {to}", tp.0, tp.1))?;
+                        self.positions.insert(tp, to);
+                    }
+                }
+                Ok(())
+            }
+            KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopic) => {
+                if self.options.fail_on_data_loss {
+                    bail!("a source topic or partition was deleted while the query ran: {error}; set failOnDataLoss = false to go on without it");
+                }
+                tracing::warn!("a source topic or partition disappeared: {error}");
+                Ok(())
+            }
+            KafkaError::MessageConsumptionFatal(_) => {
+                Err(error).context("the Kafka consumer failed")
+            }
+            other => {
+                // Transport errors and the like: librdkafka retries by itself.
+                tracing::warn!("Kafka consumer: {other}");
+                Ok(())
+            }
+        }
     }
 }

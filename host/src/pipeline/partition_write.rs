@@ -1,0 +1,165 @@
+//! A consumer group member's exactly-once write: each partition's rows, dead letters and offset in a
+//! transaction of the partition's own producer (`sink/by_partition.rs`), the partitions in parallel. A
+//! partition whose producer was fenced has moved to another instance: its output is dropped, and its new
+//! owner, which starts from the last committed offset, writes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+
+use super::commit::crash_point;
+use super::group::GroupCommit;
+use super::overlapped_write::{
+    deliver, BatchOutput, Delivered, ProcessedBatch, Transactions, WriteTimings, Written,
+    TRANSACTION_ATTEMPTS,
+};
+use super::plan::Plan;
+use super::refused::RefusedRows;
+use crate::sink::{is_fenced, AbortableTransaction, PartitionProducers};
+
+/// Writes `batch` partition by partition; see the module's doc.
+pub(super) fn write_by_partition(
+    plan: &Plan,
+    producers: &PartitionProducers,
+    batch: ProcessedBatch,
+) -> anyhow::Result<Written> {
+    let group = batch
+        .group
+        .as_ref()
+        .expect("a group member's batch commits with the group");
+    let metadata = group.member.metadata()?;
+    let parts: Vec<ProcessedBatch> = batch
+        .chunks
+        .iter()
+        .zip(batch.outputs)
+        .map(|(chunk, output)| ProcessedBatch {
+            batch: batch.batch,
+            chunks: Arc::new(vec![chunk.clone()]),
+            outputs: vec![output],
+            watermarks: batch.watermarks,
+            commit: None,
+            group: None,
+        })
+        .collect();
+    let written: Vec<anyhow::Result<Option<Written>>> = std::thread::scope(|s| {
+        let writing: Vec<_> = parts
+            .iter()
+            .map(|part| s.spawn(|| write_partition(plan, producers, part, group, &metadata)))
+            .collect();
+        writing
+            .into_iter()
+            .map(|w| w.join().expect("writing a partition does not panic"))
+            .collect()
+    });
+    let mut total = Written::default();
+    for partition in written {
+        if let Some(w) = partition? {
+            total.add(w);
+        }
+    }
+    Ok(total)
+}
+
+/// One partition's transaction, made again (a few times at most) when the broker refused a row in it.
+/// `None` when the partition's producer was fenced or closed: the partition is another instance's now.
+fn write_partition(
+    plan: &Plan,
+    producers: &PartitionProducers,
+    part: &ProcessedBatch,
+    group: &GroupCommit,
+    metadata: &ConsumerGroupMetadata,
+) -> anyhow::Result<Option<Written>> {
+    let chunk = &part.chunks[0];
+    let tp = (chunk.topic.clone(), chunk.partition);
+    let Some(sink) = producers.get(&tp) else {
+        tracing::warn!(
+            "batch {}: {}-{} was given up while the batch was written; its new owner writes it",
+            part.batch,
+            tp.0,
+            tp.1
+        );
+        return Ok(None);
+    };
+    let offsets = BTreeMap::from([(tp.clone(), group.end[&tp])]);
+    let producing = Instant::now();
+    let output = BatchOutput::new(plan, &sink, part)?;
+    let mut refused = RefusedRows::new(plan.spec().sink.on_error.clone());
+    for attempt in 1..=TRANSACTION_ATTEMPTS {
+        let attempted = sink.begin().and_then(|()| {
+            match deliver(plan, &sink, part, &output, &mut refused, true)? {
+                Delivered::Done(counts) => {
+                    if counts.rows > 0 {
+                        crash_point("produced", part.batch);
+                    }
+                    sink.send_offsets(&offsets, metadata)?;
+                    sink.commit()?;
+                    Ok(Some(counts))
+                }
+                Delivered::Again => Ok(None),
+            }
+        });
+        match attempted {
+            Ok(Some(counts)) => {
+                let timings = WriteTimings {
+                    produce: producing.elapsed(),
+                    ..WriteTimings::default()
+                };
+                let mut written = output.written(counts, &refused, timings);
+                written.transactions = Transactions {
+                    committed: 1,
+                    aborted: u64::from(attempt) - 1,
+                };
+                return Ok(Some(written));
+            }
+            Err(error) if is_fenced(&error) => {
+                producers.release(std::slice::from_ref(&tp));
+                tracing::warn!(
+                    "batch {}: {}-{} was taken by another instance, whose producer fenced this one's; this instance's output for it is dropped and the new owner writes it",
+                    part.batch,
+                    tp.0,
+                    tp.1
+                );
+                return Ok(None);
+            }
+            Ok(None) => {}
+            Err(error)
+                if error.downcast_ref::<AbortableTransaction>().is_some()
+                    && attempt < TRANSACTION_ATTEMPTS =>
+            {
+                tracing::warn!(
+                    "batch {} on {}-{}: {error:#}; producing it again",
+                    part.batch,
+                    tp.0,
+                    tp.1
+                );
+            }
+            Err(error) => {
+                let _ = sink.abort();
+                return Err(error);
+            }
+        }
+        if let Err(e) = sink.abort() {
+            tracing::warn!("aborting a transaction of {}-{}: {e:#}", tp.0, tp.1);
+        }
+        refused.restart();
+    }
+    anyhow::bail!(
+        "batch {} on {}-{}: the broker refused rows in {TRANSACTION_ATTEMPTS} transactions in a row",
+        part.batch,
+        tp.0,
+        tp.1
+    )
+}
+
+impl Written {
+    /// Adds another partition's write to this one.
+    fn add(&mut self, other: Written) {
+        self.rows += other.rows;
+        self.errors.add(&other.errors);
+        self.timings.produce = self.timings.produce.max(other.timings.produce);
+        self.transactions.committed += other.transactions.committed;
+        self.transactions.aborted += other.transactions.aborted;
+    }
+}
