@@ -117,6 +117,31 @@ pub struct SourceProgress {
     pub end_offset: BTreeMap<String, BTreeMap<String, i64>>,
     /// Records read.
     pub num_input_rows: u64,
+    /// As a consumer group member (`consumerGroup = true`): this instance's share of the partitions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_group: Option<ConsumerGroupProgress>,
+}
+
+/// A consumer group member's partitions when the batch was read.
+///
+/// ```
+/// let progress = weir::progress::ConsumerGroupProgress {
+///     group: "weir-fraud".into(),
+///     assigned_partitions: vec!["transactions-0".into(), "transactions-2".into()],
+///     rebalances: 3,
+/// };
+/// let json = serde_json::to_value(&progress).unwrap();
+/// assert_eq!(json["assignedPartitions"][1], "transactions-2");
+/// ```
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerGroupProgress {
+    /// The group: `weir-<name>`.
+    pub group: String,
+    /// The partitions this instance owns, as `topic-partition`.
+    pub assigned_partitions: Vec<String>,
+    /// Rebalances that moved partitions to or from this instance since it started.
+    pub rebalances: u64,
 }
 
 /// The sink's part of a batch.

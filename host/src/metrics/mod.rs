@@ -73,6 +73,8 @@ pub(crate) struct Metrics {
     partition_event_time_lag: Family<PartitionLabels, Gauge<f64, AtomicU64>>,
     consumer_lag: Family<PartitionLabels, Gauge>,
     transactions: Family<OutcomeLabels, Counter>,
+    assigned_partitions: Gauge,
+    rebalances: Gauge,
     ready: AtomicBool,
 }
 
@@ -98,6 +100,8 @@ impl Metrics {
             partition_event_time_lag: Family::default(),
             consumer_lag: Family::default(),
             transactions: Family::default(),
+            assigned_partitions: Gauge::default(),
+            rebalances: Gauge::default(),
             ready: AtomicBool::new(false),
         };
         metrics.register();
@@ -136,6 +140,16 @@ impl Metrics {
             "failed_udf_calls",
             "UDF calls that failed as a whole and whose records were dead-lettered (on_failure)",
             self.failed_calls.clone(),
+        );
+        registry.register(
+            "assigned_partitions",
+            "As a consumer group member: the input partitions this instance owns",
+            self.assigned_partitions.clone(),
+        );
+        registry.register(
+            "rebalances",
+            "As a consumer group member: rebalances that moved partitions to or from this instance",
+            self.rebalances.clone(),
         );
         registry.register(
             "late_rows",
@@ -235,6 +249,15 @@ impl Metrics {
         }
         if let Some(ms) = progress.event_time.as_ref().and_then(|e| e.watermark_ms) {
             self.watermark.set(ms);
+        }
+        if let Some(group) = progress
+            .sources
+            .iter()
+            .find_map(|s| s.consumer_group.as_ref())
+        {
+            self.assigned_partitions
+                .set(gauge(group.assigned_partitions.len() as u64));
+            self.rebalances.set(gauge(group.rebalances));
         }
     }
 

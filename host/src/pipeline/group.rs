@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::kafka::TopicPartition;
+use crate::progress::ConsumerGroupProgress;
 use crate::sink::{Delivery, PartitionProducers};
 use crate::source::{GroupMember, Handover, Membership, Source};
 
@@ -156,6 +157,19 @@ impl GroupCommit {
 pub(crate) struct MemberBatches {
     pub(crate) member: GroupMember,
     pub(crate) in_flight: Arc<BatchesInFlight>,
+}
+
+impl MemberBatches {
+    /// The member's share of the partitions now, for the batch's progress report.
+    pub(crate) fn progress(&self) -> ConsumerGroupProgress {
+        ConsumerGroupProgress {
+            group: self.member.group().to_string(),
+            assigned_partitions: (self.member.assignment().iter())
+                .map(|(topic, partition)| format!("{topic}-{partition}"))
+                .collect(),
+            rebalances: self.member.rebalances(),
+        }
+    }
 }
 
 #[cfg(test)]

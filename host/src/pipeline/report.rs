@@ -13,8 +13,8 @@ use super::PipelineSpec;
 use crate::kafka::TopicPartition;
 use crate::metrics::Metrics;
 use crate::progress::{
-    millis, BatchProgress, Durations, ErrorCounts, EventTimeProgress, ProgressListener,
-    SinkProgress, SourceProgress,
+    millis, BatchProgress, ConsumerGroupProgress, Durations, ErrorCounts, EventTimeProgress,
+    ProgressListener, SinkProgress, SourceProgress,
 };
 use crate::sink::Sink;
 
@@ -42,6 +42,8 @@ pub(super) struct BatchReport {
     pub(super) event_times: Vec<(TopicPartition, Option<i64>)>,
     /// Offsets left to read in each partition after the batch, for the metrics.
     pub(super) consumer_lag: Vec<(TopicPartition, i64)>,
+    /// As a consumer group member: its partitions when the batch was read.
+    pub(super) consumer_group: Option<ConsumerGroupProgress>,
     pub(super) sink_started: Instant,
 }
 
@@ -123,6 +125,7 @@ impl Reporter {
                 start_offset: report.start,
                 end_offset: report.end,
                 num_input_rows: report.input_rows,
+                consumer_group: report.consumer_group,
             }],
             sink: SinkProgress {
                 description: self.sink.clone(),

@@ -222,6 +222,7 @@ impl BatchLoop {
                 .as_ref()
                 .map(|_| EventTimeProgress::new(watermark_after)),
             consumer_lag: batch.lag,
+            consumer_group: self.member.as_ref().map(MemberBatches::progress),
             event_times: self.event_times_for_metrics(),
             sink_started: Instant::now(),
         };

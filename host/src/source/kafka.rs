@@ -66,7 +66,7 @@ pub(crate) struct KafkaSource {
     /// The `once` trigger: the first batch reads to the ending offsets, however many records that is.
     whole: bool,
     /// As a consumer group member: the member, and the rebalances it has yet to apply.
-    member: Option<(GroupMember, Arc<group::MemberRebalancing>)>,
+    member: Option<GroupMember>,
 }
 
 impl KafkaSource {

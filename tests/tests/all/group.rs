@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use weir::internal::demo::{demo_records, MALFORMED_EVERY};
@@ -42,7 +42,7 @@ fn group_pipeline(dir: &Path, delivery: &str) -> PathBuf {
     path
 }
 
-/// One instance, its log in `dir/<name>.log`, with `env` set.
+/// One instance, its log in `dir/<name>.log` and its progress in `dir/<name>.json`, with `env` set.
 fn start_instance(
     file: &Path,
     bootstrap: &str,
@@ -50,13 +50,14 @@ fn start_instance(
     (name, env): (&str, &[(&str, &str)]),
 ) -> Child {
     let log = File::create(dir.join(format!("{name}.log"))).unwrap();
+    let progress = File::create(dir.join(format!("{name}.json"))).unwrap();
     weir_command()
         .envs(env.iter().copied())
-        .arg("run")
+        .args(["run", "--progress", "json"])
         .arg(file)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("WEIR_LOG", "warn,weir=info")
-        .stdout(Stdio::null())
+        .stdout(progress)
         .stderr(log)
         .spawn()
         .unwrap()
@@ -197,6 +198,17 @@ fn instances_share_the_partitions_and_take_over_a_killed_one_s_exactly_once() {
         c_log.contains("partitions assigned to this instance"),
         "c was given partitions: {c_log}"
     );
+    // b's progress says what it owned: all six partitions between a's death and c's arrival.
+    let groups: Vec<serde_json::Value> = std::fs::read_to_string(setup.dir.join("b.json"))
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|progress| progress["sources"][0]["consumerGroup"].clone())
+        .collect();
+    let owned = |g: &serde_json::Value| g["assignedPartitions"].as_array().map_or(0, Vec::len);
+    assert!(groups.iter().all(|g| g["group"] == "weir-fraud-group"));
+    assert!(groups.iter().any(|g| owned(g) == PARTITIONS as usize));
+    assert!(groups.last().unwrap()["rebalances"].as_u64().unwrap() >= 3);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! and drops the records of the batch being read that belong to partitions it gave up.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub(super) struct MemberRebalancing {
     starting: OffsetSpec,
     changes: Mutex<Vec<Change>>,
     changed: AtomicBool,
+    /// Rebalances that moved partitions to or from this member.
+    rebalances: AtomicU64,
 }
 
 /// The consumer group member behind a source, for committing its offsets: the member's own metadata
@@ -67,6 +69,7 @@ pub(super) struct MemberRebalancing {
 pub(crate) struct GroupMember {
     consumer: Arc<BaseConsumer<SourceContext>>,
     group: String,
+    rebalancing: Arc<MemberRebalancing>,
 }
 
 impl GroupMember {
@@ -88,6 +91,19 @@ impl GroupMember {
     pub(crate) fn group(&self) -> &str {
         &self.group
     }
+
+    /// The partitions this member owns now.
+    pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer
+            .assignment()
+            .map(|list| listed(&list))
+            .unwrap_or_default()
+    }
+
+    /// Rebalances that moved partitions to or from this member since it joined.
+    pub(crate) fn rebalances(&self) -> u64 {
+        self.rebalancing.rebalances.load(Ordering::Relaxed)
+    }
 }
 
 fn listed(partitions: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -105,6 +121,7 @@ fn names(partitions: &[TopicPartition]) -> String {
 
 impl MemberRebalancing {
     fn push(&self, change: Change) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
         self.changes.lock().expect("not poisoned").push(change);
         self.changed.store(true, Ordering::Release);
     }
@@ -211,6 +228,7 @@ impl KafkaSource {
             starting: self.options.starting.clone(),
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
+            rebalances: AtomicU64::new(0),
         });
         self.consumer.context().rebalance_with(rebalancing.clone());
         let topics: Vec<String> = match &self.options.topics {
@@ -226,30 +244,28 @@ impl KafkaSource {
             .subscribe(&topics)
             .with_context(|| format!("joining consumer group {}", membership.group))?;
         tracing::info!(group = %membership.group, "joined the consumer group; waiting for partitions");
-        self.member = Some((
-            GroupMember {
-                consumer: self.consumer.clone(),
-                group: membership.group,
-            },
+        self.member = Some(GroupMember {
+            consumer: self.consumer.clone(),
+            group: membership.group,
             rebalancing,
-        ));
+        });
         Ok(())
     }
 
     /// The group member, when the source is one.
     pub(crate) fn member(&self) -> Option<GroupMember> {
-        self.member.as_ref().map(|(member, _)| member.clone())
+        self.member.clone()
     }
 
     /// Applies the rebalances since the last look (see [`MemberRebalancing::apply`]); returns how many
     /// records were dropped.
     pub(super) fn apply_rebalances(
-        member: Option<&(GroupMember, Arc<MemberRebalancing>)>,
+        member: Option<&GroupMember>,
         positions: &mut BTreeMap<TopicPartition, i64>,
         builders: &mut Vec<ChunkBuilder>,
     ) -> anyhow::Result<usize> {
         match member {
-            Some((_, rebalancing)) => rebalancing.apply(positions, builders),
+            Some(member) => member.rebalancing.apply(positions, builders),
             None => Ok(0),
         }
     }
