@@ -3,8 +3,8 @@
 //! Partitions are *assigned*, never joined through a consumer group, so the source starts at once and its
 //! offsets are Weir's own (Spark keeps them in its checkpoint and commits nothing to Kafka; Weir does the
 //! same). With `consumerGroup = true` the source is a group member instead, and instances of the pipeline
-//! share the partitions (`kafka/group.rs`). Each micro-batch is split by partition, so partitions can be processed in parallel and the
-//! offsets of each are known exactly.
+//! share the partitions (`kafka/group.rs`). Each micro-batch is split by partition, so partitions can be
+//! processed in parallel and the offsets of each are known exactly.
 //!
 //! This file opens the consumer and polls; `kafka/assignment.rs` works out which partitions to read and
 //! from which offsets.
