@@ -32,7 +32,8 @@
 //!   topic, each stream's rows held until the watermark rules out a match.
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
-//!   state in sled.
+//!   state in sled, and the changelog topics through which a group member's state moves with its
+//!   partitions.
 //! - `sink`: the Kafka sink (a group member's exactly-once output: a transactional producer per input
 //!   partition); the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);
 //!   the console sink.
@@ -166,6 +167,7 @@ pub mod internal {
     pub use crate::sink::FileSink;
     pub use crate::source::{latest_offsets, sample_records, source_schema, PartitionChunk};
     pub use crate::sql::SqlStage;
+    pub use crate::state::changelog::changelog_topic;
     pub use crate::state::StateStore;
     pub use crate::stream_join::{Joined, StreamJoin};
     pub use crate::udf::{Kind, UdfStage};

@@ -129,11 +129,12 @@ pub struct SourceProgress {
 ///     group: "weir-fraud".into(),
 ///     assigned_partitions: vec!["transactions-0".into(), "transactions-2".into()],
 ///     rebalances: 3,
+///     restores: None,
 /// };
 /// let json = serde_json::to_value(&progress).unwrap();
 /// assert_eq!(json["assignedPartitions"][1], "transactions-2");
 /// ```
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerGroupProgress {
     /// The group: `weir-<name>`.
@@ -142,6 +143,26 @@ pub struct ConsumerGroupProgress {
     pub assigned_partitions: Vec<String>,
     /// Rebalances that moved partitions to or from this instance since it started.
     pub rebalances: u64,
+    /// With state: the partitions' state rebuilt from changelogs since the instance started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restores: Option<RestoreProgress>,
+}
+
+/// State restored from changelogs as partitions came to this instance, in total since it started.
+///
+/// ```
+/// let restores = weir::progress::RestoreProgress { partitions: 2, records: 4_000, seconds: 0.5 };
+/// let json = serde_json::to_value(&restores).unwrap();
+/// assert_eq!(json["records"], 4_000);
+/// ```
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RestoreProgress {
+    /// Partitions whose state was restored.
+    pub partitions: u64,
+    /// Changelog records replayed.
+    pub records: u64,
+    /// Time spent reading and replaying.
+    pub seconds: f64,
 }
 
 /// The sink's part of a batch.
@@ -228,4 +249,20 @@ pub struct StateOperatorProgress {
     /// Rows dropped as repeats (deduplication only; Spark's `numDroppedDuplicateRows`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_dropped_duplicate_rows: Option<u64>,
+}
+
+impl StateOperatorProgress {
+    /// Adds another part's counts of the same operator (a group member's partitions, each with state of
+    /// its own).
+    pub(crate) fn add(&mut self, other: &StateOperatorProgress) {
+        self.num_rows_total += other.num_rows_total;
+        self.num_rows_updated += other.num_rows_updated;
+        self.num_rows_removed += other.num_rows_removed;
+        self.num_rows_dropped_by_watermark += other.num_rows_dropped_by_watermark;
+        self.memory_used_bytes += other.memory_used_bytes;
+        self.state_on_disk_bytes += other.state_on_disk_bytes;
+        if let Some(dropped) = other.num_dropped_duplicate_rows {
+            *self.num_dropped_duplicate_rows.get_or_insert(0) += dropped;
+        }
+    }
 }

@@ -271,6 +271,16 @@ impl Aggregator {
 
     /// Loads the open groups from the state table, as a checkpoint left them; returns how many there are.
     pub fn restore(&mut self) -> anyhow::Result<usize> {
+        let entries = self.table.entries()?;
+        self.restore_entries(entries)
+    }
+
+    /// Loads the open groups from `entries` of the state table (a changelog's, say); returns how many
+    /// there are.
+    pub fn restore_entries(
+        &mut self,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> anyhow::Result<usize> {
         let prefix = self.blob_prefix_len();
         let windowed = self.spec.window.is_some();
         let sessions = matches!(
@@ -280,9 +290,9 @@ impl Aggregator {
                 ..
             })
         );
-        for (blob, value) in self.table.entries()? {
-            let groups: Vec<(Vec<u8>, Vec<Accumulator>)> = serde_json::from_slice(&value)
-                .context("decoding the aggregation state in the checkpoint")?;
+        for (blob, value) in entries {
+            let groups: Vec<(Vec<u8>, Vec<Accumulator>)> =
+                serde_json::from_slice(&value).context("decoding the aggregation's saved state")?;
             for (suffix, accumulators) in groups {
                 let mut key = blob[..prefix.min(blob.len())].to_vec();
                 key.extend_from_slice(&suffix);

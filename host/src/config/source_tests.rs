@@ -161,11 +161,7 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         ("assign = '{\"tx\":[0]}'", "", "source.assign"),
         ("endingOffsets = \"latest\"", "", "source.endingOffsets"),
         ("kafka.group.id = \"g\"", "", "source.kafka.group.id"),
-        (
-            "",
-            "[watermark]\ncolumn = \"t\"\ndelay = \"1s\"\n",
-            "`watermark`",
-        ),
+        ("", "[deduplicate]\ncolumns = [\"t\"]\n", "`deduplicate`"),
         ("", "[trigger]\navailableNow = true\n", "`trigger`"),
     ];
     for (extra_source, extra, key) in cases {
@@ -183,6 +179,17 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         .expect_err("refused")
         .to_string();
     assert!(error.contains("checkpointLocation"), "{error}");
+    // An aggregation moves between instances, exactly once only.
+    let aggregate = "[aggregate]\ngroup_by = [\"t\"]\naggregates = [{ function = \"count\", as = \"n\" }]\noutput_mode = \"update\"\n";
+    let at_least_once =
+        format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}delivery = \"at-least-once\"\n");
+    let error = refused(GROUP_SOURCE, &at_least_once);
+    assert!(error.contains("delivery = \"exactly-once\""), "{error}");
+    parse_with(
+        GROUP_SOURCE,
+        &format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}"),
+    )
+    .unwrap();
     let console = format!("{JSON_DESERIALIZER}[sink]\nformat = \"console\"\n");
     let error = refused(GROUP_SOURCE, &console);
     assert!(error.contains("the sink must be Kafka"), "{error}");

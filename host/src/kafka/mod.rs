@@ -1,6 +1,7 @@
 //! Kafka client plumbing shared by the source, the sink and the checkpoint: the `kafka.*` passthrough
 //! options, the consumer settings Weir starts from, the delivery-checked producer, the start-up check that
-//! names a failed TLS or SASL handshake, and the name of a topic partition.
+//! names a failed TLS or SASL handshake, the topics Weir keeps for itself (changelogs), and the name of a
+//! topic partition.
 //!
 //! This is the bottom layer of the Kafka side: it knows librdkafka, and nothing of pipelines or stages.
 
@@ -10,6 +11,7 @@ mod connection;
 mod consumer;
 mod options;
 mod producer;
+mod topics;
 
 pub(crate) use connection::{fetch_metadata_checked, HandshakeFailure, RecordsHandshakes};
 pub use consumer::CONSUMER_DEFAULTS;
@@ -18,6 +20,7 @@ pub use options::OptionError;
 pub(crate) use options::{split_kafka_options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS};
 pub use producer::CheckedProducer;
 pub(crate) use producer::{flush_in_steps, send_waiting, DeliveryFailures};
+pub(crate) use topics::{ensure_compacted_topic, read_partition, StoredRecord};
 
 /// A Kafka topic partition.
 pub(crate) type TopicPartition = (String, i32);

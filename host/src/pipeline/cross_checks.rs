@@ -52,16 +52,20 @@ impl PipelineSpec {
             return Ok(());
         }
         let why = "with `consumerGroup = true`";
-        let stateful = [
-            ("watermark", self.watermark.is_some()),
-            ("aggregate", self.aggregate.is_some()),
+        let unmoved = [
             ("deduplicate", self.deduplicate.is_some()),
             ("stream_join", self.stream_join.is_some()),
         ];
-        if let Some((key, _)) = stateful.iter().find(|(_, present)| *present) {
+        if let Some((key, _)) = unmoved.iter().find(|(_, present)| *present) {
             return Err(SpecError::new(
                 *key,
-                format!("{why}, instances share the partitions, and state does not move between them yet: run a stateful pipeline as one instance"),
+                format!("{why}, instances share the partitions, and only an aggregation's state moves between them yet: run this pipeline as one instance"),
+            ));
+        }
+        if self.aggregate.is_some() && self.sink.delivery != Delivery::ExactlyOnce {
+            return Err(SpecError::new(
+                "delivery",
+                format!("{why}, an aggregation's state moves between instances in the partitions' transactions: use delivery = \"exactly-once\""),
             ));
         }
         if self.checkpoint.is_some() {

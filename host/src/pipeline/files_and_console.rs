@@ -70,7 +70,7 @@ fn aggregate_timed(
     batch: &ProcessedBatch,
 ) -> anyhow::Result<(Aggregated, WriteTimings)> {
     let aggregating = Instant::now();
-    let aggregated = aggregate(plan, batch)?;
+    let aggregated = aggregate(plan, batch, None)?;
     let timings = WriteTimings {
         aggregate: aggregating.elapsed(),
         ..WriteTimings::default()

@@ -2,19 +2,22 @@
 //! consumer group. The source is a group member (`source/kafka/group.rs`); this file decides what happens
 //! when partitions move:
 //! - **taken**: exactly once, the partition's transactional producer is opened, which fences its previous
-//!   owner (`sink/by_partition.rs`); only then does the source read the group's offset;
+//!   owner (`sink/by_partition.rs`); only then does the source read the group's offset, and, with an
+//!   aggregation, the partition's state is rebuilt from its changelog as of that offset (`tasks.rs`);
 //! - **given up**: the rebalance waits until every batch read before it has committed (or failed), so a
 //!   partition leaves with its output and offsets settled, and the next owner starts where this one
 //!   stopped. Then its producer is closed.
 //!
 //! Offsets are the group's: committed with each partition's transaction (exactly once), or after the
-//! output is acknowledged (at least once). There is no checkpoint in this mode (yet): state does not move
-//! between instances, so stateful stages are refused (`cross_checks.rs`).
+//! output is acknowledged (at least once). There is no checkpoint in this mode: an aggregation's state is
+//! kept per partition and moves with it through a changelog topic (`tasks.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::plan::Plan;
+use super::tasks::PartitionTasks;
 use crate::kafka::TopicPartition;
 use crate::progress::ConsumerGroupProgress;
 use crate::sink::{Delivery, PartitionProducers};
@@ -63,6 +66,8 @@ impl Drop for BatchToken {
 struct InstanceHandover {
     /// Exactly once: the per-partition producers.
     producers: Option<Arc<PartitionProducers>>,
+    /// With state: the per-partition tasks.
+    tasks: Option<Arc<PartitionTasks>>,
     in_flight: Arc<BatchesInFlight>,
 }
 
@@ -70,6 +75,13 @@ impl Handover for InstanceHandover {
     fn taken(&self, partitions: &[TopicPartition]) -> anyhow::Result<()> {
         match &self.producers {
             Some(producers) => producers.take(partitions),
+            None => Ok(()),
+        }
+    }
+
+    fn starting(&self, partitions: &[(TopicPartition, Option<i64>)]) -> anyhow::Result<()> {
+        match &self.tasks {
+            Some(tasks) => tasks.restore(partitions),
             None => Ok(()),
         }
     }
@@ -85,12 +97,16 @@ impl Handover for InstanceHandover {
         if let Some(producers) = &self.producers {
             producers.release(partitions);
         }
+        if let Some(tasks) = &self.tasks {
+            tasks.release(partitions);
+        }
     }
 }
 
 /// A group member's pipeline: how its source joins, and what its batches commit with.
 pub(crate) struct GroupRun {
     pub(crate) in_flight: Arc<BatchesInFlight>,
+    tasks: Option<Arc<PartitionTasks>>,
     /// Exactly once: the per-partition producers, which are also the sink.
     pub(crate) producers: Option<Arc<PartitionProducers>>,
     pub(crate) membership: Membership,
@@ -99,7 +115,8 @@ pub(crate) struct GroupRun {
 impl GroupRun {
     /// For pipeline `name`: the group `weir-<name>`, and per-partition producers when `delivery` is
     /// exactly once.
-    pub(crate) fn new(spec: &crate::PipelineSpec) -> GroupRun {
+    pub(crate) fn new(plan: &Plan) -> GroupRun {
+        let spec = plan.spec();
         let group = format!("weir-{}", spec.name);
         let producers = (spec.sink.delivery == Delivery::ExactlyOnce).then(|| {
             Arc::new(PartitionProducers::new(
@@ -111,10 +128,12 @@ impl GroupRun {
         let in_flight = Arc::new(BatchesInFlight::default());
         let handover = Arc::new(InstanceHandover {
             producers: producers.clone(),
+            tasks: plan.tasks.clone(),
             in_flight: in_flight.clone(),
         });
         GroupRun {
             in_flight,
+            tasks: plan.tasks.clone(),
             producers,
             membership: Membership { group, handover },
         }
@@ -126,6 +145,7 @@ impl GroupRun {
             Source::Kafka(kafka) => kafka.member().map(|member| MemberBatches {
                 member,
                 in_flight: self.in_flight,
+                tasks: self.tasks,
             }),
             Source::Files(_) => None,
         }
@@ -157,6 +177,7 @@ impl GroupCommit {
 pub(crate) struct MemberBatches {
     pub(crate) member: GroupMember,
     pub(crate) in_flight: Arc<BatchesInFlight>,
+    tasks: Option<Arc<PartitionTasks>>,
 }
 
 impl MemberBatches {
@@ -168,6 +189,7 @@ impl MemberBatches {
                 .map(|(topic, partition)| format!("{topic}-{partition}"))
                 .collect(),
             rebalances: self.member.rebalances(),
+            restores: self.tasks.as_ref().map(|tasks| tasks.restores()),
         }
     }
 }

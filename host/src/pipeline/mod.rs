@@ -52,6 +52,7 @@ mod run;
 mod spec;
 mod stateful;
 mod stateless;
+mod tasks;
 mod transforms;
 
 use std::future::Future;

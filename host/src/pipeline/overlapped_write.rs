@@ -27,6 +27,7 @@ use crate::progress::StateOperatorProgress;
 use crate::sink::Delivery;
 use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, Sink, SinkRows};
 use crate::source::PartitionChunk;
+use crate::state::changelog::ChangelogBatch;
 use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
@@ -119,7 +120,7 @@ pub(crate) fn start_writing(
 /// Writes one batch to Kafka; see the module's doc.
 fn write(plan: &Plan, sink: &KafkaSink, batch: ProcessedBatch) -> anyhow::Result<Written> {
     let aggregating = Instant::now();
-    let output = BatchOutput::new(plan, sink, &batch)?;
+    let output = BatchOutput::new(plan, sink, &batch, None)?;
     let mut timings = WriteTimings {
         aggregate: aggregating.elapsed(),
         ..WriteTimings::default()
@@ -213,13 +214,17 @@ pub(super) struct BatchOutput {
     late: Option<RecordBatch>,
     state: Vec<StateOperatorProgress>,
     transform_dropped: u64,
+    /// As a stateful group member: the partition's state changes, produced with the rows.
+    changelog: Option<ChangelogBatch>,
 }
 
 impl BatchOutput {
+    /// `task_end`: for a stateful group member's partition, the offset its batch ends at.
     pub(super) fn new(
         plan: &Plan,
         sink: &KafkaSink,
         batch: &ProcessedBatch,
+        task_end: Option<i64>,
     ) -> anyhow::Result<BatchOutput> {
         let by_chunk = (!plan.has_state()).then(|| {
             let mut start = 0;
@@ -232,13 +237,14 @@ impl BatchOutput {
                 })
                 .collect()
         });
-        let aggregated = aggregate(plan, batch)?;
+        let aggregated = aggregate(plan, batch, task_end)?;
         Ok(BatchOutput {
             rows: sink.rows(&aggregated.rows)?,
             by_chunk,
             late: aggregated.late,
             state: aggregated.state,
             transform_dropped: aggregated.transform_dropped,
+            changelog: aggregated.changelog,
         })
     }
 
@@ -264,8 +270,22 @@ impl BatchOutput {
 }
 
 /// The stateful step over the batch's rows, all partitions together: deduplication, the aggregation and
-/// the transforms after it, or the rows as they are.
-pub(super) fn aggregate(plan: &Plan, batch: &ProcessedBatch) -> anyhow::Result<Aggregated> {
+/// the transforms after it, or the rows as they are. A stateful group member's batch is one partition's,
+/// ending at `task_end`.
+pub(super) fn aggregate(
+    plan: &Plan,
+    batch: &ProcessedBatch,
+    task_end: Option<i64>,
+) -> anyhow::Result<Aggregated> {
+    if plan.tasks.is_some() {
+        // A stateful group member writes partition by partition (`partition_write.rs`).
+        let ([chunk], [output]) = (batch.chunks.as_slice(), batch.outputs.as_slice()) else {
+            anyhow::bail!("a group member's stateful step takes one partition at a time");
+        };
+        let tp = (chunk.topic.clone(), chunk.partition);
+        let end = task_end.unwrap_or(chunk.last_offset + 1);
+        return plan.aggregate_partition(&tp, output.rows.clone(), output.max_event_time, end);
+    }
     let (before, after) = batch.watermarks;
     let (rows, joined) = plan.join_streams(&batch.outputs, batch.watermarks)?;
     let mut aggregated = plan.aggregate(rows, before, after)?;
@@ -300,6 +320,10 @@ pub(super) fn deliver(
 ) -> anyhow::Result<Delivered> {
     let chunks = batch.chunks.as_slice();
     let (queued, at_once) = sink.write(&output.rows, &refused.rows)?;
+    if let (Some(changelog), Some(tasks)) = (&output.changelog, &plan.tasks) {
+        let records = changelog.records()?;
+        sink.write_keyed(tasks.changelog(), changelog.task.1, &records)?;
+    }
     let by_chunk = output.by_chunk.as_deref();
     refused.take(plan, sink, chunks, by_chunk, &output.rows, at_once)?;
     if let (Some(late), Some(watermark)) = (&output.late, &plan.spec().watermark) {

@@ -1,7 +1,8 @@
-//! A consumer group member's exactly-once write: each partition's rows, dead letters and offset in a
-//! transaction of the partition's own producer (`sink/by_partition.rs`), the partitions in parallel. A
-//! partition whose producer was fenced has moved to another instance: its output is dropped, and its new
-//! owner, which starts from the last committed offset, writes it.
+//! A consumer group member's exactly-once write: each partition's rows, dead letters and offset (with an
+//! aggregation, also its state changes to the changelog: `tasks.rs`) in a transaction of the partition's
+//! own producer (`sink/by_partition.rs`), the partitions in parallel. A partition whose producer was
+//! fenced has moved to another instance: its output is dropped, and its new owner, which starts from the
+//! last committed offset and the state committed with it, writes it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,9 +83,10 @@ fn write_partition(
         );
         return Ok(None);
     };
-    let offsets = BTreeMap::from([(tp.clone(), group.end[&tp])]);
     let producing = Instant::now();
-    let output = BatchOutput::new(plan, &sink, part)?;
+    let end = group.end[&tp];
+    let output = BatchOutput::new(plan, &sink, part, Some(end))?;
+    let offsets = BTreeMap::from([(tp.clone(), end)]);
     let mut refused = RefusedRows::new(plan.spec().sink.on_error.clone());
     for attempt in 1..=TRANSACTION_ATTEMPTS {
         let attempted = sink.begin().and_then(|()| {
@@ -115,6 +117,9 @@ fn write_partition(
             }
             Err(error) if is_fenced(&error) => {
                 producers.release(std::slice::from_ref(&tp));
+                if let Some(tasks) = &plan.tasks {
+                    tasks.release(std::slice::from_ref(&tp));
+                }
                 tracing::warn!(
                     "batch {}: {}-{} was taken by another instance, whose producer fenced this one's; this instance's output for it is dropped and the new owner writes it",
                     part.batch,
@@ -161,5 +166,12 @@ impl Written {
         self.timings.produce = self.timings.produce.max(other.timings.produce);
         self.transactions.committed += other.transactions.committed;
         self.transactions.aborted += other.transactions.aborted;
+        // Each partition has state of its own: the operators' counts are the partitions' sums.
+        for state in other.state {
+            match (self.state.iter_mut()).find(|s| s.operator_name == state.operator_name) {
+                Some(total) => total.add(&state),
+                None => self.state.push(state),
+            }
+        }
     }
 }

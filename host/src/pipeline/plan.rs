@@ -23,6 +23,7 @@ use crate::udf::OnError;
 use crate::udf::{CallCounts, UdfRuntime, UdfStage};
 
 use super::joined_stream::JoinedStream;
+use super::tasks::PartitionTasks;
 use super::transforms::TransformChain;
 
 /// A pipeline with its stages loaded.
@@ -37,6 +38,8 @@ pub struct Plan {
     pub(super) deduplicator: Option<Mutex<Deduplicator>>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
     pub(super) aggregator: Option<Mutex<Aggregator>>,
+    /// As a stateful group member: the aggregation per input partition, in place of `aggregator`.
+    pub(super) tasks: Option<Arc<PartitionTasks>>,
     /// The `[stream_join]` topic's stream, when there is one.
     pub(super) joined: Option<JoinedStream>,
     /// The transforms of the aggregation's output (none without an aggregation).
@@ -89,6 +92,7 @@ impl Plan {
             None => transforms.output_schema(),
         };
         let deduplicator = plan_deduplication(&spec, &schema, &state)?;
+        let tasks = PartitionTasks::plan(&spec, &schema)?.map(Arc::new);
         let (aggregator, after_aggregate) = match &spec.aggregate {
             None => (None, None),
             Some(aggregate) => {
@@ -130,6 +134,7 @@ impl Plan {
             event_time,
             deduplicator,
             aggregator,
+            tasks,
             joined,
             after_aggregate,
             output: schema,

@@ -60,7 +60,7 @@ pub(crate) async fn run(
     let metrics = serve_metrics(&plan).await?;
     let spec = plan.spec();
     let group_member = spec.source.kafka().is_some_and(|k| k.consumer_group);
-    let group = group_member.then(|| GroupRun::new(spec));
+    let group = group_member.then(|| GroupRun::new(&plan));
     let (source, sink) = open_io(spec, checkpointing.as_ref(), group.as_ref(), opening).await?;
     let member = group.and_then(|group| group.member_batches(&source));
     let mut batches = BatchLoop::new(plan, reload, checkpointing, (source, sink), opening);

@@ -1,14 +1,16 @@
 //! The stateful step of a batch: the rows of every partition deduplicated and folded into the aggregation
 //! at once (their state is shared by all partitions), the rows the output mode emits, and the transforms
-//! after it. The overlapped
-//! writer runs it for one batch at a time, in order (`overlapped_write.rs`).
+//! after it. A stateful group member instead folds each partition into that partition's own aggregation
+//! (`tasks.rs`). The overlapped writer runs it for one batch at a time, in order (`overlapped_write.rs`).
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
 
 use super::plan::Plan;
 use super::transforms::TransformError;
+use crate::kafka::TopicPartition;
 use crate::progress::StateOperatorProgress;
+use crate::state::changelog::ChangelogBatch;
 use crate::window::WatermarkSpec;
 
 /// What the stateful part of a batch produced.
@@ -21,6 +23,8 @@ pub struct Aggregated {
     pub transform_dropped: u64,
     /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
     pub late: Option<RecordBatch>,
+    /// As a stateful group member: the partition's state changes, for its changelog.
+    pub(crate) changelog: Option<ChangelogBatch>,
 }
 
 impl Plan {
@@ -52,6 +56,7 @@ impl Plan {
                 state,
                 transform_dropped: 0,
                 late: late.finish()?,
+                changelog: None,
             });
         };
         let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,22 +65,55 @@ impl Plan {
         state.push(progress);
         drop(aggregator);
         late.add(&rows, &late_rows)?;
-        let late = late.finish()?;
-        let (rows, dropped) = match &self.after_aggregate {
+        let (rows, dropped) = self.after_aggregation(emitted)?;
+        Ok(Aggregated {
+            rows,
+            state,
+            transform_dropped: dropped,
+            late: late.finish()?,
+            changelog: None,
+        })
+    }
+
+    /// The stateful part of a group member's batch for one partition, `tp`: its rows folded into the
+    /// partition's own aggregation (`tasks.rs`), which emits at the partition's own watermark. The batch
+    /// ends at offset `end` of the partition.
+    pub(super) fn aggregate_partition(
+        &self,
+        tp: &TopicPartition,
+        rows: RecordBatch,
+        max_event_time: Option<i64>,
+        end: i64,
+    ) -> anyhow::Result<Aggregated> {
+        let tasks = self
+            .tasks
+            .as_ref()
+            .expect("planned for a stateful group member");
+        let task = tasks.run(tp, &rows, max_event_time, end)?;
+        let mut late = LateRows::new(self.spec.watermark.as_ref());
+        late.add(&rows, &task.late_rows)?;
+        let (rows, dropped) = self.after_aggregation(task.emitted)?;
+        Ok(Aggregated {
+            rows,
+            state: vec![task.progress],
+            transform_dropped: dropped,
+            late: late.finish()?,
+            changelog: Some(task.changelog),
+        })
+    }
+
+    /// The transforms after the aggregation, over the rows it emitted; returns the rows and how many the
+    /// transforms dropped.
+    fn after_aggregation(&self, emitted: RecordBatch) -> anyhow::Result<(RecordBatch, u64)> {
+        match &self.after_aggregate {
             Some(after) => after
                 .run(emitted, " on the aggregation's output")
                 .map_err(|error| match error {
                     TransformError::Call(error, _) => anyhow::Error::from(error),
                     TransformError::Rows(error) => error,
-                })?,
-            None => (emitted, 0),
-        };
-        Ok(Aggregated {
-            rows,
-            state,
-            transform_dropped: dropped,
-            late,
-        })
+                }),
+            None => Ok((emitted, 0)),
+        }
     }
 }
 

@@ -32,6 +32,9 @@ use crate::kafka::{
 use crate::registry::SchemaRegistry;
 use crate::sink::SinkFormat;
 
+/// A record Weir writes for itself: key, value (`None`: a tombstone) and text headers.
+pub(crate) type KeyedRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
+
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
 /// pipeline aborts it and produces the batch again, a few times at most (`pipeline/overlapped_write.rs`).
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +258,37 @@ impl KafkaSink {
                 .with_context(|| format!("producing a record to topic {topic}"))?;
         }
         Ok(rows.len())
+    }
+}
+
+impl KafkaSink {
+    /// Queues records (key, value or none for a tombstone, headers) to `topic`-`partition`, such as a
+    /// group member's state changes to its changelog; call [`KafkaSink::flush`] after.
+    pub(crate) fn write_keyed(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[KeyedRecord],
+    ) -> anyhow::Result<()> {
+        for (key, value, headers) in records {
+            let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+            for (name, text) in headers {
+                owned = owned.insert(Header {
+                    key: name,
+                    value: Some(text.as_bytes()),
+                });
+            }
+            let mut record = BaseRecord::with_opaque_to(topic, NOT_A_ROW)
+                .partition(partition)
+                .key(key.as_slice())
+                .headers(owned);
+            if let Some(value) = value {
+                record = record.payload(value.as_slice());
+            }
+            self.send(record)
+                .with_context(|| format!("producing a record to {topic}-{partition}"))?;
+        }
+        Ok(())
     }
 }
 

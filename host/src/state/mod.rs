@@ -10,6 +10,8 @@
 //! ([`StateStore::in_memory`]): a temporary sled database written every batch only to be deleted cost CPU
 //! and grew the process's memory with every batch (sled's page table and log; `docs/benchmarks.md`).
 
+pub(crate) mod changelog;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -73,6 +75,16 @@ impl StateStore {
         StateStore {
             db: None,
             deferred: None,
+        }
+    }
+
+    /// No database, but each batch's changes are kept until taken ([`StateStore::take_changes`]): a group
+    /// member's task, whose changes go to its changelog (`changelog.rs`) and whose state is rebuilt from
+    /// it.
+    pub fn changes_only() -> StateStore {
+        StateStore {
+            db: None,
+            deferred: Some(Arc::default()),
         }
     }
 
@@ -152,7 +164,7 @@ pub struct StateTable {
 impl StateTable {
     /// Whether changes are kept at all: an operator can skip encoding them for an in-memory store.
     pub fn is_stored(&self) -> bool {
-        self.db.is_some()
+        self.db.is_some() || self.deferred.is_some()
     }
 
     /// The table's tree in the database in use (opening a tree sled already has open is a map look-up).

@@ -43,7 +43,7 @@ fn group_pipeline(dir: &Path, delivery: &str) -> PathBuf {
 }
 
 /// One instance, its log in `dir/<name>.log` and its progress in `dir/<name>.json`, with `env` set.
-fn start_instance(
+pub(super) fn start_instance(
     file: &Path,
     bootstrap: &str,
     dir: &Path,
@@ -78,12 +78,12 @@ fn produce_slowly(bootstrap: String, n: u64, over: Duration) -> std::thread::Joi
 }
 
 /// The committed values of a one-partition topic, from the raw log.
-fn committed(bootstrap: &str, topic: &str) -> Vec<String> {
+pub(super) fn committed(bootstrap: &str, topic: &str) -> Vec<String> {
     read_log(bootstrap, topic, 0).unwrap().committed_values()
 }
 
 /// Waits until `topic` holds `count` committed records (or more), for at most `timeout`.
-fn wait_for_committed(bootstrap: &str, topic: &str, count: usize, timeout: Duration) {
+pub(super) fn wait_for_committed(bootstrap: &str, topic: &str, count: usize, timeout: Duration) {
     let started = Instant::now();
     while committed(bootstrap, topic).len() < count && started.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(500));

@@ -10,6 +10,7 @@ mod file_source;
 mod files;
 mod fraud;
 mod group;
+mod group_state;
 mod join;
 mod limits;
 mod metrics;

@@ -31,6 +31,9 @@ pub(crate) trait Handover: Send + Sync {
     /// `partitions` are about to be read: whatever their previous owner left unfinished must be fenced
     /// first (exactly-once: its open transactions aborted).
     fn taken(&self, partitions: &[TopicPartition]) -> anyhow::Result<()>;
+    /// `partitions` start from these offsets the group committed (`None`: nothing committed yet): the state
+    /// that goes with them must be ready before they are read.
+    fn starting(&self, partitions: &[(TopicPartition, Option<i64>)]) -> anyhow::Result<()>;
     /// `partitions` are about to be given up: returns once every batch read with them has committed or
     /// failed.
     fn released(&self, partitions: &[TopicPartition]);
@@ -139,12 +142,13 @@ impl MemberRebalancing {
         }
     }
 
-    /// The group's committed offset of each partition, read after fencing, else `startingOffsets`.
+    /// The group's committed offset of each partition, read after fencing, else `startingOffsets`; and
+    /// whether it was the group's.
     fn starting_offsets(
         &self,
         consumer: &BaseConsumer<SourceContext>,
         partitions: &TopicPartitionList,
-    ) -> anyhow::Result<Vec<(TopicPartition, Offset)>> {
+    ) -> anyhow::Result<Vec<(TopicPartition, Offset, bool)>> {
         let committed = consumer
             .committed_offsets(partitions.clone(), COMMITTED_TIMEOUT)
             .context("reading the group's committed offsets")?;
@@ -153,11 +157,13 @@ impl MemberRebalancing {
             .iter()
             .map(|e| {
                 let tp = (e.topic().to_string(), e.partition());
-                let offset = match e.offset() {
-                    Offset::Offset(o) => Offset::Offset(o),
-                    _ => self.starting_offset(&tp),
-                };
-                (tp, offset)
+                match e.offset() {
+                    Offset::Offset(o) => (tp, Offset::Offset(o), true),
+                    _ => {
+                        let offset = self.starting_offset(&tp);
+                        (tp, offset, false)
+                    }
+                }
             })
             .collect())
     }
@@ -177,7 +183,16 @@ impl Rebalancing for MemberRebalancing {
         let starts = self
             .handover
             .taken(&tps)
-            .and_then(|()| self.starting_offsets(consumer, partitions));
+            .and_then(|()| self.starting_offsets(consumer, partitions))
+            .and_then(|starts| {
+                let committed: Vec<_> = (starts.iter())
+                    .map(|(tp, offset, committed)| match (offset, committed) {
+                        (Offset::Offset(o), true) => (tp.clone(), Some(*o)),
+                        _ => (tp.clone(), None),
+                    })
+                    .collect();
+                self.handover.starting(&committed).map(|()| starts)
+            });
         let starts = match starts {
             Ok(starts) => starts,
             Err(error) => {
@@ -185,7 +200,7 @@ impl Rebalancing for MemberRebalancing {
                 return self.push(Change::Failed(message));
             }
         };
-        for ((topic, partition), offset) in &starts {
+        for ((topic, partition), offset, _) in &starts {
             if let Err(error) = partitions.set_partition_offset(topic, *partition, *offset) {
                 return self.push(Change::Failed(format!("{topic}-{partition}: {error}")));
             }
@@ -193,7 +208,7 @@ impl Rebalancing for MemberRebalancing {
         tracing::info!(partitions = %names(&tps), elapsed = ?taking.elapsed(), "partitions assigned to this instance");
         let known = starts
             .into_iter()
-            .map(|(tp, offset)| match offset {
+            .map(|(tp, offset, _)| match offset {
                 Offset::Offset(o) => (tp, Some(o)),
                 _ => (tp, None),
             })

@@ -1,0 +1,118 @@
+//! Topics Weir keeps for itself (a stateful group member's changelogs): creating one compacted, and
+//! reading one partition of it from the start to its end.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::SourceContext;
+
+/// How long creating a topic, or reading one partition to its end, may take.
+const TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Creates `topic` with `partitions` partitions and `cleanup.policy = compact`, unless it exists; an
+/// existing topic must have at least `partitions` partitions.
+pub(crate) fn ensure_compacted_topic(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("creating a Kafka admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
+    let results = futures_executor::block_on(admin.create_topics([&new], &options))
+        .with_context(|| format!("creating topic {topic}"))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions, "created compacted topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => bail!("creating topic {topic}: {code}"),
+        }
+    }
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), TOPIC_TIMEOUT)
+        .with_context(|| format!("reading topic {topic}'s metadata"))?;
+    let existing = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len() as i32);
+    if existing < partitions {
+        bail!("topic {topic} has {existing} partitions, and needs {partitions} (one per input partition): delete it, or add partitions");
+    }
+    Ok(())
+}
+
+/// A record read back from a topic Weir wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredRecord {
+    pub(crate) offset: i64,
+    pub(crate) key: Vec<u8>,
+    /// `None`: a tombstone.
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Every record of `topic`-`partition` from its start to its end as of the call (read_committed: a broker
+/// that filters aborted transactions leaves them out; one that does not returns them too).
+pub(crate) fn read_partition(
+    config: &ClientConfig,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Vec<StoredRecord>> {
+    let mut config = config.clone();
+    config
+        .set("group.id", "weir-restore")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer<SourceContext> = config
+        .create_with_context(SourceContext::default())
+        .with_context(|| format!("creating a consumer to read back {topic}"))?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, TOPIC_TIMEOUT)
+        .with_context(|| format!("reading {topic}-{partition}'s offsets"))?;
+    let mut records = Vec::new();
+    if high <= low {
+        return Ok(records);
+    }
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    consumer
+        .assign(&list)
+        .with_context(|| format!("assigning {topic}-{partition}"))?;
+    let deadline = Instant::now() + TOPIC_TIMEOUT;
+    // The end is where the broker says the partition ends (after the last transaction marker, which is
+    // never delivered), so the end-of-partition event decides, not the last offset read.
+    loop {
+        if Instant::now() > deadline {
+            bail!("reading {topic}-{partition} to offset {high} took over {TOPIC_TIMEOUT:?}");
+        }
+        let message = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(records),
+            Some(message) => message,
+        };
+        let message = message.with_context(|| format!("reading {topic}-{partition}"))?;
+        let headers = message.headers().map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        });
+        records.push(StoredRecord {
+            offset: message.offset(),
+            key: message.key().unwrap_or_default().to_vec(),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+    }
+}

@@ -1,0 +1,222 @@
+//! A stateful consumer group member's tasks: one per input partition it owns, each with an aggregation
+//! and a watermark of its own, so that a partition's state can move to another instance with it.
+//!
+//! A task's batch changes go to the aggregation's changelog (`state/changelog.rs`) in the partition's
+//! transaction (`partition_write.rs`). When the group gives this instance a partition, its task is
+//! rebuilt from that changelog, as of the group's committed offset; when the partition leaves, the task is
+//! dropped. A task's watermark is its own partition's event time less the delay: the
+//! partitions of one instance share nothing, so none can make another's records late.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use rdkafka::config::ClientConfig;
+
+use crate::aggregate::{AggregateSpec, Aggregator};
+use crate::kafka::{ensure_compacted_topic, read_partition, TopicPartition};
+use crate::progress::{RestoreProgress, StateOperatorProgress};
+use crate::state::changelog::{changelog_topic, replay, ChangelogBatch};
+use crate::state::StateStore;
+use crate::PipelineSpec;
+
+/// The operator whose state the tasks hold (the name in the changelog topic and in the state table).
+const OPERATOR: &str = "aggregate";
+
+/// The member's tasks; see the module's doc.
+pub(crate) struct PartitionTasks {
+    spec: AggregateSpec,
+    input: SchemaRef,
+    /// The watermark's delay, when there is a watermark.
+    delay_ms: Option<i64>,
+    /// The changelog topic, and how to reach it (the sink's cluster, where the transactions are).
+    changelog: String,
+    kafka: ClientConfig,
+    tasks: Mutex<BTreeMap<TopicPartition, Arc<Mutex<Task>>>>,
+    restores: Mutex<RestoreProgress>,
+}
+
+/// One partition's state.
+struct Task {
+    aggregator: Aggregator,
+    store: StateStore,
+    watermark: Option<i64>,
+    /// The partition offset the state is as of: where the last batch ended, or the committed offset it
+    /// was rebuilt at (`None`: no batch yet).
+    position: Option<i64>,
+}
+
+/// What a task made of its partition's rows in a batch.
+pub(crate) struct TaskBatch {
+    /// The rows the output mode emits.
+    pub(crate) emitted: RecordBatch,
+    pub(crate) progress: StateOperatorProgress,
+    /// Rows behind the task's watermark (by index into the input).
+    pub(crate) late_rows: Vec<u32>,
+    /// The changes, for the partition's transaction.
+    pub(crate) changelog: ChangelogBatch,
+}
+
+impl PartitionTasks {
+    /// The tasks of a group member with an aggregation over rows of `input`, else `None`.
+    pub(crate) fn plan(
+        spec: &PipelineSpec,
+        input: &SchemaRef,
+    ) -> anyhow::Result<Option<PartitionTasks>> {
+        let (Some(kafka), Some(aggregate)) = (spec.source.kafka(), &spec.aggregate) else {
+            return Ok(None);
+        };
+        if !kafka.consumer_group {
+            return Ok(None);
+        }
+        let tasks = PartitionTasks {
+            spec: aggregate.clone(),
+            input: input.clone(),
+            delay_ms: spec.watermark.as_ref().map(|w| w.delay_ms),
+            changelog: changelog_topic(&spec.name, OPERATOR),
+            kafka: client_config(&spec.sink.options.kafka),
+            tasks: Mutex::default(),
+            restores: Mutex::default(),
+        };
+        // Checks the aggregation against the input now, as a single instance's plan does.
+        tasks.new_task()?;
+        Ok(Some(tasks))
+    }
+
+    fn new_task(&self) -> anyhow::Result<Task> {
+        let store = StateStore::changes_only();
+        let aggregator = Aggregator::new(
+            self.spec.clone(),
+            &self.input,
+            self.delay_ms.is_some(),
+            store.table(OPERATOR)?,
+        )
+        .context("planning the aggregation")?;
+        Ok(Task {
+            aggregator,
+            store,
+            watermark: None,
+            position: None,
+        })
+    }
+
+    /// Rebuilds the tasks of `partitions`, given to this instance, from the changelog, as of each one's
+    /// committed offset (`None`: nothing committed yet).
+    pub(crate) fn restore(
+        &self,
+        partitions: &[(TopicPartition, Option<i64>)],
+    ) -> anyhow::Result<()> {
+        let restoring = Instant::now();
+        let needed = partitions
+            .iter()
+            .map(|((_, p), _)| p + 1)
+            .max()
+            .unwrap_or(1);
+        ensure_compacted_topic(&self.kafka, &self.changelog, needed)?;
+        let mut records = 0;
+        for ((topic, partition), committed) in partitions {
+            let log = read_partition(&self.kafka, &self.changelog, *partition)?;
+            let restored = replay(&log, topic, *committed).with_context(|| {
+                format!(
+                    "restoring {topic}-{partition}'s state from {}",
+                    self.changelog
+                )
+            })?;
+            let mut task = self.new_task()?;
+            let entries = restored.tables.get(OPERATOR).cloned().unwrap_or_default();
+            let groups = task.aggregator.restore_entries(entries)?;
+            task.watermark = restored.watermark;
+            task.position = *committed;
+            tracing::info!(
+                task = %format!("{topic}-{partition}"),
+                groups,
+                records = restored.records,
+                skipped = restored.skipped,
+                watermark = ?task.watermark,
+                "task restored from {}", self.changelog
+            );
+            records += restored.records;
+            let task = Arc::new(Mutex::new(task));
+            self.lock().insert((topic.clone(), *partition), task);
+        }
+        let mut restores = self.restores.lock().unwrap_or_else(|e| e.into_inner());
+        restores.partitions += partitions.len() as u64;
+        restores.records += records;
+        restores.seconds += restoring.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Drops the tasks of `partitions`, given up.
+    pub(crate) fn release(&self, partitions: &[TopicPartition]) {
+        let mut tasks = self.lock();
+        for tp in partitions {
+            tasks.remove(tp);
+        }
+    }
+
+    /// Restores so far, for the progress report.
+    pub(crate) fn restores(&self) -> RestoreProgress {
+        self.restores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TopicPartition, Arc<Mutex<Task>>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Folds `rows`, partition `tp`'s rows of a batch ending at offset `end`, into its task;
+    /// `max_event_time` moves the task's watermark after them.
+    pub(crate) fn run(
+        &self,
+        tp: &TopicPartition,
+        rows: &RecordBatch,
+        max_event_time: Option<i64>,
+        end: i64,
+    ) -> anyhow::Result<TaskBatch> {
+        let task = self.lock().get(tp).cloned().with_context(|| {
+            format!("{}-{} has no task: its state was not restored", tp.0, tp.1)
+        })?;
+        let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
+        let before = task.watermark;
+        let after = match (max_event_time, self.delay_ms) {
+            (Some(time), Some(delay)) => Some(before.map_or(time - delay, |w| w.max(time - delay))),
+            _ => before,
+        };
+        let late_rows = task.aggregator.update(rows, before)?;
+        let (emitted, progress) = task.aggregator.finish_batch(after)?;
+        task.watermark = after;
+        let changelog = ChangelogBatch {
+            task: tp.clone(),
+            attempt: uuid::Uuid::new_v4().simple().to_string(),
+            from: task.position.replace(end),
+            to: end,
+            watermark: after,
+            changes: task.store.take_changes(),
+        };
+        Ok(TaskBatch {
+            emitted,
+            progress,
+            late_rows,
+            changelog,
+        })
+    }
+
+    /// The changelog topic.
+    pub(crate) fn changelog(&self) -> &str {
+        &self.changelog
+    }
+}
+
+/// The `kafka.*` options as a librdkafka configuration.
+fn client_config(options: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in options {
+        config.set(key, value);
+    }
+    config
+}

@@ -1,0 +1,233 @@
+//! Changelogs: how a group member's operator state moves with its input partitions.
+//!
+//! Each input partition is a task with state of its own. Every batch's changes to a task's tables go to a
+//! compacted topic, `weir-<pipeline>-<operator>-changelog`, in the partition of the task's number, inside
+//! the transaction that writes the batch's output and commits its offsets. A member that is given the
+//! partition replays that changelog partition to rebuild the task.
+//!
+//! A broker that does not filter aborted transactions (tansu, librdkafka's mock cluster) returns the
+//! changes of aborted attempts too (an instance killed or paused mid-batch), so which records count is
+//! decided here, not by the broker. Every batch attempt's records carry the input offsets its state went
+//! from and to. Replay starts at the group's committed offset and follows those links back: the attempt
+//! that ends at the committed offset and comes last in the log, then the last one before it ending where
+//! that one began, and so on. An attempt that never committed is either superseded by a later attempt
+//! over the same input (its owner's successor starts where the last commit stopped, after fencing it, and
+//! a fenced producer's writes are refused) or ends past the committed offset. Where a link is missing,
+//! compaction removed it, so the broker is one that compacts, and such a broker (Kafka) filters aborted
+//! records itself: everything it returns is replayed, in log order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context;
+
+use super::TableChanges;
+use crate::kafka::{StoredRecord, TopicPartition};
+
+/// Header: the source topic of the task (tasks of several topics can share a changelog partition).
+const TOPIC: &str = "weir.topic";
+/// Header: the id of the batch attempt that wrote the record.
+const ATTEMPT: &str = "weir.attempt";
+/// Header: the input offset the attempt's state started from (absent for a task's first batch).
+const FROM: &str = "weir.from";
+/// Header: the input offset the attempt's batch ended at.
+const TO: &str = "weir.to";
+/// The key of the record holding the task's watermark after the attempt (tables' keys start with their
+/// name, which is never empty).
+const POSITION_KEY: &[u8] = b"\0position";
+
+/// The changelog topic of `operator` in pipeline `pipeline`.
+///
+/// ```
+/// # use weir::internal::changelog_topic;
+/// assert_eq!(changelog_topic("fraud-window", "aggregate"), "weir-fraud-window-aggregate-changelog");
+/// ```
+pub fn changelog_topic(pipeline: &str, operator: &str) -> String {
+    format!("weir-{pipeline}-{operator}-changelog")
+}
+
+/// One batch attempt's changes to one task, ready to be produced to the task's changelog partition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChangelogBatch {
+    /// The task: the input partition.
+    pub(crate) task: TopicPartition,
+    /// This attempt's id, unique: it tells two attempts over the same input apart.
+    pub(crate) attempt: String,
+    /// The input offset the task's state was as of before the batch (`None`: its first batch).
+    pub(crate) from: Option<i64>,
+    /// The input offset the batch ends at (the offset it commits).
+    pub(crate) to: i64,
+    /// The task's watermark after the batch.
+    pub(crate) watermark: Option<i64>,
+    /// What the batch changed in the task's tables.
+    pub(crate) changes: Vec<TableChanges>,
+}
+
+/// A changelog record: key, value (`None`: a removal) and headers.
+type ChangelogRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
+
+impl ChangelogBatch {
+    /// The records to produce: every upsert and removal of every table, then the position.
+    pub(crate) fn records(&self) -> anyhow::Result<Vec<ChangelogRecord>> {
+        let mut headers = vec![
+            (TOPIC, self.task.0.clone()),
+            (ATTEMPT, self.attempt.clone()),
+            (TO, self.to.to_string()),
+        ];
+        if let Some(from) = self.from {
+            headers.push((FROM, from.to_string()));
+        }
+        let mut records = Vec::new();
+        for table in &self.changes {
+            let key = |k: &[u8]| [table.table.as_bytes(), b"\0", k].concat();
+            for (k, v) in &table.upserts {
+                records.push((key(k), Some(v.clone()), headers.clone()));
+            }
+            for k in &table.removals {
+                records.push((key(k), None, headers.clone()));
+            }
+        }
+        let position = serde_json::to_vec(&self.watermark).context("encoding a position")?;
+        records.push((POSITION_KEY.to_vec(), Some(position), headers));
+        Ok(records)
+    }
+}
+
+/// A task's state rebuilt from its changelog.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Restored {
+    /// Each table's entries, in key order.
+    pub(crate) tables: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// The watermark the last committed attempt left.
+    pub(crate) watermark: Option<i64>,
+    /// Records replayed.
+    pub(crate) records: u64,
+    /// Records of attempts that never committed, skipped.
+    pub(crate) skipped: u64,
+}
+
+/// The records of one attempt.
+struct Attempt<'a> {
+    from: Option<i64>,
+    to: i64,
+    records: Vec<&'a StoredRecord>,
+}
+
+/// Rebuilds the state of the task of `topic` from its changelog partition's `records` (in offset order),
+/// as of `committed`, the group's committed offset for the task (`None`: nothing committed).
+pub(crate) fn replay(
+    records: &[StoredRecord],
+    topic: &str,
+    committed: Option<i64>,
+) -> anyhow::Result<Restored> {
+    let attempts = attempts(records, topic)?;
+    let mut restored = Restored::default();
+    let total: u64 = attempts.iter().map(|a| a.records.len() as u64).sum();
+    let Some(committed) = committed else {
+        restored.skipped = total;
+        return Ok(restored);
+    };
+    // Back from the committed offset: the last attempt ending there, before the one already chosen.
+    let mut chain: Vec<usize> = Vec::new();
+    let mut target = Some(committed);
+    while let Some(to) = target {
+        let before = chain.last().copied().unwrap_or(attempts.len());
+        match attempts[..before].iter().rposition(|a| a.to == to) {
+            Some(found) => {
+                chain.push(found);
+                target = attempts[found].from;
+            }
+            None => break,
+        }
+    }
+    let applied: Vec<usize> = if target.is_some() {
+        // A missing link: the broker compacts, and returns committed records only (see the module's doc).
+        if chain.is_empty() && !attempts.is_empty() {
+            tracing::warn!(
+                committed,
+                "no changelog attempt ends at the committed offset; replaying the changelog whole"
+            );
+        }
+        (0..attempts.len()).collect()
+    } else {
+        chain.into_iter().rev().collect()
+    };
+    for index in &applied {
+        for record in &attempts[*index].records {
+            apply(&mut restored, record)?;
+        }
+    }
+    restored.skipped = total - restored.records;
+    Ok(restored)
+}
+
+/// The records of `topic`'s task, by attempt, in the order the attempts began in the log.
+fn attempts<'a>(records: &'a [StoredRecord], topic: &str) -> anyhow::Result<Vec<Attempt<'a>>> {
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in records {
+        let header = |name: &str| {
+            (record.headers.iter())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        if header(TOPIC).as_deref() != Some(topic) {
+            continue;
+        }
+        let offset = |name: &str| -> anyhow::Result<Option<i64>> {
+            header(name)
+                .map(|v| v.parse::<i64>())
+                .transpose()
+                .with_context(|| {
+                    format!(
+                        "changelog record at offset {}: header {name}",
+                        record.offset
+                    )
+                })
+        };
+        let (Some(id), Some(to)) = (header(ATTEMPT), offset(TO)?) else {
+            anyhow::bail!(
+                "changelog record at offset {} has no {ATTEMPT} or {TO} header: it was not written by Weir",
+                record.offset
+            );
+        };
+        let at = *index.entry(id).or_insert_with(|| {
+            attempts.push(Attempt {
+                from: None,
+                to,
+                records: Vec::new(),
+            });
+            attempts.len() - 1
+        });
+        attempts[at].from = offset(FROM)?;
+        attempts[at].records.push(record);
+    }
+    Ok(attempts)
+}
+
+/// Applies one record to the state being rebuilt.
+fn apply(restored: &mut Restored, record: &StoredRecord) -> anyhow::Result<()> {
+    restored.records += 1;
+    if record.key == POSITION_KEY {
+        let value = record.value.as_deref().unwrap_or(b"null");
+        restored.watermark = serde_json::from_slice(value)
+            .with_context(|| format!("decoding the position at offset {}", record.offset))?;
+        return Ok(());
+    }
+    let Some(split) = record.key.iter().position(|b| *b == 0) else {
+        anyhow::bail!(
+            "changelog record at offset {} has no table name",
+            record.offset
+        );
+    };
+    let table = String::from_utf8_lossy(&record.key[..split]).into_owned();
+    let key = record.key[split + 1..].to_vec();
+    let entries = restored.tables.entry(table).or_default();
+    match &record.value {
+        Some(value) => entries.insert(key, value.clone()),
+        None => entries.remove(&key),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

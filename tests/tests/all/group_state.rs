@@ -1,0 +1,225 @@
+//! Stateful instances sharing a consumer group: the fraud-window aggregation kept per input partition,
+//! its changes in a changelog topic, and rebuilt from it wherever the partition goes. Instances are killed,
+//! paused and added while the records come; the committed alerts, read from the raw log (tansu hands aborted
+//! records to read_committed consumers), must equal the offline computation: none missing, none extra.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use weir::internal::workload::{self, fraud_window_alerts};
+use weir_tests::*;
+
+use super::group::{committed, start_instance, wait_for_committed};
+
+/// `examples/fraud-window` as a group member, exactly once, with batches small enough that instances are
+/// mid-batch when they are killed or paused, and a short session timeout.
+fn stateful_group_pipeline(dir: &Path) -> PathBuf {
+    let text = example_variant(
+        "fraud-window/pipeline.toml",
+        &[
+            (
+                "endingOffsets = \"latest\"",
+                "consumerGroup = true\nmaxOffsetsPerTrigger = 20000\n\
+                 kafka.session.timeout.ms = \"6000\"\nkafka.heartbeat.interval.ms = \"500\""
+                    .to_string(),
+            ),
+            (
+                "name = \"fraud-window\"",
+                "name = \"fraud-window-group\"".to_string(),
+            ),
+        ],
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Produces the workload's `n` transactions (keyed by user) in steps over `over`, then the closing
+/// records that close every window of every partition.
+fn produce_workload_slowly(
+    bootstrap: String,
+    n: u64,
+    over: Duration,
+) -> std::thread::JoinHandle<()> {
+    use weir::internal::demo::{produce, produce_to_partitions};
+    std::thread::spawn(move || {
+        let steps = 40;
+        let per_step = n.div_ceil(steps);
+        let mut transactions = workload::transactions(n).map(|tx| (tx.key(), tx.value()));
+        for _ in 0..steps {
+            let step: Vec<_> = transactions.by_ref().take(per_step as usize).collect();
+            produce(&bootstrap, "tx", step).unwrap();
+            std::thread::sleep(over / steps as u32);
+        }
+        let closing = workload::closing_records(n)
+            .into_iter()
+            .map(|(partition, tx)| (partition, tx.key(), tx.value()));
+        produce_to_partitions(&bootstrap, "tx", closing).unwrap();
+    })
+}
+
+struct Setup {
+    broker: Broker,
+    dir: PathBuf,
+    file: PathBuf,
+    n: u64,
+}
+
+fn setup(n: u64, over: Duration) -> (Setup, std::thread::JoinHandle<()>) {
+    for module in ["json_transactions", "fraud_flagged", "filter"] {
+        udf_module(module);
+    }
+    let broker = tansu();
+    broker.create_topic("tx", workload::PARTITIONS);
+    broker.create_topic("alerts", 1);
+    let dir = scratch_dir();
+    let file = stateful_group_pipeline(&dir);
+    let producing = produce_workload_slowly(broker.bootstrap.clone(), n, over);
+    let setup = Setup {
+        broker,
+        dir,
+        file,
+        n,
+    };
+    (setup, producing)
+}
+
+impl Setup {
+    fn start(&self, name: &str, env: &[(&str, &str)]) -> Child {
+        start_instance(&self.file, &self.broker.bootstrap, &self.dir, (name, env))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Waits for the expected alerts, stops the instances, and checks the committed alerts are exactly
+    /// the offline computation's.
+    fn stop_and_check(&self, instances: Vec<Child>, names: &[&str]) {
+        let bootstrap = &self.broker.bootstrap;
+        let mut expected: Vec<String> = fraud_window_alerts(self.n)
+            .iter()
+            .map(|a| a.json())
+            .collect();
+        expected.sort();
+        wait_for_committed(
+            bootstrap,
+            "alerts",
+            expected.len(),
+            Duration::from_secs(180),
+        );
+        // Anything written twice would show after the expected count: give the instances time to write it.
+        std::thread::sleep(Duration::from_secs(3));
+        for mut instance in instances {
+            let _ = instance.kill();
+            instance.wait().unwrap();
+        }
+        let mut alerts = committed(bootstrap, "alerts");
+        alerts.sort();
+        let logs: Vec<String> = names.iter().map(|name| self.log(name)).collect();
+        let missing = expected
+            .iter()
+            .filter(|a| alerts.binary_search(a).is_err())
+            .count();
+        let mut distinct = alerts.clone();
+        distinct.dedup();
+        assert_eq!(
+            (alerts.len(), missing, alerts.len() - distinct.len()),
+            (expected.len(), 0, 0),
+            "(committed alerts, missing, duplicated); the instances' logs:\n{}",
+            logs.join("\n----\n")
+        );
+        assert!(
+            alerts == expected,
+            "the alerts differ from the offline computation"
+        );
+    }
+}
+
+#[test]
+fn three_stateful_instances_lose_one_and_gain_one_and_every_alert_is_written_once() {
+    let n = 1_000_000;
+    let (setup, producing) = setup(n, Duration::from_secs(40));
+    let mut a = setup.start("a", &[]);
+    let b = setup.start("b", &[]);
+    let c = setup.start("c", &[]);
+    std::thread::sleep(Duration::from_secs(14));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // Past the session timeout b and c hold every partition, a's rebuilt from the changelog; then d joins.
+    std::thread::sleep(Duration::from_secs(10));
+    let d = setup.start("d", &[]);
+    producing.join().unwrap();
+    setup.stop_and_check(vec![b, c, d], &["a", "b", "c", "d"]);
+    let restored: Vec<String> = ["b", "c", "d"]
+        .iter()
+        .map(|name| setup.log(name))
+        .filter(|log| {
+            log.contains("task restored from weir-fraud-window-group-aggregate-changelog")
+        })
+        .collect();
+    assert!(
+        restored.iter().any(|log| !log.contains("records=0 ")),
+        "a's partitions were restored from a changelog with state in it: {}",
+        setup.log("b")
+    );
+    // The progress says what was restored.
+    let restores: Vec<serde_json::Value> = ["b", "c", "d"]
+        .iter()
+        .flat_map(|name| {
+            let text = std::fs::read_to_string(setup.dir.join(format!("{name}.json"))).unwrap();
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .map(|p| p["sources"][0]["consumerGroup"]["restores"].clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        restores.iter().any(|r| r["records"].as_u64() > Some(0)),
+        "{restores:?}"
+    );
+}
+
+#[test]
+fn a_paused_stateful_instance_cannot_commit_its_windows_after_losing_them() {
+    let n = 300_000;
+    let (setup, producing) = setup(n, Duration::from_secs(24));
+    // a stops itself with a batch's alerts and state changes produced and its transactions open.
+    let mut a = setup.start("a", &[("WEIR_CRASH_AT", "produced:8:stop")]);
+    let b = setup.start("b", &[]);
+    let stopped = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('T'))
+    };
+    let waiting = Instant::now();
+    while !stopped(a.id()) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(90),
+            "a never reached its stop point"
+        );
+        assert!(
+            a.try_wait().unwrap().is_none(),
+            "a exited before its stop point: {}",
+            setup.log("a")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the session timeout b takes every partition, fencing a's producers; then a goes on.
+    std::thread::sleep(Duration::from_secs(12));
+    let status = std::process::Command::new("kill")
+        .args(["-CONT", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    producing.join().unwrap();
+    setup.stop_and_check(vec![a, b], &["a", "b"]);
+    let a_log = setup.log("a");
+    assert!(
+        a_log.contains("WEIR_CRASH_AT: stopping")
+            && a_log.contains("whose producer fenced this one's"),
+        "a's open transactions were fenced: {a_log}"
+    );
+}
