@@ -17,15 +17,27 @@ use super::SourceContext;
 /// How long creating a topic, or reading one partition to its end, may take.
 const TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Creates `topic` with `partitions` partitions and `cleanup.policy = compact`, unless it exists; an
-/// existing topic must have at least `partitions` partitions.
+/// Creates `topic` with `cleanup.policy = compact` and as many partitions as the largest of `like`, unless
+/// it exists; an existing topic must have at least that many.
 pub(crate) fn ensure_compacted_topic(
     config: &ClientConfig,
     topic: &str,
-    partitions: i32,
+    like: &[&str],
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         config.create().context("creating a Kafka admin client")?;
+    let mut partitions = 1;
+    for source in like {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(source), TOPIC_TIMEOUT)
+            .with_context(|| format!("reading topic {source}'s metadata"))?;
+        let count = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len());
+        partitions = partitions.max(count as i32);
+    }
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));

@@ -110,12 +110,10 @@ impl PartitionTasks {
         partitions: &[(TopicPartition, Option<i64>)],
     ) -> anyhow::Result<()> {
         let restoring = Instant::now();
-        let needed = partitions
-            .iter()
-            .map(|((_, p), _)| p + 1)
-            .max()
-            .unwrap_or(1);
-        ensure_compacted_topic(&self.kafka, &self.changelog, needed)?;
+        // One changelog partition per input partition: as many as the input topics have, not only the
+        // partitions this instance is given first.
+        let topics: Vec<&str> = partitions.iter().map(|((t, _), _)| t.as_str()).collect();
+        ensure_compacted_topic(&self.kafka, &self.changelog, &topics)?;
         let mut records = 0;
         for ((topic, partition), committed) in partitions {
             let log = read_partition(&self.kafka, &self.changelog, *partition)?;
