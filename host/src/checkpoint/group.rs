@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::{fetch_metadata_checked, offset_list, SourceContext, TopicPartition};
+use crate::kafka::{
+    client_config, fetch_metadata_checked, offset_list, SourceContext, TopicPartition,
+};
 use crate::source::SourceOptions;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,10 +28,7 @@ pub(crate) struct GroupOffsets {
 impl GroupOffsets {
     /// A client for group `name`, with the source's `kafka.*` options (bootstrap servers, security).
     pub(crate) fn open(source: &SourceOptions, name: &str) -> anyhow::Result<GroupOffsets> {
-        let mut config = ClientConfig::new();
-        for (key, value) in &source.kafka {
-            config.set(key, value);
-        }
+        let mut config = client_config(&source.kafka);
         config
             .set("group.id", name)
             .set("client.id", "weir-commits")

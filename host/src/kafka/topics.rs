@@ -28,15 +28,7 @@ pub(crate) fn ensure_compacted_topic(
         config.create().context("creating a Kafka admin client")?;
     let mut partitions = 1;
     for source in like {
-        let metadata = admin
-            .inner()
-            .fetch_metadata(Some(source), TOPIC_TIMEOUT)
-            .with_context(|| format!("reading topic {source}'s metadata"))?;
-        let count = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len());
-        partitions = partitions.max(count as i32);
+        partitions = partitions.max(partition_count(&admin, source)?);
     }
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
@@ -50,19 +42,27 @@ pub(crate) fn ensure_compacted_topic(
             Err((_, code)) => bail!("creating topic {topic}: {code}"),
         }
     }
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), TOPIC_TIMEOUT)
-        .with_context(|| format!("reading topic {topic}'s metadata"))?;
-    let existing = metadata
-        .topics()
-        .first()
-        .map_or(0, |t| t.partitions().len() as i32);
+    let existing = partition_count(&admin, topic)?;
     if existing < partitions {
         bail!("topic {topic} has {existing} partitions, and needs {partitions} (one per input partition): delete it, or add partitions");
     }
     Ok(())
 }
+
+/// How many partitions `topic` has (0 when it does not exist).
+fn partition_count(admin: &AdminClient<DefaultClientContext>, topic: &str) -> anyhow::Result<i32> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), TOPIC_TIMEOUT)
+        .with_context(|| format!("reading topic {topic}'s metadata"))?;
+    Ok(metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len() as i32))
+}
+
+/// A record Weir writes to a topic of its own: key, value (`None`: a tombstone) and text headers.
+pub(crate) type KeyedRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
 
 /// A record read back from a topic Weir wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -282,8 +282,12 @@ pub(super) fn aggregate(
         let ([chunk], [output]) = (batch.chunks.as_slice(), batch.outputs.as_slice()) else {
             anyhow::bail!("a group member's stateful step takes one partition at a time");
         };
+        let Some(end) = task_end else {
+            anyhow::bail!(
+                "a group member's partition batch is aggregated with the offset it ends at"
+            );
+        };
         let tp = (chunk.topic.clone(), chunk.partition);
-        let end = task_end.unwrap_or(chunk.last_offset + 1);
         return plan.aggregate_partition(&tp, output.rows.clone(), output.max_event_time, end);
     }
     let (before, after) = batch.watermarks;

@@ -17,7 +17,7 @@ use arrow_schema::SchemaRef;
 use rdkafka::config::ClientConfig;
 
 use crate::aggregate::{AggregateSpec, Aggregator};
-use crate::kafka::{ensure_compacted_topic, read_partition, TopicPartition};
+use crate::kafka::{client_config, ensure_compacted_topic, read_partition, TopicPartition};
 use crate::progress::{RestoreProgress, StateOperatorProgress};
 use crate::state::changelog::{changelog_topic, replay, ChangelogBatch};
 use crate::state::StateStore;
@@ -208,13 +208,4 @@ impl PartitionTasks {
     pub(crate) fn changelog(&self) -> &str {
         &self.changelog
     }
-}
-
-/// The `kafka.*` options as a librdkafka configuration.
-fn client_config(options: &BTreeMap<String, String>) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    for (key, value) in options {
-        config.set(key, value);
-    }
-    config
 }

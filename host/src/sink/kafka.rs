@@ -27,13 +27,10 @@ use super::refusal::{refused_for_good, Refusal};
 use super::rows::{avro_schema_of, Encoding};
 use super::{SinkOptions, SinkRows};
 use crate::kafka::{
-    fetch_metadata_checked, flush_in_steps, offset_list, send_waiting, TopicPartition,
+    fetch_metadata_checked, flush_in_steps, offset_list, send_waiting, KeyedRecord, TopicPartition,
 };
 use crate::registry::SchemaRegistry;
 use crate::sink::SinkFormat;
-
-/// A record Weir writes for itself: key, value (`None`: a tombstone) and text headers.
-pub(crate) type KeyedRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
 
 /// The batch's transaction failed in a way Kafka lets the producer recover from by aborting it: the
 /// pipeline aborts it and produces the batch again, a few times at most (`pipeline/overlapped_write.rs`).

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Context;
 
 use super::TableChanges;
-use crate::kafka::{StoredRecord, TopicPartition};
+use crate::kafka::{KeyedRecord, StoredRecord, TopicPartition};
 
 /// Header: the source topic of the task (tasks of several topics can share a changelog partition).
 const TOPIC: &str = "weir.topic";
@@ -62,12 +62,9 @@ pub(crate) struct ChangelogBatch {
     pub(crate) changes: Vec<TableChanges>,
 }
 
-/// A changelog record: key, value (`None`: a removal) and headers.
-type ChangelogRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
-
 impl ChangelogBatch {
     /// The records to produce: every upsert and removal of every table, then the position.
-    pub(crate) fn records(&self) -> anyhow::Result<Vec<ChangelogRecord>> {
+    pub(crate) fn records(&self) -> anyhow::Result<Vec<KeyedRecord>> {
         let mut headers = vec![
             (TOPIC, self.task.0.clone()),
             (ATTEMPT, self.attempt.clone()),

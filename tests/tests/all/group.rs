@@ -125,6 +125,38 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
     assert_eq!(letters.len() as u64, n / MALFORMED_EVERY);
 }
 
+/// Waits until `instance` has stopped itself (`WEIR_CRASH_AT=<point>:<batch>:stop`), leaves it stopped
+/// past the group's session timeout, so that the other members take its partitions and fence its
+/// producers, then lets it go on. `log` is its log, for the failure message.
+pub(super) fn resume_after_session_timeout(instance: &mut Child, log: impl Fn() -> String) {
+    let stopped = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('T'))
+    };
+    let waiting = Instant::now();
+    while !stopped(instance.id()) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(90),
+            "the instance never reached its stop point: {}",
+            log()
+        );
+        assert!(
+            instance.try_wait().unwrap().is_none(),
+            "the instance exited before its stop point: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(12));
+    let status = std::process::Command::new("kill")
+        .args(["-CONT", &instance.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A broker with the example's topics (the input on [`PARTITIONS`] partitions), the pipeline file in a
 /// scratch folder, and `n` records being produced over `over`.
 struct Setup {
@@ -220,31 +252,8 @@ fn a_paused_instance_that_lost_its_partitions_cannot_commit_for_them() {
     let stop_mid_batch = [("WEIR_CRASH_AT", "produced:20:stop")];
     let mut a = setup.start("a", &stop_mid_batch);
     let b = setup.start("b", &[]);
-    let stopped = |pid: u32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('T'))
-    };
-    let waiting = Instant::now();
-    while !stopped(a.id()) {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "a never reached its stop point"
-        );
-        assert!(
-            a.try_wait().unwrap().is_none(),
-            "a exited before its stop point"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // Past the session timeout b takes every partition, fencing a's producers; then a goes on.
-    std::thread::sleep(Duration::from_secs(12));
-    let status = std::process::Command::new("kill")
-        .args(["-CONT", &a.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    resume_after_session_timeout(&mut a, || setup.log("a"));
     setup.wait_for_input();
     stop_and_check(vec![a, b], &setup.broker.bootstrap, n, &setup.dir);
     let a_log = setup.log("a");
