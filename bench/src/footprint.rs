@@ -73,6 +73,26 @@ fn rss_kib(pid: libc::pid_t) -> Option<u64> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
+/// CPU time (user and kernel) process `pid` has used so far; zero once it is gone.
+pub fn cpu_time(pid: libc::pid_t) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // After the command name in parentheses: state is field 3, utime and stime fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
 /// The bytes of every file under `path` (0 while it does not exist; files removed while it is read are
 /// skipped, as the checkpoint replaces its generations).
 fn folder_bytes(path: &Path) -> u64 {
@@ -121,5 +141,24 @@ mod tests {
             sampler.samples[0].rss_kib
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The CPU time read from /proc grows while this thread spins (however busy the machine).
+    #[test]
+    fn cpu_time_counts_work_done() {
+        let me = std::process::id() as libc::pid_t;
+        let before = cpu_time(me);
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while cpu_time(me) < before + Duration::from_millis(200) {
+            assert!(
+                spin.elapsed() < Duration::from_secs(30),
+                "CPU time stuck at {before:?}"
+            );
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        assert_eq!(cpu_time(-1), Duration::ZERO);
     }
 }

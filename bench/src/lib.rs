@@ -10,6 +10,8 @@
 //! - [`latency`]: the delay from a window's closing to its alert, at a fixed input rate;
 //! - [`soak`]: a long run at a fixed rate, sampling memory and the checkpoint's size ([`footprint`]) to
 //!   show both reach a plateau;
+//! - [`group`]: instances sharing a consumer group: their throughput, the changelog's cost, a restore and
+//!   a failover, and their table;
 //! - [`report`]: medians, the markdown and CSV tables; [`plot`]: the PNG chart.
 //!
 //! The criterion micro-benchmarks are in `benches/`. `docs/benchmarks.md` has the figures and how to
@@ -18,6 +20,7 @@
 pub mod ceiling;
 pub mod footprint;
 pub mod generator;
+pub mod group;
 pub mod latency;
 pub mod measure;
 pub mod plot;

@@ -4,7 +4,8 @@
 //! for each run measures the consume-only ceiling and every pipeline configuration on fresh alert topics,
 //! checks every run's alerts exactly, measures latency at a fixed rate, and writes the tables (markdown,
 //! CSV) and a chart (PNG). It exits non-zero if any run's alerts were not exact.
-//! `weir-bench generate` only writes the workload.
+//! `weir-bench group` measures 1, 2 and 3 instances sharing a consumer group against one instance, with a
+//! restore and a failover. `weir-bench generate` only writes the workload.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_bench::ceiling::consume_only;
 use weir_bench::generator::{generate, Pace};
+use weir_bench::group::GroupRuns;
 use weir_bench::latency::measure_latency;
 use weir_bench::measure::{AlertWatch, Ending, Expected, Run, RunMeasure};
 use weir_bench::report::{self, Sample, Setting, CEILING};
@@ -75,6 +77,22 @@ enum Command {
         /// Soak one configuration instead of both (each takes ~20 minutes at the defaults).
         #[arg(long, value_enum)]
         only: Option<SoakConfiguration>,
+    },
+    /// Runs the workload on 1, 2 and 3 instances in group mode and on one in assign mode, interleaved;
+    /// measures throughput, CPU, a changelog restore and a failover, and checks the alerts exactly.
+    Group {
+        /// Transactions per run.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+        /// Runs per configuration; the table gives the median.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The most instances to run together.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Where group.md goes.
+        #[arg(long, default_value = "target/bench-group")]
+        out: PathBuf,
     },
     /// Writes the workload to a topic (with 4 partitions: `--create` makes it).
     Generate {
@@ -141,6 +159,12 @@ fn main() -> anyhow::Result<()> {
             exact_only,
             only,
         } => soak(n, rate, &out, exact_only, only),
+        Command::Group {
+            n,
+            runs,
+            instances,
+            out,
+        } => group(n, runs, instances, &out),
     }
 }
 
@@ -454,6 +478,43 @@ fn suite(
     anyhow::ensure!(
         inexact == 0,
         "{inexact} runs did not produce exactly the expected alerts"
+    );
+    Ok(())
+}
+
+/// `weir-bench group`: assign mode and 1..=`most` group instances, interleaved (the order reversed every
+/// other run), on one input.
+fn group(n: u64, runs: usize, most: usize, out: &std::path::Path) -> anyhow::Result<()> {
+    check_built()?;
+    let weir = weir_tests::weir_binary();
+    let (broker, broker_words) = broker();
+    let prefix = topic_prefix("group")?;
+    let input = format!("{prefix}-tx");
+    broker.try_create_topic(&input, weir::internal::workload::PARTITIONS)?;
+    let generated = generate(&broker.bootstrap, &input, n, Pace::Fastest)?;
+    println!("generated {} records on {broker_words}", generated.records);
+    let results = GroupRuns {
+        weir: &weir,
+        broker: &broker,
+        prefix: &prefix,
+        input: (&input, generated.records),
+        n,
+    }
+    .run(runs, most)?;
+    let setting = Setting {
+        n,
+        runs,
+        broker: broker_words,
+        commit: git_commit(),
+    };
+    let markdown = weir_bench::group::report::markdown(&setting, &results);
+    println!("\n{markdown}");
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("group.md"), &markdown)?;
+    println!("written: {}/group.md", out.display());
+    anyhow::ensure!(
+        results.all_exact(),
+        "some runs did not produce exactly the expected alerts"
     );
     Ok(())
 }

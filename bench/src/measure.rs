@@ -55,6 +55,19 @@ impl Expected {
         self.alerts.get(value).map(|(_, end)| *end)
     }
 
+    /// The moment the last expected alert was first readable, if any was read.
+    pub fn last_read(&self, read: &[Alert]) -> Option<Instant> {
+        let mut first_read: BTreeMap<&str, Instant> = BTreeMap::new();
+        for alert in read {
+            first_read.entry(&alert.value).or_insert(alert.read_at);
+        }
+        first_read
+            .iter()
+            .filter(|(value, _)| self.window_end(value).is_some())
+            .map(|(_, at)| *at)
+            .max()
+    }
+
     /// Compares what was read with what was expected.
     pub fn check(&self, read: &[Alert]) -> Exactness {
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -391,17 +404,7 @@ impl Run<'_> {
             );
         }
         let exactness = expected.check(&alerts);
-        // The moment the last expected alert was first readable.
-        let mut first_read: BTreeMap<&str, Instant> = BTreeMap::new();
-        for alert in &alerts {
-            first_read.entry(&alert.value).or_insert(alert.read_at);
-        }
-        let last = first_read
-            .iter()
-            .filter(|(value, _)| expected.window_end(value).is_some())
-            .map(|(_, at)| *at)
-            .max()
-            .unwrap_or(exit_at);
+        let last = expected.last_read(&alerts).unwrap_or(exit_at);
         Ok(RunMeasure {
             records,
             wall: last.max(started) - started,

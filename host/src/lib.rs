@@ -136,7 +136,8 @@ pub use join::{JoinSpec, JoinType, TableFormat, TableSpec};
 pub use kafka::OptionError;
 pub use metrics::MetricsSpec;
 pub use pipeline::{
-    Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError, Transform, Trigger,
+    inspect_pipeline, Pipeline, PipelineBuilder, PipelineSpec, Plan, RunSummary, SpecError,
+    Transform, Trigger,
 };
 pub use schema::parse_ddl_schema;
 pub use sink::{

@@ -1,6 +1,7 @@
 //! Topics Weir keeps for itself (a stateful group member's changelogs): creating one compacted, and
-//! reading one partition of it from the start to its end.
+//! reading its partitions from the start to their end.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -14,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::SourceContext;
 
-/// How long creating a topic, or reading one partition to its end, may take.
+/// How long creating a topic, or reading its partitions to their end, may take.
 const TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Creates `topic` with `cleanup.policy = compact` and as many partitions as the largest of `like`, unless
@@ -74,57 +75,69 @@ pub(crate) struct StoredRecord {
     pub(crate) headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Every record of `topic`-`partition` from its start to its end as of the call (read_committed: a broker
-/// that filters aborted transactions leaves them out; one that does not returns them too).
-pub(crate) fn read_partition(
+/// Every record of each of `partitions` of `topic`, from its start to its end as of the call, read by one
+/// consumer (read_committed: a broker that filters aborted transactions leaves them out; one that does not
+/// returns them too).
+pub(crate) fn read_partitions(
     config: &ClientConfig,
     topic: &str,
-    partition: i32,
-) -> anyhow::Result<Vec<StoredRecord>> {
+    partitions: &[i32],
+) -> anyhow::Result<BTreeMap<i32, Vec<StoredRecord>>> {
     let mut config = config.clone();
     config
         .set("group.id", "weir-restore")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // The end of a partition shows as an empty fetch, which the broker would otherwise hold for
+        // 500 ms: a restore is on the path of a partition moving.
+        .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<SourceContext> = config
         .create_with_context(SourceContext::default())
         .with_context(|| format!("creating a consumer to read back {topic}"))?;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, TOPIC_TIMEOUT)
-        .with_context(|| format!("reading {topic}-{partition}'s offsets"))?;
-    let mut records = Vec::new();
-    if high <= low {
-        return Ok(records);
-    }
+    let mut logs: BTreeMap<i32, Vec<StoredRecord>> = BTreeMap::new();
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    for &partition in partitions {
+        logs.insert(partition, Vec::new());
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, TOPIC_TIMEOUT)
+            .with_context(|| format!("reading {topic}-{partition}'s offsets"))?;
+        if high > low {
+            list.add_partition_offset(topic, partition, Offset::Offset(low))?;
+        }
+    }
+    let mut unfinished: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
     consumer
         .assign(&list)
-        .with_context(|| format!("assigning {topic}-{partition}"))?;
+        .with_context(|| format!("assigning {topic}'s partitions {unfinished:?}"))?;
     let deadline = Instant::now() + TOPIC_TIMEOUT;
-    // The end is where the broker says the partition ends (after the last transaction marker, which is
-    // never delivered), so the end-of-partition event decides, not the last offset read.
-    loop {
+    // A partition ends where the broker says it does (after the last transaction marker, which is never
+    // delivered), so the end-of-partition event decides, not the last offset read.
+    while !unfinished.is_empty() {
         if Instant::now() > deadline {
-            bail!("reading {topic}-{partition} to offset {high} took over {TOPIC_TIMEOUT:?}");
+            bail!("reading {topic}'s partitions {unfinished:?} to their end took over {TOPIC_TIMEOUT:?}");
         }
         let message = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(records),
-            Some(message) => message,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                unfinished.remove(&partition);
+                continue;
+            }
+            Some(message) => message.with_context(|| format!("reading {topic}"))?,
         };
-        let message = message.with_context(|| format!("reading {topic}-{partition}"))?;
         let headers = message.headers().map_or_else(Vec::new, |h| {
             h.iter()
                 .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
                 .collect()
         });
-        records.push(StoredRecord {
-            offset: message.offset(),
-            key: message.key().unwrap_or_default().to_vec(),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers,
-        });
+        logs.entry(message.partition())
+            .or_default()
+            .push(StoredRecord {
+                offset: message.offset(),
+                key: message.key().unwrap_or_default().to_vec(),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
     }
+    Ok(logs)
 }

@@ -17,14 +17,14 @@ use arrow_schema::SchemaRef;
 use rdkafka::config::ClientConfig;
 
 use crate::aggregate::{AggregateSpec, Aggregator};
-use crate::kafka::{client_config, ensure_compacted_topic, read_partition, TopicPartition};
+use crate::kafka::{client_config, ensure_compacted_topic, read_partitions, TopicPartition};
 use crate::progress::{RestoreProgress, StateOperatorProgress};
 use crate::state::changelog::{changelog_topic, replay, ChangelogBatch};
 use crate::state::StateStore;
 use crate::PipelineSpec;
 
 /// The operator whose state the tasks hold (the name in the changelog topic and in the state table).
-const OPERATOR: &str = "aggregate";
+pub(crate) const OPERATOR: &str = "aggregate";
 
 /// The member's tasks; see the module's doc.
 pub(crate) struct PartitionTasks {
@@ -114,10 +114,19 @@ impl PartitionTasks {
         // partitions this instance is given first.
         let topics: Vec<&str> = partitions.iter().map(|((t, _), _)| t.as_str()).collect();
         ensure_compacted_topic(&self.kafka, &self.changelog, &topics)?;
-        let mut records = 0;
+        // Changelog partition p holds the tasks of partition p of every input topic (told apart by a header).
+        let mut numbers: Vec<i32> = partitions.iter().map(|((_, p), _)| *p).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let logs = read_partitions(&self.kafka, &self.changelog, &numbers)?;
+        let read: usize = logs.values().map(Vec::len).sum();
+        let bytes: usize = (logs.values().flatten())
+            .map(|r| r.key.len() + r.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        let (mut records, mut all_groups) = (0, 0);
         for ((topic, partition), committed) in partitions {
-            let log = read_partition(&self.kafka, &self.changelog, *partition)?;
-            let restored = replay(&log, topic, *committed).with_context(|| {
+            let log = logs.get(partition).map_or(&[][..], Vec::as_slice);
+            let restored = replay(log, topic, *committed).with_context(|| {
                 format!(
                     "restoring {topic}-{partition}'s state from {}",
                     self.changelog
@@ -137,13 +146,25 @@ impl PartitionTasks {
                 "task restored from {}", self.changelog
             );
             records += restored.records;
+            all_groups += groups;
             let task = Arc::new(Mutex::new(task));
             self.lock().insert((topic.clone(), *partition), task);
         }
+        let seconds = restoring.elapsed().as_secs_f64();
+        tracing::info!(
+            partitions = partitions.len(),
+            read,
+            bytes,
+            records,
+            groups = all_groups,
+            seconds,
+            "state restored from {}",
+            self.changelog
+        );
         let mut restores = self.restores.lock().unwrap_or_else(|e| e.into_inner());
         restores.partitions += partitions.len() as u64;
         restores.records += records;
-        restores.seconds += restoring.elapsed().as_secs_f64();
+        restores.seconds += seconds;
         Ok(())
     }
 

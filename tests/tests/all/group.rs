@@ -111,10 +111,20 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         .iter()
         .filter_map(|name| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())
         .collect();
+    let mut repeated = results.clone();
+    repeated.dedup();
+    let log = read_log(bootstrap, "results", 0).unwrap();
     assert_eq!(
         results.len(),
         expected.len(),
-        "committed results; the instances' logs:\n{}",
+        "committed results ({} repeated, {} aborted, {} open, {} commit and {} abort markers; the first \
+         repeated: {:?}); the instances' logs:\n{}",
+        results.len() - repeated.len(),
+        log.aborted,
+        log.open,
+        log.commits,
+        log.aborts,
+        results.windows(2).find(|w| w[0] == w[1]).map(|w| &w[0]),
         logs.join("\n----\n")
     );
     assert!(

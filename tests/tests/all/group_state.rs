@@ -179,6 +179,30 @@ fn three_stateful_instances_lose_one_and_gain_one_and_every_alert_is_written_onc
         restores.iter().any(|r| r["records"].as_u64() > Some(0)),
         "{restores:?}"
     );
+    // `weir checkpoint inspect` on the pipeline file reads the group's progress from Kafka: every record
+    // committed, and a changelog to restore each partition from.
+    let report = successful_stdout(
+        weir_command()
+            .args(["checkpoint", "inspect"])
+            .arg(&setup.file)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &setup.broker.bootstrap),
+        "weir checkpoint inspect",
+    );
+    assert!(
+        report.contains("lag         0 records past the committed offsets"),
+        "{report}"
+    );
+    let committed = report.lines().filter(|l| l.starts_with("  tx-"));
+    assert_eq!(committed.count(), 4, "{report}");
+    let changelog: Vec<u64> = (report.lines())
+        .skip_while(|l| !l.starts_with("changelog   weir-fraud-window-group-aggregate-changelog"))
+        .skip(1)
+        .filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        changelog.len() == 4 && changelog.iter().all(|&records| records > 0),
+        "{report}"
+    );
 }
 
 #[test]

@@ -92,9 +92,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CheckpointCommand {
-    /// Print a checkpoint's query id, batches, offsets per partition, watermark and state per operator.
+    /// Print a checkpoint's query id, batches, offsets per partition, watermark and state per operator;
+    /// given a pipeline file, its checkpoint's, or for a consumer group member (`consumerGroup = true`)
+    /// the group's members, committed offsets, lag and changelog.
     Inspect {
-        /// The checkpoint folder (the pipeline's `checkpointLocation`).
+        /// The checkpoint folder (the pipeline's `checkpointLocation`), or a pipeline file.
         dir: PathBuf,
     },
 }
@@ -244,7 +246,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Checkpoint {
             command: CheckpointCommand::Inspect { dir },
         } => {
-            print!("{}", weir::inspect_checkpoint(&dir)?);
+            let report = if dir.is_file() {
+                weir::inspect_pipeline(&weir::config::load(&dir)?)?
+            } else {
+                weir::inspect_checkpoint(&dir)?
+            };
+            print!("{report}");
             Ok(())
         }
         Command::Demo { file, records } => {
