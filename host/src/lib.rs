@@ -68,7 +68,9 @@
 //! - errors: [`SpecError`], [`config::ConfigError`], [`OptionError`], [`UdfError`] with [`UdfFailure`],
 //!   [`SqlError`];
 //!   everything else is an [`anyhow::Error`] whose context names the file, key, record or UDF at fault;
-//! - checkpoints: [`inspect_checkpoint`]; a file sink's output: [`committed_files`],
+//! - checkpoints: [`inspect_checkpoint`], and [`inspect_pipeline`] for a pipeline's committed progress
+//!   wherever it is kept (its checkpoint, or its consumer group and changelog); a file sink's output:
+//!   [`committed_files`],
 //!   [`CommittedBatchFiles`], [`CommittedFile`], [`LOG_DIR`].
 //!
 //! The `weir` binary's tools, the integration tests and the benchmarks also reach into the stages through a

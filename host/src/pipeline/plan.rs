@@ -93,9 +93,20 @@ impl Plan {
         };
         let deduplicator = plan_deduplication(&spec, &schema, &state)?;
         let tasks = PartitionTasks::plan(&spec, &schema)?.map(Arc::new);
-        let (aggregator, after_aggregate) = match &spec.aggregate {
-            None => (None, None),
-            Some(aggregate) => {
+        let (aggregator, after_aggregate) = match (&spec.aggregate, &tasks) {
+            (None, _) => (None, None),
+            // A group member aggregates per partition, in its tasks: no aggregation over the whole batch.
+            (Some(_), Some(tasks)) => {
+                let after = TransformChain::load(
+                    runtime,
+                    &spec.after_aggregate,
+                    tasks.output_schema(),
+                    "after_aggregate",
+                )?;
+                schema = after.output_schema();
+                (None, Some(after))
+            }
+            (Some(aggregate), None) => {
                 let table = state.table("aggregate")?;
                 let mut aggregator =
                     Aggregator::new(aggregate.clone(), &schema, spec.watermark.is_some(), table)
@@ -201,13 +212,29 @@ impl Plan {
     /// Whether a moving watermark alone can make output: an aggregation closes windows, a stream-stream
     /// join emits the unmatched rows it lets go.
     pub(crate) fn emits_on_watermark(&self) -> bool {
-        self.aggregator.is_some() || self.joined.is_some()
+        self.aggregator.is_some() || self.tasks.is_some() || self.joined.is_some()
     }
 
     /// Whether the stateful step changes which rows reach the sink (an aggregation or deduplication), so
     /// that they no longer follow the source chunks in order.
     pub(crate) fn has_state(&self) -> bool {
-        self.aggregator.is_some() || self.deduplicator.is_some() || self.joined.is_some()
+        self.aggregator.is_some()
+            || self.tasks.is_some()
+            || self.deduplicator.is_some()
+            || self.joined.is_some()
+    }
+
+    /// The rows the aggregation emits, whether it runs over the whole batch or per partition.
+    fn aggregate_output(&self) -> Option<SchemaRef> {
+        match (&self.aggregator, &self.tasks) {
+            (Some(aggregator), _) => Some(
+                (aggregator.lock().unwrap_or_else(|e| e.into_inner()))
+                    .output_schema()
+                    .clone(),
+            ),
+            (None, Some(tasks)) => Some(tasks.output_schema().clone()),
+            (None, None) => None,
+        }
     }
 
     /// A human-readable plan: each stage with the schema it produces.
@@ -248,8 +275,7 @@ impl Plan {
                 watermark.column
             );
         }
-        if let (Some(aggregator), Some(spec)) = (&self.aggregator, &self.spec.aggregate) {
-            let aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(output), Some(spec)) = (self.aggregate_output(), &self.spec.aggregate) {
             let window = match &spec.window {
                 Some(w) => match w.kind {
                     crate::aggregate::WindowKind::Fixed(f) => {
@@ -264,17 +290,17 @@ impl Plan {
                 },
                 None => String::new(),
             };
+            let state = match self.tasks {
+                Some(_) => "per input partition, state in its changelog topic",
+                None => "state in sled",
+            };
             let _ = writeln!(
                 out,
-                "  aggregate    group by [{}]{window}, {:?} mode, state in sled",
+                "  aggregate    group by [{}]{window}, {:?} mode, {state}",
                 spec.group_by.join(", "),
                 spec.output_mode
             );
-            let _ = writeln!(
-                out,
-                "               -> {}",
-                schema(aggregator.output_schema())
-            );
+            let _ = writeln!(out, "               -> {}", schema(&output));
         }
         if let Some(watermark) = &self.spec.watermark {
             let _ = writeln!(

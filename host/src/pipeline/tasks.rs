@@ -37,6 +37,8 @@ pub(crate) struct PartitionTasks {
     kafka: ClientConfig,
     tasks: Mutex<BTreeMap<TopicPartition, Arc<Mutex<Task>>>>,
     restores: Mutex<RestoreProgress>,
+    /// The rows the aggregation emits, the same for every task.
+    output: SchemaRef,
 }
 
 /// One partition's state.
@@ -72,7 +74,7 @@ impl PartitionTasks {
         if !kafka.consumer_group {
             return Ok(None);
         }
-        let tasks = PartitionTasks {
+        let mut tasks = PartitionTasks {
             spec: aggregate.clone(),
             input: input.clone(),
             delay_ms: spec.watermark.as_ref().map(|w| w.delay_ms),
@@ -80,10 +82,16 @@ impl PartitionTasks {
             kafka: client_config(&spec.sink.options.kafka),
             tasks: Mutex::default(),
             restores: Mutex::default(),
+            output: input.clone(),
         };
         // Checks the aggregation against the input now, as a single instance's plan does.
-        tasks.new_task()?;
+        tasks.output = tasks.new_task()?.aggregator.output_schema().clone();
         Ok(Some(tasks))
+    }
+
+    /// The schema of the rows every task emits.
+    pub(crate) fn output_schema(&self) -> &SchemaRef {
+        &self.output
     }
 
     fn new_task(&self) -> anyhow::Result<Task> {
