@@ -167,6 +167,21 @@ pub(super) fn resume_after_session_timeout(instance: &mut Child, log: impl Fn() 
     assert!(status.success());
 }
 
+/// Waits (at most 90 s) until the resumed instance's log says its producer was fenced: it goes on with
+/// the batch it stopped in, and the commit is refused. How soon depends on the machine's load (in CI the
+/// results were complete before it was logged), so the tests wait for it rather than expect it.
+pub(super) fn wait_until_fenced(log: impl Fn() -> String) {
+    let waiting = Instant::now();
+    while !log().contains("whose producer fenced this one's") {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(90),
+            "the resumed instance was not fenced within 90 s: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A broker with the example's topics (the input on [`PARTITIONS`] partitions), the pipeline file in a
 /// scratch folder, and `n` records being produced over `over`.
 struct Setup {
@@ -265,6 +280,7 @@ fn a_paused_instance_that_lost_its_partitions_cannot_commit_for_them() {
     // Past the session timeout b takes every partition, fencing a's producers; then a goes on.
     resume_after_session_timeout(&mut a, || setup.log("a"));
     setup.wait_for_input();
+    wait_until_fenced(|| setup.log("a"));
     stop_and_check(vec![a, b], &setup.broker.bootstrap, n, &setup.dir);
     let a_log = setup.log("a");
     assert!(

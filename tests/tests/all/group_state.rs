@@ -10,7 +10,9 @@ use std::time::Duration;
 use weir::internal::workload::{self, fraud_window_alerts};
 use weir_tests::*;
 
-use super::group::{committed, resume_after_session_timeout, start_instance, wait_for_committed};
+use super::group::{
+    committed, resume_after_session_timeout, start_instance, wait_for_committed, wait_until_fenced,
+};
 
 /// `examples/fraud-window` as a group member, exactly once, with batches small enough that instances are
 /// mid-batch when they are killed or paused, and a short session timeout.
@@ -215,6 +217,7 @@ fn a_paused_stateful_instance_cannot_commit_its_windows_after_losing_them() {
     // Past the session timeout b takes every partition, fencing a's producers; then a goes on.
     resume_after_session_timeout(&mut a, || setup.log("a"));
     producing.join().unwrap();
+    wait_until_fenced(|| setup.log("a"));
     setup.stop_and_check(vec![a, b], &["a", "b"]);
     let a_log = setup.log("a");
     assert!(
