@@ -105,7 +105,8 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         let _ = instance.kill();
         instance.wait().unwrap();
     }
-    let mut results = committed(bootstrap, "results");
+    let log = read_log(bootstrap, "results", 0).unwrap();
+    let mut results = log.committed_values();
     results.sort();
     let logs: Vec<String> = ["a", "b", "c"]
         .iter()
@@ -113,7 +114,6 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         .collect();
     let mut repeated = results.clone();
     repeated.dedup();
-    let log = read_log(bootstrap, "results", 0).unwrap();
     assert_eq!(
         results.len(),
         expected.len(),
