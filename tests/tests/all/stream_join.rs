@@ -33,7 +33,8 @@ fn ad(i: i64) -> (i64, Vec<i64>) {
 }
 
 /// Produces the impressions and clicks of the ads in `partitions` (ad `i` in partition `i % 2` of both
-/// topics), and with `markers` the records that move the watermark past them all.
+/// topics; each partition in event-time order), and with `markers` the records that move the watermark past
+/// them all.
 fn produce(bootstrap: &str, ads: i64, partitions: &[i32], markers: bool) {
     let impression = |id: String, t: i64| format!("{{\"adId\":\"{id}\",\"impressionTime\":{t}}}");
     let click = |id: String, t: i64| format!("{{\"clickAdId\":\"{id}\",\"clickTime\":{t}}}");
@@ -48,9 +49,17 @@ fn produce(bootstrap: &str, ads: i64, partitions: &[i32], markers: bool) {
             impression(format!("ad-{i}"), shown),
         ));
         for t in times {
-            clicks.push((partition, format!("ad-{i}"), click(format!("ad-{i}"), t)));
+            clicks.push((partition, t, format!("ad-{i}"), click(format!("ad-{i}"), t)));
         }
     }
+    // Each partition's clicks in event-time order, as the 2-minute delay declares them: a late second
+    // click (61 minutes after its ad) written before the next ads' clicks would put them behind the
+    // watermark whenever a batch ended between them, and the result would depend on batch boundaries.
+    clicks.sort_by_key(|(partition, t, _, _)| (*partition, *t));
+    let mut clicks: Vec<(i32, String, String)> = clicks
+        .into_iter()
+        .map(|(p, _, key, value)| (p, key, value))
+        .collect();
     let ahead = START + ads * 7_000 + MARKER_AHEAD;
     for partition in (0..2).filter(|_| markers) {
         let id = format!("marker-{partition}");
@@ -188,9 +197,17 @@ fn assert_joined_exactly(broker: &Broker, ads: i64) {
         unmatched > 0 && unmatched < expected.len(),
         "both kinds of rows are expected"
     );
-    assert_eq!(got.len(), expected.len(), "rows lost or written twice");
+    let missing: Vec<&String> = expected.iter().filter(|r| !got.contains(r)).collect();
+    let extra: Vec<&String> = got.iter().filter(|r| !expected.contains(r)).collect();
     assert!(
         got == expected,
-        "the joined rows differ from the offline result"
+        "the joined rows differ from the offline result: {} rows for {} expected; \
+         missing (first 20 of {}): {:?}; not expected (first 20 of {}): {:?}",
+        got.len(),
+        expected.len(),
+        missing.len(),
+        &missing[..missing.len().min(20)],
+        extra.len(),
+        &extra[..extra.len().min(20)],
     );
 }
