@@ -74,6 +74,7 @@ fn alerts_per_window() -> AggregateSpec {
         }),
         aggregates: vec![AggregateExpr::new(Function::Count, None)],
         output_mode: OutputMode::Append,
+        input_partitioned_by: Vec::new(),
     }
 }
 

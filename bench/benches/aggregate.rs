@@ -40,6 +40,7 @@ fn aggregator(schema: &arrow_array::RecordBatch) -> Aggregator {
             AggregateExpr::new(Function::Sum, Some("amount")).with_alias("total"),
         ],
         output_mode: OutputMode::Append,
+        input_partitioned_by: Vec::new(),
     };
     let table = StateStore::temporary().unwrap().table("bench").unwrap();
     Aggregator::new(spec, &schema.schema(), true, table).unwrap()

@@ -142,6 +142,10 @@ pub struct AggregateSpec {
     pub aggregates: Vec<AggregateExpr>,
     /// The output mode.
     pub output_mode: OutputMode,
+    /// `input_partitioned_by`: group keys that the input topic is partitioned by, i.e. rows with equal
+    /// values of them come from one input partition. Consumer group members aggregate each partition
+    /// apart, which is exact only then, so they require it; a single instance does not read it.
+    pub input_partitioned_by: Vec<String>,
 }
 
 impl AggregateSpec {
@@ -156,5 +160,32 @@ impl AggregateSpec {
             );
         }
         Ok(())
+    }
+
+    /// `input_partitioned_by` must name group keys: the rows of one group then come from one input
+    /// partition, whatever else the group keys hold.
+    ///
+    /// ```
+    /// use weir::{AggregateExpr, AggregateSpec, Function, OutputMode};
+    /// let mut spec = AggregateSpec {
+    ///     group_by: vec!["id".into(), "merchant".into()],
+    ///     window: None,
+    ///     aggregates: vec![AggregateExpr::new(Function::Count, None)],
+    ///     output_mode: OutputMode::Update,
+    ///     input_partitioned_by: vec!["id".into()],
+    /// };
+    /// assert!(spec.check_input_partitioning().is_ok());
+    /// spec.input_partitioned_by = vec!["region".into()];
+    /// assert!(spec.check_input_partitioning().unwrap_err().contains("`region`"));
+    /// ```
+    pub fn check_input_partitioning(&self) -> Result<(), String> {
+        match (self.input_partitioned_by.iter()).find(|column| !self.group_by.contains(column)) {
+            Some(column) => Err(format!(
+                "`{column}` is not among group_by {:?}: a group's rows would come from several partitions; \
+                 name the group keys that the input topic's records are partitioned by",
+                self.group_by
+            )),
+            None => Ok(()),
+        }
     }
 }

@@ -62,6 +62,7 @@ fn aggregator_on(
         }),
         aggregates,
         output_mode: mode,
+        input_partitioned_by: Vec::new(),
     };
     Aggregator::new(spec, &batch(&[]).schema(), true, table).unwrap()
 }
@@ -268,6 +269,7 @@ fn append_without_a_watermark_is_refused() {
         }),
         aggregates: vec![count()],
         output_mode: OutputMode::Append,
+        input_partitioned_by: Vec::new(),
     };
     let table = StateStore::temporary().unwrap().table("t").unwrap();
     let error = Aggregator::new(spec, &batch(&[]).schema(), false, table)
@@ -292,6 +294,7 @@ fn state_is_written_to_sled_and_evicted_from_it() {
         }),
         aggregates: vec![count()],
         output_mode: OutputMode::Append,
+        input_partitioned_by: Vec::new(),
     };
     let mut agg =
         Aggregator::new(spec, &batch(&[]).schema(), true, store.table("t").unwrap()).unwrap();

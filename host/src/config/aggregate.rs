@@ -63,12 +63,20 @@ pub(super) fn read_aggregate(mut section: Section) -> Result<AggregateSpec, Conf
     let output_mode = section
         .parsed("output_mode", OutputMode::parse)?
         .unwrap_or(OutputMode::Append);
-    section.finish(&["group_by", "window", "aggregates", "output_mode"])?;
+    let input_partitioned_by = section.strings("input_partitioned_by")?.unwrap_or_default();
+    section.finish(&[
+        "group_by",
+        "window",
+        "aggregates",
+        "output_mode",
+        "input_partitioned_by",
+    ])?;
     Ok(AggregateSpec {
         group_by,
         window,
         aggregates,
         output_mode,
+        input_partitioned_by,
     })
 }
 

@@ -179,8 +179,17 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         .expect_err("refused")
         .to_string();
     assert!(error.contains("checkpointLocation"), "{error}");
-    // An aggregation moves between instances, exactly once only.
-    let aggregate = "[aggregate]\ngroup_by = [\"t\"]\naggregates = [{ function = \"count\", as = \"n\" }]\noutput_mode = \"update\"\n";
+    // An aggregation moves between instances, exactly once only, over input partitioned by its keys.
+    let undeclared = "[aggregate]\ngroup_by = [\"t\"]\naggregates = [{ function = \"count\", as = \"n\" }]\noutput_mode = \"update\"\n";
+    let error = refused(
+        GROUP_SOURCE,
+        &format!("{JSON_DESERIALIZER}{undeclared}{KAFKA_SINK}"),
+    );
+    assert!(
+        error.contains("aggregate.input_partitioned_by") && error.contains("repartition"),
+        "{error}"
+    );
+    let aggregate = format!("{undeclared}input_partitioned_by = [\"t\"]\n");
     let at_least_once =
         format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}delivery = \"at-least-once\"\n");
     let error = refused(GROUP_SOURCE, &at_least_once);
@@ -190,6 +199,22 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         &format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}"),
     )
     .unwrap();
+    // A declared key that is not a group key is refused, in either mode.
+    let not_a_key = format!("{undeclared}input_partitioned_by = [\"id\"]\n");
+    for source in [
+        GROUP_SOURCE,
+        "kafka.bootstrap.servers = \"b\"\nsubscribe = \"tx\"",
+    ] {
+        let error = refused(
+            source,
+            &format!("{JSON_DESERIALIZER}{not_a_key}{KAFKA_SINK}"),
+        );
+        assert!(
+            error.contains("aggregate.input_partitioned_by")
+                && error.contains("`id` is not among group_by"),
+            "{error}"
+        );
+    }
     let console = format!("{JSON_DESERIALIZER}[sink]\nformat = \"console\"\n");
     let error = refused(GROUP_SOURCE, &console);
     assert!(error.contains("the sink must be Kafka"), "{error}");

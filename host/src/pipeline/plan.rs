@@ -291,8 +291,11 @@ impl Plan {
                 None => String::new(),
             };
             let state = match self.tasks {
-                Some(_) => "per input partition, state in its changelog topic",
-                None => "state in sled",
+                Some(_) => format!(
+                    "per input partition (partitioned by [{}]), state in its changelog topic",
+                    spec.input_partitioned_by.join(", ")
+                ),
+                None => "state in sled".to_string(),
             };
             let _ = writeln!(
                 out,

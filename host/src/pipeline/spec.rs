@@ -298,9 +298,14 @@ impl PipelineSpec {
                 ))
             }
             None => {}
-            Some(aggregate) => aggregate
-                .check_output_mode(self.watermark.is_some())
-                .map_err(|message| SpecError::new("aggregate.output_mode", message))?,
+            Some(aggregate) => {
+                aggregate
+                    .check_output_mode(self.watermark.is_some())
+                    .map_err(|message| SpecError::new("aggregate.output_mode", message))?;
+                aggregate
+                    .check_input_partitioning()
+                    .map_err(|message| SpecError::new("aggregate.input_partitioned_by", message))?;
+            }
         }
         self.check_sink_target()?;
         self.check_file_source()?;
