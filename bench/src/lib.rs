@@ -12,12 +12,14 @@
 //!   show both reach a plateau;
 //! - [`group`]: instances sharing a consumer group: their throughput, the changelog's cost, a restore and
 //!   a failover, and their table;
-//! - [`report`]: medians, the markdown and CSV tables; [`plot`]: the PNG chart.
+//! - [`report`]: medians, the markdown and CSV tables; [`plot`]: the PNG chart;
+//! - [`environment`]: the broker, topic names, the built binaries and the commit every command starts from.
 //!
 //! The criterion micro-benchmarks are in `benches/`. `docs/benchmarks.md` has the figures and how to
 //! reproduce them.
 
 pub mod ceiling;
+pub mod environment;
 pub mod footprint;
 pub mod generator;
 pub mod group;

@@ -8,16 +8,18 @@
 //! restore and a failover. `weir-bench generate` only writes the workload.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_bench::ceiling::consume_only;
+use weir_bench::environment::{broker, check_built, git_commit, topic_prefix};
 use weir_bench::generator::{generate, Pace};
-use weir_bench::group::GroupRuns;
+use weir_bench::group::measure_groups;
 use weir_bench::latency::measure_latency;
 use weir_bench::measure::{AlertWatch, Ending, Expected, Run, RunMeasure};
 use weir_bench::report::{self, Sample, Setting, CEILING};
+use weir_bench::soak::{run_soaks, SoakConfiguration};
 use weir_bench::variant::{Variant, VARIANTS};
 use weir_tests::Broker;
 
@@ -158,152 +160,14 @@ fn main() -> anyhow::Result<()> {
             out,
             exact_only,
             only,
-        } => soak(n, rate, &out, exact_only, only),
+        } => run_soaks(n, rate, &out, exact_only, only),
         Command::Group {
             n,
             runs,
             instances,
             out,
-        } => group(n, runs, instances, &out),
+        } => measure_groups(n, runs, instances, &out),
     }
-}
-
-/// The broker to measure on: `KAFKA_BOOTSTRAP_SERVERS`, or a tansu started here; and its description.
-fn broker() -> (Broker, String) {
-    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(bootstrap) => (
-            Broker::external(&bootstrap),
-            format!("broker at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"),
-        ),
-        Err(_) => {
-            let binary = weir_tests::tansu_binary();
-            (
-                weir_tests::tansu(),
-                format!(
-                    "tansu 0.6.0 at {} (in-memory storage, started here)",
-                    binary.display()
-                ),
-            )
-        }
-    }
-}
-
-/// Topic names unique to this invocation, so a shared broker never mixes runs.
-fn topic_prefix(what: &str) -> anyhow::Result<String> {
-    Ok(format!(
-        "{what}{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)?
-            .as_secs()
-    ))
-}
-
-/// The configurations `weir-bench soak` runs.
-#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
-enum SoakConfiguration {
-    ExactlyOnce,
-    NoCheckpoint,
-}
-
-impl SoakConfiguration {
-    fn variant_name(self) -> &'static str {
-        match self {
-            SoakConfiguration::ExactlyOnce => "wasm exactly-once",
-            SoakConfiguration::NoCheckpoint => "wasm no checkpoint",
-        }
-    }
-}
-
-/// `weir-bench soak`: exactly-once and without a checkpoint, one after the other (or the one asked for).
-fn soak(
-    n: u64,
-    rate: u64,
-    out: &std::path::Path,
-    exact_only: bool,
-    only: Option<SoakConfiguration>,
-) -> anyhow::Result<()> {
-    check_built()?;
-    let prefix = topic_prefix("soak")?;
-    let mut soaks = Vec::new();
-    let wanted = only.map_or(
-        vec![
-            SoakConfiguration::ExactlyOnce,
-            SoakConfiguration::NoCheckpoint,
-        ],
-        |one| vec![one],
-    );
-    for variant in VARIANTS.iter().filter(|v| {
-        wanted
-            .iter()
-            .any(|configuration| configuration.variant_name() == v.name)
-    }) {
-        // A broker of its own per configuration (unless one is given): tansu keeps everything in memory,
-        // ~7 GB for 50,000,000 records.
-        let (broker, broker_words) = broker();
-        println!(
-            "soak {}: {n} transactions at {rate} records/s on {broker_words}",
-            variant.name
-        );
-        let topics = (
-            format!("{prefix}-{}-tx", variant.slug()),
-            format!("{prefix}-{}-alerts", variant.slug()),
-        );
-        broker.try_create_topic(&topics.0, weir::internal::workload::PARTITIONS)?;
-        broker.try_create_topic(&topics.1, 1)?;
-        let dir = weir_tests::scratch_dir();
-        let soaked = weir_bench::soak::soak(
-            &broker.bootstrap,
-            variant,
-            (&topics.0, &topics.1),
-            n,
-            rate,
-            &dir,
-        )?;
-        println!(
-            "soak {}: peak RSS by quarter {:.0} / {:.0} / {:.0} / {:.0} MiB, checkpoint peak {:.1} MB, {}",
-            variant.name,
-            soaked.quarter_peak(1) as f64 / 1024.0,
-            soaked.quarter_peak(2) as f64 / 1024.0,
-            soaked.quarter_peak(3) as f64 / 1024.0,
-            soaked.quarter_peak(4) as f64 / 1024.0,
-            soaked.checkpoint_peak() as f64 / 1e6,
-            soaked.exactness
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        soaks.push(soaked);
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let table = weir_bench::soak::markdown(&soaks);
-    println!("\n{table}");
-    std::fs::write(out.join("soak.md"), &table)?;
-    std::fs::write(out.join("soak.csv"), weir_bench::soak::csv(&soaks))?;
-    let title = format!(
-        "fraud-window soak: {} records at {} records/s",
-        report::thousands(n as f64),
-        report::thousands(rate as f64)
-    );
-    weir_bench::soak::chart(&out.join("soak.png"), &title, &soaks)?;
-    println!(
-        "written: {0}/soak.md, {0}/soak.csv, {0}/soak.png",
-        out.display()
-    );
-    let failed: Vec<&str> = soaks
-        .iter()
-        .filter(|s| {
-            if exact_only {
-                !s.exactness.is_exact()
-            } else {
-                !s.passed()
-            }
-        })
-        .map(|s| s.variant)
-        .collect();
-    anyhow::ensure!(
-        failed.is_empty(),
-        "the soak failed for: {}",
-        failed.join(", ")
-    );
-    Ok(())
 }
 
 fn suite(
@@ -482,43 +346,6 @@ fn suite(
     Ok(())
 }
 
-/// `weir-bench group`: assign mode and 1..=`most` group instances, interleaved (the order reversed every
-/// other run), on one input.
-fn group(n: u64, runs: usize, most: usize, out: &std::path::Path) -> anyhow::Result<()> {
-    check_built()?;
-    let weir = weir_tests::weir_binary();
-    let (broker, broker_words) = broker();
-    let prefix = topic_prefix("group")?;
-    let input = format!("{prefix}-tx");
-    broker.try_create_topic(&input, weir::internal::workload::PARTITIONS)?;
-    let generated = generate(&broker.bootstrap, &input, n, Pace::Fastest)?;
-    println!("generated {} records on {broker_words}", generated.records);
-    let results = GroupRuns {
-        weir: &weir,
-        broker: &broker,
-        prefix: &prefix,
-        input: (&input, generated.records),
-        n,
-    }
-    .run(runs, most)?;
-    let setting = Setting {
-        n,
-        runs,
-        broker: broker_words,
-        commit: git_commit(),
-    };
-    let markdown = weir_bench::group::report::markdown(&setting, &results);
-    println!("\n{markdown}");
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("group.md"), &markdown)?;
-    println!("written: {}/group.md", out.display());
-    anyhow::ensure!(
-        results.all_exact(),
-        "some runs did not produce exactly the expected alerts"
-    );
-    Ok(())
-}
-
 /// One measured run of `variant` with the `weir` binary `weir`, reading `input` (its `records`) and
 /// writing to a new topic `alerts`; the run's files are kept when its alerts are not exact.
 fn measure_run(
@@ -553,47 +380,4 @@ fn measure_run(
         println!("  its files are kept in {}", dir.display());
     }
     Ok(measure)
-}
-
-/// Fails with the build command when the `weir` binary or a module of the example is missing.
-fn check_built() -> anyhow::Result<()> {
-    let root = weir_tests::workspace();
-    let weir = root.join("target/release/weir");
-    anyhow::ensure!(
-        weir.exists(),
-        "{} is missing: run `cargo build --release --bin weir`",
-        weir.display()
-    );
-    for module in ["json_transactions", "fraud_flagged", "filter"] {
-        let path = root.join(format!("target/wasm32-wasip1/release/{module}.wasm"));
-        anyhow::ensure!(
-            path.exists(),
-            "{} is missing: run `bash scripts/build-udfs.sh`",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// The measured commit, for the report ("unknown" outside a git checkout), marked when the working tree
-/// differs from it.
-fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(weir_tests::workspace())
-            .output()
-            .ok()
-    };
-    let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success()) else {
-        return "unknown".into();
-    };
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-    let changed = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|o| !o.stdout.is_empty());
-    if changed {
-        format!("{head} with uncommitted changes")
-    } else {
-        head
-    }
 }

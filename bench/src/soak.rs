@@ -12,11 +12,13 @@ use std::time::Duration;
 use anyhow::Context;
 use plotters::prelude::*;
 
+use crate::environment::{broker, check_built, topic_prefix};
 use crate::footprint::{peak_rss_between, Footprint, Sampler};
 use crate::generator::{generate, Pace};
 use crate::latency::wait_until_ready;
 use crate::measure::{AlertWatch, Ending, Exactness, Expected, Run};
-use crate::variant::Variant;
+use crate::report::thousands;
+use crate::variant::{Variant, VARIANTS};
 
 /// The most the last quarter's peak RSS may exceed the second quarter's.
 pub const FLAT_TOLERANCE: f64 = 0.10;
@@ -254,5 +256,116 @@ pub fn chart(path: &Path, title: &str, soaks: &[Soak]) -> anyhow::Result<()> {
     }
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The configurations `weir-bench soak` runs.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum SoakConfiguration {
+    /// `wasm exactly-once`.
+    ExactlyOnce,
+    /// `wasm no checkpoint`.
+    NoCheckpoint,
+}
+
+impl SoakConfiguration {
+    fn variant_name(self) -> &'static str {
+        match self {
+            SoakConfiguration::ExactlyOnce => "wasm exactly-once",
+            SoakConfiguration::NoCheckpoint => "wasm no checkpoint",
+        }
+    }
+}
+
+/// `weir-bench soak`: exactly-once and without a checkpoint, one after the other (or the one asked for),
+/// each on a broker of its own; writes soak.md, soak.csv and soak.png to `out`.
+pub fn run_soaks(
+    n: u64,
+    rate: u64,
+    out: &std::path::Path,
+    exact_only: bool,
+    only: Option<SoakConfiguration>,
+) -> anyhow::Result<()> {
+    check_built()?;
+    let prefix = topic_prefix("soak")?;
+    let mut soaks = Vec::new();
+    let wanted = only.map_or(
+        vec![
+            SoakConfiguration::ExactlyOnce,
+            SoakConfiguration::NoCheckpoint,
+        ],
+        |one| vec![one],
+    );
+    for variant in VARIANTS.iter().filter(|v| {
+        wanted
+            .iter()
+            .any(|configuration| configuration.variant_name() == v.name)
+    }) {
+        // A broker of its own per configuration (unless one is given): tansu keeps everything in memory,
+        // ~7 GB for 50,000,000 records.
+        let (broker, broker_words) = broker();
+        println!(
+            "soak {}: {n} transactions at {rate} records/s on {broker_words}",
+            variant.name
+        );
+        let topics = (
+            format!("{prefix}-{}-tx", variant.slug()),
+            format!("{prefix}-{}-alerts", variant.slug()),
+        );
+        broker.try_create_topic(&topics.0, weir::internal::workload::PARTITIONS)?;
+        broker.try_create_topic(&topics.1, 1)?;
+        let dir = weir_tests::scratch_dir();
+        let soaked = soak(
+            &broker.bootstrap,
+            variant,
+            (&topics.0, &topics.1),
+            n,
+            rate,
+            &dir,
+        )?;
+        println!(
+            "soak {}: peak RSS by quarter {:.0} / {:.0} / {:.0} / {:.0} MiB, checkpoint peak {:.1} MB, {}",
+            variant.name,
+            soaked.quarter_peak(1) as f64 / 1024.0,
+            soaked.quarter_peak(2) as f64 / 1024.0,
+            soaked.quarter_peak(3) as f64 / 1024.0,
+            soaked.quarter_peak(4) as f64 / 1024.0,
+            soaked.checkpoint_peak() as f64 / 1e6,
+            soaked.exactness
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        soaks.push(soaked);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let table = markdown(&soaks);
+    println!("\n{table}");
+    std::fs::write(out.join("soak.md"), &table)?;
+    std::fs::write(out.join("soak.csv"), csv(&soaks))?;
+    let title = format!(
+        "fraud-window soak: {} records at {} records/s",
+        thousands(n as f64),
+        thousands(rate as f64)
+    );
+    chart(&out.join("soak.png"), &title, &soaks)?;
+    println!(
+        "written: {0}/soak.md, {0}/soak.csv, {0}/soak.png",
+        out.display()
+    );
+    let failed: Vec<&str> = soaks
+        .iter()
+        .filter(|s| {
+            if exact_only {
+                !s.exactness.is_exact()
+            } else {
+                !s.passed()
+            }
+        })
+        .map(|s| s.variant)
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "the soak failed for: {}",
+        failed.join(", ")
+    );
     Ok(())
 }

@@ -28,7 +28,7 @@ mod instance;
 pub mod report;
 mod runs;
 
-pub use runs::GroupRuns;
+pub use runs::{measure_groups, GroupRuns};
 
 /// The log message of a member given partitions (`source/kafka/group.rs`).
 const ASSIGNED: &str = "partitions assigned to this instance";

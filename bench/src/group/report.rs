@@ -98,23 +98,34 @@ fn changelog_cost(out: &mut String, results: &GroupResults) {
     );
 }
 
+/// Below this many groups a restore's rates are not reported.
+const MEANINGFUL_GROUPS: f64 = 1_000.0;
+
 /// The medians of `restores`, restored by `what`.
 fn restores(out: &mut String, what: &str, restores: &[Restore]) {
     if restores.is_empty() {
         return;
     }
     let median_by = |f: fn(&Restore) -> f64| median_of(restores.iter().map(f));
+    let groups = median_by(|r| r.groups as f64);
+    // Rates of almost nothing say nothing: then the time is the restore's fixed cost.
+    let rates = match groups < MEANINGFUL_GROUPS {
+        true => "too little state for a rate: the time is the fixed cost".to_string(),
+        false => format!(
+            "{} groups/s, {:.0} MB/s",
+            thousands(median_by(Restore::groups_per_second)),
+            median_by(|r| r.bytes as f64 / 1e6 / r.seconds)
+        ),
+    };
     let _ = writeln!(
         out,
         "\nRestore, {what}: {} partitions rebuilt from the changelog, {} groups from {} records ({:.1} MB) in \
-         {:.2} s: {} groups/s, {:.0} MB/s (medians of {}).",
+         {:.2} s: {rates} (medians of {}).",
         restores[0].partitions,
-        thousands(median_by(|r| r.groups as f64)),
+        thousands(groups),
         thousands(median_by(|r| r.read as f64)),
         median_by(|r| r.bytes as f64) / 1e6,
         median_by(|r| r.seconds),
-        thousands(median_by(Restore::groups_per_second)),
-        median_by(|r| r.bytes as f64 / 1e6 / r.seconds),
         restores.len()
     );
 }
@@ -150,4 +161,30 @@ fn exact_count(exact: impl Iterator<Item = bool>) -> String {
         yes += usize::from(e);
     }
     format!("exact in {yes} of {all}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restore(groups: u64) -> Restore {
+        Restore {
+            partitions: 4,
+            read: 100,
+            bytes: 2_000_000,
+            groups,
+            seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_restore_of_almost_nothing_reports_no_rate() {
+        let mut out = String::new();
+        restores(&mut out, "empty", &[restore(0)]);
+        assert!(out.contains("too little state for a rate"), "{out}");
+        assert!(!out.contains("groups/s"), "{out}");
+        let mut out = String::new();
+        restores(&mut out, "large", &[restore(10_000)]);
+        assert!(out.contains("20,000 groups/s, 4 MB/s"), "{out}");
+    }
 }

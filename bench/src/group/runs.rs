@@ -10,8 +10,11 @@ use weir_tests::Broker;
 
 use super::report::GroupResults;
 use super::{GroupRun, Mode};
+use crate::environment::{broker, check_built, git_commit, topic_prefix};
+use crate::generator::{generate, Pace};
 use crate::measure::Expected;
 use crate::report::thousands;
+use crate::report::Setting;
 
 /// What every run shares.
 pub struct GroupRuns<'a> {
@@ -95,4 +98,47 @@ impl GroupRuns<'_> {
         }
         measured
     }
+}
+
+/// `weir-bench group`: assign mode and 1..=`most` group instances, interleaved (the order reversed every
+/// other run), on one input of `n` transactions; writes group.md to `out`, and fails unless every run's
+/// alerts were exact.
+pub fn measure_groups(
+    n: u64,
+    runs: usize,
+    most: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    check_built()?;
+    let weir = weir_tests::weir_binary();
+    let (broker, broker_words) = broker();
+    let prefix = topic_prefix("group")?;
+    let input = format!("{prefix}-tx");
+    broker.try_create_topic(&input, weir::internal::workload::PARTITIONS)?;
+    let generated = generate(&broker.bootstrap, &input, n, Pace::Fastest)?;
+    println!("generated {} records on {broker_words}", generated.records);
+    let results = GroupRuns {
+        weir: &weir,
+        broker: &broker,
+        prefix: &prefix,
+        input: (&input, generated.records),
+        n,
+    }
+    .run(runs, most)?;
+    let setting = Setting {
+        n,
+        runs,
+        broker: broker_words,
+        commit: git_commit(),
+    };
+    let markdown = super::report::markdown(&setting, &results);
+    println!("\n{markdown}");
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("group.md"), &markdown)?;
+    println!("written: {}/group.md", out.display());
+    anyhow::ensure!(
+        results.all_exact(),
+        "some runs did not produce exactly the expected alerts"
+    );
+    Ok(())
 }

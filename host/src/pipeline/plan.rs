@@ -306,10 +306,15 @@ impl Plan {
             let _ = writeln!(out, "               -> {}", schema(&output));
         }
         if let Some(watermark) = &self.spec.watermark {
+            // A group member's tasks each follow their own partition only: no idle timeout applies.
+            let idle = match self.tasks {
+                Some(_) => ", each task its own partition's".to_string(),
+                None => format!(", idle after {:?}", watermark.idle_timeout),
+            };
             let _ = writeln!(
                 out,
-                "  watermark    per partition on `{}`, delay {} ms, idle after {:?}",
-                watermark.column, watermark.delay_ms, watermark.idle_timeout
+                "  watermark    per partition on `{}`, delay {} ms{idle}",
+                watermark.column, watermark.delay_ms
             );
         }
         if let Some(after) = &self.after_aggregate {
