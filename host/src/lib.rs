@@ -33,7 +33,8 @@
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
 //!   state in sled, and the changelog topics through which a group member's state moves with its
-//!   partitions.
+//!   partitions; `repartition`: a group member's rows sent through a topic to the task of their group
+//!   keys, and which upstream writes committed.
 //! - `sink`: the Kafka sink (a group member's exactly-once output: a transactional producer per input
 //!   partition); the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);
 //!   the console sink.
@@ -118,6 +119,7 @@ mod metrics;
 mod pipeline;
 pub mod progress;
 mod registry;
+mod repartition;
 mod schema;
 pub mod secrets;
 mod sink;

@@ -44,8 +44,10 @@ pub const SESSION_TIMEOUT_MS: u64 = 6000;
 pub enum Mode {
     /// One instance assigns itself every partition and keeps a checkpoint: the suite's `wasm exactly-once`.
     Assign,
-    /// This many instances share a consumer group.
+    /// This many instances share a consumer group, the input declared partitioned by user.
     Group(usize),
+    /// The same, the input not declared: every row goes through the repartition topic.
+    Repartitioned(usize),
 }
 
 impl std::fmt::Display for Mode {
@@ -54,6 +56,8 @@ impl std::fmt::Display for Mode {
             Mode::Assign => write!(f, "one instance, assign mode, checkpoint"),
             Mode::Group(1) => write!(f, "group mode, 1 instance"),
             Mode::Group(k) => write!(f, "group mode, {k} instances"),
+            Mode::Repartitioned(1) => write!(f, "group mode, repartitioned, 1 instance"),
+            Mode::Repartitioned(k) => write!(f, "group mode, repartitioned, {k} instances"),
         }
     }
 }
@@ -152,6 +156,11 @@ impl GroupRun<'_> {
                 k,
                 ASSIGNED,
             ),
+            Mode::Repartitioned(k) => (
+                repartitioned_pipeline(self.dir, self.input.0, self.alerts)?,
+                k,
+                ASSIGNED,
+            ),
         };
         let watch = AlertWatch::start(self.bootstrap, self.alerts, Duration::from_millis(20))?;
         let started = Instant::now();
@@ -170,12 +179,12 @@ impl GroupRun<'_> {
         std::thread::sleep(Duration::from_secs(2));
         let (restore, failover) = match mode {
             Mode::Assign => (None, None),
-            Mode::Group(1) => {
+            Mode::Group(1) | Mode::Repartitioned(1) => {
                 let only = running.pop().expect("one instance");
                 only.stop(libc::SIGTERM)?;
                 (Some(self.restore(&pipeline)?), None)
             }
-            Mode::Group(_) => (None, Some(failover(&mut running)?)),
+            Mode::Group(_) | Mode::Repartitioned(_) => (None, Some(failover(&mut running)?)),
         };
         for instance in running {
             instance.stop(libc::SIGTERM)?;
@@ -331,6 +340,13 @@ fn write_group_pipeline(
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// [`group_pipeline`] without declaring the input partitioned by user: rows go through the repartition
+/// topic.
+fn repartitioned_pipeline(dir: &Path, input: &str, alerts: &str) -> anyhow::Result<PathBuf> {
+    let undeclared = [("input_partitioned_by = [\"id\"]", String::new())];
+    write_group_pipeline(dir, input, alerts, &undeclared)
 }
 
 /// [`group_pipeline`] counting every transaction per user (a SQL stage makes the id, with no flag filter)

@@ -62,6 +62,7 @@ pub fn markdown(setting: &Setting, results: &GroupResults) -> String {
         );
     }
     changelog_cost(&mut out, results);
+    repartition_cost(&mut out, results);
     let after_run: Vec<Restore> = results.runs.iter().filter_map(|m| m.restore).collect();
     restores(
         &mut out,
@@ -100,6 +101,27 @@ fn changelog_cost(out: &mut String, results: &GroupResults) {
 
 /// Below this many groups a restore's rates are not reported.
 const MEANINGFUL_GROUPS: f64 = 1_000.0;
+
+/// One instance repartitioning its rows against one aggregating each input partition apart.
+fn repartition_cost(out: &mut String, results: &GroupResults) {
+    let (group, shuffled): (Vec<_>, Vec<_>) = (
+        results.with(Mode::Group(1)).collect(),
+        results.with(Mode::Repartitioned(1)).collect(),
+    );
+    if group.is_empty() || shuffled.is_empty() {
+        return;
+    }
+    let rate =
+        |runs: &[&GroupMeasure]| median_of(runs.iter().map(|m| m.records_per_second_after_join()));
+    let cpu = |runs: &[&GroupMeasure]| median_of(runs.iter().map(|m| m.cpu_per_million()));
+    let _ = writeln!(
+        out,
+        "\nThe repartition's cost, one instance repartitioning against one with the input declared \
+         partitioned by user (medians): throughput from the first partition read {:+.0}%, CPU per record {:+.0}%.",
+        (rate(&shuffled) / rate(&group) - 1.0) * 100.0,
+        (cpu(&shuffled) / cpu(&group) - 1.0) * 100.0
+    );
+}
 
 /// The medians of `restores`, restored by `what`.
 fn restores(out: &mut String, what: &str, restores: &[Restore]) {

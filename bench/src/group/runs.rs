@@ -31,7 +31,8 @@ pub struct GroupRuns<'a> {
 }
 
 impl GroupRuns<'_> {
-    /// `runs` rounds of assign mode and 1..=`most` instances, each followed by a large state's restore.
+    /// `runs` rounds of assign mode, 1..=`most` instances and one repartitioning instance, each followed by a
+    /// large state's restore.
     pub fn run(&self, runs: usize, most: usize) -> anyhow::Result<GroupResults> {
         let expected = Expected::fraud_window(self.n);
         let mut results = GroupResults {
@@ -41,6 +42,7 @@ impl GroupRuns<'_> {
         for run in 1..=runs {
             let mut order: Vec<Mode> = std::iter::once(Mode::Assign)
                 .chain((1..=most).map(Mode::Group))
+                .chain(std::iter::once(Mode::Repartitioned(1)))
                 .collect();
             if run % 2 == 0 {
                 order.reverse();

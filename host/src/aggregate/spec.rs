@@ -143,8 +143,9 @@ pub struct AggregateSpec {
     /// The output mode.
     pub output_mode: OutputMode,
     /// `input_partitioned_by`: group keys that the input topic is partitioned by, i.e. rows with equal
-    /// values of them come from one input partition. Consumer group members aggregate each partition
-    /// apart, which is exact only then, so they require it; a single instance does not read it.
+    /// values of them come from one input partition. Consumer group members then aggregate each input
+    /// partition apart; without it they repartition the rows by their group keys through a topic. A single
+    /// instance does not read it.
     pub input_partitioned_by: Vec<String>,
 }
 

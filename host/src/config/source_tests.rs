@@ -179,26 +179,28 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         .expect_err("refused")
         .to_string();
     assert!(error.contains("checkpointLocation"), "{error}");
-    // An aggregation moves between instances, exactly once only, over input partitioned by its keys.
+    // An aggregation moves between instances, exactly once only. Over input not declared partitioned by
+    // its keys it reads its rows through the repartition topic, which needs the topics named.
     let undeclared = "[aggregate]\ngroup_by = [\"t\"]\naggregates = [{ function = \"count\", as = \"n\" }]\noutput_mode = \"update\"\n";
-    let error = refused(
-        GROUP_SOURCE,
-        &format!("{JSON_DESERIALIZER}{undeclared}{KAFKA_SINK}"),
-    );
-    assert!(
-        error.contains("aggregate.input_partitioned_by") && error.contains("repartition"),
-        "{error}"
-    );
+    let repartitioned = format!("{JSON_DESERIALIZER}{undeclared}{KAFKA_SINK}");
+    assert!(parse_with(GROUP_SOURCE, &repartitioned)
+        .unwrap()
+        .repartitions());
+    let pattern =
+        "kafka.bootstrap.servers = \"b\"\nsubscribePattern = \"tx-.*\"\nconsumerGroup = true";
+    let error = refused(pattern, &repartitioned);
+    assert!(error.contains("`subscribe`"), "{error}");
     let aggregate = format!("{undeclared}input_partitioned_by = [\"t\"]\n");
     let at_least_once =
         format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}delivery = \"at-least-once\"\n");
     let error = refused(GROUP_SOURCE, &at_least_once);
     assert!(error.contains("delivery = \"exactly-once\""), "{error}");
-    parse_with(
+    let declared = parse_with(
         GROUP_SOURCE,
         &format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}"),
     )
     .unwrap();
+    assert!(!declared.repartitions());
     // A declared key that is not a group key is refused, in either mode.
     let not_a_key = format!("{undeclared}input_partitioned_by = [\"id\"]\n");
     for source in [

@@ -20,7 +20,9 @@ pub use options::OptionError;
 pub(crate) use options::{split_kafka_options, FORBIDDEN_SINK_KEYS, FORBIDDEN_SOURCE_KEYS};
 pub use producer::CheckedProducer;
 pub(crate) use producer::{flush_in_steps, send_waiting, DeliveryFailures};
-pub(crate) use topics::{ensure_compacted_topic, read_partitions, KeyedRecord, StoredRecord};
+pub(crate) use topics::{
+    ensure_topic, partitions_of, read_partitions, KeyedRecord, StoredRecord, TopicWrite,
+};
 
 /// `kafka.*` options (prefix removed) as a librdkafka configuration, for a client Weir adds its own
 /// settings to afterwards.

@@ -18,27 +18,29 @@ use super::SourceContext;
 /// How long creating a topic, or reading its partitions to their end, may take.
 const TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Creates `topic` with `cleanup.policy = compact` and as many partitions as the largest of `like`, unless
-/// it exists; an existing topic must have at least that many.
-pub(crate) fn ensure_compacted_topic(
+/// Creates `topic` with as many partitions as the largest of `like`, compacted (`compacted`) or not, unless
+/// it exists; an existing topic must have at least that many. Returns the partitions it has.
+pub(crate) fn ensure_topic(
     config: &ClientConfig,
     topic: &str,
     like: &[&str],
-) -> anyhow::Result<()> {
+    compacted: bool,
+) -> anyhow::Result<i32> {
     let admin: AdminClient<DefaultClientContext> =
         config.create().context("creating a Kafka admin client")?;
     let mut partitions = 1;
     for source in like {
         partitions = partitions.max(partition_count(&admin, source)?);
     }
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
+    let policy = if compacted { "compact" } else { "delete" };
+    let new =
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", policy);
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
     let results = futures_executor::block_on(admin.create_topics([&new], &options))
         .with_context(|| format!("creating topic {topic}"))?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic, partitions, "created compacted topic"),
+            Ok(_) => tracing::info!(topic, partitions, policy, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => bail!("creating topic {topic}: {code}"),
         }
@@ -47,7 +49,23 @@ pub(crate) fn ensure_compacted_topic(
     if existing < partitions {
         bail!("topic {topic} has {existing} partitions, and needs {partitions} (one per input partition): delete it, or add partitions");
     }
-    Ok(())
+    Ok(existing)
+}
+
+/// Every partition of `topics`.
+pub(crate) fn partitions_of(
+    config: &ClientConfig,
+    topics: &[&str],
+) -> anyhow::Result<Vec<(String, i32)>> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("creating a Kafka admin client")?;
+    let mut all = Vec::new();
+    for topic in topics {
+        let count = partition_count(&admin, topic)?;
+        anyhow::ensure!(count > 0, "topic {topic} does not exist");
+        all.extend((0..count).map(|p| (topic.to_string(), p)));
+    }
+    Ok(all)
 }
 
 /// How many partitions `topic` has (0 when it does not exist).
@@ -64,6 +82,15 @@ fn partition_count(admin: &AdminClient<DefaultClientContext>, topic: &str) -> an
 
 /// A record Weir writes to a topic of its own: key, value (`None`: a tombstone) and text headers.
 pub(crate) type KeyedRecord = (Vec<u8>, Option<Vec<u8>>, Vec<(&'static str, String)>);
+
+/// Records for one partition of a topic Weir keeps for itself (a changelog, the repartition topic), written
+/// in a batch's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TopicWrite {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) records: Vec<KeyedRecord>,
+}
 
 /// A record read back from a topic Weir wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

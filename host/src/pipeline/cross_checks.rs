@@ -45,8 +45,7 @@ impl PipelineSpec {
 
     /// What a consumer group member (`consumerGroup = true`) cannot have yet: state other than an
     /// aggregation's (deduplication, a stream join), which would have to move with its partitions; an
-    /// aggregation over input not declared partitioned by its group keys (there is no repartition yet), or
-    /// at least once; a checkpoint, since the group holds the offsets; a sink other than Kafka, whose
+    /// aggregation at least once, or repartitioned from a topic pattern; a checkpoint, since the group holds the offsets; a sink other than Kafka, whose
     /// output would need one committed-files log per instance; and a bounded trigger, since partitions
     /// move between instances.
     pub(super) fn check_consumer_group(&self) -> Result<(), SpecError> {
@@ -64,17 +63,14 @@ impl PipelineSpec {
                 format!("{why}, instances share the partitions, and only an aggregation's state moves between them yet: run this pipeline as one instance"),
             ));
         }
-        if self
-            .aggregate
-            .as_ref()
-            .is_some_and(|a| a.input_partitioned_by.is_empty())
-        {
+        let subscribes = (self.source.kafka())
+            .is_some_and(|k| matches!(k.topics, crate::source::TopicSelection::Subscribe(_)));
+        if self.repartitions() && !subscribes {
             return Err(SpecError::new(
-                "aggregate.input_partitioned_by",
-                format!("{why}, each instance aggregates the input partitions it owns apart, which is exact only if \
-                         a group's rows all come from one partition: name the group keys the input topic is \
-                         partitioned by (e.g. input_partitioned_by = [\"id\"] when records are keyed by id). Input \
-                         partitioned otherwise needs a repartition, which Weir does not do yet (docs/scaling-out.md)"),
+                "subscribePattern",
+                format!("{why}, an aggregation over input not declared partitioned by its keys \
+                         (aggregate.input_partitioned_by) reads it through a repartition topic with one partition \
+                         per input partition: name the input topics with `subscribe`"),
             ));
         }
         if self.aggregate.is_some() && self.sink.delivery != Delivery::ExactlyOnce {

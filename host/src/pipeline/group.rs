@@ -16,8 +16,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::Offset;
+
+use super::partition_write::write_markers;
 use super::plan::Plan;
 use super::tasks::PartitionTasks;
+use super::upstream::Upstreams;
 use crate::kafka::TopicPartition;
 use crate::progress::ConsumerGroupProgress;
 use crate::sink::{Delivery, PartitionProducers};
@@ -68,6 +72,8 @@ struct InstanceHandover {
     producers: Option<Arc<PartitionProducers>>,
     /// With state: the per-partition tasks.
     tasks: Option<Arc<PartitionTasks>>,
+    /// With a repartition: the input partitions' tasks.
+    upstreams: Option<Arc<Upstreams>>,
     in_flight: Arc<BatchesInFlight>,
 }
 
@@ -79,11 +85,27 @@ impl Handover for InstanceHandover {
         }
     }
 
-    fn starting(&self, partitions: &[(TopicPartition, Option<i64>)]) -> anyhow::Result<()> {
-        match &self.tasks {
-            Some(tasks) => tasks.restore(partitions),
-            None => Ok(()),
+    fn starting(
+        &self,
+        partitions: &[(TopicPartition, Option<i64>)],
+    ) -> anyhow::Result<Vec<(TopicPartition, Offset)>> {
+        let Some(tasks) = &self.tasks else {
+            return Ok(Vec::new());
+        };
+        let Some(upstreams) = &self.upstreams else {
+            return tasks.restore(partitions);
+        };
+        // An input partition's new owner marks where it starts, so that downstream tasks can count its
+        // last owner's last batch (`repartition/chain.rs`); a repartition partition's task is rebuilt.
+        let (downstream, input): (Vec<_>, Vec<_>) =
+            (partitions.iter().cloned()).partition(|(tp, _)| tp.0 == upstreams.topic());
+        for (tp, committed) in &input {
+            let marker = upstreams.start(tp, *committed)?;
+            if let Some(producers) = &self.producers {
+                write_markers(producers, tp, &marker)?;
+            }
         }
+        tasks.restore(&downstream)
     }
 
     fn released(&self, partitions: &[TopicPartition]) {
@@ -100,6 +122,9 @@ impl Handover for InstanceHandover {
         if let Some(tasks) = &self.tasks {
             tasks.release(partitions);
         }
+        if let Some(upstreams) = &self.upstreams {
+            upstreams.release(partitions);
+        }
     }
 }
 
@@ -107,6 +132,8 @@ impl Handover for InstanceHandover {
 pub(crate) struct GroupRun {
     pub(crate) in_flight: Arc<BatchesInFlight>,
     tasks: Option<Arc<PartitionTasks>>,
+    /// With a repartition: the input partitions' tasks (the source also reads their topic).
+    pub(crate) upstreams: Option<Arc<Upstreams>>,
     /// Exactly once: the per-partition producers, which are also the sink.
     pub(crate) producers: Option<Arc<PartitionProducers>>,
     pub(crate) membership: Membership,
@@ -129,11 +156,13 @@ impl GroupRun {
         let handover = Arc::new(InstanceHandover {
             producers: producers.clone(),
             tasks: plan.tasks.clone(),
+            upstreams: plan.upstreams.clone(),
             in_flight: in_flight.clone(),
         });
         GroupRun {
             in_flight,
             tasks: plan.tasks.clone(),
+            upstreams: plan.upstreams.clone(),
             producers,
             membership: Membership { group, handover },
         }

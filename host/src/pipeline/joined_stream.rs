@@ -127,6 +127,7 @@ impl Plan {
             errors,
             max_event_time,
             joined: true,
+            upstream_writes: Vec::new(),
             timings: ChunkTimings {
                 decode: started.elapsed(),
                 transform: std::time::Duration::ZERO,

@@ -55,6 +55,7 @@ mod stateful;
 mod stateless;
 mod tasks;
 mod transforms;
+mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

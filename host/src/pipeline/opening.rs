@@ -50,9 +50,19 @@ pub(super) async fn open_io(
             topics.push(join.topic.clone());
         }
     }
+    // A repartitioning member reads the repartition topic beside its input (`upstream.rs`).
+    let upstreams = group.and_then(|g| g.upstreams.clone());
+    if let (Some(upstreams), Some(kafka)) = (&upstreams, source.kafka_mut()) {
+        if let TopicSelection::Subscribe(topics) = &mut kafka.topics {
+            topics.push(upstreams.topic().to_string());
+        }
+    }
     let opening_checkpoint = checkpointing.cloned();
     let source = tokio::task::spawn_blocking(move || match source {
         SourceSpec::Kafka(options) => {
+            if let Some(upstreams) = &upstreams {
+                upstreams.prepare()?;
+            }
             open_kafka(options, trigger, opening_checkpoint.as_deref(), membership)
                 .map(Source::Kafka)
         }

@@ -22,12 +22,12 @@ use super::refused::RefusedRows;
 use super::stateful::Aggregated;
 use super::stateless::ChunkOutput;
 use crate::kafka::TopicPartition;
+use crate::kafka::TopicWrite;
 use crate::progress::ErrorCounts;
 use crate::progress::StateOperatorProgress;
 use crate::sink::Delivery;
 use crate::sink::{AbortableTransaction, DeadLetter, KafkaSink, Sink, SinkRows};
 use crate::source::PartitionChunk;
-use crate::state::changelog::ChangelogBatch;
 use crate::state::TableChanges;
 use crate::window::WatermarkSnapshot;
 
@@ -214,8 +214,10 @@ pub(super) struct BatchOutput {
     late: Option<RecordBatch>,
     state: Vec<StateOperatorProgress>,
     transform_dropped: u64,
-    /// As a stateful group member: the partition's state changes, produced with the rows.
-    changelog: Option<ChangelogBatch>,
+    /// As a stateful group member: records for Weir's own topics, produced with the rows.
+    internal: Vec<TopicWrite>,
+    /// As a repartitioning member's input partition: markers to write once the transaction committed.
+    pub(super) after_commit: Vec<TopicWrite>,
 }
 
 impl BatchOutput {
@@ -244,7 +246,8 @@ impl BatchOutput {
             late: aggregated.late,
             state: aggregated.state,
             transform_dropped: aggregated.transform_dropped,
-            changelog: aggregated.changelog,
+            internal: aggregated.internal,
+            after_commit: aggregated.after_commit,
         })
     }
 
@@ -288,7 +291,7 @@ pub(super) fn aggregate(
             );
         };
         let tp = (chunk.topic.clone(), chunk.partition);
-        return plan.aggregate_partition(&tp, output.rows.clone(), output.max_event_time, end);
+        return plan.aggregate_partition(&tp, output, end);
     }
     let (before, after) = batch.watermarks;
     let (rows, joined) = plan.join_streams(&batch.outputs, batch.watermarks)?;
@@ -324,9 +327,8 @@ pub(super) fn deliver(
 ) -> anyhow::Result<Delivered> {
     let chunks = batch.chunks.as_slice();
     let (queued, at_once) = sink.write(&output.rows, &refused.rows)?;
-    if let (Some(changelog), Some(tasks)) = (&output.changelog, &plan.tasks) {
-        let records = changelog.records()?;
-        sink.write_keyed(tasks.changelog(), changelog.task.1, &records)?;
+    for write in &output.internal {
+        sink.write_keyed(&write.topic, write.partition, &write.records)?;
     }
     let by_chunk = output.by_chunk.as_deref();
     refused.take(plan, sink, chunks, by_chunk, &output.rows, at_once)?;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use rdkafka::consumer::ConsumerGroupMetadata;
 
 use super::commit::crash_point;
@@ -18,6 +20,7 @@ use super::overlapped_write::{
 };
 use super::plan::Plan;
 use super::refused::RefusedRows;
+use crate::kafka::{TopicPartition, TopicWrite};
 use crate::sink::{is_fenced, AbortableTransaction, PartitionProducers};
 
 /// Writes `batch` partition by partition; see the module's doc.
@@ -113,6 +116,13 @@ fn write_partition(
                     committed: 1,
                     aborted: u64::from(attempt) - 1,
                 };
+                // Without its marker a committed batch waits downstream for the partition's next one.
+                if let Err(e) = write_markers(producers, &tp, &output.after_commit) {
+                    tracing::warn!(
+                        "batch {}: {e:#}; the partition's next batch marks it",
+                        part.batch
+                    );
+                }
                 return Ok(Some(written));
             }
             Err(error) if is_fenced(&error) => {
@@ -156,6 +166,28 @@ fn write_partition(
         tp.0,
         tp.1
     )
+}
+
+/// Writes `markers` (`upstream.rs`) in a transaction of `tp`'s producer; nothing when the partition is no
+/// longer this instance's.
+pub(super) fn write_markers(
+    producers: &PartitionProducers,
+    tp: &TopicPartition,
+    markers: &[TopicWrite],
+) -> anyhow::Result<()> {
+    let Some(sink) = producers.get(tp) else {
+        return Ok(());
+    };
+    let written = sink.begin().and_then(|()| {
+        for write in markers {
+            sink.write_keyed(&write.topic, write.partition, &write.records)?;
+        }
+        sink.commit()
+    });
+    if written.is_err() {
+        let _ = sink.abort();
+    }
+    written.with_context(|| format!("marking {}-{} in the repartition topic", tp.0, tp.1))
 }
 
 impl Written {

@@ -25,6 +25,7 @@ use crate::udf::{CallCounts, UdfRuntime, UdfStage};
 use super::joined_stream::JoinedStream;
 use super::tasks::PartitionTasks;
 use super::transforms::TransformChain;
+use super::upstream::Upstreams;
 
 /// A pipeline with its stages loaded.
 pub struct Plan {
@@ -38,8 +39,11 @@ pub struct Plan {
     pub(super) deduplicator: Option<Mutex<Deduplicator>>,
     /// The aggregation; run by one thread at a time, after the partitions' stateless stages.
     pub(super) aggregator: Option<Mutex<Aggregator>>,
-    /// As a stateful group member: the aggregation per input partition, in place of `aggregator`.
+    /// As a stateful group member: the aggregation per input partition (or per repartition partition), in
+    /// place of `aggregator`.
     pub(super) tasks: Option<Arc<PartitionTasks>>,
+    /// As a repartitioning group member: the input partitions' tasks, which write to the repartition topic.
+    pub(super) upstreams: Option<Arc<Upstreams>>,
     /// The `[stream_join]` topic's stream, when there is one.
     pub(super) joined: Option<JoinedStream>,
     /// The transforms of the aggregation's output (none without an aggregation).
@@ -93,6 +97,7 @@ impl Plan {
         };
         let deduplicator = plan_deduplication(&spec, &schema, &state)?;
         let tasks = PartitionTasks::plan(&spec, &schema)?.map(Arc::new);
+        let upstreams = Upstreams::plan(&spec, &schema)?.map(Arc::new);
         let (aggregator, after_aggregate) = match (&spec.aggregate, &tasks) {
             (None, _) => (None, None),
             // A group member aggregates per partition, in its tasks: no aggregation over the whole batch.
@@ -146,6 +151,7 @@ impl Plan {
             deduplicator,
             aggregator,
             tasks,
+            upstreams,
             joined,
             after_aggregate,
             output: schema,
@@ -290,12 +296,17 @@ impl Plan {
                 },
                 None => String::new(),
             };
-            let state = match self.tasks {
-                Some(_) => format!(
+            let state = match (&self.tasks, &self.upstreams) {
+                (Some(_), Some(upstreams)) => format!(
+                    "per partition of {}, where rows go by the hash of [{}], state in its changelog topic",
+                    upstreams.topic(),
+                    spec.group_by.join(", ")
+                ),
+                (Some(_), None) => format!(
                     "per input partition (partitioned by [{}]), state in its changelog topic",
                     spec.input_partitioned_by.join(", ")
                 ),
-                None => "state in sled".to_string(),
+                (None, _) => "state in sled".to_string(),
             };
             let _ = writeln!(
                 out,

@@ -61,6 +61,18 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
+    /// Whether this is a consumer group member (`consumerGroup = true`).
+    pub(crate) fn is_group_member(&self) -> bool {
+        self.source.kafka().is_some_and(|k| k.consumer_group)
+    }
+
+    /// Whether a group member's aggregation reads its rows through the repartition topic: its input is not
+    /// declared partitioned by the group keys (`aggregate.input_partitioned_by`).
+    pub(crate) fn repartitions(&self) -> bool {
+        self.is_group_member()
+            && (self.aggregate.as_ref()).is_some_and(|a| a.input_partitioned_by.is_empty())
+    }
+
     /// [`PipelineSpec::secrets`] with the values of the secret `kafka.*` options (`sasl.password`, ...)
     /// of the source and the sink added.
     pub(crate) fn all_secrets(&self) -> Secrets {

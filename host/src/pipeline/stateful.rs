@@ -7,10 +7,10 @@ use anyhow::Context;
 use arrow_array::RecordBatch;
 
 use super::plan::Plan;
+use super::stateless::ChunkOutput;
 use super::transforms::TransformError;
-use crate::kafka::TopicPartition;
+use crate::kafka::{TopicPartition, TopicWrite};
 use crate::progress::StateOperatorProgress;
-use crate::state::changelog::ChangelogBatch;
 use crate::window::WatermarkSpec;
 
 /// What the stateful part of a batch produced.
@@ -23,8 +23,12 @@ pub struct Aggregated {
     pub transform_dropped: u64,
     /// Rows that arrived behind the watermark, when `watermark.late_data_topic` is set.
     pub late: Option<RecordBatch>,
-    /// As a stateful group member: the partition's state changes, for its changelog.
-    pub(crate) changelog: Option<ChangelogBatch>,
+    /// As a stateful group member: records for Weir's own topics in the partition's transaction (its state
+    /// changes for its changelog, or its rows for the repartition topic).
+    pub(crate) internal: Vec<TopicWrite>,
+    /// As a repartitioning group member's input partition: the markers to write once the partition's
+    /// transaction committed (`upstream.rs`).
+    pub(crate) after_commit: Vec<TopicWrite>,
 }
 
 impl Plan {
@@ -56,7 +60,8 @@ impl Plan {
                 state,
                 transform_dropped: 0,
                 late: late.finish()?,
-                changelog: None,
+                internal: Vec::new(),
+                after_commit: Vec::new(),
             });
         };
         let mut aggregator = aggregator.lock().unwrap_or_else(|e| e.into_inner());
@@ -71,34 +76,51 @@ impl Plan {
             state,
             transform_dropped: dropped,
             late: late.finish()?,
-            changelog: None,
+            internal: Vec::new(),
+            after_commit: Vec::new(),
         })
     }
 
-    /// The stateful part of a group member's batch for one partition, `tp`: its rows folded into the
-    /// partition's own aggregation (`tasks.rs`), which emits at the partition's own watermark. The batch
-    /// ends at offset `end` of the partition.
+    /// The stateful part of a group member's batch for one partition, `tp`, ending at its offset `end`:
+    /// its rows folded into the partition's own aggregation (`tasks.rs`), which emits at the partition's
+    /// own watermark. With a repartition, an input partition's rows go to the repartition topic instead
+    /// (`upstream.rs`), and a repartition partition's task aggregates the upstream writes it reads.
     pub(super) fn aggregate_partition(
         &self,
         tp: &TopicPartition,
-        rows: RecordBatch,
-        max_event_time: Option<i64>,
+        output: &ChunkOutput,
         end: i64,
     ) -> anyhow::Result<Aggregated> {
         let tasks = self
             .tasks
             .as_ref()
             .expect("planned for a stateful group member");
-        let task = tasks.run(tp, &rows, max_event_time, end)?;
+        let task = match &self.upstreams {
+            Some(upstreams) if upstreams.topic() != tp.0 => {
+                let (writes, markers) =
+                    upstreams.run(tp, &output.rows, output.max_event_time, end)?;
+                return Ok(Aggregated {
+                    rows: RecordBatch::new_empty(self.output_schema().clone()),
+                    state: Vec::new(),
+                    transform_dropped: 0,
+                    late: None,
+                    internal: writes,
+                    after_commit: markers,
+                });
+            }
+            Some(_) => tasks.run_repartitioned(tp, output.upstream_writes.clone(), end)?,
+            None => tasks.run(tp, &output.rows, output.max_event_time, end)?,
+        };
         let mut late = LateRows::new(self.spec.watermark.as_ref());
-        late.add(&rows, &task.late_rows)?;
+        late.add(&task.input, &task.late_rows)?;
         let (rows, dropped) = self.after_aggregation(task.emitted)?;
         Ok(Aggregated {
             rows,
             state: vec![task.progress],
             transform_dropped: dropped,
             late: late.finish()?,
-            changelog: Some(task.changelog),
+            internal: vec![tasks.changelog_write(&task.changelog)?],
+            after_commit: Vec::new(),
         })
     }
 

@@ -6,11 +6,15 @@
 
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
+use anyhow::Context;
+use arrow_array::{Array, BinaryArray, RecordBatch};
 
 use super::plan::Plan;
 use crate::decode::{DecodeError, DecodeFormat, Deserializer, RowFailure};
+use crate::kafka::TopicPartition;
 use crate::progress::ErrorCounts;
+use crate::repartition::chain::Write;
+use crate::repartition::record;
 use crate::source::PartitionChunk;
 use crate::udf::{OnError, OnFailure, UdfError};
 use crate::window::event_times;
@@ -32,6 +36,8 @@ pub struct ChunkOutput {
     pub timings: ChunkTimings,
     /// Whether the rows are the `[stream_join]` topic's (the other stream), not the source's.
     pub joined: bool,
+    /// A repartition partition's records: the upstream writes in them (`repartition/`); `rows` is empty.
+    pub(crate) upstream_writes: Vec<(TopicPartition, Write<RecordBatch>)>,
 }
 
 /// Where one partition's processing time went.
@@ -65,6 +71,13 @@ impl Plan {
     pub fn process_chunk(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
         if let Some(joined) = self.joined.as_ref().filter(|j| j.topic == chunk.topic) {
             return self.process_joined_chunk(joined, chunk);
+        }
+        if self
+            .upstreams
+            .as_ref()
+            .is_some_and(|u| u.topic() == chunk.topic)
+        {
+            return self.read_upstream_writes(chunk);
         }
         let mut errors = ErrorCounts::default();
         let decode_started = Instant::now();
@@ -108,6 +121,34 @@ impl Plan {
                 transform: transform_started.elapsed(),
             },
             joined: false,
+            upstream_writes: Vec::new(),
+        })
+    }
+
+    /// A repartition partition's records, read as the upstream writes they hold.
+    fn read_upstream_writes(&self, chunk: &PartitionChunk) -> anyhow::Result<ChunkOutput> {
+        let started = Instant::now();
+        let values = (chunk.batch.column_by_name("value"))
+            .and_then(|c| c.as_any().downcast_ref::<BinaryArray>())
+            .context("the source's records have no binary value column")?;
+        let upstream_writes = (0..chunk.batch.num_rows())
+            .map(|row| {
+                let offset = chunk.offset(row);
+                record::decode(values.value(row), offset)
+                    .with_context(|| format!("{}-{}", chunk.topic, chunk.partition))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ChunkOutput {
+            rows: RecordBatch::new_empty(self.transforms.output_schema()),
+            dead_letters: Vec::new(),
+            errors: ErrorCounts::default(),
+            max_event_time: None,
+            timings: ChunkTimings {
+                decode: started.elapsed(),
+                transform: std::time::Duration::ZERO,
+            },
+            joined: false,
+            upstream_writes,
         })
     }
 
@@ -212,6 +253,7 @@ impl Plan {
             max_event_time,
             timings: ChunkTimings::default(),
             joined: false,
+            upstream_writes: Vec::new(),
         }
     }
 }

@@ -14,17 +14,29 @@ use std::time::Instant;
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use arrow_select::concat::concat_batches;
 use rdkafka::config::ClientConfig;
+use rdkafka::Offset;
 
 use crate::aggregate::{AggregateSpec, Aggregator};
-use crate::kafka::{client_config, ensure_compacted_topic, read_partitions, TopicPartition};
+use crate::kafka::{
+    client_config, ensure_topic, partitions_of, read_partitions, TopicPartition, TopicWrite,
+};
 use crate::progress::{RestoreProgress, StateOperatorProgress};
+use crate::repartition::chain::{Chains, ChainsState, Write};
+use crate::repartition::repartition_topic;
+use crate::source::TopicSelection;
 use crate::state::changelog::{changelog_topic, replay, ChangelogBatch};
 use crate::state::StateStore;
 use crate::PipelineSpec;
 
 /// The operator whose state the tasks hold (the name in the changelog topic and in the state table).
 pub(crate) const OPERATOR: &str = "aggregate";
+
+/// The state table of a repartition partition's task holding its chains (`repartition/chain.rs`), under
+/// [`CHAINS_KEY`].
+const CHAINS: &str = "repartition";
+const CHAINS_KEY: &[u8] = b"chains";
 
 /// The member's tasks; see the module's doc.
 pub(crate) struct PartitionTasks {
@@ -39,6 +51,11 @@ pub(crate) struct PartitionTasks {
     restores: Mutex<RestoreProgress>,
     /// The rows the aggregation emits, the same for every task.
     output: SchemaRef,
+    /// With a repartition: its topic, whose partitions are the tasks, and every partition of the input
+    /// topics (each one's watermark holds the tasks' back), read at the first restore.
+    repartition: Option<String>,
+    input_topics: Vec<String>,
+    upstreams: Mutex<Vec<TopicPartition>>,
 }
 
 /// One partition's state.
@@ -49,6 +66,8 @@ struct Task {
     /// The partition offset the state is as of: where the last batch ended, or the committed offset it
     /// was rebuilt at (`None`: no batch yet).
     position: Option<i64>,
+    /// A repartition partition's task: the upstream writes it has read, decided or not.
+    chains: Chains<RecordBatch>,
 }
 
 /// What a task made of its partition's rows in a batch.
@@ -60,6 +79,8 @@ pub(crate) struct TaskBatch {
     pub(crate) late_rows: Vec<u32>,
     /// The changes, for the partition's transaction.
     pub(crate) changelog: ChangelogBatch,
+    /// The rows folded in (a repartition partition's: those of the upstream writes decided in the batch).
+    pub(crate) input: RecordBatch,
 }
 
 impl PartitionTasks {
@@ -83,6 +104,12 @@ impl PartitionTasks {
             tasks: Mutex::default(),
             restores: Mutex::default(),
             output: input.clone(),
+            repartition: spec.repartitions().then(|| repartition_topic(&spec.name)),
+            input_topics: match &kafka.topics {
+                TopicSelection::Subscribe(topics) => topics.clone(),
+                _ => Vec::new(),
+            },
+            upstreams: Mutex::default(),
         };
         // Checks the aggregation against the input now, as a single instance's plan does.
         tasks.output = tasks.new_task()?.aggregator.output_schema().clone();
@@ -108,20 +135,31 @@ impl PartitionTasks {
             store,
             watermark: None,
             position: None,
+            chains: Chains::new(BTreeMap::new()),
         })
     }
 
     /// Rebuilds the tasks of `partitions`, given to this instance, from the changelog, as of each one's
-    /// committed offset (`None`: nothing committed yet).
+    /// committed offset (`None`: nothing committed yet). Returns where a repartition partition is read
+    /// from instead: its first upstream write not yet decided, else its start when nothing is committed.
     pub(crate) fn restore(
         &self,
         partitions: &[(TopicPartition, Option<i64>)],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<(TopicPartition, Offset)>> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.repartition.is_some() {
+            let topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
+            *self.upstreams.lock().unwrap_or_else(|e| e.into_inner()) =
+                partitions_of(&self.kafka, &topics)?;
+        }
+        let mut starts = Vec::new();
         let restoring = Instant::now();
         // One changelog partition per input partition: as many as the input topics have, not only the
         // partitions this instance is given first.
         let topics: Vec<&str> = partitions.iter().map(|((t, _), _)| t.as_str()).collect();
-        ensure_compacted_topic(&self.kafka, &self.changelog, &topics)?;
+        ensure_topic(&self.kafka, &self.changelog, &topics, true)?;
         // Changelog partition p holds the tasks of partition p of every input topic (told apart by a header).
         let mut numbers: Vec<i32> = partitions.iter().map(|((_, p), _)| *p).collect();
         numbers.sort_unstable();
@@ -145,6 +183,16 @@ impl PartitionTasks {
             let groups = task.aggregator.restore_entries(entries)?;
             task.watermark = restored.watermark;
             task.position = *committed;
+            if let Some(chains) = restored.tables.get(CHAINS).and_then(|t| t.get(CHAINS_KEY)) {
+                let state: ChainsState =
+                    serde_json::from_slice(chains).context("reading a task's chains")?;
+                if let Some(offset) = state.resume_at {
+                    starts.push(((topic.clone(), *partition), Offset::Offset(offset)));
+                }
+                task.chains = Chains::from_state(state);
+            } else if committed.is_none() && self.repartition.as_deref() == Some(topic.as_str()) {
+                starts.push(((topic.clone(), *partition), Offset::Beginning));
+            }
             tracing::info!(
                 task = %format!("{topic}-{partition}"),
                 groups,
@@ -173,7 +221,7 @@ impl PartitionTasks {
         restores.partitions += partitions.len() as u64;
         restores.records += records;
         restores.seconds += seconds;
-        Ok(())
+        Ok(starts)
     }
 
     /// Drops the tasks of `partitions`, given up.
@@ -230,11 +278,66 @@ impl PartitionTasks {
             progress,
             late_rows,
             changelog,
+            input: rows.clone(),
         })
     }
 
-    /// The changelog topic.
-    pub(crate) fn changelog(&self) -> &str {
-        &self.changelog
+    /// Repartition partition `tp`'s batch, ending at offset `end`: its upstream `writes`, of which those
+    /// that the chains show committed are folded into its task; the watermark after them is the smallest
+    /// over every upstream partition's.
+    pub(crate) fn run_repartitioned(
+        &self,
+        tp: &TopicPartition,
+        writes: Vec<(TopicPartition, Write<RecordBatch>)>,
+        end: i64,
+    ) -> anyhow::Result<TaskBatch> {
+        let task = self.lock().get(tp).cloned().with_context(|| {
+            format!("{}-{} has no task: its state was not restored", tp.0, tp.1)
+        })?;
+        let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decided = Vec::new();
+        for (upstream, write) in writes {
+            let applied = task.chains.offer(&upstream, write);
+            decided.extend(applied.into_iter().filter_map(|w| w.rows));
+        }
+        let rows = concat_batches(&self.input, &decided).context("joining upstream rows")?;
+        let upstreams = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let before = task.watermark;
+        let after = before.max(task.chains.watermark(&upstreams));
+        let late_rows = task.aggregator.update(&rows, before)?;
+        let (emitted, progress) = task.aggregator.finish_batch(after)?;
+        task.watermark = after;
+        let chains = serde_json::to_vec(&task.chains.state()).context("encoding the chains")?;
+        task.store
+            .table(CHAINS)?
+            .apply([(CHAINS_KEY.to_vec(), chains)], [])?;
+        let changelog = ChangelogBatch {
+            task: tp.clone(),
+            attempt: uuid::Uuid::new_v4().simple().to_string(),
+            from: task.position.replace(end),
+            to: end,
+            watermark: after,
+            changes: task.store.take_changes(),
+        };
+        Ok(TaskBatch {
+            emitted,
+            progress,
+            late_rows,
+            changelog,
+            input: rows,
+        })
+    }
+
+    /// A batch's changes as records of the task's changelog partition.
+    pub(crate) fn changelog_write(&self, changes: &ChangelogBatch) -> anyhow::Result<TopicWrite> {
+        Ok(TopicWrite {
+            topic: self.changelog.clone(),
+            partition: changes.task.1,
+            records: changes.records()?,
+        })
     }
 }

@@ -16,42 +16,64 @@ use super::group::{
 
 /// `examples/fraud-window` as a group member, exactly once, with batches small enough that instances are
 /// mid-batch when they are killed or paused, and a short session timeout.
-fn stateful_group_pipeline(dir: &Path) -> PathBuf {
-    let text = example_variant(
-        "fraud-window/pipeline.toml",
-        &[
-            (
-                "endingOffsets = \"latest\"",
-                "consumerGroup = true\nmaxOffsetsPerTrigger = 20000\n\
-                 kafka.session.timeout.ms = \"6000\"\nkafka.heartbeat.interval.ms = \"500\""
-                    .to_string(),
-            ),
-            (
-                "name = \"fraud-window\"",
-                "name = \"fraud-window-group\"".to_string(),
-            ),
-        ],
-    );
+/// With round-robin `input`, not declared partitioned by user: rows go through the repartition topic.
+fn stateful_group_pipeline(dir: &Path, input: Input) -> PathBuf {
+    let mut edits = vec![
+        (
+            "endingOffsets = \"latest\"",
+            "consumerGroup = true\nmaxOffsetsPerTrigger = 20000\n\
+             kafka.session.timeout.ms = \"6000\"\nkafka.heartbeat.interval.ms = \"500\""
+                .to_string(),
+        ),
+        (
+            "name = \"fraud-window\"",
+            "name = \"fraud-window-group\"".to_string(),
+        ),
+    ];
+    if input == Input::RoundRobin {
+        edits.push(("input_partitioned_by = [\"id\"]", String::new()));
+    }
+    let text = example_variant("fraud-window/pipeline.toml", &edits);
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-/// Produces the workload's `n` transactions (keyed by user) in steps over `over`, then the closing
-/// records that close every window of every partition.
+/// How the input is partitioned.
+#[derive(Clone, Copy, PartialEq)]
+enum Input {
+    /// By user (the workload's key), as the example declares.
+    ByUser,
+    /// Round-robin: each user's transactions are in every partition.
+    RoundRobin,
+}
+
+/// Produces the workload's `n` transactions in steps over `over`, then the closing records that close
+/// every window of every partition.
 fn produce_workload_slowly(
     bootstrap: String,
     n: u64,
     over: Duration,
+    input: Input,
 ) -> std::thread::JoinHandle<()> {
     use weir::internal::demo::{produce, produce_to_partitions};
     std::thread::spawn(move || {
         let steps = 40;
         let per_step = n.div_ceil(steps);
         let mut transactions = workload::transactions(n).map(|tx| (tx.key(), tx.value()));
-        for _ in 0..steps {
-            let step: Vec<_> = transactions.by_ref().take(per_step as usize).collect();
-            produce(&bootstrap, "tx", step).unwrap();
+        for step in 0..steps {
+            let records: Vec<_> = transactions.by_ref().take(per_step as usize).collect();
+            let partitions = workload::PARTITIONS as u64;
+            let _written = match input {
+                Input::ByUser => produce(&bootstrap, "tx", records).unwrap(),
+                Input::RoundRobin => {
+                    let spread = (records.into_iter().enumerate()).map(|(i, (key, value))| {
+                        let partition = ((step * per_step + i as u64) % partitions) as i32;
+                        (partition, key, value)
+                    });
+                    produce_to_partitions(&bootstrap, "tx", spread).unwrap()
+                }
+            };
             std::thread::sleep(over / steps as u32);
         }
         let closing = workload::closing_records(n)
@@ -68,7 +90,7 @@ struct Setup {
     n: u64,
 }
 
-fn setup(n: u64, over: Duration) -> (Setup, std::thread::JoinHandle<()>) {
+fn setup(n: u64, over: Duration, input: Input) -> (Setup, std::thread::JoinHandle<()>) {
     for module in ["json_transactions", "fraud_flagged", "filter"] {
         udf_module(module);
     }
@@ -76,8 +98,8 @@ fn setup(n: u64, over: Duration) -> (Setup, std::thread::JoinHandle<()>) {
     broker.create_topic("tx", workload::PARTITIONS);
     broker.create_topic("alerts", 1);
     let dir = scratch_dir();
-    let file = stateful_group_pipeline(&dir);
-    let producing = produce_workload_slowly(broker.bootstrap.clone(), n, over);
+    let file = stateful_group_pipeline(&dir, input);
+    let producing = produce_workload_slowly(broker.bootstrap.clone(), n, over, input);
     let setup = Setup {
         broker,
         dir,
@@ -142,7 +164,7 @@ impl Setup {
 #[test]
 fn three_stateful_instances_lose_one_and_gain_one_and_every_alert_is_written_once() {
     let n = 1_000_000;
-    let (setup, producing) = setup(n, Duration::from_secs(40));
+    let (setup, producing) = setup(n, Duration::from_secs(40), Input::ByUser);
     let mut a = setup.start("a", &[]);
     let b = setup.start("b", &[]);
     let c = setup.start("c", &[]);
@@ -210,7 +232,7 @@ fn three_stateful_instances_lose_one_and_gain_one_and_every_alert_is_written_onc
 #[test]
 fn a_paused_stateful_instance_cannot_commit_its_windows_after_losing_them() {
     let n = 300_000;
-    let (setup, producing) = setup(n, Duration::from_secs(24));
+    let (setup, producing) = setup(n, Duration::from_secs(24), Input::ByUser);
     // a stops itself with a batch's alerts and state changes produced and its transactions open.
     let mut a = setup.start("a", &[("WEIR_CRASH_AT", "produced:8:stop")]);
     let b = setup.start("b", &[]);
@@ -225,4 +247,28 @@ fn a_paused_stateful_instance_cannot_commit_its_windows_after_losing_them() {
             && a_log.contains("whose producer fenced this one's"),
         "a's open transactions were fenced: {a_log}"
     );
+}
+
+/// Input written round-robin, not by user: the rows go through the repartition topic to the task of their
+/// user's hash. One of two instances is killed mid-run and a third joins; the alerts are still exact (with
+/// the input declared partitioned by user instead, each partition would count a share of each user).
+#[test]
+fn round_robin_input_is_repartitioned_by_user_and_every_alert_is_written_once() {
+    let n = 300_000;
+    let (setup, producing) = setup(n, Duration::from_secs(20), Input::RoundRobin);
+    let mut a = setup.start("a", &[]);
+    let b = setup.start("b", &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let c = setup.start("c", &[]);
+    producing.join().unwrap();
+    setup.stop_and_check(vec![b, c], &["a", "b", "c"]);
+    let shuffled = |name: &str| {
+        setup
+            .log(name)
+            .contains("weir-fraud-window-group-repartition")
+    };
+    assert!(["b", "c"].iter().any(|n| shuffled(n)), "{}", setup.log("b"));
 }

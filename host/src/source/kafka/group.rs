@@ -32,8 +32,12 @@ pub(crate) trait Handover: Send + Sync {
     /// first (exactly-once: its open transactions aborted).
     fn taken(&self, partitions: &[TopicPartition]) -> anyhow::Result<()>;
     /// `partitions` start from these offsets the group committed (`None`: nothing committed yet): the state
-    /// that goes with them must be ready before they are read.
-    fn starting(&self, partitions: &[(TopicPartition, Option<i64>)]) -> anyhow::Result<()>;
+    /// that goes with them must be ready before they are read. Returns the partitions to read from
+    /// elsewhere (a repartition partition, from its first write not yet decided).
+    fn starting(
+        &self,
+        partitions: &[(TopicPartition, Option<i64>)],
+    ) -> anyhow::Result<Vec<(TopicPartition, Offset)>>;
     /// `partitions` are about to be given up: returns once every batch read with them has committed or
     /// failed.
     fn released(&self, partitions: &[TopicPartition]);
@@ -191,7 +195,16 @@ impl Rebalancing for MemberRebalancing {
                         _ => (tp.clone(), None),
                     })
                     .collect();
-                self.handover.starting(&committed).map(|()| starts)
+                let elsewhere = self.handover.starting(&committed)?;
+                Ok(starts
+                    .into_iter()
+                    .map(|(tp, offset, committed)| {
+                        match elsewhere.iter().find(|(moved, _)| *moved == tp) {
+                            Some((_, from)) => (tp, *from, committed),
+                            None => (tp, offset, committed),
+                        }
+                    })
+                    .collect::<Vec<_>>())
             });
         let starts = match starts {
             Ok(starts) => starts,
