@@ -61,8 +61,17 @@ pub fn markdown(setting: &Setting, results: &GroupResults) -> String {
             exact_count(runs.iter().map(|m| m.exactness.is_exact()))
         );
     }
-    changelog_cost(&mut out, results);
-    repartition_cost(&mut out, results);
+    // One instance in group mode writes a changelog; assign mode writes none.
+    let changelog = "changelog's cost, one instance in group mode against assign mode";
+    cost(&mut out, results, (Mode::Group(1), Mode::Assign), changelog);
+    let repartition = "repartition's cost, one instance repartitioning against one with the input \
+                       declared partitioned by user";
+    cost(
+        &mut out,
+        results,
+        (Mode::Repartitioned(1), Mode::Group(1)),
+        repartition,
+    );
     let after_run: Vec<Restore> = results.runs.iter().filter_map(|m| m.restore).collect();
     restores(
         &mut out,
@@ -78,13 +87,11 @@ pub fn markdown(setting: &Setting, results: &GroupResults) -> String {
     out
 }
 
-/// One instance in group mode (changelog writes) against assign mode, which writes none.
-fn changelog_cost(out: &mut String, results: &GroupResults) {
-    let (assign, group): (Vec<_>, Vec<_>) = (
-        results.with(Mode::Assign).collect(),
-        results.with(Mode::Group(1)).collect(),
-    );
-    if assign.is_empty() || group.is_empty() {
+/// The cost of `what`: the runs of `mode` against those of `base` (medians), when there are both.
+fn cost(out: &mut String, results: &GroupResults, (mode, base): (Mode, Mode), what: &str) {
+    let (base, runs): (Vec<_>, Vec<_>) =
+        (results.with(base).collect(), results.with(mode).collect());
+    if base.is_empty() || runs.is_empty() {
         return;
     }
     let rate =
@@ -92,36 +99,14 @@ fn changelog_cost(out: &mut String, results: &GroupResults) {
     let cpu = |runs: &[&GroupMeasure]| median_of(runs.iter().map(|m| m.cpu_per_million()));
     let _ = writeln!(
         out,
-        "\nThe changelog's cost, one instance in group mode against assign mode (medians): throughput from \
-         the first partition read {:+.0}%, CPU per record {:+.0}%.",
-        (rate(&group) / rate(&assign) - 1.0) * 100.0,
-        (cpu(&group) / cpu(&assign) - 1.0) * 100.0
+        "\nThe {what} (medians): throughput from the first partition read {:+.0}%, CPU per record {:+.0}%.",
+        (rate(&runs) / rate(&base) - 1.0) * 100.0,
+        (cpu(&runs) / cpu(&base) - 1.0) * 100.0
     );
 }
 
 /// Below this many groups a restore's rates are not reported.
 const MEANINGFUL_GROUPS: f64 = 1_000.0;
-
-/// One instance repartitioning its rows against one aggregating each input partition apart.
-fn repartition_cost(out: &mut String, results: &GroupResults) {
-    let (group, shuffled): (Vec<_>, Vec<_>) = (
-        results.with(Mode::Group(1)).collect(),
-        results.with(Mode::Repartitioned(1)).collect(),
-    );
-    if group.is_empty() || shuffled.is_empty() {
-        return;
-    }
-    let rate =
-        |runs: &[&GroupMeasure]| median_of(runs.iter().map(|m| m.records_per_second_after_join()));
-    let cpu = |runs: &[&GroupMeasure]| median_of(runs.iter().map(|m| m.cpu_per_million()));
-    let _ = writeln!(
-        out,
-        "\nThe repartition's cost, one instance repartitioning against one with the input declared \
-         partitioned by user (medians): throughput from the first partition read {:+.0}%, CPU per record {:+.0}%.",
-        (rate(&shuffled) / rate(&group) - 1.0) * 100.0,
-        (cpu(&shuffled) / cpu(&group) - 1.0) * 100.0
-    );
-}
 
 /// The medians of `restores`, restored by `what`.
 fn restores(out: &mut String, what: &str, restores: &[Restore]) {

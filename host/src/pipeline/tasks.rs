@@ -70,6 +70,37 @@ struct Task {
     chains: Chains<RecordBatch>,
 }
 
+impl Task {
+    /// Folds `rows` of task `tp`'s batch ending at offset `end` into the aggregation, at the watermark as
+    /// it was, then emits at the watermark `after`; the batch's changes go to the changelog.
+    fn fold(
+        &mut self,
+        tp: &TopicPartition,
+        rows: RecordBatch,
+        after: Option<i64>,
+        end: i64,
+    ) -> anyhow::Result<TaskBatch> {
+        let late_rows = self.aggregator.update(&rows, self.watermark)?;
+        let (emitted, progress) = self.aggregator.finish_batch(after)?;
+        self.watermark = after;
+        let changelog = ChangelogBatch {
+            task: tp.clone(),
+            attempt: uuid::Uuid::new_v4().simple().to_string(),
+            from: self.position.replace(end),
+            to: end,
+            watermark: after,
+            changes: self.store.take_changes(),
+        };
+        Ok(TaskBatch {
+            emitted,
+            progress,
+            late_rows,
+            changelog,
+            input: rows,
+        })
+    }
+}
+
 /// What a task made of its partition's rows in a batch.
 pub(crate) struct TaskBatch {
     /// The rows the output mode emits.
@@ -244,6 +275,13 @@ impl PartitionTasks {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn task(&self, tp: &TopicPartition) -> anyhow::Result<Arc<Mutex<Task>>> {
+        self.lock()
+            .get(tp)
+            .cloned()
+            .with_context(|| format!("{}-{} has no task: its state was not restored", tp.0, tp.1))
+    }
+
     /// Folds `rows`, partition `tp`'s rows of a batch ending at offset `end`, into its task;
     /// `max_event_time` moves the task's watermark after them.
     pub(crate) fn run(
@@ -253,33 +291,13 @@ impl PartitionTasks {
         max_event_time: Option<i64>,
         end: i64,
     ) -> anyhow::Result<TaskBatch> {
-        let task = self.lock().get(tp).cloned().with_context(|| {
-            format!("{}-{} has no task: its state was not restored", tp.0, tp.1)
-        })?;
+        let task = self.task(tp)?;
         let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
-        let before = task.watermark;
         let after = match (max_event_time, self.delay_ms) {
-            (Some(time), Some(delay)) => Some(before.map_or(time - delay, |w| w.max(time - delay))),
-            _ => before,
+            (Some(time), Some(delay)) => task.watermark.max(Some(time - delay)),
+            _ => task.watermark,
         };
-        let late_rows = task.aggregator.update(rows, before)?;
-        let (emitted, progress) = task.aggregator.finish_batch(after)?;
-        task.watermark = after;
-        let changelog = ChangelogBatch {
-            task: tp.clone(),
-            attempt: uuid::Uuid::new_v4().simple().to_string(),
-            from: task.position.replace(end),
-            to: end,
-            watermark: after,
-            changes: task.store.take_changes(),
-        };
-        Ok(TaskBatch {
-            emitted,
-            progress,
-            late_rows,
-            changelog,
-            input: rows.clone(),
-        })
+        task.fold(tp, rows.clone(), after, end)
     }
 
     /// Repartition partition `tp`'s batch, ending at offset `end`: its upstream `writes`, of which those
@@ -291,9 +309,7 @@ impl PartitionTasks {
         writes: Vec<(TopicPartition, Write<RecordBatch>)>,
         end: i64,
     ) -> anyhow::Result<TaskBatch> {
-        let task = self.lock().get(tp).cloned().with_context(|| {
-            format!("{}-{} has no task: its state was not restored", tp.0, tp.1)
-        })?;
+        let task = self.task(tp)?;
         let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
         let mut decided = Vec::new();
         for (upstream, write) in writes {
@@ -301,35 +317,13 @@ impl PartitionTasks {
             decided.extend(applied.into_iter().filter_map(|w| w.rows));
         }
         let rows = concat_batches(&self.input, &decided).context("joining upstream rows")?;
-        let upstreams = self
-            .upstreams
-            .lock()
+        let upstreams = (self.upstreams.lock())
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let before = task.watermark;
-        let after = before.max(task.chains.watermark(&upstreams));
-        let late_rows = task.aggregator.update(&rows, before)?;
-        let (emitted, progress) = task.aggregator.finish_batch(after)?;
-        task.watermark = after;
+        let after = task.watermark.max(task.chains.watermark(&upstreams));
         let chains = serde_json::to_vec(&task.chains.state()).context("encoding the chains")?;
-        task.store
-            .table(CHAINS)?
-            .apply([(CHAINS_KEY.to_vec(), chains)], [])?;
-        let changelog = ChangelogBatch {
-            task: tp.clone(),
-            attempt: uuid::Uuid::new_v4().simple().to_string(),
-            from: task.position.replace(end),
-            to: end,
-            watermark: after,
-            changes: task.store.take_changes(),
-        };
-        Ok(TaskBatch {
-            emitted,
-            progress,
-            late_rows,
-            changelog,
-            input: rows,
-        })
+        (task.store.table(CHAINS)?).apply([(CHAINS_KEY.to_vec(), chains)], [])?;
+        task.fold(tp, rows, after, end)
     }
 
     /// A batch's changes as records of the task's changelog partition.
