@@ -34,9 +34,9 @@ use anyhow::Context;
 
 /// Fault injection for the crash tests: `WEIR_CRASH_AT=<point>:<batch>` aborts the process at that point of
 /// the first batch numbered `batch` or later, as a power cut would. Points: `planned` (after the
-/// write-ahead), `produced` (output sent, not committed; only batches that wrote rows), `staged`
-/// (exactly-once: state staged, transaction not committed), `committed` (transaction committed, checkpoint
-/// not yet updated). `<point>:<batch>:stop` stops the process there instead (SIGSTOP, once), as a long
+/// write-ahead), `produced` (output sent, not committed; only batches that wrote rows, or a group member's
+/// state changes or repartitioned rows), `staged` (exactly-once: state staged, transaction not committed),
+/// `committed` (transaction committed, checkpoint not yet updated). `<point>:<batch>:stop` stops the process there instead (SIGSTOP, once), as a long
 /// pause would, for the zombie tests of consumer groups.
 pub(super) fn crash_point(point: &str, batch: u64) {
     static AT: OnceLock<Option<(String, u64, bool)>> = OnceLock::new();

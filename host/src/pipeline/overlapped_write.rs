@@ -215,7 +215,7 @@ pub(super) struct BatchOutput {
     state: Vec<StateOperatorProgress>,
     transform_dropped: u64,
     /// As a stateful group member: records for Weir's own topics, produced with the rows.
-    internal: Vec<TopicWrite>,
+    pub(super) internal: Vec<TopicWrite>,
     /// As a repartitioning member's input partition: markers to write once the transaction committed.
     pub(super) after_commit: Vec<TopicWrite>,
 }

@@ -95,7 +95,8 @@ fn write_partition(
         let attempted = sink.begin().and_then(|()| {
             match deliver(plan, &sink, part, &output, &mut refused, true)? {
                 Delivered::Done(counts) => {
-                    if counts.rows > 0 {
+                    // A task's changes and an upstream's rows are output too (`produced` of a repartition).
+                    if counts.rows > 0 || !output.internal.is_empty() {
                         crash_point("produced", part.batch);
                     }
                     sink.send_offsets(&offsets, metadata)?;

@@ -231,8 +231,19 @@ fn three_stateful_instances_lose_one_and_gain_one_and_every_alert_is_written_onc
 
 #[test]
 fn a_paused_stateful_instance_cannot_commit_its_windows_after_losing_them() {
+    paused_instance_is_fenced(Input::ByUser);
+}
+
+/// The same through the repartition topic: a stops with an upstream write or a task's batch in an open
+/// transaction; the rows it wrote before the pause are in the log, and the reader must not count them.
+#[test]
+fn a_paused_repartitioning_instance_cannot_commit_its_upstream_rows_after_losing_them() {
+    paused_instance_is_fenced(Input::RoundRobin);
+}
+
+fn paused_instance_is_fenced(input: Input) {
     let n = 300_000;
-    let (setup, producing) = setup(n, Duration::from_secs(24), Input::ByUser);
+    let (setup, producing) = setup(n, Duration::from_secs(24), input);
     // a stops itself with a batch's alerts and state changes produced and its transactions open.
     let mut a = setup.start("a", &[("WEIR_CRASH_AT", "produced:8:stop")]);
     let b = setup.start("b", &[]);
