@@ -179,8 +179,8 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         .expect_err("refused")
         .to_string();
     assert!(error.contains("checkpointLocation"), "{error}");
-    // An aggregation moves between instances, exactly once only. Over input not declared partitioned by
-    // its keys it reads its rows through the repartition topic, which needs the topics named.
+    // An aggregation moves between instances. Over input not declared partitioned by its keys it reads its
+    // rows through the repartition topic, which needs the topics named and exactly-once.
     let undeclared = "[aggregate]\ngroup_by = [\"t\"]\naggregates = [{ function = \"count\", as = \"n\" }]\noutput_mode = \"update\"\n";
     let repartitioned = format!("{JSON_DESERIALIZER}{undeclared}{KAFKA_SINK}");
     assert!(parse_with(GROUP_SOURCE, &repartitioned)
@@ -190,11 +190,17 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
         "kafka.bootstrap.servers = \"b\"\nsubscribePattern = \"tx-.*\"\nconsumerGroup = true";
     let error = refused(pattern, &repartitioned);
     assert!(error.contains("`subscribe`"), "{error}");
+    let at_least_once = "delivery = \"at-least-once\"\n";
+    let error = refused(GROUP_SOURCE, &format!("{repartitioned}{at_least_once}"));
+    assert!(
+        error.contains("`sink.delivery`") && error.contains("input_partitioned_by"),
+        "{error}"
+    );
     let aggregate = format!("{undeclared}input_partitioned_by = [\"t\"]\n");
-    let at_least_once =
-        format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}delivery = \"at-least-once\"\n");
-    let error = refused(GROUP_SOURCE, &at_least_once);
-    assert!(error.contains("delivery = \"exactly-once\""), "{error}");
+    let declared_at_least_once =
+        format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}{at_least_once}");
+    let spec = parse_with(GROUP_SOURCE, &declared_at_least_once).unwrap();
+    assert_eq!(spec.sink.delivery, Delivery::AtLeastOnce);
     let declared = parse_with(
         GROUP_SOURCE,
         &format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}"),

@@ -45,7 +45,7 @@ impl PipelineSpec {
 
     /// What a consumer group member (`consumerGroup = true`) cannot have yet: state other than an
     /// aggregation's (deduplication, a stream join), which would have to move with its partitions; an
-    /// aggregation at least once, or repartitioned from a topic pattern; a checkpoint, since the group holds the offsets; a sink other than Kafka, whose
+    /// aggregation repartitioned at least once, or from a topic pattern; a checkpoint, since the group holds the offsets; a sink other than Kafka, whose
     /// output would need one committed-files log per instance; and a bounded trigger, since partitions
     /// move between instances.
     pub(super) fn check_consumer_group(&self) -> Result<(), SpecError> {
@@ -73,10 +73,16 @@ impl PipelineSpec {
                          per input partition: name the input topics with `subscribe`"),
             ));
         }
-        if self.aggregate.is_some() && self.sink.delivery != Delivery::ExactlyOnce {
+        // The reader of the repartition topic decides which upstream writes count from the log alone, which
+        // holds only while a paused instance cannot write after its partitions' next owner: transactional
+        // producers are fenced, an at-least-once producer is not.
+        if self.repartitions() && self.sink.delivery != Delivery::ExactlyOnce {
             return Err(SpecError::new(
-                "delivery",
-                format!("{why}, an aggregation's state moves between instances in the partitions' transactions: use delivery = \"exactly-once\""),
+                "sink.delivery",
+                format!("{why}, an aggregation over input not declared partitioned by its keys \
+                         (aggregate.input_partitioned_by) reads it through a repartition topic, whose writes \
+                         must be fenced when their partition moves: use delivery = \"exactly-once\", or declare \
+                         the key the input is partitioned by"),
             ));
         }
         if self.checkpoint.is_some() {

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::commit::Checkpointing;
 use super::files_and_console::{print, write_files};
 use super::group::GroupCommit;
-use super::partition_write::write_by_partition;
+use super::partition_write::{write_by_partition, write_by_partition_at_least_once};
 use super::plan::Plan;
 use super::refused::RefusedRows;
 use super::stateful::Aggregated;
@@ -108,6 +108,10 @@ pub(crate) fn start_writing(
     // The write's end is taken here: the loop may look at the result later, when the next batch is ready.
     tokio::task::spawn_blocking(move || {
         let written = match sink.as_ref() {
+            // A stateful group member's partitions each have a task of their own.
+            Sink::Kafka(kafka) if plan.tasks.is_some() => {
+                write_by_partition_at_least_once(&plan, kafka, batch)
+            }
             Sink::Kafka(kafka) => write(&plan, kafka, batch),
             Sink::KafkaByPartition(producers) => write_by_partition(&plan, producers, batch),
             Sink::Files(files) => write_files(&plan, files, batch),

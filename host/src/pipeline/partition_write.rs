@@ -1,8 +1,14 @@
-//! A consumer group member's exactly-once write: each partition's rows, dead letters and offset (with an
-//! aggregation, also its state changes to the changelog: `tasks.rs`) in a transaction of the partition's
-//! own producer (`sink/by_partition.rs`), the partitions in parallel. A partition whose producer was
-//! fenced has moved to another instance: its output is dropped, and its new owner, which starts from the
-//! last committed offset and the state committed with it, writes it.
+//! A stateful consumer group member's write, partition by partition: each partition's rows, dead letters
+//! and state changes (its task's changelog records, `tasks.rs`) go out with its offset.
+//! - **Exactly once**: in a transaction of the partition's own producer (`sink/by_partition.rs`), the
+//!   partitions in parallel. A partition whose producer was fenced has moved to another instance: its output
+//!   is dropped, and its new owner, which starts from the last committed offset and the state committed with
+//!   it, writes it.
+//! - **At least once**: through the instance's one producer, partition after partition, flushed; then the
+//!   batch's offsets are committed to the group. A task's changes are acknowledged before its offset is
+//!   committed, so its changelog always reaches the committed offset, and a restore as of that offset
+//!   (`state/changelog.rs`) skips the changes of a batch whose offset never committed, as it skips an
+//!   aborted transaction's: the state matches the offset, and only output can be written twice.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +26,10 @@ use super::overlapped_write::{
 };
 use super::plan::Plan;
 use super::refused::RefusedRows;
+use super::stateless::ChunkOutput;
 use crate::kafka::{TopicPartition, TopicWrite};
-use crate::sink::{is_fenced, AbortableTransaction, PartitionProducers};
+use crate::sink::{is_fenced, AbortableTransaction, KafkaSink, PartitionProducers};
+use crate::source::PartitionChunk;
 
 /// Writes `batch` partition by partition; see the module's doc.
 pub(super) fn write_by_partition(
@@ -34,19 +42,7 @@ pub(super) fn write_by_partition(
         .as_ref()
         .expect("a group member's batch commits with the group");
     let metadata = group.member.metadata()?;
-    let parts: Vec<ProcessedBatch> = batch
-        .chunks
-        .iter()
-        .zip(batch.outputs)
-        .map(|(chunk, output)| ProcessedBatch {
-            batch: batch.batch,
-            chunks: Arc::new(vec![chunk.clone()]),
-            outputs: vec![output],
-            watermarks: batch.watermarks,
-            commit: None,
-            group: None,
-        })
-        .collect();
+    let parts = by_partition(batch.batch, &batch.chunks, batch.outputs, batch.watermarks);
     let written: Vec<anyhow::Result<Option<Written>>> = std::thread::scope(|s| {
         let writing: Vec<_> = parts
             .iter()
@@ -64,6 +60,61 @@ pub(super) fn write_by_partition(
         }
     }
     Ok(total)
+}
+
+/// At least once; see the module's doc.
+pub(super) fn write_by_partition_at_least_once(
+    plan: &Plan,
+    sink: &KafkaSink,
+    batch: ProcessedBatch,
+) -> anyhow::Result<Written> {
+    let group = batch
+        .group
+        .as_ref()
+        .expect("a group member's batch commits with the group");
+    let mut total = Written::default();
+    let mut timings = WriteTimings::default();
+    let parts = by_partition(batch.batch, &batch.chunks, batch.outputs, batch.watermarks);
+    for part in parts {
+        let chunk = &part.chunks[0];
+        let aggregating = Instant::now();
+        let end = group.end[&(chunk.topic.clone(), chunk.partition)];
+        let output = BatchOutput::new(plan, sink, &part, Some(end))?;
+        let producing = Instant::now();
+        let mut refused = RefusedRows::new(plan.spec().sink.on_error.clone());
+        let Delivered::Done(counts) = deliver(plan, sink, &part, &output, &mut refused, false)?
+        else {
+            unreachable!("without a transaction every attempt is delivered");
+        };
+        if counts.rows > 0 || !output.internal.is_empty() {
+            crash_point("produced", batch.batch);
+        }
+        timings.aggregate += producing - aggregating;
+        timings.produce += producing.elapsed();
+        total.add(output.written(counts, &refused, WriteTimings::default()));
+    }
+    group.commit_offsets(batch.batch);
+    total.timings = timings;
+    Ok(total)
+}
+
+/// Batch `number`'s chunks and their outputs as one batch per partition.
+fn by_partition(
+    number: u64,
+    chunks: &[PartitionChunk],
+    outputs: Vec<ChunkOutput>,
+    watermarks: (Option<i64>, Option<i64>),
+) -> Vec<ProcessedBatch> {
+    (chunks.iter().zip(outputs))
+        .map(|(chunk, output)| ProcessedBatch {
+            batch: number,
+            chunks: Arc::new(vec![chunk.clone()]),
+            outputs: vec![output],
+            watermarks,
+            commit: None,
+            group: None,
+        })
+        .collect()
 }
 
 /// One partition's transaction, made again (a few times at most) when the broker refused a row in it.

@@ -283,3 +283,66 @@ fn round_robin_input_is_repartitioned_by_user_and_every_alert_is_written_once() 
     };
     assert!(["b", "c"].iter().any(|n| shuffled(n)), "{}", setup.log("b"));
 }
+
+/// At least once: a task's changes are acknowledged before its offset is committed, and a restore takes
+/// the state as of the committed offset, so the state never counts a record twice. Only the output of a
+/// killed instance's last batches can be written again: every alert is there, none is wrong, and few are
+/// repeated.
+#[test]
+fn at_least_once_stateful_members_lose_no_alert_and_make_none_wrong_when_one_is_killed() {
+    let n = 300_000;
+    let (setup, producing) = setup(n, Duration::from_secs(20), Input::ByUser);
+    let mut text = std::fs::read_to_string(&setup.file).unwrap();
+    text.push_str("delivery = \"at-least-once\"\n");
+    std::fs::write(&setup.file, text).unwrap();
+    let mut a = setup.start("a", &[]);
+    let b = setup.start("b", &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let c = setup.start("c", &[]);
+    producing.join().unwrap();
+    let bootstrap = &setup.broker.bootstrap;
+    let expected: std::collections::BTreeSet<String> =
+        fraud_window_alerts(n).iter().map(|a| a.json()).collect();
+    let started = std::time::Instant::now();
+    let written = || -> std::collections::BTreeSet<String> {
+        committed(bootstrap, "alerts").into_iter().collect()
+    };
+    while !expected.is_subset(&written()) && started.elapsed() < Duration::from_secs(180) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for mut instance in [b, c] {
+        let _ = instance.kill();
+        instance.wait().unwrap();
+    }
+    let alerts = committed(bootstrap, "alerts");
+    let distinct: std::collections::BTreeSet<String> = alerts.iter().cloned().collect();
+    let missing = expected.difference(&distinct).count();
+    let wrong = distinct.difference(&expected).count();
+    let repeated = alerts.len() - distinct.len();
+    let logs: Vec<String> = ["a", "b", "c"].iter().map(|name| setup.log(name)).collect();
+    assert_eq!(
+        (missing, wrong),
+        (0, 0),
+        "(missing, wrong) alerts of {}; the instances' logs:\n{}",
+        expected.len(),
+        logs.join("\n----\n")
+    );
+    // Only the batches a wrote after its last commit are written again.
+    eprintln!("{repeated} of {} alerts repeated", expected.len());
+    assert!(
+        repeated < expected.len() / 4,
+        "{repeated} of {} alerts repeated",
+        expected.len()
+    );
+    assert!(
+        ["b", "c"].iter().any(|name| setup
+            .log(name)
+            .contains("task restored from weir-fraud-window-group-aggregate-changelog")),
+        "{}",
+        setup.log("b")
+    );
+}
