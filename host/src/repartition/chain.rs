@@ -9,13 +9,18 @@
 //! 1. An upstream attempt starts at its partition's committed offset (or where the previous attempt
 //!    ended, once that one has committed): an aborted attempt is followed by a retry from the same offset,
 //!    and once an attempt from offset `p` commits, no attempt from `p` is written again.
-//! 2. A fenced producer's writes are refused, so a zombie's attempt comes before its successor's in the
-//!    log, never after.
+//! 2. A zombie's attempt never commits: its producer was fenced by its successor's. Its writes are mostly
+//!    in the log before its successor's, but not always: records it had queued when it was paused can
+//!    reach a broker that does not check the producer epoch on produce (tansu) after them.
 //! 3. After an attempt commits, its writer appends a marker starting where the attempt ended; a new owner
 //!    appends one at its committed offset when it takes the partition over.
 //!
-//! So among the attempts from the current position `p`, the last one in the log is the one that commits,
-//! and it has committed once a record starting where it ended follows it. Until then it is pending: the
+//! So an attempt from the current position `p` has committed once a record starting where it ended follows
+//! it: only the committed attempt from `p` is followed by its owner's next write. When several from `p` are
+//! followed (an aborted retry over the same input, followed by the same record), the last in the log
+//! before the follower is the retry that committed. A zombie's attempt is followed by nothing of its own,
+//! and by a successor's record only if it ended on the committed chain, later than the successor's first
+//! attempt from `p`, which is then already decided. Until an attempt is decided it is pending: the
 //! downstream task holds it, and commits its own offset no further than the first pending record, so a
 //! restart reads it again. Records starting before `p` are behind the chain (aborted attempts, or records
 //! read again after a restart) and are dropped.
@@ -154,17 +159,16 @@ impl<T> Chain<T> {
         loop {
             let at = self.position.to.expect("set by the first write");
             self.apply_markers(at);
-            // The last attempt from here, and whether a write starting where it ended follows it.
-            let last = (self.pending.iter().enumerate())
-                .filter(|(_, w)| w.from == at && !w.is_marker())
-                .map(|(i, _)| i)
-                .last();
-            let Some(last) = last else { break };
-            let end = self.pending[last].to;
-            if !self.pending[last + 1..].iter().any(|w| w.from == end) {
-                break;
-            }
-            let attempt = self.pending.remove(last);
+            // The last attempt from here that a write starting where it ended follows.
+            let followed = (0..self.pending.len()).rev().find(|&i| {
+                let attempt = &self.pending[i];
+                attempt.from == at
+                    && !attempt.is_marker()
+                    && self.pending[i + 1..].iter().any(|w| w.from == attempt.to)
+            });
+            let Some(followed) = followed else { break };
+            let end = self.pending[followed].to;
+            let attempt = self.pending.remove(followed);
             self.position.to = Some(end);
             self.raise_watermark(attempt.watermark);
             self.pending.retain(|w| w.from >= end);
@@ -252,6 +256,21 @@ mod tests {
             marker(4, 30),
         ];
         assert_eq!(applied(&mut chains, writes), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_zombie_s_attempt_written_after_its_successor_s_does_not_hold_the_chain() {
+        let mut chains = Chains::new(BTreeMap::new());
+        let writes = vec![
+            marker(0, 10), // the new owner takes over at the committed offset 10
+            attempt(1, 10, 20, "b"),
+            attempt(2, 10, 30, "zombie"), // queued before the pause, delivered after it
+            marker(3, 20),
+            attempt(4, 20, 40, "c"),
+            marker(5, 40),
+        ];
+        assert_eq!(applied(&mut chains, writes), ["b", "c"]);
+        assert_eq!(chains.first_pending(), None);
     }
 
     #[test]
