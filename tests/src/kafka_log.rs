@@ -5,6 +5,13 @@
 //! consumer there still sees the records of aborted transactions. Here every record comes back with its
 //! producer id and transactional and control flags, and the commit/abort markers that follow a transaction
 //! decide its records' fate, as a broker-side `read_committed` would.
+//!
+//! tansu also appends records of a producer fenced by a newer epoch of its `transactional.id` (Kafka
+//! refuses them): a paused instance's queued records after it resumes, or those a killed instance had
+//! already written to its socket. They carry the old epoch and no marker of theirs ever follows, but the
+//! new epoch's markers have the same producer id. Kafka's rule applies here: a record of an epoch older
+//! than one already seen for its producer id is fenced, and a transaction still open when a newer epoch
+//! starts was aborted by that start.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -46,6 +53,9 @@ pub struct PartitionLog {
     pub commits: usize,
     /// Abort markers seen.
     pub aborts: usize,
+    /// Records written with an epoch older than their producer id's latest (a fenced producer's), which
+    /// Kafka would have refused; none of them is committed.
+    pub fenced: usize,
 }
 
 impl PartitionLog {
@@ -100,7 +110,8 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
     let mut stream =
         TcpStream::connect(bootstrap).with_context(|| format!("connecting to {bootstrap}"))?;
     let mut log = PartitionLog::default();
-    let mut open: BTreeMap<i64, Vec<LogRecord>> = BTreeMap::new();
+    let mut open: BTreeMap<i64, (i16, Vec<LogRecord>)> = BTreeMap::new();
+    let mut epochs: BTreeMap<i64, i16> = BTreeMap::new();
     let mut offset = 0i64;
     for correlation_id in 1.. {
         let fetch = FetchRequest::default()
@@ -144,7 +155,7 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                 if record.control {
                     let key = record.key.unwrap_or_default();
                     let kind = (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]));
-                    let records = open.remove(&record.producer_id).unwrap_or_default();
+                    let (_, records) = open.remove(&record.producer_id).unwrap_or_default();
                     match kind {
                         Some(1) => {
                             log.commits += 1;
@@ -167,7 +178,21 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                     value: record.value.map(|v| v.to_vec()),
                 };
                 if record.transactional {
-                    open.entry(record.producer_id).or_default().push(entry);
+                    let latest = epochs
+                        .entry(record.producer_id)
+                        .or_insert(record.producer_epoch);
+                    if record.producer_epoch < *latest {
+                        log.fenced += 1;
+                        continue;
+                    }
+                    *latest = record.producer_epoch;
+                    let (epoch, records) = open.entry(record.producer_id).or_default();
+                    if *epoch < record.producer_epoch {
+                        // A newer epoch's start aborted the transaction the older one left open.
+                        log.aborted += std::mem::take(records).len();
+                        *epoch = record.producer_epoch;
+                    }
+                    records.push(entry);
                 } else {
                     log.committed.push(entry);
                 }
@@ -177,7 +202,7 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
             bail!("no progress reading {topic}-{partition} at offset {offset} (high watermark {high_watermark})");
         }
     }
-    log.open = open.values().map(Vec::len).sum();
+    log.open = open.values().map(|(_, records)| records.len()).sum();
     log.committed.sort_by_key(|r| r.offset);
     Ok(log)
 }

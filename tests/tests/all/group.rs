@@ -106,6 +106,9 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         instance.wait().unwrap();
     }
     let log = read_log(bootstrap, "results", 0).unwrap();
+    if log.fenced > 0 {
+        eprintln!("{} records of fenced producers in the log", log.fenced);
+    }
     let mut results = log.committed_values();
     results.sort();
     let logs: Vec<String> = ["a", "b", "c"]
@@ -117,10 +120,11 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
     assert_eq!(
         results.len(),
         expected.len(),
-        "committed results ({} repeated, {} aborted, {} open, {} commit and {} abort markers; the first \
-         repeated: {:?}); the instances' logs:\n{}",
+        "committed results ({} repeated, {} aborted, {} fenced, {} open, {} commit and {} abort markers; \
+         the first repeated: {:?}); the instances' logs:\n{}",
         results.len() - repeated.len(),
         log.aborted,
+        log.fenced,
         log.open,
         log.commits,
         log.aborts,
