@@ -33,7 +33,8 @@
 //! - `window`: window assignment and the per-partition watermark; `dedup`: `dropDuplicates`, state
 //!   bounded by the watermark; `aggregate`: grouping, aggregates and output modes; `state`: operator
 //!   state in sled, and the changelog topics through which a group member's state moves with its
-//!   partitions; `repartition`: a group member's rows sent through a topic to the task of their group
+//!   partitions (with a local sled copy per task, so a restore reads only the changelog after it);
+//!   `repartition`: a group member's rows sent through a topic to the task of their group
 //!   keys, and which upstream writes committed.
 //! - `sink`: the Kafka sink (a group member's exactly-once output: a transactional producer per input
 //!   partition); the file sink (Parquet or JSON lines, `partitionBy`, a committed-files log);

@@ -216,6 +216,9 @@ fn read_pipeline(
     let checkpoint = root
         .string("checkpointLocation")?
         .map(|path| base.join(path));
+    let state_store = root
+        .string("stateStoreLocation")?
+        .map(|path| base.join(path));
     let kafka_source = matches!(source, SourceSpec::Kafka(_));
     // A consumer group member's offsets are committed in the group, as a checkpoint's would be.
     let group_member = matches!(&source, SourceSpec::Kafka(kafka) if kafka.consumer_group);
@@ -247,6 +250,7 @@ fn read_pipeline(
         "trigger",
         "limits",
         "checkpointLocation",
+        "stateStoreLocation",
         "minBatchesToRetain",
         "metrics",
     ])?;
@@ -263,6 +267,7 @@ fn read_pipeline(
         sink,
         trigger: trigger.unwrap_or(Trigger::AsFastAsPossible),
         checkpoint,
+        state_store,
         metrics,
         min_batches_to_retain,
         secrets: Secrets::default(),

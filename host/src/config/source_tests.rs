@@ -207,6 +207,17 @@ fn a_consumer_group_member_refuses_what_cannot_move_between_instances_by_key() {
     )
     .unwrap();
     assert!(!declared.repartitions());
+    // Local copies of the tasks' state: for a stateful group member only (a top-level key).
+    let with_local = |rest: &str| {
+        let text = format!("stateStoreLocation = \"state\"\n[source]\n{GROUP_SOURCE}\n{rest}");
+        parse(&text, "p.toml", Path::new("/pipelines"), "p", |_| None)
+    };
+    let spec = with_local(&format!("{JSON_DESERIALIZER}{aggregate}{KAFKA_SINK}")).unwrap();
+    assert_eq!(spec.state_store.unwrap(), Path::new("/pipelines/state"));
+    let error = with_local(&format!("{JSON_DESERIALIZER}{KAFKA_SINK}"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("stateStoreLocation"), "{error}");
     // A declared key that is not a group key is refused, in either mode.
     let not_a_key = format!("{undeclared}input_partitioned_by = [\"id\"]\n");
     for source in [

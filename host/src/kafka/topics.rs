@@ -102,13 +102,13 @@ pub(crate) struct StoredRecord {
     pub(crate) headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Every record of each of `partitions` of `topic`, from its start to its end as of the call, read by one
-/// consumer (read_committed: a broker that filters aborted transactions leaves them out; one that does not
-/// returns them too).
+/// Every record of each of `partitions` of `topic` from the offset paired with it (or the partition's
+/// start, if later) to its end as of the call, read by one consumer (read_committed: a broker that filters
+/// aborted transactions leaves them out; one that does not returns them too).
 pub(crate) fn read_partitions(
     config: &ClientConfig,
     topic: &str,
-    partitions: &[i32],
+    partitions: &[(i32, i64)],
 ) -> anyhow::Result<BTreeMap<i32, Vec<StoredRecord>>> {
     let mut config = config.clone();
     config
@@ -124,13 +124,13 @@ pub(crate) fn read_partitions(
         .with_context(|| format!("creating a consumer to read back {topic}"))?;
     let mut logs: BTreeMap<i32, Vec<StoredRecord>> = BTreeMap::new();
     let mut list = TopicPartitionList::new();
-    for &partition in partitions {
+    for &(partition, from) in partitions {
         logs.insert(partition, Vec::new());
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, TOPIC_TIMEOUT)
             .with_context(|| format!("reading {topic}-{partition}'s offsets"))?;
-        if high > low {
-            list.add_partition_offset(topic, partition, Offset::Offset(low))?;
+        if high > low.max(from) {
+            list.add_partition_offset(topic, partition, Offset::Offset(low.max(from)))?;
         }
     }
     let mut unfinished: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();

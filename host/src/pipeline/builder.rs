@@ -302,6 +302,7 @@ impl PipelineBuilder {
             },
             trigger: self.trigger,
             checkpoint: self.checkpoint,
+            state_store: None,
             metrics: self.metrics,
             min_batches_to_retain: self.min_batches_to_retain,
             secrets: Secrets::default(),

@@ -49,7 +49,14 @@ impl PipelineSpec {
     /// output would need one committed-files log per instance; and a bounded trigger, since partitions
     /// move between instances.
     pub(super) fn check_consumer_group(&self) -> Result<(), SpecError> {
-        if !self.source.kafka().is_some_and(|k| k.consumer_group) {
+        let stateful_member = self.is_group_member() && self.aggregate.is_some();
+        if self.state_store.is_some() && !stateful_member {
+            return Err(SpecError::new(
+                "stateStoreLocation",
+                "only used by a consumer group member (`consumerGroup = true`) with an [aggregate], for the local copies of its tasks' state: remove it",
+            ));
+        }
+        if !self.is_group_member() {
             return Ok(());
         }
         let why = "with `consumerGroup = true`";

@@ -190,15 +190,18 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// At least once, after the output is acknowledged. A refused commit (the partitions moved meanwhile)
-    /// means the next owner reads those records again, which at-least-once allows.
-    pub(crate) fn commit_offsets(&self, batch: u64) {
-        if let Err(e) = self.member.commit(&self.end) {
+    /// At least once, after the output is acknowledged; says whether the offsets committed. A refused
+    /// commit (the partitions moved meanwhile) means the next owner reads those records again, which
+    /// at-least-once allows.
+    pub(crate) fn commit_offsets(&self, batch: u64) -> bool {
+        let committed = self.member.commit(&self.end);
+        if let Err(e) = &committed {
             tracing::warn!(
                 "batch {batch} is written, but committing its offsets to consumer group {} failed: {e:#}; its records may be read again",
                 self.member.group()
             );
         }
+        committed.is_ok()
     }
 }
 

@@ -75,6 +75,7 @@ pub(super) fn write_by_partition_at_least_once(
     let mut total = Written::default();
     let mut timings = WriteTimings::default();
     let parts = by_partition(batch.batch, &batch.chunks, batch.outputs, batch.watermarks);
+    let mut kept = Vec::new();
     for part in parts {
         let chunk = &part.chunks[0];
         let aggregating = Instant::now();
@@ -92,8 +93,15 @@ pub(super) fn write_by_partition_at_least_once(
         timings.aggregate += producing - aggregating;
         timings.produce += producing.elapsed();
         total.add(output.written(counts, &refused, WriteTimings::default()));
+        kept.push(((chunk.topic.clone(), chunk.partition), output.internal));
     }
-    group.commit_offsets(batch.batch);
+    if group.commit_offsets(batch.batch) {
+        if let Some(tasks) = &plan.tasks {
+            for (tp, internal) in kept {
+                tasks.keep_locally(&tp, &internal, sink);
+            }
+        }
+    }
     total.timings = timings;
     Ok(total)
 }
@@ -168,6 +176,9 @@ fn write_partition(
                     committed: 1,
                     aborted: u64::from(attempt) - 1,
                 };
+                if let Some(tasks) = &plan.tasks {
+                    tasks.keep_locally(&tp, &output.internal, &sink);
+                }
                 // Without its marker a committed batch waits downstream for the partition's next one.
                 if let Err(e) = write_markers(producers, &tp, &output.after_commit) {
                     tracing::warn!(

@@ -308,6 +308,10 @@ impl Plan {
                 ),
                 (None, _) => "state in sled".to_string(),
             };
+            let state = match &self.spec.state_store {
+                Some(path) => format!("{state}, local copies in {}", path.display()),
+                None => state,
+            };
             let _ = writeln!(
                 out,
                 "  aggregate    group by [{}]{window}, {:?} mode, {state}",

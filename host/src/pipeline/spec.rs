@@ -49,6 +49,9 @@ pub struct PipelineSpec {
     pub trigger: Trigger,
     /// `checkpointLocation`: the folder of the pipeline's checkpoint (sled), from which a restart resumes.
     pub checkpoint: Option<PathBuf>,
+    /// `stateStoreLocation`: a consumer group member's folder (sled) for the local copies of its tasks'
+    /// state, from which a restore starts instead of the changelog's beginning (`state/local_copy.rs`).
+    pub state_store: Option<PathBuf>,
     /// `[metrics]`: where the Prometheus endpoint and the health checks listen, if anywhere.
     pub metrics: Option<MetricsSpec>,
     /// `minBatchesToRetain`: how many of the last committed batches keep their records in the checkpoint
@@ -124,6 +127,7 @@ impl fmt::Debug for PipelineSpec {
             .field("sink", &masked(&self.sink))
             .field("trigger", &self.trigger)
             .field("checkpoint", &masked(&self.checkpoint))
+            .field("state_store", &masked(&self.state_store))
             .field("metrics", &self.metrics)
             .field("min_batches_to_retain", &self.min_batches_to_retain)
             .field("secrets", &self.secrets)

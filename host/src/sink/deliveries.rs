@@ -1,6 +1,7 @@
 //! The producer's delivery reports, sorted: rows refused for good (for `[sink] on_error`), and other
 //! failures, which fail the batch. Records are tagged when sent so a report can name its output row.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rdkafka::error::KafkaError;
@@ -26,6 +27,9 @@ pub(super) struct Deliveries {
     failures: DeliveryFailures,
     refused: Mutex<Vec<Refusal>>,
     handshakes: HandshakeFailure,
+    /// The highest offset acknowledged so far for records that are not output rows, by topic and partition
+    /// (a task's local state copy notes where its changelog records ended: `state/local_copy.rs`).
+    acknowledged: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl Deliveries {
@@ -41,6 +45,12 @@ impl Deliveries {
     /// The rows refused for good since the last call.
     pub(super) fn take_refused(&self) -> Vec<Refusal> {
         std::mem::take(&mut *self.refused.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The highest offset acknowledged for a record that is not an output row in `topic`-`partition`.
+    pub(super) fn acknowledged(&self, topic: &str, partition: i32) -> Option<i64> {
+        let acknowledged = self.acknowledged.lock().unwrap_or_else(|e| e.into_inner());
+        acknowledged.get(&(topic.to_string(), partition)).copied()
     }
 
     /// How many deliveries failed since the last call, with the first reason.
@@ -67,8 +77,17 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: RecordTag) {
         use rdkafka::message::Message;
-        let Err((error, message)) = result else {
-            return;
+        let (error, message) = match result {
+            Ok(message) if tag == NOT_A_ROW => {
+                let mut acknowledged = self.acknowledged.lock().unwrap_or_else(|e| e.into_inner());
+                let offset = (acknowledged)
+                    .entry((message.topic().to_string(), message.partition()))
+                    .or_insert(message.offset());
+                *offset = (*offset).max(message.offset());
+                return;
+            }
+            Ok(_) => return,
+            Err((error, message)) => (error, message),
         };
         match error.rdkafka_error_code() {
             Some(code) if tag != NOT_A_ROW && refused_for_good(code) => {

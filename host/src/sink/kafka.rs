@@ -366,6 +366,12 @@ impl KafkaSink {
         Ok(refused)
     }
 
+    /// The highest offset the broker acknowledged for a record of Weir's own (not an output row) in
+    /// `topic`-`partition`, sent by this sink.
+    pub(crate) fn acknowledged(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.producer.context().acknowledged(topic, partition)
+    }
+
     fn check_deliveries(&self) -> anyhow::Result<()> {
         let Some((failed, first)) = self.producer.context().take_failed() else {
             return Ok(());

@@ -123,20 +123,8 @@ pub(crate) fn replay(
         restored.skipped = total;
         return Ok(restored);
     };
-    // Back from the committed offset: the last attempt ending there, before the one already chosen.
-    let mut chain: Vec<usize> = Vec::new();
-    let mut target = Some(committed);
-    while let Some(to) = target {
-        let before = chain.last().copied().unwrap_or(attempts.len());
-        match attempts[..before].iter().rposition(|a| a.to == to) {
-            Some(found) => {
-                chain.push(found);
-                target = attempts[found].from;
-            }
-            None => break,
-        }
-    }
-    let applied: Vec<usize> = if target.is_some() {
+    let (chain, stopped_at) = chain(&attempts, committed, None);
+    let applied: Vec<usize> = if stopped_at.is_some() {
         // A missing link: the broker compacts, and returns committed records only (see the module's doc).
         if chain.is_empty() && !attempts.is_empty() {
             tracing::warn!(
@@ -155,6 +143,67 @@ pub(crate) fn replay(
     }
     restored.skipped = total - restored.records;
     Ok(restored)
+}
+
+/// Brings `base`, the task's state as of input offset `position` (a local copy), to `committed` with the
+/// attempts of `records` that lead from one to the other; `None` when none do (the copy is not on the
+/// committed chain, or the records do not reach back to it): the caller replays the changelog whole.
+pub(crate) fn replay_onto(
+    records: &[StoredRecord],
+    topic: &str,
+    committed: i64,
+    (base, position): (Restored, i64),
+) -> anyhow::Result<Option<Restored>> {
+    let attempts = attempts(records, topic)?;
+    let (chain, stopped_at) = chain(&attempts, committed, Some(position));
+    if stopped_at != Some(position) {
+        return Ok(None);
+    }
+    let mut restored = Restored {
+        records: 0,
+        skipped: 0,
+        ..base
+    };
+    let total: u64 = attempts.iter().map(|a| a.records.len() as u64).sum();
+    for index in chain.into_iter().rev() {
+        for record in &attempts[index].records {
+            apply(&mut restored, record)?;
+        }
+    }
+    restored.skipped = total - restored.records;
+    Ok(Some(restored))
+}
+
+/// The attempts that led to `committed`, latest first: back from it, the last attempt in the log ending
+/// there, then the last one before it ending where that one began, and so on, until `until` (a state
+/// already held) or the task's first batch. Also returns where the walk stopped: `None` at the first batch,
+/// else the offset no attempt was followed back from (`until`, or a missing link).
+fn chain(attempts: &[Attempt], committed: i64, until: Option<i64>) -> (Vec<usize>, Option<i64>) {
+    let mut chain: Vec<usize> = Vec::new();
+    let mut target = Some(committed);
+    while let Some(to) = target.filter(|to| Some(*to) != until) {
+        let before = chain.last().copied().unwrap_or(attempts.len());
+        match attempts[..before].iter().rposition(|a| a.to == to) {
+            Some(found) => {
+                chain.push(found);
+                target = attempts[found].from;
+            }
+            None => break,
+        }
+    }
+    (chain, target)
+}
+
+/// The input offsets a batch attempt's changelog `records` (as [`ChangelogBatch::records`] makes them)
+/// went from and to.
+pub(crate) fn attempt_span(records: &[KeyedRecord]) -> Option<(Option<i64>, i64)> {
+    let (_, _, headers) = records.last()?;
+    let header = |name: &str| {
+        (headers.iter())
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+    };
+    Some((header(FROM), header(TO)?))
 }
 
 /// The records of `topic`'s task, by attempt, in the order the attempts began in the log.
@@ -204,26 +253,43 @@ fn attempts<'a>(records: &'a [StoredRecord], topic: &str) -> anyhow::Result<Vec<
 /// Applies one record to the state being rebuilt.
 fn apply(restored: &mut Restored, record: &StoredRecord) -> anyhow::Result<()> {
     restored.records += 1;
-    if record.key == POSITION_KEY {
-        let value = record.value.as_deref().unwrap_or(b"null");
-        restored.watermark = serde_json::from_slice(value)
-            .with_context(|| format!("decoding the position at offset {}", record.offset))?;
-        return Ok(());
+    restored
+        .apply(&record.key, record.value.as_deref())
+        .with_context(|| format!("changelog record at offset {}", record.offset))
+}
+
+impl Restored {
+    /// Applies one change, as a changelog record holds it: `value` for `key` (`None`: removing it).
+    pub(crate) fn apply(&mut self, key: &[u8], value: Option<&[u8]>) -> anyhow::Result<()> {
+        if key == POSITION_KEY {
+            self.watermark = serde_json::from_slice(value.unwrap_or(b"null"))
+                .context("decoding the position")?;
+            return Ok(());
+        }
+        let Some(split) = key.iter().position(|b| *b == 0) else {
+            anyhow::bail!("a state change's key has no table name");
+        };
+        let table = String::from_utf8_lossy(&key[..split]).into_owned();
+        let entries = self.tables.entry(table).or_default();
+        match value {
+            Some(value) => entries.insert(key[split + 1..].to_vec(), value.to_vec()),
+            None => entries.remove(&key[split + 1..]),
+        };
+        Ok(())
     }
-    let Some(split) = record.key.iter().position(|b| *b == 0) else {
-        anyhow::bail!(
-            "changelog record at offset {} has no table name",
-            record.offset
-        );
-    };
-    let table = String::from_utf8_lossy(&record.key[..split]).into_owned();
-    let key = record.key[split + 1..].to_vec();
-    let entries = restored.tables.entry(table).or_default();
-    match &record.value {
-        Some(value) => entries.insert(key, value.clone()),
-        None => entries.remove(&key),
-    };
-    Ok(())
+
+    /// The state as changes that rebuild it from nothing ([`Restored::apply`] takes them back).
+    pub(crate) fn changes(&self) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut changes: Vec<(Vec<u8>, Vec<u8>)> = (self.tables.iter())
+            .flat_map(|(table, entries)| {
+                (entries.iter())
+                    .map(move |(k, v)| ([table.as_bytes(), b"\0", k].concat(), v.clone()))
+            })
+            .collect();
+        let position = serde_json::to_vec(&self.watermark).context("encoding a position")?;
+        changes.push((POSITION_KEY.to_vec(), position));
+        Ok(changes)
+    }
 }
 
 #[cfg(test)]

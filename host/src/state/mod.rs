@@ -11,6 +11,7 @@
 //! and grew the process's memory with every batch (sled's page table and log; `docs/benchmarks.md`).
 
 pub(crate) mod changelog;
+pub(crate) mod local_copy;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};

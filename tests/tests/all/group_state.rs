@@ -346,3 +346,49 @@ fn at_least_once_stateful_members_lose_no_alert_and_make_none_wrong_when_one_is_
         setup.log("b")
     );
 }
+
+/// Each instance keeps a local copy of its tasks' state (`stateStoreLocation`). An instance killed and
+/// started again on the same folder restores the partitions it gets back from its copy and the changelog
+/// records written after it (by the instance that held them meanwhile), not from the changelog's start.
+#[test]
+fn an_instance_restarted_on_its_local_state_copy_reads_only_the_changelog_after_it() {
+    let n = 300_000;
+    let (setup, producing) = setup(n, Duration::from_secs(24), Input::ByUser);
+    let text = std::fs::read_to_string(&setup.file).unwrap().replacen(
+        "name = \"fraud-window-group\"",
+        "name = \"fraud-window-group\"\nstateStoreLocation = \"${WEIR_STATE_DIR}\"",
+        1,
+    );
+    std::fs::write(&setup.file, text).unwrap();
+    let folder = |name: &str| setup.dir.join(format!("state-{name}"));
+    let (a_state, b_state) = (folder("a"), folder("b"));
+    let env = |path: &Path| [("WEIR_STATE_DIR", path.to_str().unwrap().to_string())];
+    let a_env = env(&a_state);
+    let b_env = env(&b_state);
+    let as_refs = |e: &[(&'static str, String)]| -> Vec<(&'static str, String)> { e.to_vec() };
+    let start = |name: &str, e: &[(&'static str, String)]| {
+        let e = as_refs(e);
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        setup.start(name, &pairs)
+    };
+    let mut a = start("a", &a_env);
+    let b = start("b", &b_env);
+    std::thread::sleep(Duration::from_secs(10));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // b holds every partition past the session timeout; then a comes back on its folder.
+    std::thread::sleep(Duration::from_secs(10));
+    let again = start("a-again", &a_env);
+    producing.join().unwrap();
+    setup.stop_and_check(vec![b, again], &["a", "b", "a-again"]);
+    let log = setup.log("a-again");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("task restored from") && l.contains("local_copy=Some(")),
+        "a's partitions were not restored from its local copy: {log}"
+    );
+    assert!(
+        !log.contains("does not lead to the committed offset"),
+        "{log}"
+    );
+}

@@ -146,3 +146,54 @@ fn records_weir_did_not_write_are_refused() {
     let error = replay(&records, "tx", Some(10)).unwrap_err().to_string();
     assert!(error.contains("offset 7"), "{error}");
 }
+
+/// A local copy as of input offset `position` holding `w1 = 1`.
+fn copy(position: i64) -> (Restored, i64) {
+    let mut base = Restored::default();
+    base.apply(b"aggregate\0w1", Some(b"1")).unwrap();
+    (base, position)
+}
+
+#[test]
+fn a_local_copy_is_brought_to_the_committed_offset_by_the_attempts_after_it() {
+    // The records read after the copy: another owner's attempts from 10 on, one killed and made again.
+    let records = log(&[
+        batch("killed", (Some(10), 20), "w1", Some("99")),
+        batch("b", (Some(10), 20), "w2", Some("1")),
+        batch("c", (Some(20), 30), "w1", Some("3")),
+    ]);
+    let restored = replay_onto(&records, "tx", 30, copy(10)).unwrap().unwrap();
+    assert_eq!(entries(&restored), pairs(&[("w1", "3"), ("w2", "1")]));
+    assert_eq!(restored.watermark, Some(30));
+    assert_eq!((restored.records, restored.skipped), (4, 2));
+    // Committed where the copy stands: nothing to apply.
+    let restored = replay_onto(&[], "tx", 10, copy(10)).unwrap().unwrap();
+    assert_eq!(entries(&restored), pairs(&[("w1", "1")]));
+}
+
+#[test]
+fn a_local_copy_off_the_committed_chain_is_not_used() {
+    let records = log(&[
+        batch("b", (Some(12), 20), "w2", Some("1")),
+        batch("c", (Some(20), 30), "w1", Some("3")),
+    ]);
+    // The chain back from 30 passes 20 and 12, never 10 (the copy's batch never committed).
+    assert!(replay_onto(&records, "tx", 30, copy(10)).unwrap().is_none());
+    // Nor a copy the records do not reach back to (a link missing).
+    assert!(replay_onto(&records[2..], "tx", 30, copy(12))
+        .unwrap()
+        .is_none());
+    // A copy ahead of the committed offset.
+    assert!(replay_onto(&records, "tx", 20, copy(30)).unwrap().is_none());
+}
+
+#[test]
+fn an_attempt_s_span_is_read_back_from_its_records() {
+    let records = batch("b", (Some(10), 20), "w2", Some("1"))
+        .records()
+        .unwrap();
+    assert_eq!(attempt_span(&records), Some((Some(10), 20)));
+    let first = batch("a", (None, 10), "w2", Some("1")).records().unwrap();
+    assert_eq!(attempt_span(&first), Some((None, 10)));
+    assert_eq!(attempt_span(&[]), None);
+}

@@ -2,31 +2,31 @@
 //! and a watermark of its own, so that a partition's state can move to another instance with it.
 //!
 //! A task's batch changes go to the aggregation's changelog (`state/changelog.rs`) in the partition's
-//! transaction (`partition_write.rs`). When the group gives this instance a partition, its task is
-//! rebuilt from that changelog, as of the group's committed offset; when the partition leaves, the task is
-//! dropped. A task's watermark is its own partition's event time less the delay: the
+//! transaction, or before its offset is committed at least once (`partition_write.rs`). When the group
+//! gives this instance a partition, its task is rebuilt from that changelog, as of the group's committed
+//! offset, starting from the task's local copy if it has one (`restore.rs`); when the partition leaves, the
+//! task is dropped. A task's watermark is its own partition's event time less the delay: the
 //! partitions of one instance share nothing, so none can make another's records late.
+
+mod restore;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrow_select::concat::concat_batches;
 use rdkafka::config::ClientConfig;
-use rdkafka::Offset;
 
 use crate::aggregate::{AggregateSpec, Aggregator};
-use crate::kafka::{
-    client_config, ensure_topic, partitions_of, read_partitions, TopicPartition, TopicWrite,
-};
+use crate::kafka::{client_config, TopicPartition, TopicWrite};
 use crate::progress::{RestoreProgress, StateOperatorProgress};
-use crate::repartition::chain::{Chains, ChainsState, Write};
+use crate::repartition::chain::{Chains, Write};
 use crate::repartition::repartition_topic;
 use crate::source::TopicSelection;
-use crate::state::changelog::{changelog_topic, replay, ChangelogBatch};
+use crate::state::changelog::{changelog_topic, ChangelogBatch};
+use crate::state::local_copy::LocalCopies;
 use crate::state::StateStore;
 use crate::PipelineSpec;
 
@@ -56,6 +56,8 @@ pub(crate) struct PartitionTasks {
     repartition: Option<String>,
     input_topics: Vec<String>,
     upstreams: Mutex<Vec<TopicPartition>>,
+    /// With `stateStoreLocation`: the tasks' local copies, which restores start from.
+    local: Option<LocalCopies>,
 }
 
 /// One partition's state.
@@ -141,6 +143,9 @@ impl PartitionTasks {
                 _ => Vec::new(),
             },
             upstreams: Mutex::default(),
+            local: (spec.state_store.as_deref())
+                .map(LocalCopies::open)
+                .transpose()?,
         };
         // Checks the aggregation against the input now, as a single instance's plan does.
         tasks.output = tasks.new_task()?.aggregator.output_schema().clone();
@@ -168,91 +173,6 @@ impl PartitionTasks {
             position: None,
             chains: Chains::new(BTreeMap::new()),
         })
-    }
-
-    /// Rebuilds the tasks of `partitions`, given to this instance, from the changelog, as of each one's
-    /// committed offset (`None`: nothing committed yet). Returns where a repartition partition is read
-    /// from instead: its first upstream write not yet decided, else its start when nothing is committed.
-    pub(crate) fn restore(
-        &self,
-        partitions: &[(TopicPartition, Option<i64>)],
-    ) -> anyhow::Result<Vec<(TopicPartition, Offset)>> {
-        if partitions.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.repartition.is_some() {
-            let topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
-            *self.upstreams.lock().unwrap_or_else(|e| e.into_inner()) =
-                partitions_of(&self.kafka, &topics)?;
-        }
-        let mut starts = Vec::new();
-        let restoring = Instant::now();
-        // One changelog partition per input partition: as many as the input topics have, not only the
-        // partitions this instance is given first.
-        let topics: Vec<&str> = partitions.iter().map(|((t, _), _)| t.as_str()).collect();
-        ensure_topic(&self.kafka, &self.changelog, &topics, true)?;
-        // Changelog partition p holds the tasks of partition p of every input topic (told apart by a header).
-        let mut numbers: Vec<i32> = partitions.iter().map(|((_, p), _)| *p).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
-        let logs = read_partitions(&self.kafka, &self.changelog, &numbers)?;
-        let read: usize = logs.values().map(Vec::len).sum();
-        let bytes: usize = (logs.values().flatten())
-            .map(|r| r.key.len() + r.value.as_ref().map_or(0, Vec::len))
-            .sum();
-        let (mut records, mut all_groups) = (0, 0);
-        for ((topic, partition), committed) in partitions {
-            let log = logs.get(partition).map_or(&[][..], Vec::as_slice);
-            let restored = replay(log, topic, *committed).with_context(|| {
-                format!(
-                    "restoring {topic}-{partition}'s state from {}",
-                    self.changelog
-                )
-            })?;
-            let mut task = self.new_task()?;
-            let entries = restored.tables.get(OPERATOR).cloned().unwrap_or_default();
-            let groups = task.aggregator.restore_entries(entries)?;
-            task.watermark = restored.watermark;
-            task.position = *committed;
-            if let Some(chains) = restored.tables.get(CHAINS).and_then(|t| t.get(CHAINS_KEY)) {
-                let state: ChainsState =
-                    serde_json::from_slice(chains).context("reading a task's chains")?;
-                if let Some(offset) = state.resume_at {
-                    starts.push(((topic.clone(), *partition), Offset::Offset(offset)));
-                }
-                task.chains = Chains::from_state(state);
-            } else if committed.is_none() && self.repartition.as_deref() == Some(topic.as_str()) {
-                starts.push(((topic.clone(), *partition), Offset::Beginning));
-            }
-            tracing::info!(
-                task = %format!("{topic}-{partition}"),
-                groups,
-                records = restored.records,
-                skipped = restored.skipped,
-                watermark = ?task.watermark,
-                "task restored from {}", self.changelog
-            );
-            records += restored.records;
-            all_groups += groups;
-            let task = Arc::new(Mutex::new(task));
-            self.lock().insert((topic.clone(), *partition), task);
-        }
-        let seconds = restoring.elapsed().as_secs_f64();
-        tracing::info!(
-            partitions = partitions.len(),
-            read,
-            bytes,
-            records,
-            groups = all_groups,
-            seconds,
-            "state restored from {}",
-            self.changelog
-        );
-        let mut restores = self.restores.lock().unwrap_or_else(|e| e.into_inner());
-        restores.partitions += partitions.len() as u64;
-        restores.records += records;
-        restores.seconds += seconds;
-        Ok(starts)
     }
 
     /// Drops the tasks of `partitions`, given up.
