@@ -114,6 +114,18 @@ impl Setup {
         start_instance(&self.file, &self.broker.bootstrap, &self.dir, (name, env))
     }
 
+    /// Starts `a` and `b`, SIGKILLs `a` 10 s in, and starts `c` 8 s later (past the session timeout, when
+    /// `b` holds every partition); returns `b` and `c`.
+    fn lose_one_gain_one(&self) -> (Child, Child) {
+        let mut a = self.start("a", &[]);
+        let b = self.start("b", &[]);
+        std::thread::sleep(Duration::from_secs(10));
+        a.kill().unwrap();
+        a.wait().unwrap();
+        std::thread::sleep(Duration::from_secs(8));
+        (b, self.start("c", &[]))
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -267,13 +279,7 @@ fn paused_instance_is_fenced(input: Input) {
 fn round_robin_input_is_repartitioned_by_user_and_every_alert_is_written_once() {
     let n = 300_000;
     let (setup, producing) = setup(n, Duration::from_secs(20), Input::RoundRobin);
-    let mut a = setup.start("a", &[]);
-    let b = setup.start("b", &[]);
-    std::thread::sleep(Duration::from_secs(10));
-    a.kill().unwrap();
-    a.wait().unwrap();
-    std::thread::sleep(Duration::from_secs(8));
-    let c = setup.start("c", &[]);
+    let (b, c) = setup.lose_one_gain_one();
     producing.join().unwrap();
     setup.stop_and_check(vec![b, c], &["a", "b", "c"]);
     let shuffled = |name: &str| {
@@ -295,13 +301,7 @@ fn at_least_once_stateful_members_lose_no_alert_and_make_none_wrong_when_one_is_
     let mut text = std::fs::read_to_string(&setup.file).unwrap();
     text.push_str("delivery = \"at-least-once\"\n");
     std::fs::write(&setup.file, text).unwrap();
-    let mut a = setup.start("a", &[]);
-    let b = setup.start("b", &[]);
-    std::thread::sleep(Duration::from_secs(10));
-    a.kill().unwrap();
-    a.wait().unwrap();
-    std::thread::sleep(Duration::from_secs(8));
-    let c = setup.start("c", &[]);
+    let (b, c) = setup.lose_one_gain_one();
     producing.join().unwrap();
     let bootstrap = &setup.broker.bootstrap;
     let expected: std::collections::BTreeSet<String> =
@@ -362,23 +362,16 @@ fn an_instance_restarted_on_its_local_state_copy_reads_only_the_changelog_after_
     std::fs::write(&setup.file, text).unwrap();
     let folder = |name: &str| setup.dir.join(format!("state-{name}"));
     let (a_state, b_state) = (folder("a"), folder("b"));
-    let env = |path: &Path| [("WEIR_STATE_DIR", path.to_str().unwrap().to_string())];
-    let a_env = env(&a_state);
-    let b_env = env(&b_state);
-    let as_refs = |e: &[(&'static str, String)]| -> Vec<(&'static str, String)> { e.to_vec() };
-    let start = |name: &str, e: &[(&'static str, String)]| {
-        let e = as_refs(e);
-        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        setup.start(name, &pairs)
-    };
-    let mut a = start("a", &a_env);
-    let b = start("b", &b_env);
+    let a_env = [("WEIR_STATE_DIR", a_state.to_str().unwrap())];
+    let b_env = [("WEIR_STATE_DIR", b_state.to_str().unwrap())];
+    let mut a = setup.start("a", &a_env);
+    let b = setup.start("b", &b_env);
     std::thread::sleep(Duration::from_secs(10));
     a.kill().unwrap();
     a.wait().unwrap();
     // b holds every partition past the session timeout; then a comes back on its folder.
     std::thread::sleep(Duration::from_secs(10));
-    let again = start("a-again", &a_env);
+    let again = setup.start("a-again", &a_env);
     producing.join().unwrap();
     setup.stop_and_check(vec![b, again], &["a", "b", "a-again"]);
     let log = setup.log("a-again");
