@@ -38,6 +38,19 @@ pub struct LogRecord {
     pub key: Option<Vec<u8>>,
     /// Its value.
     pub value: Option<Vec<u8>>,
+    /// Its producer id and epoch (-1 for a record written outside a transaction).
+    pub producer: (i64, i16),
+}
+
+/// What became of a record that did not commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCommitted {
+    /// Its transaction was aborted, by a marker or by a newer epoch's start.
+    Aborted,
+    /// Written with an epoch older than its producer id's latest.
+    Fenced,
+    /// Its transaction has no marker yet.
+    Open,
 }
 
 /// A partition's log, sorted by what the transaction markers made of each record.
@@ -56,6 +69,8 @@ pub struct PartitionLog {
     /// Records written with an epoch older than their producer id's latest (a fenced producer's), which
     /// Kafka would have refused; none of them is committed.
     pub fenced: usize,
+    /// The records that did not commit, with what became of each: to show a failing test's log whole.
+    pub not_committed: Vec<(NotCommitted, LogRecord)>,
 }
 
 impl PartitionLog {
@@ -164,6 +179,8 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                         Some(0) => {
                             log.aborts += 1;
                             log.aborted += records.len();
+                            let aborted = records.into_iter().map(|r| (NotCommitted::Aborted, r));
+                            log.not_committed.extend(aborted);
                         }
                         other => bail!(
                             "control record of unknown type {other:?} at offset {}",
@@ -176,6 +193,7 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                     offset: record.offset,
                     key: record.key.map(|k| k.to_vec()),
                     value: record.value.map(|v| v.to_vec()),
+                    producer: (record.producer_id, record.producer_epoch),
                 };
                 if record.transactional {
                     let latest = epochs
@@ -183,13 +201,17 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                         .or_insert(record.producer_epoch);
                     if record.producer_epoch < *latest {
                         log.fenced += 1;
+                        log.not_committed.push((NotCommitted::Fenced, entry));
                         continue;
                     }
                     *latest = record.producer_epoch;
                     let (epoch, records) = open.entry(record.producer_id).or_default();
                     if *epoch < record.producer_epoch {
                         // A newer epoch's start aborted the transaction the older one left open.
-                        log.aborted += std::mem::take(records).len();
+                        let aborted = std::mem::take(records);
+                        log.aborted += aborted.len();
+                        let aborted = aborted.into_iter().map(|r| (NotCommitted::Aborted, r));
+                        log.not_committed.extend(aborted);
                         *epoch = record.producer_epoch;
                     }
                     records.push(entry);
@@ -203,6 +225,10 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
         }
     }
     log.open = open.values().map(|(_, records)| records.len()).sum();
+    let open = open.into_values().flat_map(|(_, records)| records);
+    log.not_committed
+        .extend(open.map(|r| (NotCommitted::Open, r)));
+    log.not_committed.sort_by_key(|(_, r)| r.offset);
     log.committed.sort_by_key(|r| r.offset);
     Ok(log)
 }

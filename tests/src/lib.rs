@@ -80,7 +80,7 @@ fn tansu_advertising_to(advertised: Option<&str>) -> Broker {
             "--storage-engine",
             "memory://tansu/",
         ])
-        .stdout(Stdio::null())
+        .stdout(broker_log(port))
         .stderr(Stdio::null())
         .spawn()
         .expect("starting tansu");
@@ -97,6 +97,16 @@ fn tansu_advertising_to(advertised: Option<&str>) -> Broker {
         client_options: Vec::new(),
         _mock: None,
     }
+}
+
+/// Where a test broker's own log goes: `$WEIR_TEST_BROKER_LOGS/tansu-<port>.log` when that folder is set
+/// (to follow the broker's side of a failure, with `RUST_LOG` for its level), else nowhere.
+fn broker_log(port: u16) -> Stdio {
+    let Some(folder) = std::env::var_os("WEIR_TEST_BROKER_LOGS") else {
+        return Stdio::null();
+    };
+    let path = PathBuf::from(folder).join(format!("tansu-{port}.log"));
+    std::fs::File::create(&path).map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// Starts librdkafka's in-process mock cluster with one broker.

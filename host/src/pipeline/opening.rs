@@ -11,7 +11,7 @@ use super::group::GroupRun;
 use super::{PipelineSpec, Plan, Trigger};
 use crate::aggregate::OutputMode;
 use crate::metrics::MetricsServer;
-use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget};
+use crate::sink::{ConsoleSink, FileSink, KafkaSink, Sink, SinkTarget, TransactionEnds};
 use crate::source::{
     FileSource, FileSourceSpec, KafkaSource, Membership, OffsetSpec, Source, SourceOptions,
     SourceSpec, TopicSelection, FILES_READ_TABLE,
@@ -154,6 +154,7 @@ fn open_sink(
                 options,
                 format,
                 transactional_id.as_deref(),
+                TransactionEnds::default(),
             )?)),
             SinkTarget::Files(files) => Sink::Files(FileSink::open(&files, committed, replacing)?),
             SinkTarget::Console(console) => Sink::Console(ConsoleSink::new(console)),

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use super::kafka::{describe, KafkaSink};
+use super::transaction_ends::TransactionEnds;
 use super::{SinkFormat, SinkOptions};
 use crate::kafka::TopicPartition;
 
@@ -24,6 +25,8 @@ pub(crate) struct PartitionProducers {
     format: SinkFormat,
     /// `weir-<name>`: the start of every `transactional.id`.
     prefix: String,
+    /// One turn for all of them: their transactions end one at a time (`transaction_ends.rs`).
+    ends: TransactionEnds,
     producers: Mutex<BTreeMap<TopicPartition, Arc<KafkaSink>>>,
 }
 
@@ -34,6 +37,7 @@ impl PartitionProducers {
             options,
             format,
             prefix,
+            ends: TransactionEnds::default(),
             producers: Mutex::new(BTreeMap::new()),
         }
     }
@@ -52,7 +56,8 @@ impl PartitionProducers {
                 .map(|tp| {
                     s.spawn(move || {
                         let id = self.transactional_id(tp);
-                        KafkaSink::open(self.options.clone(), self.format, Some(&id))
+                        let ends = self.ends.clone();
+                        KafkaSink::open(self.options.clone(), self.format, Some(&id), ends)
                             .with_context(|| format!("opening the producer of {}-{}", tp.0, tp.1))
                             .map(|sink| (tp.clone(), sink))
                     })

@@ -25,6 +25,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::deliveries::{Deliveries, RecordTag, NOT_A_ROW};
 use super::refusal::{refused_for_good, Refusal};
 use super::rows::{avro_schema_of, Encoding};
+use super::transaction_ends::TransactionEnds;
 use super::{SinkOptions, SinkRows};
 use crate::kafka::{
     fetch_metadata_checked, flush_in_steps, offset_list, send_waiting, KeyedRecord, TopicPartition,
@@ -53,6 +54,8 @@ pub(crate) struct KafkaSink {
     options: SinkOptions,
     format: SinkFormat,
     transactional: bool,
+    /// Whose turn it is to end a transaction, among the producers sharing it (`transaction_ends.rs`).
+    ends: TransactionEnds,
     /// With `format = "avro"`: where the rows' schema is registered, and its id once it is.
     avro: Option<AvroTarget>,
 }
@@ -67,11 +70,13 @@ struct AvroTarget {
 impl KafkaSink {
     /// Creates the producer (`kafka.*` options pass through to librdkafka), transactional when
     /// `transactional_id` is given: the producer registers the id with the broker, which fences any older
-    /// producer with the same id (a zombie of a crashed run) and aborts its open transaction.
+    /// producer with the same id (a zombie of a crashed run) and aborts its open transaction. Its
+    /// transactions end in turn with those of the other producers sharing `ends`.
     pub(crate) fn open(
         options: SinkOptions,
         format: SinkFormat,
         transactional_id: Option<&str>,
+        ends: TransactionEnds,
     ) -> anyhow::Result<KafkaSink> {
         let mut config = ClientConfig::new();
         config.set("client.id", "weir-sink").set("linger.ms", "5");
@@ -92,8 +97,7 @@ impl KafkaSink {
         fetch_metadata_checked(producer.client(), None, CONNECT_TIMEOUT, serve_events)
             .context("connecting the sink's Kafka producer")?;
         if let Some(id) = transactional_id {
-            producer
-                .init_transactions(TRANSACTION_TIMEOUT)
+            ends.in_turn(|| producer.init_transactions(TRANSACTION_TIMEOUT))
                 .with_context(|| format!("registering transactional.id {id:?} with the broker"))?;
         }
         let avro = match format {
@@ -114,6 +118,7 @@ impl KafkaSink {
             options,
             format,
             transactional: transactional_id.is_some(),
+            ends,
             avro,
         })
     }
@@ -156,7 +161,9 @@ impl KafkaSink {
                 first.message
             );
         }
-        match self.producer.commit_transaction(TRANSACTION_TIMEOUT) {
+        let committed =
+            (self.ends).in_turn(|| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
+        match committed {
             Err(KafkaError::Transaction(error)) if error.txn_requires_abort() => {
                 Err(AbortableTransaction(format!("committing it: {error}")).into())
             }
@@ -176,8 +183,8 @@ impl KafkaSink {
         while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
             self.producer.poll(Duration::from_millis(1));
         }
-        self.producer
-            .abort_transaction(TRANSACTION_TIMEOUT)
+        (self.ends)
+            .in_turn(|| self.producer.abort_transaction(TRANSACTION_TIMEOUT))
             .context("aborting the batch's Kafka transaction")
     }
 

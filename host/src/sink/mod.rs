@@ -19,6 +19,7 @@ mod letters;
 mod refusal;
 mod rows;
 mod spec;
+mod transaction_ends;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub(crate) use refusal::Refusal;
 pub use refusal::SinkOnError;
 pub(crate) use rows::{check_sink_schema, SinkRows};
 pub use spec::{ConsoleSpec, Delivery, FileFormat, FileSinkSpec, SinkFormat, SinkSpec, SinkTarget};
+pub(crate) use transaction_ends::TransactionEnds;
 
 use crate::kafka::{split_kafka_options, OptionError, FORBIDDEN_SINK_KEYS};
 pub(crate) use console::ConsoleSink;

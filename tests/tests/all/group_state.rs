@@ -126,6 +126,39 @@ impl Setup {
         (b, self.start("c", &[]))
     }
 
+    /// Writes every record of the repartition and changelog topics, committed or not, with its producer
+    /// and offset, into the scratch folder, so that a failure can be followed write by write.
+    fn dump_internal_topics(&self) -> PathBuf {
+        let path = self.dir.join("internal-topics.txt");
+        let mut text = String::new();
+        for topic in [
+            "weir-fraud-window-group-repartition",
+            "weir-fraud-window-group-aggregate-changelog",
+        ] {
+            for partition in 0..workload::PARTITIONS {
+                let bootstrap = &self.broker.bootstrap;
+                let Ok(log) = kafka_log::read_log(bootstrap, topic, partition) else {
+                    continue;
+                };
+                let committed = log.committed.iter().map(|r| ("committed", r));
+                let others = (log.not_committed.iter()).map(|(fate, r)| (fate_name(*fate), r));
+                let mut records: Vec<_> = committed.chain(others).collect();
+                records.sort_by_key(|(_, r)| r.offset);
+                for (fate, r) in records {
+                    let (pid, epoch) = r.producer;
+                    let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default());
+                    let value = describe_value(r.value.as_deref().unwrap_or_default());
+                    text += &format!(
+                        "{topic}-{partition} @{} {fate} p{pid}e{epoch} key={key} {value}\n",
+                        r.offset
+                    );
+                }
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -160,6 +193,12 @@ impl Setup {
             .count();
         let mut distinct = alerts.clone();
         distinct.dedup();
+        if (alerts.len(), missing) != (expected.len(), 0) || alerts.len() != distinct.len() {
+            eprintln!(
+                "the internal topics' logs: {}",
+                self.dump_internal_topics().display()
+            );
+        }
         assert_eq!(
             (alerts.len(), missing, alerts.len() - distinct.len()),
             (expected.len(), 0, 0),
@@ -171,6 +210,25 @@ impl Setup {
             "the alerts differ from the offline computation"
         );
     }
+}
+
+fn fate_name(fate: kafka_log::NotCommitted) -> &'static str {
+    match fate {
+        kafka_log::NotCommitted::Aborted => "aborted",
+        kafka_log::NotCommitted::Fenced => "fenced",
+        kafka_log::NotCommitted::Open => "open",
+    }
+}
+
+/// A repartition record's description (its rows' size only), or a changelog value's first characters.
+fn describe_value(value: &[u8]) -> String {
+    if value.starts_with(b"WRP1") && value.len() >= 8 {
+        let length = u32::from_be_bytes(value[4..8].try_into().unwrap()) as usize;
+        let end = (8 + length).min(value.len());
+        let description = String::from_utf8_lossy(&value[8..end]);
+        return format!("{description} rows={}B", value.len() - end);
+    }
+    String::from_utf8_lossy(&value[..value.len().min(300)]).into_owned()
 }
 
 #[test]

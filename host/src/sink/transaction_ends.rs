@@ -1,0 +1,32 @@
+//! One transaction end at a time among the producers of an instance.
+//!
+//! tansu 0.6 moves a transaction from prepared to committed (and only then commits the offsets sent with
+//! it) once every transaction overlapping it in a partition is prepared, and then completes those too. When
+//! one producer's end completes another's while that other is still appending its markers, the markers
+//! appended after that are recorded on a transaction already finished, and stay there: every later
+//! transaction in those partitions waits on it for good. Their offsets never commit, and read_committed
+//! consumers stop at the first of them; the repartition topic's downstream tasks stall (seen in the
+//! paused-instance test, with tansu's log showing `otherwise=Some(Committed)` for the producer).
+//!
+//! The race needs two transaction ends at the same time. A group member ends one per partition, in
+//! parallel; registering a `transactional.id` also ends (aborts) what the previous owner left open. Taking
+//! these in turn removes the race within an instance, at a few milliseconds per partition and batch on a
+//! broker that would not need it. Two instances can still end transactions at the same time: rarer, and not
+//! fixed here (docs/scaling-out.md).
+
+use std::sync::{Arc, Mutex};
+
+/// The turn shared by producers whose transaction ends must not overlap; cloning shares it.
+#[derive(Clone, Default)]
+pub(crate) struct TransactionEnds(Arc<Mutex<()>>);
+
+impl TransactionEnds {
+    /// Runs `end` (a commit, an abort, or a registration) once no producer sharing this turn runs one.
+    pub(crate) fn in_turn<T>(&self, end: impl FnOnce() -> T) -> T {
+        let _turn = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        end()
+    }
+}
