@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use rdkafka::Offset;
 
-use super::{PartitionTasks, CHAINS, CHAINS_KEY, OPERATOR};
+use super::{PartitionTasks, Task, CHAINS, CHAINS_KEY, OPERATOR};
 use crate::kafka::{
     ensure_topic, partitions_of, read_partitions, StoredRecord, TopicPartition, TopicWrite,
 };
@@ -19,15 +19,28 @@ use crate::sink::KafkaSink;
 use crate::state::changelog::{attempt_span, replay, replay_onto, Restored};
 use crate::state::local_copy::{LocalCopy, Mark};
 
-/// The changelog partitions a restore read, each from an offset on.
+/// The changelog partitions a restore read, each from an offset on, and how much it read.
+#[derive(Default)]
 struct Logs {
     records: BTreeMap<i32, Vec<StoredRecord>>,
     from: BTreeMap<i32, i64>,
+    read: usize,
+    bytes: usize,
 }
 
 impl Logs {
     fn of(&self, partition: i32) -> &[StoredRecord] {
         self.records.get(&partition).map_or(&[], Vec::as_slice)
+    }
+
+    /// Keeps `read`, the partitions read from the offsets in `from`, in place of what was read before.
+    fn add(&mut self, read: BTreeMap<i32, Vec<StoredRecord>>, from: &[(i32, i64)]) {
+        self.read += read.values().map(Vec::len).sum::<usize>();
+        self.bytes += (read.values().flatten())
+            .map(|r| r.key.len() + r.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
+        self.records.extend(read);
+        self.from.extend(from.iter().copied());
     }
 }
 
@@ -47,85 +60,42 @@ impl PartitionTasks {
             *self.upstreams.lock().unwrap_or_else(|e| e.into_inner()) =
                 partitions_of(&self.kafka, &topics)?;
         }
-        let mut starts = Vec::new();
         let restoring = Instant::now();
         // One changelog partition per input partition: as many as the input topics have, not only the
         // partitions this instance is given first.
         let topics: Vec<&str> = partitions.iter().map(|((t, _), _)| t.as_str()).collect();
         ensure_topic(&self.kafka, &self.changelog, &topics, true)?;
-        // A task's local copy counts when it is not past the committed offset (an at-least-once batch whose
-        // offsets never committed); whether it is on the committed chain, the replay finds out.
-        let copies = (partitions.iter())
-            .map(|(tp, committed)| match (&self.local, committed) {
-                (Some(local), Some(committed)) => Ok(local
-                    .load(tp)?
-                    .filter(|copy| copy.mark.position <= *committed)),
-                _ => Ok(None),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        // Changelog partition p holds the tasks of partition p of every input topic (told apart by a
-        // header); it is read from where the first of its tasks' copies ends, or from its start.
-        let mut read_from: BTreeMap<i32, i64> = BTreeMap::new();
-        for (((_, partition), _), copy) in partitions.iter().zip(&copies) {
-            let from = copy.as_ref().map_or(0, |c| c.mark.changelog_next);
-            let start = read_from.entry(*partition).or_insert(from);
-            *start = (*start).min(from);
-        }
-        let from: Vec<(i32, i64)> = read_from.iter().map(|(p, o)| (*p, *o)).collect();
-        let mut logs = Logs {
-            records: read_partitions(&self.kafka, &self.changelog, &from)?,
-            from: read_from,
-        };
-        let read: usize = logs.records.values().map(Vec::len).sum();
-        let bytes: usize = (logs.records.values().flatten())
-            .map(|r| r.key.len() + r.value.as_ref().map_or(0, Vec::len))
-            .sum();
-        let (mut records, mut all_groups) = (0, 0);
-        for (((topic, partition), committed), copy) in partitions.iter().zip(copies) {
-            let tp = (topic.clone(), *partition);
-            let from_copy = copy.as_ref().map(|c| c.mark);
-            let restored = self
-                .replay(&tp, *committed, copy, &mut logs)
-                .with_context(|| {
-                    format!(
-                        "restoring {topic}-{partition}'s state from {}",
-                        self.changelog
-                    )
-                })?;
-            let mut task = self.new_task()?;
-            let entries = restored.tables.get(OPERATOR).cloned().unwrap_or_default();
-            let groups = task.aggregator.restore_entries(entries)?;
-            task.watermark = restored.watermark;
-            task.position = *committed;
-            if let Some(chains) = restored.tables.get(CHAINS).and_then(|t| t.get(CHAINS_KEY)) {
-                let state: ChainsState =
-                    serde_json::from_slice(chains).context("reading a task's chains")?;
-                if let Some(offset) = state.resume_at {
-                    starts.push(((topic.clone(), *partition), Offset::Offset(offset)));
-                }
-                task.chains = Chains::from_state(state);
-            } else if committed.is_none() && self.repartition.as_deref() == Some(topic.as_str()) {
-                starts.push(((topic.clone(), *partition), Offset::Beginning));
-            }
+        let copies = self.load_copies(partitions)?;
+        let mut logs = self.read_changelog(partitions, &copies)?;
+        let (mut starts, mut records, mut all_groups) = (Vec::new(), 0, 0);
+        for ((tp, committed), copy) in partitions.iter().zip(copies) {
+            let copied_at = copy.as_ref().map(|c| c.mark.position);
+            let restored = (self.replay(tp, *committed, copy, &mut logs)).with_context(|| {
+                format!(
+                    "restoring {}-{}'s state from {}",
+                    tp.0, tp.1, self.changelog
+                )
+            })?;
+            let (task, start, groups) = self.rebuild(tp, *committed, &restored)?;
+            starts.extend(start.map(|offset| (tp.clone(), offset)));
             tracing::info!(
-                task = %format!("{topic}-{partition}"),
+                task = %format!("{}-{}", tp.0, tp.1),
                 groups,
                 records = restored.records,
                 skipped = restored.skipped,
                 watermark = ?task.watermark,
-                local_copy = ?from_copy.map(|m| m.position),
+                local_copy = ?copied_at,
                 "task restored from {}", self.changelog
             );
             records += restored.records;
             all_groups += groups;
-            let task = Arc::new(Mutex::new(task));
-            self.lock().insert((topic.clone(), *partition), task);
+            self.lock().insert(tp.clone(), Arc::new(Mutex::new(task)));
         }
         let seconds = restoring.elapsed().as_secs_f64();
         tracing::info!(
             partitions = partitions.len(),
-            read,
-            bytes,
+            read = logs.read,
+            bytes = logs.bytes,
             records,
             groups = all_groups,
             seconds,
@@ -137,6 +107,68 @@ impl PartitionTasks {
         restores.records += records;
         restores.seconds += seconds;
         Ok(starts)
+    }
+
+    /// Each task's local copy, when there is one and it is not past the committed offset (an
+    /// at-least-once batch whose offsets never committed); whether it is on the committed chain, the
+    /// replay finds out.
+    fn load_copies(
+        &self,
+        partitions: &[(TopicPartition, Option<i64>)],
+    ) -> anyhow::Result<Vec<Option<LocalCopy>>> {
+        (partitions.iter())
+            .map(|(tp, committed)| match (&self.local, committed) {
+                (Some(local), Some(committed)) => Ok(local
+                    .load(tp)?
+                    .filter(|copy| copy.mark.position <= *committed)),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    /// The changelog partitions of `partitions`' tasks. Changelog partition p holds the tasks of partition
+    /// p of every input topic (told apart by a header); it is read from where the first of its tasks'
+    /// `copies` ends, or from its start.
+    fn read_changelog(
+        &self,
+        partitions: &[(TopicPartition, Option<i64>)],
+        copies: &[Option<LocalCopy>],
+    ) -> anyhow::Result<Logs> {
+        let mut read_from: BTreeMap<i32, i64> = BTreeMap::new();
+        for (((_, partition), _), copy) in partitions.iter().zip(copies) {
+            let from = copy.as_ref().map_or(0, |c| c.mark.changelog_next);
+            let start = read_from.entry(*partition).or_insert(from);
+            *start = (*start).min(from);
+        }
+        let from: Vec<(i32, i64)> = read_from.into_iter().collect();
+        let mut logs = Logs::default();
+        logs.add(read_partitions(&self.kafka, &self.changelog, &from)?, &from);
+        Ok(logs)
+    }
+
+    /// Task `tp`, with its `restored` state as of `committed`; also where its partition is read from
+    /// instead of the committed offset (a repartition partition's), and how many groups it holds.
+    fn rebuild(
+        &self,
+        (topic, _): &TopicPartition,
+        committed: Option<i64>,
+        restored: &Restored,
+    ) -> anyhow::Result<(Task, Option<Offset>, usize)> {
+        let mut task = self.new_task()?;
+        let entries = restored.tables.get(OPERATOR).cloned().unwrap_or_default();
+        let groups = task.aggregator.restore_entries(entries)?;
+        task.watermark = restored.watermark;
+        task.position = committed;
+        let mut start = None;
+        if let Some(chains) = restored.tables.get(CHAINS).and_then(|t| t.get(CHAINS_KEY)) {
+            let state: ChainsState =
+                serde_json::from_slice(chains).context("reading a task's chains")?;
+            start = state.resume_at.map(Offset::Offset);
+            task.chains = Chains::from_state(state);
+        } else if committed.is_none() && self.repartition.as_deref() == Some(topic.as_str()) {
+            start = Some(Offset::Beginning);
+        }
+        Ok((task, start, groups))
     }
 
     /// Task `tp`'s state as of `committed`: its local copy brought forward by the changelog records read
@@ -173,9 +205,11 @@ impl PartitionTasks {
             Some(restored) => restored,
             None => {
                 if logs.from.get(partition).is_some_and(|from| *from > 0) {
-                    let whole = read_partitions(&self.kafka, &self.changelog, &[(*partition, 0)])?;
-                    logs.records.extend(whole);
-                    logs.from.insert(*partition, 0);
+                    let whole = [(*partition, 0)];
+                    logs.add(
+                        read_partitions(&self.kafka, &self.changelog, &whole)?,
+                        &whole,
+                    );
                 }
                 replay(logs.of(*partition), topic, committed)?
             }
