@@ -6,12 +6,11 @@
 //! producer id and transactional and control flags, and the commit/abort markers that follow a transaction
 //! decide its records' fate, as a broker-side `read_committed` would.
 //!
-//! tansu also appends records of a producer fenced by a newer epoch of its `transactional.id` (Kafka
-//! refuses them): a paused instance's queued records after it resumes, or those a killed instance had
-//! already written to its socket. They carry the old epoch and no marker of theirs ever follows, but the
-//! new epoch's markers have the same producer id. Kafka's rule applies here: a record of an epoch older
-//! than one already seen for its producer id is fenced, and a transaction still open when a newer epoch
-//! starts was aborted by that start.
+//! Records of a producer fenced by a newer epoch of its `transactional.id` carry the old epoch, and the new
+//! epoch's markers have the same producer id; tansu 0.6 refuses them on produce, as Kafka does, but a
+//! reader keyed by producer id alone would count any that got in as committed. Kafka's rule applies here:
+//! a record of an epoch older than one already seen for its producer id is fenced, and a transaction still
+//! open when a newer epoch starts was aborted by that start.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -10,8 +10,8 @@
 //!    ended, once that one has committed): an aborted attempt is followed by a retry from the same offset,
 //!    and once an attempt from offset `p` commits, no attempt from `p` is written again.
 //! 2. A zombie's attempt never commits: its producer was fenced by its successor's. Its writes are mostly
-//!    in the log before its successor's, but not always: records it had queued when it was paused can
-//!    reach a broker that does not check the producer epoch on produce (tansu) after them.
+//!    in the log before its successor's; a broker that did not check the producer epoch on produce could
+//!    append records it had queued when it was paused after them (tansu 0.6 does check it).
 //! 3. After an attempt commits, its writer appends a marker starting where the attempt ended; a new owner
 //!    appends one at its committed offset when it takes the partition over.
 //!
