@@ -30,3 +30,31 @@ impl TransactionEnds {
         end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ends_sharing_a_turn_never_overlap() {
+        let ends = TransactionEnds::default();
+        let (inside, most) = (&AtomicUsize::new(0), &AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let ends = ends.clone();
+                s.spawn(move || {
+                    ends.in_turn(|| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+    }
+}
