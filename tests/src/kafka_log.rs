@@ -52,27 +52,53 @@ pub enum NotCommitted {
     Open,
 }
 
+impl NotCommitted {
+    /// The fate in a word, as a dump of the log shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotCommitted::Aborted => "aborted",
+            NotCommitted::Fenced => "fenced",
+            NotCommitted::Open => "open",
+        }
+    }
+}
+
 /// A partition's log, sorted by what the transaction markers made of each record.
 #[derive(Debug, Default)]
 pub struct PartitionLog {
     /// Non-transactional records, and transactional ones whose transaction committed, in offset order.
     pub committed: Vec<LogRecord>,
-    /// Records of aborted transactions.
-    pub aborted: usize,
-    /// Records of transactions with no marker yet.
-    pub open: usize,
     /// Commit markers seen.
     pub commits: usize,
     /// Abort markers seen.
     pub aborts: usize,
-    /// Records written with an epoch older than their producer id's latest (a fenced producer's), which
-    /// Kafka would have refused; none of them is committed.
-    pub fenced: usize,
-    /// The records that did not commit, with what became of each: to show a failing test's log whole.
+    /// The records that did not commit, in offset order, with what became of each.
     pub not_committed: Vec<(NotCommitted, LogRecord)>,
 }
 
 impl PartitionLog {
+    /// Records of aborted transactions.
+    pub fn aborted(&self) -> usize {
+        self.count(NotCommitted::Aborted)
+    }
+
+    /// Records of transactions with no marker yet.
+    pub fn open(&self) -> usize {
+        self.count(NotCommitted::Open)
+    }
+
+    /// Records written with an epoch older than their producer id's latest (a fenced producer's), which
+    /// Kafka would have refused; none of them is committed.
+    pub fn fenced(&self) -> usize {
+        self.count(NotCommitted::Fenced)
+    }
+
+    fn count(&self, fate: NotCommitted) -> usize {
+        (self.not_committed.iter())
+            .filter(|(f, _)| *f == fate)
+            .count()
+    }
+
     /// The committed records' values as text, in offset order.
     pub fn committed_values(&self) -> Vec<String> {
         self.committed
@@ -177,7 +203,6 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                         }
                         Some(0) => {
                             log.aborts += 1;
-                            log.aborted += records.len();
                             let aborted = records.into_iter().map(|r| (NotCommitted::Aborted, r));
                             log.not_committed.extend(aborted);
                         }
@@ -199,7 +224,6 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                         .entry(record.producer_id)
                         .or_insert(record.producer_epoch);
                     if record.producer_epoch < *latest {
-                        log.fenced += 1;
                         log.not_committed.push((NotCommitted::Fenced, entry));
                         continue;
                     }
@@ -207,9 +231,9 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
                     let (epoch, records) = open.entry(record.producer_id).or_default();
                     if *epoch < record.producer_epoch {
                         // A newer epoch's start aborted the transaction the older one left open.
-                        let aborted = std::mem::take(records);
-                        log.aborted += aborted.len();
-                        let aborted = aborted.into_iter().map(|r| (NotCommitted::Aborted, r));
+                        let aborted = std::mem::take(records)
+                            .into_iter()
+                            .map(|r| (NotCommitted::Aborted, r));
                         log.not_committed.extend(aborted);
                         *epoch = record.producer_epoch;
                     }
@@ -223,7 +247,6 @@ pub fn read_log(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<
             bail!("no progress reading {topic}-{partition} at offset {offset} (high watermark {high_watermark})");
         }
     }
-    log.open = open.values().map(|(_, records)| records.len()).sum();
     let open = open.into_values().flat_map(|(_, records)| records);
     log.not_committed
         .extend(open.map(|r| (NotCommitted::Open, r)));

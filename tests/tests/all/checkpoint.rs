@@ -172,8 +172,8 @@ fn crash_and_recover(delivery: &str, n: u64, kills: usize) -> (Vec<String>, Vec<
     let summary = format!(
         "{killed} kills landed while running; {} committed records, {} aborted, {} in open transactions; {} commit and {} abort markers",
         log.committed.len(),
-        log.aborted,
-        log.open,
+        log.aborted(),
+        log.open(),
         log.commits,
         log.aborts
     );

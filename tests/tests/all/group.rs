@@ -106,8 +106,8 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         instance.wait().unwrap();
     }
     let log = read_log(bootstrap, "results", 0).unwrap();
-    if log.fenced > 0 {
-        eprintln!("{} records of fenced producers in the log", log.fenced);
+    if log.fenced() > 0 {
+        eprintln!("{} records of fenced producers in the log", log.fenced());
     }
     let mut results = log.committed_values();
     results.sort();
@@ -123,9 +123,9 @@ fn stop_and_check(instances: Vec<Child>, bootstrap: &str, n: u64, dir: &Path) {
         "committed results ({} repeated, {} aborted, {} fenced, {} open, {} commit and {} abort markers; \
          the first repeated: {:?}); the instances' logs:\n{}",
         results.len() - repeated.len(),
-        log.aborted,
-        log.fenced,
-        log.open,
+        log.aborted(),
+        log.fenced(),
+        log.open(),
         log.commits,
         log.aborts,
         results.windows(2).find(|w| w[0] == w[1]).map(|w| &w[0]),

@@ -141,7 +141,7 @@ impl Setup {
                     continue;
                 };
                 let committed = log.committed.iter().map(|r| ("committed", r));
-                let others = (log.not_committed.iter()).map(|(fate, r)| (fate_name(*fate), r));
+                let others = (log.not_committed.iter()).map(|(fate, r)| (fate.name(), r));
                 let mut records: Vec<_> = committed.chain(others).collect();
                 records.sort_by_key(|(_, r)| r.offset);
                 for (fate, r) in records {
@@ -209,14 +209,6 @@ impl Setup {
             alerts == expected,
             "the alerts differ from the offline computation"
         );
-    }
-}
-
-fn fate_name(fate: kafka_log::NotCommitted) -> &'static str {
-    match fate {
-        kafka_log::NotCommitted::Aborted => "aborted",
-        kafka_log::NotCommitted::Fenced => "fenced",
-        kafka_log::NotCommitted::Open => "open",
     }
 }
 

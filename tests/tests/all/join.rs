@@ -136,7 +136,7 @@ fn the_join_is_exactly_once_across_crashes_and_kills() {
     println!(
         "{killed} kills; {} committed, {} aborted records",
         log.committed.len(),
-        log.aborted
+        log.aborted()
     );
     assert_eq!(killed, 5, "the kills should land while the pipeline runs");
     assert_eq!(got.len(), expected.len());
