@@ -5,6 +5,9 @@
 #   udfs/<name>/*.c           C        clang --target=wasm32-wasi (wasi-libc), with guest-sdk/c on the include path
 #   udfs/<name>/*.zig         Zig      zig 0.13 build-exe, with guest-sdk/zig/weir.zig as module `weir`
 #   udfs/<name>/package.json  AssemblyScript  npm ci && npm run build (writes build/<name>.wasm)
+#   udfs/<name>/app.py        Python   componentize-py 0.25.1 against wit/weir-udf.wit, with guest-sdk/python
+#                                      (weir_udf) on the path; the world is pyproject.toml's [tool.weir] world
+#                                      (a component, not a core module: docs/components.md)
 #
 # Usage: scripts/build-udfs.sh [NAME...]
 #   With names (folders of udfs/), builds only those: `examples/fraud/demo.sh` builds the two it runs, so a
@@ -16,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="target/wasm32-wasip1/release"
 zig="${ZIG:-$HOME/.cache/weir/zig-0.13.0/ziglang/zig}"
+componentize_py="${COMPONENTIZE_PY:-$HOME/.cache/weir/componentize-py-0.25.1/bin/componentize-py}"
 strict="${WEIR_ALL_UDFS:-0}"
 
 # Whether the compiler `$1` (a command or a path) for language `$2` is here. A UDF asked for by name, or any
@@ -69,6 +73,12 @@ for dir in "${dirs[@]}"; do
       --cache-dir target/zig-cache --global-cache-dir target/zig-cache \
       --dep weir "-Mroot=$root" -Mweir=guest-sdk/zig/weir.zig "-femit-bin=$module"
     rm -f "$module.o"
+  elif [ -f "$dir/app.py" ]; then
+    have "$componentize_py" Python "$name" || continue
+    world="$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["tool"]["weir"]["world"])' "$dir/pyproject.toml")"
+    echo "build-udfs: Python $dir ($world) -> $module"
+    mkdir -p "$out"
+    "$componentize_py" -d wit -w "$world" componentize app -p guest-sdk/python -p "$dir" -o "$module" >/dev/null
   elif [ -f "$dir/package.json" ]; then
     have npm AssemblyScript "$name" || continue
     echo "build-udfs: AssemblyScript $dir -> $module"

@@ -74,6 +74,57 @@ pub enum UdfFailure {
     Guest(String),
 }
 
+/// What a store recorded during a failed call. The records come before the trap in the explanation,
+/// since they explain it: a refused memory grow, an oversized output and a refused sleep each end in a
+/// trap of their own making.
+pub(crate) struct Recorded {
+    /// The memory size refused, and whether it was the initial memory.
+    pub(crate) memory: Option<(u64, bool)>,
+    /// The output size refused.
+    pub(crate) output: Option<u64>,
+    /// The wait refused.
+    pub(crate) sleep: Option<RefusedSleep>,
+}
+
+impl Recorded {
+    /// Why the call that returned `error` failed; the end of what the guest printed goes with a trap.
+    pub(crate) fn explain(
+        self,
+        error: wasmtime::Error,
+        log: &super::log::GuestLog,
+        limits: super::UdfLimits,
+    ) -> UdfFailure {
+        if let Some((desired, initial)) = self.memory {
+            return UdfFailure::MemoryCap {
+                desired,
+                cap: limits.memory_bytes,
+                initial,
+            };
+        }
+        if let Some(len) = self.output {
+            return UdfFailure::OutputTooLarge {
+                len,
+                cap: limits.max_output_bytes,
+            };
+        }
+        if self.sleep.is_some()
+            || matches!(
+                error.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            )
+        {
+            return UdfFailure::Timeout {
+                limit: limits.timeout,
+                sleep: self.sleep,
+            };
+        }
+        UdfFailure::Trap {
+            message: trap_message(&error),
+            printed: log.take_tail(),
+        }
+    }
+}
+
 /// A trap in one line: its cause first, then where (the innermost frames). The whole backtrace, often
 /// hundreds of bytes over many lines, would bury the cause in the error and in dead-letter headers, so it
 /// goes to the debug log instead (`WEIR_LOG=weir::udf=debug`).

@@ -131,7 +131,7 @@ fn checked_kind(code: i32, expected: Option<Kind>) -> Result<Kind, UdfFailure> {
 }
 
 /// An instantiated module with its ABI functions looked up once.
-pub(crate) struct UdfInstance {
+pub(crate) struct CoreInstance {
     store: Store<GuestState>,
     memory: Memory,
     calls: Calls,
@@ -151,7 +151,7 @@ pub struct UdfOutput {
     pub row_errors: Vec<RowError>,
 }
 
-impl UdfInstance {
+impl CoreInstance {
     /// Instantiates the module and checks its kind against `expected` (any kind when `None`); `init` is a
     /// separate step.
     pub(crate) fn new(
@@ -176,7 +176,7 @@ impl UdfInstance {
         let kind: TypedFunc<(), i32> = instance
             .get_typed_func(&mut store, abi::KIND_EXPORT)
             .map_err(abi_error)?;
-        let mut this = UdfInstance {
+        let mut this = CoreInstance {
             store,
             memory,
             calls,
@@ -378,6 +378,6 @@ fn guest_message(message: Option<String>) -> String {
 }
 
 /// Epoch ticks for a time limit, rounding up so a limit is never shorter than asked.
-fn ticks(timeout: Duration) -> u64 {
+pub(crate) fn ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }

@@ -57,6 +57,23 @@ impl GuestLog {
         let dropped = std::mem::take(&mut buffer.dropped);
         Printed { text, dropped }
     }
+
+    /// Empties the buffer, returning the end of what the last call printed (its last 2,000 bytes) as a
+    /// clause for an error (`; the guest printed: …`), or nothing when it printed nothing: a panic message
+    /// or a Python traceback ends there.
+    pub(crate) fn take_tail(&self) -> String {
+        let printed = self.take();
+        let text = printed.text.trim_end();
+        let start = text.len().saturating_sub(2000);
+        let start = (start..=text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        if text[start..].is_empty() {
+            String::new()
+        } else {
+            format!("; the guest printed: {}", &text[start..])
+        }
+    }
 }
 
 impl IsTerminal for GuestLog {

@@ -10,6 +10,9 @@
 //! blocking call, `poll_oneoff`, is Weir's own and waits only within the call's time left (`poll.rs`).
 //! Memory is capped per instance by a resource limiter.
 
+mod binary;
+mod compile_cache;
+mod component;
 #[cfg(test)]
 mod decode_fuzz;
 mod error;
@@ -29,9 +32,10 @@ use arrow_schema::SchemaRef;
 use wasmtime::{Config, Engine, Linker};
 pub use weir_guest::abi::Kind;
 
+use binary::{Linkers, UdfInstance};
 pub use error::{UdfError, UdfFailure};
+use instance::GuestState;
 pub(crate) use instance::UdfOutput;
-use instance::{GuestState, UdfInstance};
 pub use limits::UdfLimits;
 pub(crate) use module::ModuleInfo;
 pub use spec::{OnError, OnFailure, TransformSpec, UdfSpec};
@@ -47,7 +51,7 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Create one per process (it owns a ticker thread) and load each stage's module through it.
 #[derive(Clone)]
 pub struct UdfRuntime {
-    linker: Linker<GuestState>,
+    linkers: Linkers,
 }
 
 impl UdfRuntime {
@@ -64,6 +68,8 @@ impl UdfRuntime {
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e:#}"))?;
         rows::add_to_linker(&mut linker)
             .map_err(|e| anyhow::anyhow!("adding the row interface to the linker: {e:#}"))?;
+        let components = component::linker(&engine)
+            .map_err(|e| anyhow::anyhow!("adding WASI 0.2 to the component linker: {e:#}"))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("weir-udf-epoch".into())
@@ -74,7 +80,12 @@ impl UdfRuntime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        Ok(UdfRuntime { linker })
+        Ok(UdfRuntime {
+            linkers: Linkers {
+                core: linker,
+                component: components,
+            },
+        })
     }
 
     /// Lists what the module at `path` declares and, when it follows ABI v1, its kind and ABI minor
@@ -100,15 +111,18 @@ impl UdfRuntime {
             records: String::new(),
             cause: Box::new(cause),
         };
-        let info = module::describe_file(self.linker.engine(), path)
+        let info = module::describe_file(self.linkers.engine(), path)
             .map_err(|cause| error("loading", cause))?;
         if info.abi.is_err() {
             return Ok((info, None));
         }
-        let pre = module::load(&self.linker, path).map_err(|cause| error("loading", cause))?;
+        let pre = self
+            .linkers
+            .prepare(path)
+            .map_err(|cause| error("loading", cause))?;
         let instance = UdfInstance::new(&pre, UdfLimits::default(), None)
             .map_err(|cause| error("instantiating", cause))?;
-        Ok((info, Some((instance.kind, instance.minor))))
+        Ok((info, Some(instance.version())))
     }
 
     /// Loads the module of `spec` as a stage of `kind` taking batches of `input`: compiles it, checks the ABI,
@@ -130,13 +144,13 @@ impl UdfRuntime {
             records: String::new(),
             cause: Box::new(cause),
         };
-        let version = Version::load(&self.linker, spec, kind, &input)
+        let version = Version::load(&self.linkers, spec, kind, &input)
             .map_err(|(operation, cause)| error(operation, cause))?;
         Ok(UdfStage::new(
             spec,
             kind,
             input,
-            self.linker.clone(),
+            self.linkers.clone(),
             version,
         ))
     }

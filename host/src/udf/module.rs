@@ -3,14 +3,12 @@
 //! All checks that can be made on the module's declared exports and imports are made here, so that a wrong
 //! file, an old ABI or a missing export is refused with a precise message before any guest code runs.
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
+use std::path::Path;
 
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 use weir_guest::abi;
 
+use super::compile_cache::compile_cached;
 use super::instance::GuestState;
 use super::rows;
 use super::UdfFailure;
@@ -22,6 +20,8 @@ pub enum Interface {
     ArrowIpc,
     /// Values one at a time through the `weir::*` host imports: `weir_init_rows` and `weir_process_rows` (v1.1).
     Rows,
+    /// Not ABI v1 but its component twin: typed column lists through the WIT world `weir:udf@1`.
+    Component,
 }
 
 impl Interface {
@@ -30,6 +30,7 @@ impl Interface {
         match self {
             Interface::ArrowIpc => "Arrow IPC (weir_init, weir_process)",
             Interface::Rows => "rows (weir_init_rows, weir_process_rows, weir::* imports)",
+            Interface::Component => "typed column lists (component, wit/weir-udf.wit)",
         }
     }
 }
@@ -98,6 +99,8 @@ fn check_exports(module: &Module) -> Result<Interface, UdfFailure> {
             (abi::rows::INIT_EXPORT, vec![], i32s(1)),
             (abi::rows::PROCESS_EXPORT, i32s(1), i32s(1)),
         ]),
+        // Chosen just above between the two core interfaces; a component is checked by its WIT world.
+        Interface::Component => {}
     }
     for (name, params, results) in functions {
         let expected = FuncType::new(module.engine(), params, results);
@@ -195,15 +198,30 @@ pub struct ModuleInfo {
     pub exports: Vec<String>,
     /// Every import, as `module::name: type`.
     pub imports: Vec<String>,
-    /// Which ABI v1 interface it implements, or why it does not follow ABI v1.
+    /// Which ABI v1 interface it implements, or why it does not follow ABI v1 (or, for a component, the
+    /// WIT world).
     pub abi: Result<Interface, String>,
+    /// For a component, the Weir interface it exports, e.g. `weir:udf/transform@1.0.0`.
+    pub world: Option<String>,
 }
 
-/// Compiles the module at `path` and lists what it declares, without running it.
+/// Compiles the module or component at `path` and lists what it declares, without running it.
 pub(crate) fn describe_file(engine: &Engine, path: &Path) -> Result<ModuleInfo, UdfFailure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| UdfFailure::Load(format!("reading {}: {e}", path.display())))?;
-    let module = compile_cached(engine, &bytes)?;
+    let bytes = super::binary::read(path)?;
+    if super::component::is_component(&bytes) {
+        let (component, exports, imports) = super::component::describe(engine, &bytes)?;
+        let checked = super::component::check_exports(engine, &component);
+        return Ok(ModuleInfo {
+            size_bytes: bytes.len() as u64,
+            exports,
+            imports,
+            world: checked.as_ref().ok().map(|export| export.name.clone()),
+            abi: checked
+                .map(|_| Interface::Component)
+                .map_err(|e| e.to_string()),
+        });
+    }
+    let module = compile_cached::<Module>(engine, &bytes)?;
     let describe_extern = |ty: ExternType| match ty {
         ExternType::Func(f) => format!("func {}", describe(&f)),
         ExternType::Memory(m) => format!("memory ({} pages minimum)", m.minimum()),
@@ -222,78 +240,19 @@ pub(crate) fn describe_file(engine: &Engine, path: &Path) -> Result<ModuleInfo, 
             .map(|i| format!("{}::{}: {}", i.module(), i.name(), describe_extern(i.ty())))
             .collect(),
         abi: check_abi(&module).map_err(|e| e.to_string()),
+        world: None,
     })
 }
 
-/// Compiles the module at `path` (or takes it from the compile cache), checks it and pre-instantiates it
-/// with the host's WASI imports.
+/// Compiles the core module in `bytes` (or takes it from the compile cache), checks it and
+/// pre-instantiates it with the host's WASI imports.
 pub(crate) fn load(
     linker: &Linker<GuestState>,
-    path: &Path,
+    bytes: &[u8],
 ) -> Result<InstancePre<GuestState>, UdfFailure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| UdfFailure::Load(format!("reading {}: {e}", path.display())))?;
-    let module = compile_cached(linker.engine(), &bytes)?;
+    let module = compile_cached::<Module>(linker.engine(), bytes)?;
     check_abi(&module)?;
     linker
         .instantiate_pre(&module)
         .map_err(|e| UdfFailure::Abi(format!("cannot link the module's imports: {e:#}")))
-}
-
-/// Where compiled modules are kept: `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir/modules`, else
-/// `~/.cache/weir/modules`.
-fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("weir").join("modules"))
-}
-
-/// Compiling a UDF takes seconds (measured: 1.2 s for each 2 MB Rust module here), so the machine code is
-/// kept on disk, named by the SHA-256 of the module's bytes and of the engine's settings. Only files this
-/// cache wrote are ever loaded back; any failure to use the cache falls back to compiling.
-fn compile_cached(engine: &Engine, bytes: &[u8]) -> Result<Module, UdfFailure> {
-    let compile = || Module::new(engine, bytes).map_err(|e| UdfFailure::Load(format!("{e:#}")));
-    let Some(dir) = cache_dir() else {
-        return compile();
-    };
-    let mut hasher = Sha256::new();
-    hasher.update(bytes);
-    let mut settings = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut settings);
-    hasher.update(settings.finish().to_le_bytes());
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
-    let name: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let file = dir.join(format!("{name}.cwasm"));
-    if file.exists() {
-        // SAFETY: the file was written by `Module::serialize` below, under a name derived from the module
-        // and the engine; wasmtime checks the engine compatibility again while loading it.
-        match unsafe { Module::deserialize_file(engine, &file) } {
-            Ok(module) => return Ok(module),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), "ignoring an unusable compiled module: {e:#}")
-            }
-        }
-    }
-    let module = compile()?;
-    let stored = module
-        .serialize()
-        .map_err(|e| e.to_string())
-        .and_then(|serialized| {
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let partial = dir.join(format!("{name}.{}.part", std::process::id()));
-            std::fs::write(&partial, serialized).map_err(|e| e.to_string())?;
-            std::fs::rename(&partial, &file).map_err(|e| e.to_string())
-        });
-    if let Err(e) = stored {
-        tracing::warn!(dir = %dir.display(), "cannot cache the compiled module: {e}");
-    }
-    Ok(module)
 }

@@ -29,7 +29,7 @@ impl GuestClock {
         }
     }
 
-    fn now_nanos(&self) -> u64 {
+    pub(crate) fn now_nanos(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
@@ -51,14 +51,17 @@ pub struct RefusedSleep {
     pub asked: Duration,
     /// What was left of the call's `limits.timeout` when it asked.
     pub left: Duration,
+    /// The WASI call it asked through: `poll_oneoff` (preview 1) or a monotonic-clock subscription
+    /// (preview 2, components).
+    pub through: &'static str,
 }
 
 impl std::fmt::Display for RefusedSleep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the guest asked WASI's poll_oneoff to sleep {:?} with {:?} of the limit left",
-            self.asked, self.left
+            "the guest asked {} to sleep {:?} with {:?} of the limit left",
+            self.through, self.asked, self.left
         )
     }
 }
@@ -222,7 +225,11 @@ fn poll_oneoff(
             .deadline
             .saturating_duration_since(Instant::now());
         if wait > left {
-            caller.data_mut().refused_sleep = Some(RefusedSleep { asked: wait, left });
+            caller.data_mut().refused_sleep = Some(RefusedSleep {
+                asked: wait,
+                left,
+                through: "WASI's poll_oneoff",
+            });
             wasmtime::bail!("a sleep past the time limit");
         }
         std::thread::sleep(wait);

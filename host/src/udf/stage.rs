@@ -10,13 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::binary::{Linkers, Prepared, UdfInstance};
+use super::{forward_printed, off_async_thread, Kind, UdfError, UdfFailure, UdfOutput};
+use crate::udf::UdfSpec;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use wasmtime::{InstancePre, Linker};
-
-use super::instance::{GuestState, UdfInstance};
-use super::{forward_printed, module, off_async_thread, Kind, UdfError, UdfFailure, UdfOutput};
-use crate::udf::UdfSpec;
 
 /// What identifies a version of a module file: the SHA-256 of its bytes (`None` when it cannot be read).
 ///
@@ -32,7 +30,7 @@ fn fingerprint(path: &std::path::Path) -> Fingerprint {
 
 /// One loaded version of a stage's module, with its idle instances.
 pub(crate) struct Version {
-    pre: InstancePre<GuestState>,
+    pre: Prepared,
     idle: Mutex<Vec<UdfInstance>>,
     output: SchemaRef,
 }
@@ -41,12 +39,14 @@ impl Version {
     /// Compiles and checks the module, and initialises a first instance, which declares the output schema.
     /// On failure, says what was being done ("loading", "in init") and why.
     pub(crate) fn load(
-        linker: &Linker<GuestState>,
+        linkers: &Linkers,
         spec: &UdfSpec,
         kind: Kind,
         input: &SchemaRef,
     ) -> Result<Version, (&'static str, UdfFailure)> {
-        let pre = module::load(linker, &spec.path).map_err(|cause| ("loading", cause))?;
+        let pre = linkers
+            .prepare(&spec.path)
+            .map_err(|cause| ("loading", cause))?;
         let mut first =
             UdfInstance::new(&pre, spec.limits, Some(kind)).map_err(|cause| ("loading", cause))?;
         let output = first
@@ -124,7 +124,7 @@ pub struct UdfStage {
     config: String,
     input: SchemaRef,
     output: SchemaRef,
-    linker: Linker<GuestState>,
+    linkers: Linkers,
     current: RwLock<Arc<Version>>,
     /// The file's fingerprint when it was last read, loaded or not, so each version is tried once.
     seen: Mutex<Fingerprint>,
@@ -136,7 +136,7 @@ impl UdfStage {
         spec: &UdfSpec,
         kind: Kind,
         input: SchemaRef,
-        linker: Linker<GuestState>,
+        linkers: Linkers,
         version: Version,
     ) -> UdfStage {
         UdfStage {
@@ -145,7 +145,7 @@ impl UdfStage {
             config: spec.config.to_string(),
             input,
             output: version.output.clone(),
-            linker,
+            linkers,
             current: RwLock::new(Arc::new(version)),
             seen: Mutex::new(fingerprint(&spec.path)),
             counts: Arc::default(),
@@ -296,7 +296,7 @@ impl UdfStage {
             ));
         }
         let version =
-            off_async_thread(|| Version::load(&self.linker, &self.spec, self.kind, &self.input))
+            off_async_thread(|| Version::load(&self.linkers, &self.spec, self.kind, &self.input))
                 .map_err(|(_, cause)| self.error("reloading", "", cause))?;
         if version.output.fields() != self.output.fields() {
             return Err(self.error(

@@ -101,6 +101,14 @@ fn udf_inspect_works_on_every_module_in_udfs() {
         ("c-transactions", "deserializer", "rows", "{}"),
         ("zig-amount-cents", "transform", "rows", "{}"),
         ("as-threshold", "transform", "rows", r#"{"min_cents":100}"#),
+        ("py-fraud-flagged", "transform", "typed column lists", "{}"),
+        (
+            "py-json-transactions",
+            "deserializer",
+            "typed column lists",
+            "{}",
+        ),
+        ("py-hostile", "transform", "typed column lists", "{}"),
     ];
     // A transform's input: the transaction columns, plus `amount_cents` for the one that reads it.
     let schema = |folder: &str| {
@@ -128,7 +136,12 @@ fn udf_inspect_works_on_every_module_in_udfs() {
                 .args(["--config", config]),
             folder,
         );
-        assert!(stdout.contains("ABI      v1."), "{folder}: {stdout}");
+        let version = if folder.starts_with("py-") {
+            format!("world    weir:udf/{kind}@1.0.0 (component)")
+        } else {
+            "ABI      v1.".to_string()
+        };
+        assert!(stdout.contains(&version), "{folder}: {stdout}");
         assert!(
             stdout.contains(&format!("kind     {kind}")),
             "{folder}: {stdout}"

@@ -79,7 +79,7 @@ fn a_stage_swaps_in_a_good_version_and_refuses_a_bad_one() {
     assert!(stage.reload_if_changed().unwrap());
 }
 
-async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String> {
+pub(super) async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String> {
     for _ in 0..300 {
         let found = values(&read_topic(bootstrap, topic).unwrap());
         if found.len() >= rows {
@@ -92,7 +92,7 @@ async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String>
 
 /// Starts the pipeline `text` (reading topic `numbers`) with `--reload`; returns a function that sends
 /// `{"n": ...}` records for a range of numbers, and one that stops the run and returns its summary.
-fn run_with_reload(
+pub(super) fn run_with_reload(
     broker: &Broker,
     dir: &Path,
     text: &str,

@@ -35,7 +35,14 @@ pub fn inspect(
     );
     match (&info.abi, abi) {
         (Ok(interface), Some((kind, minor))) => {
-            let _ = writeln!(out, "ABI      v1.{minor}");
+            match &info.world {
+                Some(world) => {
+                    let _ = writeln!(out, "world    {world} (component)");
+                }
+                None => {
+                    let _ = writeln!(out, "ABI      v1.{minor}");
+                }
+            }
             let _ = writeln!(out, "kind     {}", kind.name());
             let _ = writeln!(out, "data     {}", interface.name());
         }

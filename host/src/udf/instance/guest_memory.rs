@@ -5,7 +5,7 @@
 use wasmtime::TypedFunc;
 use weir_guest::abi;
 
-use super::UdfInstance;
+use super::CoreInstance;
 use crate::udf::UdfFailure;
 
 /// The IPC interface's functions, looked up once.
@@ -19,7 +19,7 @@ pub(super) struct IpcCalls {
     pub(super) result_slot: i32,
 }
 
-impl UdfInstance {
+impl CoreInstance {
     /// Asks the guest for `len` bytes with `weir_alloc`.
     pub(super) fn alloc_bytes(&mut self, ipc: &IpcCalls, len: usize) -> Result<i32, UdfFailure> {
         let alloc = ipc.alloc.clone();

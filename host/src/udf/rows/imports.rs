@@ -406,12 +406,13 @@ mod tests {
     #[test]
     fn every_host_function_matches_its_entry() {
         let runtime = crate::udf::UdfRuntime::new().unwrap();
-        let engine = runtime.linker.engine().clone();
+        let engine = runtime.linkers.core.engine().clone();
         let limits = crate::udf::UdfLimits::default();
         let log = GuestLog::new(limits.max_log_bytes);
         let mut store = wasmtime::Store::new(&engine, GuestState::new(limits, &log));
         let items: Vec<(String, wasmtime::Extern)> = runtime
-            .linker
+            .linkers
+            .core
             .iter(&mut store)
             .filter(|(module, _, _)| *module == IMPORT_MODULE)
             .map(|(_, name, item)| (name.to_string(), item))
