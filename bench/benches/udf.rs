@@ -11,6 +11,11 @@
 //! - `sql_vs_udf`: the fraud example's transform, `flag = 1` and `id = name || surname`, as the Rust
 //!   WebAssembly module `fraud-flagged` and as two SQL stages (`where`, `select`), on batches of 1,000,
 //!   10,000 and 100,000 decoded transactions.
+//! - `component`: the Python component `py-fraud-flagged` against the Rust core module `fraud-flagged` on
+//!   1,000, 10,000 and 100,000 transactions (one stage call; the default `limits.max_rows` passes 100,000
+//!   in ten slices), with `py-hostile` passing its input through as the cost of the crossing alone, with `py-hostile` passing its input through as the cost of the crossing alone, the two JSON deserializers (`py-json-transactions`, `json-transactions`) on 10,000
+//!   records, and loading each transform (with its machine code in the compile cache: read it, create
+//!   the first instance, call init).
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
 
@@ -251,5 +256,75 @@ fn sql_vs_udf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, udf_call, json_decode, json_vs_avro, sql_vs_udf);
+fn component(c: &mut Criterion) {
+    let runtime = UdfRuntime::new().unwrap();
+    let decoder = native_json();
+    let mut group = c.benchmark_group("component");
+    group.sample_size(10);
+    for rows in [1_000u64, 10_000, 100_000] {
+        let (transactions, _) = decoder.decode(&records(rows)).unwrap();
+        let load = |name: &str| {
+            runtime
+                .load(
+                    &udf(name, serde_json::json!({})),
+                    Kind::Transform,
+                    transactions.schema(),
+                )
+                .unwrap()
+        };
+        let (python, rust) = (load("py_fraud_flagged"), load("fraud_flagged"));
+        // Both give the same rows, or the comparison would mean nothing.
+        assert_eq!(
+            python.process(&transactions, "").unwrap().batch,
+            rust.process(&transactions, "").unwrap().batch
+        );
+        // py-hostile with no config returns its input: what crossing the interface costs, both ways.
+        let passthrough = load("py_hostile");
+        assert_eq!(
+            passthrough.process(&transactions, "").unwrap().batch,
+            transactions
+        );
+        group.throughput(Throughput::Elements(rows));
+        for (name, stage) in [
+            ("python_fraud_flagged", &python),
+            ("python_passthrough", &passthrough),
+            ("rust_fraud_flagged", &rust),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, rows), &transactions, |b, batch| {
+                b.iter(|| stage.process(batch, "").unwrap())
+            });
+        }
+    }
+    let input = records(10_000);
+    group.throughput(Throughput::Elements(10_000));
+    for name in ["py_json_transactions", "json_transactions"] {
+        let decoder = wasm_deserializer(&runtime, name);
+        assert_eq!(decoder.decode(&input).unwrap().0.num_rows(), 10_000);
+        group.bench_with_input(BenchmarkId::new(name, 10_000), &input, |b, input| {
+            b.iter(|| decoder.decode(input).unwrap())
+        });
+    }
+    let (transactions, _) = decoder.decode(&records(1)).unwrap();
+    group.throughput(Throughput::Elements(1));
+    for name in ["py_fraud_flagged", "fraud_flagged"] {
+        let spec = udf(name, serde_json::json!({}));
+        group.bench_function(BenchmarkId::new("load", name), |b| {
+            b.iter(|| {
+                runtime
+                    .load(&spec, Kind::Transform, transactions.schema())
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    udf_call,
+    json_decode,
+    json_vs_avro,
+    sql_vs_udf,
+    component
+);
 criterion_main!(benches);

@@ -26,7 +26,8 @@
 //!   under a directory, their lines as records of that schema, or Parquet rows; the files read kept in
 //!   the checkpoint).
 //! - `decode`: built-in deserializers (JSON, CSV, Avro, string, binary) and the WebAssembly deserializer stage.
-//! - `udf`: the WebAssembly runtime: ABI v1 checks, instances, limits; transform specs. `sql`: `where`
+//! - `udf`: the WebAssembly runtime: core modules (ABI v1) and components (the WIT world `weir:udf@1`, for
+//!   Python), checks, instances, limits; transform specs. `sql`: `where`
 //!   and `select` stages, SQL expressions compiled by DataFusion. `join`: stream-static joins with a table
 //!   read from a CSV, JSON lines or Parquet file. `stream_join`: stream-stream joins with a second Kafka
 //!   topic, each stream's rows held until the watermark rules out a match.
@@ -84,7 +85,7 @@
 //!   [`Pipeline::builder`]. Both check it with [`PipelineSpec::validate`]. Cheap to build and clone.
 //! - A [`UdfRuntime`] is the WebAssembly engine with its epoch ticker thread (the resolution of UDF
 //!   time limits). One per process; [`Pipeline::new`] makes its own.
-//! - A [`Plan`] is every stage loaded: each module compiled (once per module file, cached under
+//! - A [`Plan`] is every stage loaded: each module or component compiled (once per module file, cached under
 //!   `~/.cache/weir/modules`, so a restart skips Cranelift), instantiated to check its ABI and schema, and
 //!   the schemas checked to compose from source to sink. It lives as long as its pipeline. Each stage keeps
 //!   a pool of instances, made as worker threads need them, each with its own linear memory (up to the
