@@ -14,7 +14,8 @@
 //! - `component`: the Python component `py-fraud-flagged` against the Rust core module `fraud-flagged` on
 //!   1,000, 10,000 and 100,000 transactions (one stage call; the default `limits.max_rows` passes 100,000
 //!   in ten slices), with `py-hostile` passing its input through as the cost of the crossing alone, with `py-hostile` passing its input through as the cost of the crossing alone, the two JSON deserializers (`py-json-transactions`, `json-transactions`) on 10,000
-//!   records, and loading each transform (with its machine code in the compile cache: read it, create
+//!   records, the same bytes crossing into Python and back as many values and as one, and loading each
+//!   transform (with its machine code in the compile cache: read it, create
 //!   the first instance, call init).
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
@@ -304,6 +305,7 @@ fn component(c: &mut Criterion) {
             b.iter(|| decoder.decode(input).unwrap())
         });
     }
+    crossing(&runtime, &mut group);
     let (transactions, _) = decoder.decode(&records(1)).unwrap();
     group.throughput(Throughput::Elements(1));
     for name in ["py_fraud_flagged", "fraud_flagged"] {
@@ -317,6 +319,52 @@ fn component(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The same bytes crossing into a Python component and back (`py-hostile` passing its input through) as
+/// many small values and as one large one: what a batch representation of buffers would save.
+fn crossing(
+    runtime: &UdfRuntime,
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+) {
+    use arrow_array::{ArrayRef, BinaryArray, Int64Array, StringArray};
+    use std::sync::Arc;
+    let batch = |array: ArrayRef| RecordBatch::try_from_iter([("c", array)]).unwrap();
+    let cases = [
+        (
+            "strings_10000x60",
+            batch(Arc::new(StringArray::from(vec!["x".repeat(60); 10_000]))),
+        ),
+        (
+            "string_1x600000",
+            batch(Arc::new(StringArray::from(vec!["x".repeat(600_000)]))),
+        ),
+        (
+            "binaries_10000x60",
+            batch(Arc::new(BinaryArray::from(vec![&[7u8; 60][..]; 10_000]))),
+        ),
+        (
+            "binary_1x600000",
+            batch(Arc::new(BinaryArray::from(vec![&vec![7u8; 600_000][..]]))),
+        ),
+        (
+            "ints_10000",
+            batch(Arc::new(Int64Array::from(vec![7i64; 10_000]))),
+        ),
+    ];
+    group.throughput(Throughput::Elements(1));
+    for (name, input) in cases {
+        let spec = udf("py_hostile", serde_json::json!({}));
+        let stage = runtime
+            .load(&spec, Kind::Transform, input.schema())
+            .unwrap();
+        assert_eq!(stage.process(&input, "").unwrap().batch, input);
+        group.bench_with_input(
+            BenchmarkId::new("python_crossing", name),
+            &input,
+            |b, input| b.iter(|| stage.process(input, "").unwrap()),
+        );
+    }
 }
 
 criterion_group!(

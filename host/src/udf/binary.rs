@@ -111,6 +111,15 @@ impl UdfInstance {
         }
     }
 
+    /// Whether the instance should be replaced rather than pooled: its memory grew past half of
+    /// `limits.memory`, and linear memory never shrinks.
+    pub(crate) fn worn(&self) -> bool {
+        match self {
+            UdfInstance::Core(instance) => instance.worn(),
+            UdfInstance::Component(instance) => instance.worn(),
+        }
+    }
+
     /// What the guest printed since the last call.
     pub(crate) fn take_printed(&self) -> Printed {
         match self {

@@ -360,6 +360,11 @@ impl CoreInstance {
         self.log.take()
     }
 
+    /// Whether its memory has grown past half of `limits.memory` ([`MemoryCap::past_half`]).
+    pub(crate) fn worn(&self) -> bool {
+        self.store.data().limiter.past_half()
+    }
+
     /// Runs one guest call under the time limit, turning traps into [`UdfFailure`]s.
     fn call<R>(
         &mut self,

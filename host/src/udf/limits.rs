@@ -19,7 +19,8 @@ use wasmtime::ResourceLimiter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UdfLimits {
-    /// The most linear memory an instance may grow to, in bytes.
+    /// The most linear memory an instance may grow to, in bytes. An instance whose memory has grown past
+    /// half of it is replaced after its call, since linear memory never shrinks.
     pub memory_bytes: u64,
     /// The most wall time one `init` or `process` call may take; the call is interrupted past it.
     pub timeout: Duration,
@@ -50,11 +51,25 @@ pub(crate) struct MemoryCap {
     cap: u64,
     /// The size refused, and whether it was the module's initial memory rather than a `memory.grow`.
     pub(crate) refused: Option<(u64, bool)>,
+    /// The largest size a memory of the instance has grown to.
+    largest: u64,
 }
 
 impl MemoryCap {
     pub(crate) fn new(cap: u64) -> MemoryCap {
-        MemoryCap { cap, refused: None }
+        MemoryCap {
+            cap,
+            refused: None,
+            largest: 0,
+        }
+    }
+
+    /// Whether a memory of the instance has grown past half the cap. Linear memory never shrinks, so such
+    /// an instance is replaced after its call rather than pooled: memory a guest leaks call after call
+    /// (componentize-py 0.25 leaks every binary value a Python UDF returns) then never reaches the cap, and
+    /// a guest that merely needed much memory once gives it back.
+    pub(crate) fn past_half(&self) -> bool {
+        self.largest > self.cap / 2
     }
 }
 
@@ -71,6 +86,7 @@ impl ResourceLimiter for MemoryCap {
             // Trapping (rather than returning -1 from memory.grow) stops a guest that ignores failed growth.
             wasmtime::bail!("memory cap reached");
         }
+        self.largest = self.largest.max(desired as u64);
         Ok(true)
     }
 

@@ -60,7 +60,13 @@ impl Version {
         })
     }
 
+    /// Pools `instance` for the next call, unless its memory grew past half the cap: then it is dropped and
+    /// the next call makes a fresh one.
     fn give_back(&self, instance: UdfInstance) {
+        if instance.worn() {
+            tracing::debug!(target: "weir::udf", "an instance grew past half of limits.memory; replacing it");
+            return;
+        }
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())

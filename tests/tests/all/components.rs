@@ -343,3 +343,29 @@ format = "json"
         );
     }
 }
+
+/// componentize-py 0.25 leaks every binary value a Python UDF returns (600 KB a call here, so a 64 MiB cap
+/// is reached after 88 calls); an instance whose memory passes half the cap is replaced after its call, so
+/// a long run goes on.
+#[test]
+fn an_instance_that_leaks_memory_is_replaced_before_it_reaches_the_cap() {
+    let mut limits = UdfLimits::default();
+    limits.memory_bytes = 64 << 20;
+    let spec = UdfSpec::new(udf_module("py_hostile")).with_limits(limits);
+    let value = vec![7u8; 600_000];
+    let batch = RecordBatch::try_from_iter([(
+        "b",
+        Arc::new(arrow_array::BinaryArray::from(vec![Some(&value[..])])) as ArrayRef,
+    )])
+    .unwrap();
+    let stage = UdfRuntime::new()
+        .unwrap()
+        .load(&spec, Kind::Transform, batch.schema())
+        .unwrap();
+    for call in 0..300 {
+        let output = stage
+            .process(&batch, "")
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        assert_eq!(output.batch, batch);
+    }
+}

@@ -132,6 +132,11 @@ impl ComponentInstance {
         self.log.take()
     }
 
+    /// Whether a memory has grown past half of `limits.memory` (`MemoryCap::past_half`).
+    pub(crate) fn worn(&self) -> bool {
+        self.store.data().limiter.past_half()
+    }
+
     /// Runs one guest call under the time limit, turning traps into [`UdfFailure`]s.
     fn call<R>(
         &mut self,
