@@ -283,7 +283,7 @@ fn build_versioned_python(dir: &std::path::Path, version: i64, file: &str) -> st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_pipeline_reloads_a_new_python_version_between_batches() {
-    use super::reload::{run_with_reload, wait_for_rows};
+    use super::reload::{run_with_reload, versioned_pipeline, wait_for_rows};
     let dir = scratch_dir();
     let (v1, v2) = std::thread::scope(|scope| {
         let v1 = scope.spawn(|| build_versioned_python(&dir, 1, "versioned.wasm"));
@@ -294,24 +294,7 @@ async fn a_running_pipeline_reloads_a_new_python_version_between_batches() {
     let broker = mock_cluster();
     broker.create_topic("numbers", 1);
     broker.create_topic("out", 1);
-    let text = format!(
-        r#"
-[source]
-kafka.bootstrap.servers = "${{BROKER}}"
-subscribe = "numbers"
-startingOffsets = "earliest"
-[deserializer]
-format = "json"
-schema = "n BIGINT"
-[[transform]]
-udf = "{}"
-[sink]
-kafka.bootstrap.servers = "${{BROKER}}"
-topic = "out"
-format = "json"
-"#,
-        dir.join("versioned.wasm").display()
-    );
+    let text = versioned_pipeline(&dir.join("versioned.wasm"));
     let (send, stop) = run_with_reload(&broker, &dir, &text);
     send(0..10);
     wait_for_rows(&broker.bootstrap, "out", 10).await;

@@ -79,6 +79,29 @@ fn a_stage_swaps_in_a_good_version_and_refuses_a_bad_one() {
     assert!(stage.reload_if_changed().unwrap());
 }
 
+/// A pipeline reading `{"n": ...}` records from topic `numbers` through the transform `module` to topic
+/// `out`, as JSON.
+pub(super) fn versioned_pipeline(module: &Path) -> String {
+    format!(
+        r#"
+[source]
+kafka.bootstrap.servers = "${{BROKER}}"
+subscribe = "numbers"
+startingOffsets = "earliest"
+[deserializer]
+format = "json"
+schema = "n BIGINT"
+[[transform]]
+udf = "{}"
+[sink]
+kafka.bootstrap.servers = "${{BROKER}}"
+topic = "out"
+format = "json"
+"#,
+        module.display()
+    )
+}
+
 pub(super) async fn wait_for_rows(bootstrap: &str, topic: &str, rows: usize) -> Vec<String> {
     for _ in 0..300 {
         let found = values(&read_topic(bootstrap, topic).unwrap());
@@ -128,24 +151,7 @@ async fn a_running_pipeline_picks_up_a_new_version_between_batches() {
     broker.create_topic("out", 1);
     let dir = scratch_dir();
     install(&dir, "versioned", &versioned_wat(1, DDL));
-    let text = format!(
-        r#"
-[source]
-kafka.bootstrap.servers = "${{BROKER}}"
-subscribe = "numbers"
-startingOffsets = "earliest"
-[deserializer]
-format = "json"
-schema = "n BIGINT"
-[[transform]]
-udf = "{}"
-[sink]
-kafka.bootstrap.servers = "${{BROKER}}"
-topic = "out"
-format = "json"
-"#,
-        dir.join("versioned.wasm").display()
-    );
+    let text = versioned_pipeline(&dir.join("versioned.wasm"));
     let (send, stop) = run_with_reload(&broker, &dir, &text);
 
     send(0..10);
