@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds UDFs in udfs/ from source to target/wasm32-wasip1/release/<name>.wasm, with `-` in the folder
 # name written `_`, whatever the language:
-#   udfs/<name>/Cargo.toml    Rust     cargo, target wasm32-wasip1
+#   udfs/<name>/Cargo.toml    Rust     cargo, target wasm32-wasip1; or wasm32-wasip2, which makes a component,
+#                                      when the Cargo.toml says `target = "wasm32-wasip2"` under
+#                                      [package.metadata.weir]
 #   udfs/<name>/*.c           C        clang --target=wasm32-wasi (wasi-libc), with guest-sdk/c on the include path
 #   udfs/<name>/*.zig         Zig      zig 0.13 build-exe, with guest-sdk/zig/weir.zig as module `weir`
 #   udfs/<name>/package.json  AssemblyScript  npm ci && npm run build (writes build/<name>.wasm)
@@ -46,13 +48,32 @@ else
   for dir in udfs/*/; do dirs+=("${dir%/}"); done
 fi
 
+# Rust: core modules and components in separate cargo runs, so that the component feature of weir-guest
+# is not unified into the core modules.
 packages=()
+components=()
 for dir in "${dirs[@]}"; do
-  if [ -f "$dir/Cargo.toml" ]; then packages+=(-p "$(basename "$dir")"); fi
+  [ -f "$dir/Cargo.toml" ] || continue
+  if grep -q '^target = "wasm32-wasip2"' "$dir/Cargo.toml"; then
+    components+=(-p "$(basename "$dir")")
+  else
+    packages+=(-p "$(basename "$dir")")
+  fi
 done
 if [ "${#packages[@]}" -gt 0 ]; then
   rustup target add wasm32-wasip1 >/dev/null
   cargo build --release --target wasm32-wasip1 "${packages[@]}"
+fi
+if [ "${#components[@]}" -gt 0 ]; then
+  rustup target add wasm32-wasip2 >/dev/null
+  cargo build --release --target wasm32-wasip2 "${components[@]}"
+  mkdir -p "$out"
+  for package in "${components[@]}"; do
+    [ "$package" = -p ] && continue
+    module="${package//-/_}.wasm"
+    echo "build-udfs: Rust component udfs/$package -> $out/$module"
+    cp "target/wasm32-wasip2/release/$module" "$out/$module"
+  done
 fi
 
 for dir in "${dirs[@]}"; do

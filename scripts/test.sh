@@ -5,7 +5,7 @@
 # line totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target add wasm32-wasip1
+rustup target add wasm32-wasip1 wasm32-wasip2
 bash .ci/install-build-deps
 # First, before any guest compiler or tansu is installed: the demo on a throwaway HOME.
 bash .ci/check-first-run

@@ -11,12 +11,13 @@
 //! - `sql_vs_udf`: the fraud example's transform, `flag = 1` and `id = name || surname`, as the Rust
 //!   WebAssembly module `fraud-flagged` and as two SQL stages (`where`, `select`), on batches of 1,000,
 //!   10,000 and 100,000 decoded transactions.
-//! - `component`: the Python component `py-fraud-flagged` against the Rust core module `fraud-flagged` on
-//!   1,000, 10,000 and 100,000 transactions (one stage call; the default `limits.max_rows` passes 100,000
-//!   in ten slices), with `py-hostile` passing its input through as the cost of the crossing alone, with `py-hostile` passing its input through as the cost of the crossing alone, the two JSON deserializers (`py-json-transactions`, `json-transactions`) on 10,000
-//!   records, the same bytes crossing into Python and back as many values and as one, and loading each
-//!   transform (with its machine code in the compile cache: read it, create
-//!   the first instance, call init).
+//! - `component`: the Python component `py-fraud-flagged`, the same Rust code as a component
+//!   (`fraud-flagged-component`) and as a core module (`fraud-flagged`) on 1,000, 10,000 and 100,000
+//!   transactions (one stage call; the default `limits.max_rows` passes 100,000
+//!   in ten slices), with `py-hostile` passing its input through as the cost of the crossing alone; the
+//!   two JSON deserializers (`py-json-transactions`, `json-transactions`) on 10,000 records; one column of
+//!   10,000 values of each type crossing into Python and back; and loading each transform (with its
+//!   machine code in the compile cache: read it, create the first instance, call init).
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
 
@@ -273,12 +274,16 @@ fn component(c: &mut Criterion) {
                 )
                 .unwrap()
         };
-        let (python, rust) = (load("py_fraud_flagged"), load("fraud_flagged"));
-        // Both give the same rows, or the comparison would mean nothing.
-        assert_eq!(
-            python.process(&transactions, "").unwrap().batch,
-            rust.process(&transactions, "").unwrap().batch
+        let (python, component, rust) = (
+            load("py_fraud_flagged"),
+            load("fraud_flagged_component"),
+            load("fraud_flagged"),
         );
+        // All give the same rows, or the comparison would mean nothing.
+        let expected = rust.process(&transactions, "").unwrap().batch;
+        for stage in [&python, &component] {
+            assert_eq!(stage.process(&transactions, "").unwrap().batch, expected);
+        }
         // py-hostile with no config returns its input: what crossing the interface costs, both ways.
         let passthrough = load("py_hostile");
         assert_eq!(
@@ -289,6 +294,7 @@ fn component(c: &mut Criterion) {
         for (name, stage) in [
             ("python_fraud_flagged", &python),
             ("python_passthrough", &passthrough),
+            ("rust_component_fraud_flagged", &component),
             ("rust_fraud_flagged", &rust),
         ] {
             group.bench_with_input(BenchmarkId::new(name, rows), &transactions, |b, batch| {
@@ -308,7 +314,11 @@ fn component(c: &mut Criterion) {
     crossing(&runtime, &mut group);
     let (transactions, _) = decoder.decode(&records(1)).unwrap();
     group.throughput(Throughput::Elements(1));
-    for name in ["py_fraud_flagged", "fraud_flagged"] {
+    for name in [
+        "py_fraud_flagged",
+        "fraud_flagged_component",
+        "fraud_flagged",
+    ] {
         let spec = udf(name, serde_json::json!({}));
         group.bench_function(BenchmarkId::new("load", name), |b| {
             b.iter(|| {
@@ -321,38 +331,68 @@ fn component(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same bytes crossing into a Python component and back (`py-hostile` passing its input through) as
-/// many small values and as one large one: what a batch representation of buffers would save.
+/// What one column of 10,000 values costs to cross into a Python component and back, by type
+/// (`py-hostile` passing its input through): the per-row cost of each type in docs/benchmarks.md.
 fn crossing(
     runtime: &UdfRuntime,
     group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
 ) {
-    use arrow_array::{ArrayRef, BinaryArray, Int64Array, StringArray};
+    use arrow_array::{
+        ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray,
+        TimestampMillisecondArray,
+    };
     use std::sync::Arc;
+    const ROWS: usize = 10_000;
     let batch = |array: ArrayRef| RecordBatch::try_from_iter([("c", array)]).unwrap();
+    let ints = || (0..ROWS as i64).map(|i| i * 7_919 + 1_000_000);
+    let text = |i: usize| format!("account-{i:06}-{}", "x".repeat(45));
     let cases = [
         (
-            "strings_10000x60",
-            batch(Arc::new(StringArray::from(vec!["x".repeat(60); 10_000]))),
+            "int64",
+            batch(Arc::new(Int64Array::from_iter_values(ints()))),
         ),
         (
-            "string_1x600000",
-            batch(Arc::new(StringArray::from(vec!["x".repeat(600_000)]))),
+            "int64_10pct_null",
+            batch(Arc::new(Int64Array::from_iter(
+                ints().map(|i| (i % 10 != 0).then_some(i)),
+            ))),
         ),
         (
-            "binaries_10000x60",
-            batch(Arc::new(BinaryArray::from(vec![&[7u8; 60][..]; 10_000]))),
+            "float64",
+            batch(Arc::new(Float64Array::from_iter_values(
+                ints().map(|i| i as f64 / 100.0),
+            ))),
         ),
         (
-            "binary_1x600000",
-            batch(Arc::new(BinaryArray::from(vec![&vec![7u8; 600_000][..]]))),
+            "timestamp_ms",
+            batch(Arc::new(
+                TimestampMillisecondArray::from_iter_values(ints()),
+            )),
         ),
         (
-            "ints_10000",
-            batch(Arc::new(Int64Array::from(vec![7i64; 10_000]))),
+            "bool",
+            batch(Arc::new(BooleanArray::from_iter(
+                (0..ROWS).map(|i| Some(i % 3 == 0)),
+            ))),
+        ),
+        (
+            "utf8_ascii_60",
+            batch(Arc::new(StringArray::from_iter_values((0..ROWS).map(text)))),
+        ),
+        (
+            "utf8_accented_60",
+            batch(Arc::new(StringArray::from_iter_values(
+                (0..ROWS).map(|i| text(i).replace('x', "é")),
+            ))),
+        ),
+        (
+            "binary_60",
+            batch(Arc::new(BinaryArray::from_iter_values(
+                (0..ROWS).map(|i| text(i).into_bytes()),
+            ))),
         ),
     ];
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(ROWS as u64));
     for (name, input) in cases {
         let spec = udf("py_hostile", serde_json::json!({}));
         let stage = runtime

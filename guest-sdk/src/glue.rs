@@ -1,4 +1,5 @@
-//! The code behind the export macros: memory, the UDF instance, status codes and the result slot.
+//! The code behind the export macros: memory, the UDF instance, status codes and the result slot. The
+//! instance itself (`install`, `process_installed`) is shared with the component glue.
 //!
 //! It exists so that a UDF author never touches a raw pointer: `export_transform!` and
 //! `export_deserializer!` expand to `extern "C"` shims that call the generic functions here.
@@ -95,12 +96,27 @@ pub unsafe fn init<T: Udf>(
         let (udf, output) = T::init(config, input)?;
         let encoded = ipc::schema_to_ipc(&output)
             .map_err(|e| UdfError::new(format!("encoding the output schema: {e}")))?;
-        INSTANCE.with(|cell| {
-            *cell.borrow_mut() = Some(Box::new(Initialised { udf, output }));
-        });
+        install(udf, output);
         Ok(encoded)
     })();
     respond(result, ret_ptr)
+}
+
+/// Makes `udf` this instance's UDF, declaring `output`.
+pub(crate) fn install<T: Udf>(udf: T, output: SchemaRef) {
+    INSTANCE.with(|cell| {
+        *cell.borrow_mut() = Some(Box::new(Initialised { udf, output }));
+    });
+}
+
+/// Runs the installed UDF on `batch`, checking its output schema and row errors.
+pub(crate) fn process_installed(
+    batch: RecordBatch,
+) -> Result<(RecordBatch, Vec<RowError>), UdfError> {
+    INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(udf) => udf.process(batch),
+        None => Err(UdfError::new("process called before init")),
+    })
 }
 
 /// `weir_process` for whichever UDF `weir_init` created.
@@ -112,10 +128,7 @@ pub unsafe fn process(batch_ptr: i32, batch_len: i32, ret_ptr: i32) -> i32 {
     let result = (|| {
         let batch = ipc::batch_from_ipc(input)
             .map_err(|e| UdfError::new(format!("reading the input batch: {e}")))?;
-        let (out, errors) = INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
-            Some(udf) => udf.process(batch),
-            None => Err(UdfError::new("weir_process called before weir_init")),
-        })?;
+        let (out, errors) = process_installed(batch)?;
         let encoded = ipc::batch_to_ipc(&out)
             .map_err(|e| UdfError::new(format!("encoding the output batch: {e}")))?;
         Ok(abi::encode_process_result(&encoded, &errors))

@@ -39,10 +39,18 @@
 //!
 //! Build it with `cargo build --release --target wasm32-wasip1` from a crate with
 //! `crate-type = ["cdylib", "rlib"]`; the `.wasm` file goes in the pipeline file's `udf` key.
+//!
+//! The same type becomes a WebAssembly **component** (the WIT world `weir:udf@1`, `docs/components.md`)
+//! with the `component` feature: `weir_guest::export_transform_component!(Double);` and
+//! `cargo build --release --target wasm32-wasip2`. Batches then cross as Arrow's buffers ([`columns`])
+//! instead of IPC messages.
 
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod columns;
+#[cfg(feature = "component")]
+pub mod component;
 #[doc(hidden)]
 pub mod glue;
 pub mod ipc;

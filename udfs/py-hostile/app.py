@@ -6,6 +6,7 @@ says how (`{"misbehave": "loop"}`); with none it passes its input through.
 - raise: raises an exception in `process`;
 - raise-in-init: raises in `init`;
 - wrong-type: returns strings in an int column;
+- overflow: returns 300 in an int8 column (as its second row);
 - huge: returns 100,000 rows of 100-byte strings (10 MB);
 - sleep: sleeps an hour;
 - files, env, network: tries to read /etc/passwd, the environment or to open a socket, and reports what it
@@ -19,7 +20,7 @@ import sys
 import time
 
 import weir_udf
-from weir_udf import Field, INT64, UTF8
+from weir_udf import Field, INT8, INT64, UTF8
 
 
 class Hostile:
@@ -30,6 +31,8 @@ class Hostile:
         self.schema = schema
         if self.how in ("files", "env", "network", "huge"):
             return [Field("seen", UTF8)]
+        if self.how == "overflow":
+            return [Field("small", INT8)]
         return schema
 
     def process(self, columns):
@@ -46,6 +49,8 @@ class Hostile:
             raise KeyError("no such account")
         if how == "wrong-type":
             return {name: ["not a number"] * rows for name in columns}
+        if how == "overflow":
+            return {"small": [1, 300] + [None] * (rows - 2)}
         if how == "huge":
             return {"seen": ["x" * 100] * 100_000}
         if how == "sleep":

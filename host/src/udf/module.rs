@@ -20,7 +20,7 @@ pub enum Interface {
     ArrowIpc,
     /// Values one at a time through the `weir::*` host imports: `weir_init_rows` and `weir_process_rows` (v1.1).
     Rows,
-    /// Not ABI v1 but its component twin: typed column lists through the WIT world `weir:udf@1`.
+    /// Not ABI v1 but its component twin: Arrow buffers by column through the WIT world `weir:udf@1`.
     Component,
 }
 
@@ -30,7 +30,7 @@ impl Interface {
         match self {
             Interface::ArrowIpc => "Arrow IPC (weir_init, weir_process)",
             Interface::Rows => "rows (weir_init_rows, weir_process_rows, weir::* imports)",
-            Interface::Component => "typed column lists (component, wit/weir-udf.wit)",
+            Interface::Component => "Arrow buffers by column (component, wit/weir-udf.wit)",
         }
     }
 }

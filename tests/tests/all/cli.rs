@@ -93,6 +93,12 @@ fn udf_inspect_works_on_every_module_in_udfs() {
         ("nest-cameras", "deserializer", "Arrow IPC", "{}"),
         ("fraud-flagged", "transform", "Arrow IPC", "{}"),
         (
+            "fraud-flagged-component",
+            "transform",
+            "Arrow buffers by column",
+            "{}",
+        ),
+        (
             "filter",
             "transform",
             "Arrow IPC",
@@ -101,14 +107,19 @@ fn udf_inspect_works_on_every_module_in_udfs() {
         ("c-transactions", "deserializer", "rows", "{}"),
         ("zig-amount-cents", "transform", "rows", "{}"),
         ("as-threshold", "transform", "rows", r#"{"min_cents":100}"#),
-        ("py-fraud-flagged", "transform", "typed column lists", "{}"),
+        (
+            "py-fraud-flagged",
+            "transform",
+            "Arrow buffers by column",
+            "{}",
+        ),
         (
             "py-json-transactions",
             "deserializer",
-            "typed column lists",
+            "Arrow buffers by column",
             "{}",
         ),
-        ("py-hostile", "transform", "typed column lists", "{}"),
+        ("py-hostile", "transform", "Arrow buffers by column", "{}"),
     ];
     // A transform's input: the transaction columns, plus `amount_cents` for the one that reads it.
     let schema = |folder: &str| {
@@ -136,7 +147,7 @@ fn udf_inspect_works_on_every_module_in_udfs() {
                 .args(["--config", config]),
             folder,
         );
-        let version = if folder.starts_with("py-") {
+        let version = if interface == "Arrow buffers by column" {
             format!("world    weir:udf/{kind}@1.0.0 (component)")
         } else {
             "ABI      v1.".to_string()

@@ -183,15 +183,254 @@ fn an_exception_in_process_is_the_udfs_error_with_its_type_and_line() {
 }
 
 #[test]
-fn a_value_of_the_wrong_type_fails_the_call_and_names_what_was_wrong() {
+fn a_value_of_the_wrong_type_or_out_of_range_fails_the_call_and_names_what_was_wrong() {
     let error = failure("wrong-type", UdfLimits::default());
     let text = error.to_string();
     assert!(
         text.ends_with(
-            "the UDF reported: process returned str values in column `n`, which takes int or None"
+            "the UDF reported: process returned a str at row 0 of column `n`, which takes int or None"
         ),
         "{text}"
     );
+    let error = failure("overflow", UdfLimits::default());
+    let text = error.to_string();
+    assert!(
+        text.ends_with(
+            "the UDF reported: process returned 300 at row 1 of column `small`: signed char is \
+             greater than maximum"
+        ),
+        "{text}"
+    );
+}
+
+/// Every type the interface carries, with nulls, extremes, empty and non-ASCII values, sliced so that
+/// the buffers start at an offset.
+fn every_type() -> RecordBatch {
+    use arrow_array::{
+        BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array,
+        Int8Array, TimestampMicrosecondArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "flag",
+            Arc::new(BooleanArray::from(vec![
+                None,
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+            ])),
+        ),
+        (
+            "i8",
+            Arc::new(Int8Array::from(vec![
+                Some(0),
+                Some(i8::MIN),
+                None,
+                Some(i8::MAX),
+                Some(-1),
+            ])),
+        ),
+        (
+            "i16",
+            Arc::new(Int16Array::from(vec![
+                Some(0),
+                Some(i16::MIN),
+                Some(i16::MAX),
+                None,
+                Some(2),
+            ])),
+        ),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![
+                Some(0),
+                None,
+                Some(i32::MIN),
+                Some(i32::MAX),
+                Some(3),
+            ])),
+        ),
+        (
+            "i64",
+            Arc::new(Int64Array::from(vec![
+                Some(0),
+                Some(i64::MIN),
+                Some(i64::MAX),
+                Some(4),
+                None,
+            ])),
+        ),
+        (
+            "u8",
+            Arc::new(UInt8Array::from(vec![
+                Some(0),
+                Some(u8::MAX),
+                None,
+                Some(1),
+                Some(2),
+            ])),
+        ),
+        (
+            "u16",
+            Arc::new(UInt16Array::from(vec![
+                Some(0),
+                Some(u16::MAX),
+                Some(1),
+                None,
+                Some(2),
+            ])),
+        ),
+        (
+            "u32",
+            Arc::new(UInt32Array::from(vec![
+                Some(0),
+                Some(u32::MAX),
+                Some(1),
+                Some(2),
+                None,
+            ])),
+        ),
+        (
+            "u64",
+            Arc::new(UInt64Array::from(vec![
+                Some(0),
+                Some(u64::MAX),
+                None,
+                Some(1),
+                Some(2),
+            ])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![
+                Some(0.0),
+                Some(-1.5),
+                Some(f32::MAX),
+                None,
+                Some(1e-30),
+            ])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![
+                Some(0.0),
+                Some(f64::MIN),
+                None,
+                Some(0.1),
+                Some(1e300),
+            ])),
+        ),
+        (
+            "day",
+            Arc::new(Date32Array::from(vec![
+                Some(0),
+                Some(-1),
+                Some(20_000),
+                None,
+                Some(1),
+            ])),
+        ),
+        (
+            "at",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    Some(0),
+                    None,
+                    Some(1_700_000_000_000_000),
+                    Some(-1),
+                    Some(1),
+                ])
+                .with_timezone("Europe/Paris"),
+            ),
+        ),
+        (
+            "ascii",
+            Arc::new(StringArray::from(vec![
+                Some("x"),
+                Some(""),
+                None,
+                Some("abc"),
+                Some("z"),
+            ])),
+        ),
+        (
+            "text",
+            Arc::new(StringArray::from(vec![
+                Some("zoë"),
+                None,
+                Some(""),
+                Some("日本"),
+                Some("a"),
+            ])),
+        ),
+        (
+            "raw",
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00"[..]),
+                Some(b""),
+                None,
+                Some(b"\xff\xfe"),
+                Some(b"ok"),
+            ])),
+        ),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap().slice(1, 4)
+}
+
+/// `n` transactions for fraud-flagged: every third flagged, every seventh surname null.
+fn transactions(n: usize) -> RecordBatch {
+    use arrow_array::Int32Array;
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "name",
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("name-{i}")),
+            )),
+        ),
+        (
+            "surname",
+            Arc::new(StringArray::from_iter(
+                (0..n).map(|i| (i % 7 != 0).then(|| format!("sürname-{i}"))),
+            )),
+        ),
+        (
+            "flag",
+            Arc::new(Int32Array::from_iter_values(
+                (0..n).map(|i| (i % 3 == 0) as i32),
+            )),
+        ),
+        ("n", Arc::new(Int64Array::from_iter_values(0..n as i64))),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+#[test]
+fn the_same_rust_udf_as_a_component_and_as_a_core_module_gives_the_same_rows() {
+    let input = transactions(5_000);
+    let runtime = UdfRuntime::new().unwrap();
+    let run = |module: &str| {
+        let spec = UdfSpec::new(udf_module(module));
+        let stage = runtime
+            .load(&spec, Kind::Transform, input.schema())
+            .unwrap();
+        stage.process(&input, "").unwrap().batch
+    };
+    let core = run("fraud_flagged");
+    assert_eq!(core.num_rows(), 1_667);
+    assert_eq!(run("fraud_flagged_component"), core);
+    assert_eq!(run("py_fraud_flagged"), core);
+}
+
+#[test]
+fn every_type_crosses_into_python_and_back_unchanged() {
+    let input = every_type();
+    let spec = UdfSpec::new(udf_module("py_hostile"));
+    let stage = UdfRuntime::new()
+        .unwrap()
+        .load(&spec, Kind::Transform, input.schema())
+        .unwrap();
+    assert_eq!(stage.process(&input, "").unwrap().batch, input);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! modules.
 //!
 //! Python (componentize-py) and JavaScript (jco) compile to components, not to core modules, and a
-//! component's interface is typed: batches cross as typed column lists (`columns.rs`), so a guest needs no
-//! Arrow library. Everything else is the core modules' own: the same engine, epoch time limits, memory cap,
+//! component's interface is typed: batches cross as Arrow's buffers, column by column (`columns/`), which
+//! a guest reads with its language's typed views, no Arrow library needed. Everything else is the core modules' own: the same engine, epoch time limits, memory cap,
 //! log and sandbox (WASI preview 2 with no files, sockets, environment or arguments), the same pool and
 //! reload (`stage.rs` holds either kind of file through [`super::binary`]).
 //!
