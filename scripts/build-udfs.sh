@@ -10,6 +10,8 @@
 #   udfs/<name>/app.py        Python   componentize-py 0.25.1 against wit/weir-udf.wit, with guest-sdk/python
 #                                      (weir_udf) on the path; the world is pyproject.toml's [tool.weir] world
 #                                      (a component, not a core module: docs/components.md)
+#   udfs/<name>/app.js        JavaScript  ComponentizeJS 0.23.0 (scripts/componentize-js.mjs) against
+#                                      wit/weir-udf.wit; the world is package.json's "weir": {"world": ...}
 #
 # Usage: scripts/build-udfs.sh [NAME...]
 #   With names (folders of udfs/), builds only those: `examples/fraud/demo.sh` builds the two it runs, so a
@@ -22,6 +24,7 @@ cd "$(dirname "$0")/.."
 out="target/wasm32-wasip1/release"
 zig="${ZIG:-$HOME/.cache/weir/zig-0.13.0/ziglang/zig}"
 componentize_py="${COMPONENTIZE_PY:-$HOME/.cache/weir/componentize-py-0.25.1/bin/componentize-py}"
+componentize_js="${COMPONENTIZE_JS:-$HOME/.cache/weir/componentize-js-0.23.0}"
 strict="${WEIR_ALL_UDFS:-0}"
 
 # Whether the compiler `$1` (a command or a path) for language `$2` is here. A UDF asked for by name, or any
@@ -100,6 +103,12 @@ for dir in "${dirs[@]}"; do
     echo "build-udfs: Python $dir ($world) -> $module"
     mkdir -p "$out"
     "$componentize_py" -d wit -w "$world" componentize app -p guest-sdk/python -p "$dir" -o "$module" >/dev/null
+  elif [ -f "$dir/app.js" ]; then
+    have "$componentize_js/node_modules/.bin/componentize-js" JavaScript "$name" || continue
+    world="$(node -p 'require(process.argv[1]).weir.world' "$PWD/$dir/package.json")"
+    echo "build-udfs: JavaScript $dir ($world) -> $module"
+    mkdir -p "$out"
+    COMPONENTIZE_JS="$componentize_js" node scripts/componentize-js.mjs "$dir/app.js" "$world" "$module"
   elif [ -f "$dir/package.json" ]; then
     have npm AssemblyScript "$name" || continue
     echo "build-udfs: AssemblyScript $dir -> $module"

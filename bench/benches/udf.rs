@@ -11,13 +11,14 @@
 //! - `sql_vs_udf`: the fraud example's transform, `flag = 1` and `id = name || surname`, as the Rust
 //!   WebAssembly module `fraud-flagged` and as two SQL stages (`where`, `select`), on batches of 1,000,
 //!   10,000 and 100,000 decoded transactions.
-//! - `component`: the Python component `py-fraud-flagged`, the same Rust code as a component
-//!   (`fraud-flagged-component`) and as a core module (`fraud-flagged`) on 1,000, 10,000 and 100,000
-//!   transactions (one stage call; the default `limits.max_rows` passes 100,000
-//!   in ten slices), with `py-hostile` passing its input through as the cost of the crossing alone; the
-//!   two JSON deserializers (`py-json-transactions`, `json-transactions`) on 10,000 records; one column of
-//!   10,000 values of each type crossing into Python and back; and loading each transform (with its
-//!   machine code in the compile cache: read it, create the first instance, call init).
+//! - `component`: the fraud example's transform as the Python component `py-fraud-flagged`, the
+//!   JavaScript component `js-fraud-flagged`, and the same Rust code as a component
+//!   (`fraud-flagged-component`) and as a core module (`fraud-flagged`), on 1,000, 10,000 and 100,000
+//!   transactions (one stage call; the default `limits.max_rows` passes 100,000 in ten slices), with
+//!   `py-hostile` passing its input through as the cost of the crossing alone; the two JSON deserializers
+//!   (`py-json-transactions`, `json-transactions`) on 10,000 records; one column of 10,000 values of each
+//!   type crossing into Python and back; and loading each transform (with its machine code in the compile
+//!   cache: read it, create the first instance, call init).
 //!
 //! The modules come from `bash scripts/build-udfs.sh`.
 
@@ -274,14 +275,15 @@ fn component(c: &mut Criterion) {
                 )
                 .unwrap()
         };
-        let (python, component, rust) = (
+        let (python, javascript, component, rust) = (
             load("py_fraud_flagged"),
+            load("js_fraud_flagged"),
             load("fraud_flagged_component"),
             load("fraud_flagged"),
         );
         // All give the same rows, or the comparison would mean nothing.
         let expected = rust.process(&transactions, "").unwrap().batch;
-        for stage in [&python, &component] {
+        for stage in [&python, &javascript, &component] {
             assert_eq!(stage.process(&transactions, "").unwrap().batch, expected);
         }
         // py-hostile with no config returns its input: what crossing the interface costs, both ways.
@@ -294,6 +296,7 @@ fn component(c: &mut Criterion) {
         for (name, stage) in [
             ("python_fraud_flagged", &python),
             ("python_passthrough", &passthrough),
+            ("javascript_fraud_flagged", &javascript),
             ("rust_component_fraud_flagged", &component),
             ("rust_fraud_flagged", &rust),
         ] {
@@ -316,6 +319,7 @@ fn component(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for name in [
         "py_fraud_flagged",
+        "js_fraud_flagged",
         "fraud_flagged_component",
         "fraud_flagged",
     ] {

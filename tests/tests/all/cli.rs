@@ -120,6 +120,19 @@ fn udf_inspect_works_on_every_module_in_udfs() {
             "{}",
         ),
         ("py-hostile", "transform", "Arrow buffers by column", "{}"),
+        (
+            "js-filter",
+            "transform",
+            "Arrow buffers by column",
+            r#"{"column":"count","greater_than":1}"#,
+        ),
+        (
+            "js-fraud-flagged",
+            "transform",
+            "Arrow buffers by column",
+            "{}",
+        ),
+        ("js-hostile", "transform", "Arrow buffers by column", "{}"),
     ];
     // A transform's input: the transaction columns, plus `amount_cents` for the one that reads it.
     let schema = |folder: &str| {

@@ -1,18 +1,18 @@
-//! UDFs as WebAssembly components (`wit/weir-udf.wit`): a Python transform in a pipeline is exact, and a
-//! hostile Python component meets the same limits and sandbox as a core module.
-//!
-//! The hostile cases run one component, `udfs/py-hostile`, told by its config how to misbehave, through
-//! the library's [`UdfRuntime`] on a small batch: no broker needed.
+//! UDFs as WebAssembly components (`wit/weir-udf.wit`): Python UDFs in a pipeline are exact, the same
+//! transform gives the same rows in Rust (core module and component), Python and JavaScript, every type
+//! crosses into each language and back, and a new Python version is picked up under `--reload`. The
+//! limits and sandbox are in `component_limits.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use weir::internal::demo::{demo_records, MALFORMED_EVERY};
-use weir::internal::{Kind, UdfStage};
-use weir::{UdfError, UdfFailure, UdfLimits, UdfRuntime, UdfSpec};
+use weir::internal::Kind;
+use weir::{UdfRuntime, UdfSpec};
 use weir_tests::*;
 
+use super::component_limits::{refused, sample};
 use super::fraud::{create_fraud_topics, expected_results};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,158 +48,6 @@ async fn python_udfs_write_exactly_what_the_rust_ones_write() {
     assert_eq!(
         dead[0].header("weir.stage").unwrap(),
         "py_json_transactions"
-    );
-}
-
-/// Three rows of (`n` int64, `name` utf8).
-fn sample() -> RecordBatch {
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "n",
-            Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
-        ),
-        (
-            "name",
-            Arc::new(StringArray::from(vec![Some("a"), Some("b"), None])),
-        ),
-    ];
-    RecordBatch::try_from_iter(columns).unwrap()
-}
-
-/// The hostile component told to `misbehave`, loaded with `limits`.
-fn hostile(misbehave: &str, limits: UdfLimits) -> Result<UdfStage, UdfError> {
-    let spec = UdfSpec::new(udf_module("py_hostile"))
-        .with_config(serde_json::json!({ "misbehave": misbehave }))
-        .with_limits(limits);
-    UdfRuntime::new()
-        .unwrap()
-        .load(&spec, Kind::Transform, sample().schema())
-}
-
-fn limits(timeout: Duration) -> UdfLimits {
-    let mut limits = UdfLimits::default();
-    limits.timeout = timeout;
-    limits
-}
-
-/// Runs the hostile component's `process` once on the sample, expecting a failure.
-fn failure(misbehave: &str, limits: UdfLimits) -> UdfError {
-    let stage = hostile(misbehave, limits).unwrap();
-    refused(stage.process(&sample(), " on test offsets 0..=2"))
-}
-
-/// The error of a call expected to fail.
-fn refused<T>(result: Result<T, UdfError>) -> UdfError {
-    match result {
-        Ok(_) => panic!("the call succeeded, but it should have failed"),
-        Err(error) => error,
-    }
-}
-
-#[test]
-fn a_well_behaved_component_passes_rows_through_and_reports_row_errors() {
-    let stage = hostile("", UdfLimits::default()).unwrap();
-    let output = stage.process(&sample(), "").unwrap();
-    assert_eq!(output.batch, sample());
-    let stage = hostile("reject-odd", UdfLimits::default()).unwrap();
-    let output = stage.process(&sample(), "").unwrap();
-    assert_eq!(output.batch.num_rows(), 2);
-    assert_eq!(output.row_errors.len(), 1);
-    assert_eq!(output.row_errors[0].row, 1);
-    assert_eq!(output.row_errors[0].message, "row 1 is odd");
-}
-
-#[test]
-fn an_endless_python_loop_is_interrupted_at_the_time_limit() {
-    let stage = hostile("loop", limits(Duration::from_secs(2))).unwrap();
-    let started = Instant::now();
-    let error = refused(stage.process(&sample(), " on test offsets 0..=2"));
-    assert!(
-        matches!(*error.cause, UdfFailure::Timeout { sleep: None, .. }),
-        "{error}"
-    );
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
-        "took {took:?}"
-    );
-    let text = error.to_string();
-    assert!(text.starts_with("UDF `py_hostile` ("), "{text}");
-    assert!(
-        text.contains("failed in process on test offsets 0..=2"),
-        "{text}"
-    );
-}
-
-#[test]
-fn a_python_sleep_past_the_time_limit_ends_the_call_at_once() {
-    let stage = hostile("sleep", limits(Duration::from_secs(2))).unwrap();
-    let started = Instant::now();
-    let error = refused(stage.process(&sample(), ""));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    let text = error.to_string();
-    assert!(
-        matches!(*error.cause, UdfFailure::Timeout { sleep: Some(_), .. }),
-        "{text}"
-    );
-    // CPython sleeps until an instant, so the wait asked is an hour less the time it took to ask.
-    assert!(
-        text.contains("the guest asked wasi:clocks/monotonic-clock to sleep 3599."),
-        "{text}"
-    );
-}
-
-#[test]
-fn memory_growth_stops_at_the_cap() {
-    let mut limits = UdfLimits::default();
-    limits.memory_bytes = 128 << 20;
-    let error = failure("grow", limits);
-    assert!(
-        matches!(*error.cause, UdfFailure::MemoryCap { cap, .. } if cap == 128 << 20),
-        "{error}"
-    );
-}
-
-#[test]
-fn an_exception_in_process_is_the_udfs_error_with_its_type_and_line() {
-    let error = failure("raise", UdfLimits::default());
-    let text = error.to_string();
-    assert!(matches!(*error.cause, UdfFailure::Guest(_)), "{text}");
-    assert!(
-        text.contains("KeyError in process: 'no such account' (at app.py:"),
-        "{text}"
-    );
-    let error = refused(hostile("raise-in-init", UdfLimits::default()));
-    let text = error.to_string();
-    assert!(text.contains("failed in init"), "{text}");
-    assert!(
-        text.contains("RuntimeError in init: init refused on purpose"),
-        "{text}"
-    );
-}
-
-#[test]
-fn a_value_of_the_wrong_type_or_out_of_range_fails_the_call_and_names_what_was_wrong() {
-    let error = failure("wrong-type", UdfLimits::default());
-    let text = error.to_string();
-    assert!(
-        text.ends_with(
-            "the UDF reported: process returned a str at row 0 of column `n`, which takes int or None"
-        ),
-        "{text}"
-    );
-    let error = failure("overflow", UdfLimits::default());
-    let text = error.to_string();
-    assert!(
-        text.ends_with(
-            "the UDF reported: process returned 300 at row 1 of column `small`: signed char is \
-             greater than maximum"
-        ),
-        "{text}"
     );
 }
 
@@ -405,65 +253,59 @@ fn transactions(n: usize) -> RecordBatch {
     RecordBatch::try_from_iter(columns).unwrap()
 }
 
-#[test]
-fn the_same_rust_udf_as_a_component_and_as_a_core_module_gives_the_same_rows() {
-    let input = transactions(5_000);
-    let runtime = UdfRuntime::new().unwrap();
-    let run = |module: &str| {
-        let spec = UdfSpec::new(udf_module(module));
-        let stage = runtime
-            .load(&spec, Kind::Transform, input.schema())
-            .unwrap();
-        stage.process(&input, "").unwrap().batch
-    };
-    let core = run("fraud_flagged");
-    assert_eq!(core.num_rows(), 1_667);
-    assert_eq!(run("fraud_flagged_component"), core);
-    assert_eq!(run("py_fraud_flagged"), core);
-}
-
-#[test]
-fn every_type_crosses_into_python_and_back_unchanged() {
-    let input = every_type();
-    let spec = UdfSpec::new(udf_module("py_hostile"));
+/// Loads `module` as a transform of `input`'s schema with `config` and runs it on `input`.
+fn run_transform(module: &str, config: serde_json::Value, input: &RecordBatch) -> RecordBatch {
+    let spec = UdfSpec::new(udf_module(module)).with_config(config);
     let stage = UdfRuntime::new()
         .unwrap()
         .load(&spec, Kind::Transform, input.schema())
-        .unwrap();
-    assert_eq!(stage.process(&input, "").unwrap().batch, input);
+        .unwrap_or_else(|e| panic!("{module}: {e}"));
+    stage
+        .process(input, "")
+        .unwrap_or_else(|e| panic!("{module}: {e}"))
+        .batch
 }
 
 #[test]
-fn output_past_max_output_is_refused() {
-    let mut limits = UdfLimits::default();
-    limits.max_output_bytes = 1 << 20;
-    let error = failure("huge", limits);
-    assert!(
-        matches!(*error.cause, UdfFailure::OutputTooLarge { cap, .. } if cap == 1 << 20),
-        "{error}"
-    );
+fn fraud_flagged_gives_the_same_rows_in_every_language_and_kind_of_file() {
+    let input = transactions(5_000);
+    let core = run_transform("fraud_flagged", serde_json::json!({}), &input);
+    assert_eq!(core.num_rows(), 1_667);
+    for module in [
+        "fraud_flagged_component",
+        "py_fraud_flagged",
+        "js_fraud_flagged",
+    ] {
+        let output = run_transform(module, serde_json::json!({}), &input);
+        assert!(output == core, "{module} differs from the core module");
+    }
 }
 
 #[test]
-fn a_component_sees_no_files_environment_or_network() {
-    let seen = |misbehave: &str| -> String {
-        let stage = hostile(misbehave, UdfLimits::default()).unwrap();
-        let output = stage.process(&sample(), "").unwrap();
-        let column = output
-            .batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        column.value(0).to_string()
-    };
-    assert!(seen("files").starts_with("refused: "), "{}", seen("files"));
-    assert!(seen("env").starts_with("0 variables"), "{}", seen("env"));
-    assert!(
-        seen("network").starts_with("refused: "),
-        "{}",
-        seen("network")
-    );
+fn the_javascript_filter_keeps_the_rows_the_rust_one_keeps() {
+    let input = transactions(2_000);
+    for config in [
+        serde_json::json!({"column": "n", "greater_than": 1500}),
+        serde_json::json!({"column": "flag", "equals": 1}),
+        serde_json::json!({"column": "surname", "equals": "sürname-8"}),
+    ] {
+        let rust = run_transform("filter", config.clone(), &input);
+        assert!(rust.num_rows() > 0, "{config}");
+        assert_eq!(
+            run_transform("js_filter", config.clone(), &input),
+            rust,
+            "{config}"
+        );
+    }
+}
+
+#[test]
+fn every_type_crosses_into_python_and_javascript_and_back_unchanged() {
+    let input = every_type();
+    for module in ["py_hostile", "js_hostile"] {
+        let output = run_transform(module, serde_json::json!({}), &input);
+        assert!(output == input, "{module}: {output:?}");
+    }
 }
 
 #[test]
@@ -563,31 +405,5 @@ async fn a_running_pipeline_reloads_a_new_python_version_between_batches() {
             &format!("{{\"n\":{n},\"v\":{v}}}"),
             "each record once, by one version"
         );
-    }
-}
-
-/// componentize-py 0.25 leaks every binary value a Python UDF returns (600 KB a call here, so a 64 MiB cap
-/// is reached after 88 calls); an instance whose memory passes half the cap is replaced after its call, so
-/// a long run goes on.
-#[test]
-fn an_instance_that_leaks_memory_is_replaced_before_it_reaches_the_cap() {
-    let mut limits = UdfLimits::default();
-    limits.memory_bytes = 64 << 20;
-    let spec = UdfSpec::new(udf_module("py_hostile")).with_limits(limits);
-    let value = vec![7u8; 600_000];
-    let batch = RecordBatch::try_from_iter([(
-        "b",
-        Arc::new(arrow_array::BinaryArray::from(vec![Some(&value[..])])) as ArrayRef,
-    )])
-    .unwrap();
-    let stage = UdfRuntime::new()
-        .unwrap()
-        .load(&spec, Kind::Transform, batch.schema())
-        .unwrap();
-    for call in 0..300 {
-        let output = stage
-            .process(&batch, "")
-            .unwrap_or_else(|e| panic!("call {call}: {e}"));
-        assert_eq!(output.batch, batch);
     }
 }

@@ -5,6 +5,7 @@
 mod avro;
 mod checkpoint;
 mod cli;
+mod component_limits;
 mod components;
 mod dedup;
 mod file_source;
