@@ -58,7 +58,7 @@ components=()
 for dir in "${dirs[@]}"; do
   [ -f "$dir/Cargo.toml" ] || continue
   if grep -q '^target = "wasm32-wasip2"' "$dir/Cargo.toml"; then
-    components+=(-p "$(basename "$dir")")
+    components+=("$(basename "$dir")")
   else
     packages+=(-p "$(basename "$dir")")
   fi
@@ -69,10 +69,9 @@ if [ "${#packages[@]}" -gt 0 ]; then
 fi
 if [ "${#components[@]}" -gt 0 ]; then
   rustup target add wasm32-wasip2 >/dev/null
-  cargo build --release --target wasm32-wasip2 "${components[@]}"
+  cargo build --release --target wasm32-wasip2 "${components[@]/#/--package=}"
   mkdir -p "$out"
   for package in "${components[@]}"; do
-    [ "$package" = -p ] && continue
     module="${package//-/_}.wasm"
     echo "build-udfs: Rust component udfs/$package -> $out/$module"
     cp "target/wasm32-wasip2/release/$module" "$out/$module"
