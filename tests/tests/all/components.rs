@@ -1,7 +1,7 @@
 //! UDFs as WebAssembly components (`wit/weir-udf.wit`): Python UDFs in a pipeline are exact, the same
 //! transform gives the same rows in Rust (core module and component), Python and JavaScript, every type
-//! crosses into each language and back, and a new Python version is picked up under `--reload`. The
-//! limits and sandbox are in `component_limits.rs`.
+//! crosses into each language and back, and a new Python or JavaScript version is picked up under
+//! `--reload`. The limits and sandbox are in `component_limits.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,53 +322,109 @@ fn a_transform_component_used_as_a_deserializer_is_refused_before_it_runs() {
     );
 }
 
-/// Builds a Python transform that copies `n` and adds `v` = `version` into `dir/<file>`, with the
-/// componentize-py that `.ci/install-guest-toolchains` installs.
-fn build_versioned_python(dir: &std::path::Path, version: i64, file: &str) -> std::path::PathBuf {
+/// The interpreted languages a component UDF can be written in, for the `--reload` test.
+#[derive(Clone, Copy, Debug)]
+enum Language {
+    Python,
+    JavaScript,
+}
+
+/// Builds a transform in `language` that copies `n` and adds `v` = `version` into `dir/<file>.v<version>`,
+/// with the toolchain that `.ci/install-guest-toolchains` installs.
+fn build_versioned(
+    language: Language,
+    dir: &std::path::Path,
+    version: i64,
+    file: &str,
+) -> std::path::PathBuf {
     let source = dir.join(format!("v{version}"));
     std::fs::create_dir_all(&source).unwrap();
-    std::fs::write(
-        source.join("app.py"),
-        format!(
-            "import weir_udf\nfrom weir_udf import Field, INT64\n\n\
-             class Versioned:\n    def init(self, config, schema):\n        \
-             return [Field('n', INT64), Field('v', INT64)]\n\n    \
-             def process(self, columns):\n        \
-             return {{'n': columns['n'], 'v': [{version}] * len(columns['n'])}}\n\n\
-             Transform = weir_udf.transform(Versioned)\n"
-        ),
-    )
-    .unwrap();
-    let home = std::env::var("HOME").unwrap();
-    let componentize_py =
-        std::path::Path::new(&home).join(".cache/weir/componentize-py-0.25.1/bin/componentize-py");
     let staged = dir.join(format!("{file}.v{version}"));
-    let status = std::process::Command::new(&componentize_py)
-        .current_dir(workspace())
-        .args(["-d", "wit", "-w", "transform-udf", "componentize", "app"])
-        .args(["-p", "guest-sdk/python", "-p"])
-        .arg(&source)
-        .arg("-o")
+    let home = std::path::PathBuf::from(std::env::var("HOME").unwrap());
+    let mut command = match language {
+        Language::Python => {
+            std::fs::write(
+                source.join("app.py"),
+                format!(
+                    "import weir_udf\nfrom weir_udf import Field, INT64\n\n\
+                     class Versioned:\n    def init(self, config, schema):\n        \
+                     return [Field('n', INT64), Field('v', INT64)]\n\n    \
+                     def process(self, columns):\n        \
+                     return {{'n': columns['n'], 'v': [{version}] * len(columns['n'])}}\n\n\
+                     Transform = weir_udf.transform(Versioned)\n"
+                ),
+            )
+            .unwrap();
+            let mut command = std::process::Command::new(
+                home.join(".cache/weir/componentize-py-0.25.1/bin/componentize-py"),
+            );
+            command
+                .args(["-d", "wit", "-w", "transform-udf", "componentize", "app"])
+                .args(["-p", "guest-sdk/python", "-p"])
+                .arg(&source)
+                .arg("-o");
+            command
+        }
+        Language::JavaScript => {
+            // ComponentizeJS resolves imports from the source's folder, so the kit goes beside it.
+            std::fs::copy(
+                workspace().join("guest-sdk/js/weir-udf.js"),
+                source.join("weir-udf.js"),
+            )
+            .unwrap();
+            std::fs::write(
+                source.join("app.js"),
+                format!(
+                    "import {{ weirTransform, field, INT64 }} from \"./weir-udf.js\";\n\
+                     class Versioned {{\n  \
+                     init(config, schema) {{ return [field(\"n\", INT64), field(\"v\", INT64)]; }}\n  \
+                     process(columns) {{ return {{ n: columns.n, v: columns.n.map(() => {version}n) }}; }}\n\
+                     }}\n\
+                     export const transform = weirTransform(Versioned);\n"
+                ),
+            )
+            .unwrap();
+            let mut command = std::process::Command::new("node");
+            command
+                .arg("scripts/componentize-js.mjs")
+                .arg(source.join("app.js"))
+                .arg("transform-udf");
+            command
+        }
+    };
+    let status = command
         .arg(&staged)
+        .current_dir(workspace())
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run .ci/install-guest-toolchains)",
-                componentize_py.display()
-            )
+            panic!("building {language:?}: {e} (run .ci/install-guest-toolchains)")
         });
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "building the {language:?} version {version}"
+    );
     staged
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_pipeline_reloads_a_new_python_version_between_batches() {
+    reloads_a_new_version(Language::Python).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_pipeline_reloads_a_new_javascript_version_between_batches() {
+    reloads_a_new_version(Language::JavaScript).await;
+}
+
+/// Runs version 1 of a `language` transform under `--reload`, swaps version 2 into its file, and checks
+/// that every record comes out once, by one version, with version 2 from some point on.
+async fn reloads_a_new_version(language: Language) {
     use super::reload::{run_with_reload, versioned_pipeline, wait_for_rows};
     let dir = scratch_dir();
     let (v1, v2) = std::thread::scope(|scope| {
-        let v1 = scope.spawn(|| build_versioned_python(&dir, 1, "versioned.wasm"));
-        let v2 = build_versioned_python(&dir, 2, "versioned.wasm");
+        let v1 = scope.spawn(|| build_versioned(language, &dir, 1, "versioned.wasm"));
+        let v2 = build_versioned(language, &dir, 2, "versioned.wasm");
         (v1.join().unwrap(), v2)
     });
     std::fs::rename(&v1, dir.join("versioned.wasm")).unwrap();
