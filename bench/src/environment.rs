@@ -5,6 +5,8 @@ use std::time::SystemTime;
 
 use weir_tests::Broker;
 
+use crate::variant::Variant;
+
 /// The broker to measure on: `KAFKA_BOOTSTRAP_SERVERS`, or a tansu started here; and its description.
 pub fn broker() -> (Broker, String) {
     match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
@@ -35,8 +37,8 @@ pub fn topic_prefix(what: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// Fails with the build command when the `weir` binary or a module of the example is missing.
-pub fn check_built() -> anyhow::Result<()> {
+/// Fails with the build command when the `weir` binary or a module the `variants` run is missing.
+pub fn check_built(variants: &[&Variant]) -> anyhow::Result<()> {
     let root = weir_tests::workspace();
     let weir = root.join("target/release/weir");
     anyhow::ensure!(
@@ -44,11 +46,11 @@ pub fn check_built() -> anyhow::Result<()> {
         "{} is missing: run `cargo build --release --bin weir`",
         weir.display()
     );
-    for module in ["json_transactions", "fraud_flagged", "filter"] {
+    for module in variants.iter().flat_map(|v| v.modules()) {
         let path = root.join(format!("target/wasm32-wasip1/release/{module}.wasm"));
         anyhow::ensure!(
             path.exists(),
-            "{} is missing: run `bash scripts/build-udfs.sh`",
+            "{} is missing: run `bash bench/run.sh`, or `bash scripts/build-udfs.sh`",
             path.display()
         );
     }

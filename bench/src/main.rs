@@ -178,7 +178,6 @@ fn suite(
     baseline: Option<&std::path::Path>,
     only: &[String],
 ) -> anyhow::Result<()> {
-    check_built()?;
     let variants: Vec<&Variant> = VARIANTS
         .iter()
         .filter(|v| only.is_empty() || only.iter().any(|name| v.name == name))
@@ -190,6 +189,7 @@ fn suite(
         let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
         anyhow::bail!("--only {unknown:?}: no such configuration; there are {names:?}");
     }
+    check_built(&variants)?;
     if let Some(baseline) = baseline {
         anyhow::ensure!(
             baseline.is_file(),

@@ -286,9 +286,6 @@ pub fn run_soaks(
     exact_only: bool,
     only: Option<SoakConfiguration>,
 ) -> anyhow::Result<()> {
-    check_built()?;
-    let prefix = topic_prefix("soak")?;
-    let mut soaks = Vec::new();
     let wanted = only.map_or(
         vec![
             SoakConfiguration::ExactlyOnce,
@@ -296,11 +293,18 @@ pub fn run_soaks(
         ],
         |one| vec![one],
     );
-    for variant in VARIANTS.iter().filter(|v| {
-        wanted
-            .iter()
-            .any(|configuration| configuration.variant_name() == v.name)
-    }) {
+    let variants: Vec<&Variant> = VARIANTS
+        .iter()
+        .filter(|v| {
+            wanted
+                .iter()
+                .any(|configuration| configuration.variant_name() == v.name)
+        })
+        .collect();
+    check_built(&variants)?;
+    let prefix = topic_prefix("soak")?;
+    let mut soaks = Vec::new();
+    for variant in variants {
         // A broker of its own per configuration (unless one is given): tansu keeps everything in memory,
         // ~7 GB for 50,000,000 records.
         let (broker, broker_words) = broker();

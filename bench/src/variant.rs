@@ -20,6 +20,9 @@ pub enum Decoder {
 pub enum Stages {
     /// The example's WebAssembly transforms, `fraud-flagged` and `filter`.
     Udf,
+    /// The example's transforms with `fraud-flagged` written in Python (`udfs/py-fraud-flagged`, a
+    /// component), as `examples/fraud/pipeline-python.toml` runs it: what a Python stage costs a pipeline.
+    PythonUdf,
     /// SQL stages: `where = "flag = 1"`, `select = ["name || surname AS id", "*"]`, `where = "count > 1"`
     /// (as `examples/fraud-window/pipeline-sql.toml`).
     Sql,
@@ -102,6 +105,14 @@ pub const VARIANTS: &[Variant] = &[
         metrics: false,
     },
     Variant {
+        name: "python fraud-flagged exactly-once",
+        decoder: Decoder::Wasm,
+        stages: Stages::PythonUdf,
+        delivery: Some("exactly-once"),
+        batch_records: None,
+        metrics: false,
+    },
+    Variant {
         name: "native json exactly-once",
         decoder: Decoder::NativeJson,
         stages: Stages::Udf,
@@ -151,6 +162,20 @@ impl Variant {
     /// The name without spaces or commas, for topics and files.
     pub fn slug(&self) -> String {
         self.name.replace(", ", "-").replace([' ', ','], "-")
+    }
+
+    /// The WebAssembly modules its pipeline loads, by file stem in `target/wasm32-wasip1/release`.
+    pub fn modules(&self) -> Vec<&'static str> {
+        let mut modules = Vec::new();
+        if self.decoder == Decoder::Wasm {
+            modules.push("json_transactions");
+        }
+        match self.stages {
+            Stages::Udf => modules.extend(["fraud_flagged", "filter"]),
+            Stages::PythonUdf => modules.extend(["py_fraud_flagged", "filter"]),
+            Stages::Sql | Stages::SqlJoin | Stages::SqlDedup => {}
+        }
+        modules
     }
 
     /// Writes this variant's pipeline file to `dir/pipeline.toml`, reading `input` and writing alerts to
@@ -217,6 +242,12 @@ impl Variant {
             edits.push((
                 "udf = \"../../target/wasm32-wasip1/release/filter.wasm\"\nconfig = { column = \"count\", greater_than = 1 }",
                 "where = \"count > 1\"".into(),
+            ));
+        }
+        if self.stages == Stages::PythonUdf {
+            edits.push((
+                "release/fraud_flagged.wasm",
+                "release/py_fraud_flagged.wasm".into(),
             ));
         }
         if self.stages == Stages::SqlDedup {
@@ -292,6 +323,19 @@ mod tests {
                 spec.deduplicate.is_some(),
                 variant.stages == Stages::SqlDedup
             );
+            for module in [
+                "json_transactions",
+                "fraud_flagged",
+                "py_fraud_flagged",
+                "filter",
+            ] {
+                assert_eq!(
+                    text.contains(&format!("release/{module}.wasm")),
+                    variant.modules().contains(&module),
+                    "{}: {module}",
+                    variant.name
+                );
+            }
             assert!(!variant.slug().contains([' ', ',']));
         }
     }

@@ -9,7 +9,8 @@
 // - wrong-type: returns strings in every column;
 // - overflow: returns 300 in an int8 column (as its second row);
 // - huge: returns 100,000 rows of 100-byte strings (10 MB);
-// - reject-odd: reports odd rows as row errors and passes the others through.
+// - reject-odd: reports odd rows as row errors and passes the others through;
+// - print: writes a line to stdout and one to stderr, then passes its input through.
 
 import { weirTransform, field, Output, INT8, UTF8 } from "../../guest-sdk/js/weir-udf.js";
 
@@ -47,6 +48,10 @@ class Hostile {
         const errors = [...Array(rows).keys()].filter((row) => row % 2 === 1).map((row) => [row, `row ${row} is odd`]);
         return new Output(out, errors);
       }
+      case "print":
+        console.log("hello from javascript");
+        console.error("and from stderr");
+        return columns;
       default:
         return columns;
     }

@@ -15,6 +15,7 @@ use crate::generator::{generate, Pace};
 use crate::measure::Expected;
 use crate::report::thousands;
 use crate::report::Setting;
+use crate::variant::VARIANTS;
 
 /// What every run shares.
 pub struct GroupRuns<'a> {
@@ -111,7 +112,7 @@ pub fn measure_groups(
     most: usize,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    check_built()?;
+    check_built(&[&VARIANTS[0]])?;
     let weir = weir_tests::weir_binary();
     let (broker, broker_words) = broker();
     let prefix = topic_prefix("group")?;

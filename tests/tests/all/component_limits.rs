@@ -259,3 +259,59 @@ fn an_instance_that_leaks_memory_is_replaced_before_it_reaches_the_cap() {
         assert_eq!(output.batch, batch);
     }
 }
+
+#[test]
+fn what_a_component_prints_reaches_the_hosts_log_named_by_its_udf() {
+    let dir = scratch_dir();
+    let input = dir.join("rows.jsonl");
+    std::fs::write(&input, "{\"n\": 1, \"name\": \"a\"}\n").unwrap();
+    for (language, greeting) in [("py", "hello from python"), ("js", "hello from javascript")] {
+        let module = udf_module(&format!("{language}_hostile"));
+        let output = weir_command()
+            .args(["udf", "test"])
+            .arg(&module)
+            .arg("--input")
+            .arg(&input)
+            .args(["--input-schema", "n BIGINT, name STRING"])
+            .args(["--config", r#"{"misbehave": "print"}"#])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{language}: {stderr}");
+        for line in [greeting, "and from stderr"] {
+            let logged = stderr
+                .lines()
+                .find(|l| l.contains(line))
+                .unwrap_or_else(|| panic!("{language}: `{line}` is not in the log: {stderr}"));
+            assert!(
+                logged.contains("weir::udf") && logged.contains(&format!("{language}_hostile")),
+                "{language}: {logged}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_component_importing_anything_but_wasi_is_refused_at_load_time() {
+    let dir = scratch_dir();
+    let module = wat_module(
+        &dir,
+        "foreign",
+        r#"(component
+             (import "acme:net/sockets@1.0.0" (instance (export "connect" (func))))
+             (instance $udf)
+             (export "weir:udf/transform@1.0.0" (instance $udf)))"#,
+    );
+    let error = refused(UdfRuntime::new().unwrap().load(
+        &UdfSpec::new(module),
+        Kind::Transform,
+        sample().schema(),
+    ));
+    let message = error.to_string();
+    assert!(message.contains("foreign.wasm"), "{message}");
+    assert!(
+        message.contains("acme:net/sockets@1.0.0")
+            && message.contains("a Weir component may import only WASI 0.2"),
+        "{message}"
+    );
+}

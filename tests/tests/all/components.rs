@@ -329,6 +329,28 @@ enum Language {
     JavaScript,
 }
 
+#[test]
+fn a_component_built_for_another_major_version_of_the_world_is_refused_before_it_runs() {
+    let dir = scratch_dir();
+    let module = wat_module(
+        &dir,
+        "future",
+        r#"(component
+             (instance $udf)
+             (export "weir:udf/transform@2.0.0" (instance $udf)))"#,
+    );
+    let error = refused(UdfRuntime::new().unwrap().load(
+        &UdfSpec::new(module),
+        Kind::Transform,
+        sample().schema(),
+    ));
+    assert_eq!(
+        error.cause.to_string(),
+        "the component is built for the Weir UDF world weir:udf@2.0.0 (export `weir:udf/transform@2.0.0`), \
+         but this host supports weir:udf@1.x; rebuild it against a matching wit/weir-udf.wit"
+    );
+}
+
 /// Builds a transform in `language` that copies `n` and adds `v` = `version` into `dir/<file>.v<version>`,
 /// with the toolchain that `.ci/install-guest-toolchains` installs.
 fn build_versioned(
