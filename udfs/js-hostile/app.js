@@ -10,7 +10,9 @@
 // - overflow: returns 300 in an int8 column (as its second row);
 // - huge: returns 100,000 rows of 100-byte strings (10 MB);
 // - reject-odd: reports odd rows as row errors and passes the others through;
-// - print: writes a line to stdout and one to stderr, then passes its input through.
+// - print: writes a line to stdout and one to stderr, then passes its input through;
+// - return: returns one column `v` of the config's `type` (a type's tag, such as "int64") holding the
+//   JavaScript expression in `values` (e.g. "[1, 2n, null]"), to test how the kit takes and checks values.
 
 import { weirTransform, field, Output, INT8, UTF8 } from "../../guest-sdk/js/weir-udf.js";
 
@@ -20,6 +22,10 @@ class Hostile {
     if (this.how === "raise-in-init") throw new RangeError("init refused on purpose");
     if (this.how === "huge") return [field("seen", UTF8)];
     if (this.how === "overflow") return [field("small", INT8)];
+    if (this.how === "return") {
+      this.values = (0, eval)(config.values);
+      return [field("v", { tag: config.type })];
+    }
     return schema;
   }
 
@@ -48,6 +54,8 @@ class Hostile {
         const errors = [...Array(rows).keys()].filter((row) => row % 2 === 1).map((row) => [row, `row ${row} is odd`]);
         return new Output(out, errors);
       }
+      case "return":
+        return { v: this.values };
       case "print":
         console.log("hello from javascript");
         console.error("and from stderr");

@@ -315,3 +315,148 @@ fn a_component_importing_anything_but_wasi_is_refused_at_load_time() {
         "{message}"
     );
 }
+
+/// What the JavaScript kit makes of `values` (a JavaScript expression) returned in a column of `type`.
+fn javascript_returns(r#type: &str, values: &str) -> Result<ArrayRef, UdfError> {
+    let spec = UdfSpec::new(udf_module("js_hostile")).with_config(serde_json::json!({
+        "misbehave": "return", "type": r#type, "values": values
+    }));
+    let stage = UdfRuntime::new()
+        .unwrap()
+        .load(&spec, Kind::Transform, sample().schema())?;
+    let output = stage.process(&sample(), "")?;
+    Ok(output.batch.column(0).clone())
+}
+
+#[test]
+fn the_javascript_kit_takes_every_value_a_column_can_hold_and_refuses_the_rest() {
+    use arrow_array::{BooleanArray, Float32Array, Int32Array, UInt64Array};
+    let accepted: [(&str, &str, ArrayRef); 6] = [
+        (
+            "int64",
+            "[1, 2n, null, undefined, -(2n ** 63n)]",
+            Arc::new(Int64Array::from(vec![
+                Some(1),
+                Some(2),
+                None,
+                None,
+                Some(i64::MIN),
+            ])),
+        ),
+        (
+            "uint64",
+            "[0n, 2n ** 64n - 1n, 5]",
+            Arc::new(UInt64Array::from(vec![0, u64::MAX, 5])),
+        ),
+        (
+            "int32",
+            "[1, null, -0, 2147483647, -2147483648]",
+            Arc::new(Int32Array::from(vec![
+                Some(1),
+                None,
+                Some(0),
+                Some(i32::MAX),
+                Some(i32::MIN),
+            ])),
+        ),
+        (
+            "float32",
+            "[0.1, null, 1.5, -2]",
+            Arc::new(Float32Array::from(vec![
+                Some(0.1),
+                None,
+                Some(1.5),
+                Some(-2.0),
+            ])),
+        ),
+        (
+            "boolean",
+            "[true, false, null]",
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ),
+        (
+            "utf8",
+            "['a', null, 'é', '']",
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("é"),
+                Some(""),
+            ])),
+        ),
+    ];
+    for (r#type, values, expected) in accepted {
+        let column = javascript_returns(r#type, values).unwrap_or_else(|e| panic!("{values}: {e}"));
+        assert_eq!(&column, &expected, "{type} {values}");
+    }
+    // (type, values, how the error ends)
+    let refused_values = [
+        (
+            "int32",
+            "[1, 2n]",
+            "a bigint at row 1 of column `v`, which takes a whole number or null",
+        ),
+        (
+            "int32",
+            "[1, '5']",
+            "a string at row 1 of column `v`, which takes a whole number or null",
+        ),
+        (
+            "int32",
+            "[true]",
+            "a boolean at row 0 of column `v`, which takes a whole number or null",
+        ),
+        (
+            "int32",
+            "[1.5]",
+            "a number at row 0 of column `v`, which takes a whole number or null",
+        ),
+        (
+            "int8",
+            "[127, 128]",
+            "128 at row 1 of column `v`, which does not fit int8",
+        ),
+        (
+            "int64",
+            "[1n, 2 ** 63]",
+            "9223372036854775808 at row 1 of column `v`, which does not fit int64",
+        ),
+        (
+            "int64",
+            "[1n, null, 'x']",
+            "a string at row 2 of column `v`, which takes bigint or null",
+        ),
+        (
+            "uint64",
+            "[-1n]",
+            "-1 at row 0 of column `v`, which does not fit uint64",
+        ),
+        (
+            "float64",
+            "[1, 'x']",
+            "a string at row 1 of column `v`, which takes number or null",
+        ),
+        (
+            "boolean",
+            "[true, 1]",
+            "a number at row 1 of column `v`, which takes boolean or null",
+        ),
+        (
+            "utf8",
+            "['a', 5]",
+            "a number at row 1 of column `v`, which takes string or null",
+        ),
+        (
+            "binary",
+            "[new Uint8Array(1), 'x']",
+            "a string at row 1 of column `v`, which takes Uint8Array or null",
+        ),
+    ];
+    for (r#type, values, ending) in refused_values {
+        let text = refused(javascript_returns(r#type, values)).to_string();
+        assert!(
+            text.ends_with(&format!("the UDF reported: process returned {ending}")),
+            "{type} {values}: {text}"
+        );
+    }
+}
