@@ -60,8 +60,11 @@ pub fn generate(bootstrap: &str, topic: &str, n: u64, pace: Pace) -> anyhow::Res
     let mut producer = CheckedProducer::new(
         ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
-            // Bulk: large batches. Paced: send each record promptly, as a live source would.
-            .set("linger.ms", if rate.is_some() { "1" } else { "20" })
+            // Bulk: large batches. Paced: small batches sent promptly, as a live source would. At 1 ms, tansu
+            // spent 125% CPU on the many small requests at 50,000 records/s and acknowledged them up to
+            // 0.8 s late, so the latency figures measured the broker's backlog; at 10 ms it spends about 20%
+            // (docs/benchmarks.md, "Where the latency came from").
+            .set("linger.ms", if rate.is_some() { "10" } else { "20" })
             .set("batch.size", "1000000")
             .set("queue.buffering.max.messages", "1000000"),
         &format!("the workload for {topic} at {bootstrap}"),
