@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::fetch_wait::{FetchProbe, PartitionWait};
 use crate::generator::{generate, Pace};
 use crate::measure::{AlertWatch, Ending, Exactness, Expected, Run};
 use crate::variant::Variant;
@@ -41,6 +42,8 @@ pub struct Latency {
     pub exactness: Exactness,
     /// Peak RSS of the pipeline, KiB.
     pub peak_rss_kib: u64,
+    /// What the broker made a bare consumer beside the pipeline wait, per input partition.
+    pub fetch_waits: Vec<PartitionWait>,
 }
 
 /// The pipeline's watermark delay (`examples/fraud-window`: `delay = "5s"`).
@@ -76,14 +79,21 @@ pub fn measure_latency(
             }
             .measure(watch)
         });
-        let generated = wait_until_ready(&log, &running)
-            .and_then(|()| generate(bootstrap, input, n, Pace::RateTimed(rate)));
+        let probe = wait_until_ready(&log, &running).and_then(|()| {
+            let partitions = weir::internal::workload::PARTITIONS;
+            FetchProbe::start(bootstrap, (input, partitions), &source_kafka(&pipeline)?)
+        });
+        let generated = probe
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .and_then(|_| generate(bootstrap, input, n, Pace::RateTimed(rate)));
         let run = running
             .join()
             .map_err(|_| anyhow::anyhow!("the measured run panicked"))?;
-        anyhow::Ok((run?, generated?))
+        let fetch_waits = probe.and_then(FetchProbe::finish);
+        anyhow::Ok((run?, generated?, fetch_waits?))
     });
-    let (run, generated) = run?;
+    let (run, generated, fetch_waits) = run?;
     let mut delays: Vec<Duration> = Vec::new();
     let mut slowest: Option<(Duration, i64)> = None;
     let mut seen = std::collections::BTreeSet::new();
@@ -119,7 +129,23 @@ pub fn measure_latency(
             .map(|(_, end)| (end - weir::internal::workload::BASE_TS) as f64 / 1000.0),
         exactness: run.exactness,
         peak_rss_kib: run.peak_rss_kib,
+        fetch_waits,
     })
+}
+
+/// The `kafka.*` options of the pipeline file's source, for a consumer that should fetch as it does.
+fn source_kafka(pipeline: &Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(pipeline)
+        .with_context(|| format!("reading {}", pipeline.display()))?;
+    let dir = pipeline.parent().unwrap_or(Path::new("."));
+    let spec = weir::config::parse(&text, &pipeline.display().to_string(), dir, "bench", |_| {
+        None
+    })?;
+    let kafka = spec
+        .source
+        .kafka()
+        .context("the pipeline's source is not Kafka")?;
+    Ok(kafka.kafka.clone())
 }
 
 /// Waits until the pipeline has its partitions assigned (its log says "source ready"), so the first

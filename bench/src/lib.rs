@@ -20,6 +20,7 @@
 
 pub mod ceiling;
 pub mod environment;
+pub mod fetch_wait;
 pub mod footprint;
 pub mod generator;
 pub mod group;

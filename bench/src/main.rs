@@ -299,6 +299,9 @@ fn suite(
             measured.slowest_window_s.map_or("-".into(), |s| format!("{s:.0}")),
             measured.exactness
         );
+        for wait in &measured.fetch_waits {
+            println!("latency: {}", report::fetch_wait_words(wait));
+        }
         latency.push(measured);
     }
 

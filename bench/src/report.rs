@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::fetch_wait::PartitionWait;
 use crate::latency::Latency;
 use crate::measure::{Exactness, RunMeasure};
 
@@ -191,8 +192,43 @@ pub fn markdown(setting: &Setting, samples: &[Sample], latency: &[Latency]) -> S
                 l.peak_rss_kib as f64 / 1024.0
             );
         }
+        out.push_str(
+            "\nWhat the broker made a bare consumer beside the pipeline wait, from each record's produce \
+             timestamp to its poll (src/fetch_wait.rs): when it is as late as the alerts, the broker is \
+             the delay.\n\n\
+             | configuration | partition | records | p50 | p99 | max | largest gap between receipts |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for l in latency {
+            for w in &l.fetch_waits {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} ms | {} ms | {} ms | {} ms |",
+                    l.variant,
+                    w.partition,
+                    thousands(w.records as f64),
+                    w.p50.as_millis(),
+                    w.p99.as_millis(),
+                    w.max.as_millis(),
+                    w.largest_gap.as_millis()
+                );
+            }
+        }
     }
     out
+}
+
+/// One partition's fetch waits in a line, for the progress output.
+pub fn fetch_wait_words(wait: &PartitionWait) -> String {
+    format!(
+        "a bare consumer's wait on partition {}: p50 {} ms, p99 {} ms, max {} ms over {} records; largest gap between receipts {} ms",
+        wait.partition,
+        wait.p50.as_millis(),
+        wait.p99.as_millis(),
+        wait.max.as_millis(),
+        wait.records,
+        wait.largest_gap.as_millis()
+    )
 }
 
 fn exactness_word(e: &Exactness) -> String {
