@@ -18,14 +18,7 @@ pub fn consume_only(
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<(u64, Duration)> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "weir-bench-ceiling")
-        .set("enable.auto.commit", "false");
-    for (key, value) in weir::internal::CONSUMER_DEFAULTS {
-        config.set(*key, *value);
-    }
+    let config = assigned_consumer_config(bootstrap, "weir-bench-ceiling");
     let started = Instant::now();
     let consumer: BaseConsumer = config
         .create()
@@ -68,4 +61,18 @@ pub fn consume_only(
         }
     }
     Ok((count, started.elapsed()))
+}
+
+/// The configuration of a bench consumer that reads as Weir's source does: assigned partitions (the group
+/// id is only a name), nothing committed, Weir's consumer defaults.
+pub(crate) fn assigned_consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    for (key, value) in weir::internal::CONSUMER_DEFAULTS {
+        config.set(*key, *value);
+    }
+    config
 }

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+
+use crate::ceiling::assigned_consumer_config;
 
 /// The waits of one partition's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +52,7 @@ impl FetchProbe {
         (topic, partitions): (&str, i32),
         kafka: &BTreeMap<String, String>,
     ) -> anyhow::Result<FetchProbe> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "weir-bench-fetch-probe")
-            .set("enable.auto.commit", "false");
-        for (key, value) in weir::internal::CONSUMER_DEFAULTS {
-            config.set(*key, *value);
-        }
+        let mut config = assigned_consumer_config(bootstrap, "weir-bench-fetch-probe");
         for (key, value) in kafka.iter().filter(|(key, _)| *key != "bootstrap.servers") {
             config.set(key, value);
         }
